@@ -1,0 +1,410 @@
+//! `bianmin-bench`: measures the raw limits of NATS JetStream and PostgreSQL on this machine,
+//! then runs the engine (`bianmin serve`, as a child process) under a seeded simulated city
+//! against the same servers, and reports the engine's figures as ratios to those limits.
+//!
+//! ```text
+//! cargo run --release -p benches --bin bianmin-bench -- --quick      # < 1 min smoke run
+//! cargo run --release -p benches --bin bianmin-bench -- --full --requests 100000
+//! ```
+//!
+//! # Layout
+//! - [`raw`]: the raw limits (OCC appends, ordered replay, batched upserts).
+//! - [`cpu`]: CPU time per process during the load (which one binds).
+//! - [`city`]: the seeded simulated city and each request's lifecycle.
+//! - [`serve`]: `bianmin serve` as a child process (config, readiness, RSS, stop).
+//! - [`load`]: lifecycles over NATS and HTTP, projection lag, history and dashboard reads.
+//! - [`rebuild`]: rebuilding every projection from the log.
+//! - [`report`]: the table and the JSON written to `--out` (default `target/bench`).
+//! - [`stats`]: latency percentiles and throughput.
+//! - [`scratch`]: the run's scratch database and names, removed at the end.
+
+mod city;
+mod cpu;
+mod load;
+mod raw;
+mod rebuild;
+mod report;
+mod scratch;
+mod serve;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use report::{EngineFigures, Machine, Report};
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bianmin-bench",
+    about = "Benchmarks Bianmin against raw NATS and PostgreSQL limits"
+)]
+struct Args {
+    /// Small counts; finishes in under a minute (the CI smoke run).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// Large counts, for the README's performance section.
+    #[arg(long)]
+    full: bool,
+    /// Requests the simulated city submits (default: 1,500 quick, 1,000,000 full).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// NATS server (JetStream enabled).
+    #[arg(
+        long,
+        env = "BIANMIN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// PostgreSQL URL of a database the harness may create scratch databases from.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pg_url: String,
+    /// Directory the JSON reports are written to.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Measure only the raw limits.
+    #[arg(long)]
+    raw_only: bool,
+    /// The `bianmin` binary (default: next to this one, e.g. target/release/bianmin).
+    #[arg(long)]
+    bianmin: Option<PathBuf>,
+    /// Requests whose lifecycles run at once on each edge.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Seed of the simulated city.
+    #[arg(long, default_value_t = 12345)]
+    seed: u64,
+}
+
+/// The counts a mode runs with.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    raw_appends: usize,
+    raw_rows: usize,
+    requests: u64,
+}
+
+impl Args {
+    fn mode(&self) -> &'static str {
+        if self.full { "full" } else { "quick" }
+    }
+
+    fn scale(&self) -> Scale {
+        let (raw_appends, raw_rows, requests) = if self.full {
+            (200_000, 1_000_000, 1_000_000)
+        } else {
+            (60_000, 150_000, 1_500)
+        };
+        Scale {
+            raw_appends,
+            raw_rows,
+            requests: self.requests.unwrap_or(requests),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scale = args.scale();
+    let tag = scratch::run_tag();
+    eprintln!("bianmin-bench: {} mode, run {tag}, {scale:?}", args.mode());
+
+    let client = async_nats::ConnectOptions::new()
+        .name("bianmin-bench")
+        .connect(&args.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let machine = Machine {
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        cpu_model: cpu_model(),
+        nats_server: client.server_info().version,
+        postgres: scratch::postgres_version(&args.pg_url).await?,
+    };
+    let db = scratch::ScratchDb::create(&args.pg_url, &tag).await?;
+    let outcome = run(&args, scale, &tag, &client, &db, machine).await;
+    if let Err(e) = db.drop_now().await {
+        eprintln!("warning: scratch database not dropped: {e:#}");
+    }
+    let report = outcome?;
+    println!("{}", report.table());
+    let path = report.write_json(&args.out)?;
+    eprintln!("report written to {}", path.display());
+    Ok(())
+}
+
+async fn run(
+    args: &Args,
+    scale: Scale,
+    tag: &str,
+    client: &async_nats::Client,
+    db: &scratch::ScratchDb,
+    machine: Machine,
+) -> anyhow::Result<Report> {
+    eprintln!(
+        "measuring raw limits ({} appends, {} upserts)...",
+        scale.raw_appends, scale.raw_rows
+    );
+    let raw = raw::measure(client, &db.url, tag, scale.raw_appends, scale.raw_rows).await?;
+    let mut notes = Vec::new();
+    if raw.occ_conflicts > 0 {
+        notes.push(format!(
+            "{} raw appends hit an unexpected OCC conflict",
+            raw.occ_conflicts
+        ));
+    }
+    if args.raw_only {
+        notes.push("engine workloads skipped (--raw-only)".into());
+    }
+    let engine = if args.raw_only {
+        None
+    } else {
+        match engine_phase(args, scale, tag, client, db, &mut notes).await {
+            Ok(figures) => Some(figures),
+            Err(e) => {
+                notes.push(format!("engine workloads failed: {e:#}"));
+                None
+            }
+        }
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    let mut names = js.stream_names();
+    let mut ours = Vec::new();
+    while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
+        if name.contains(tag) {
+            ours.push(name);
+        }
+    }
+    for name in ours {
+        js.delete_stream(&name).await.ok();
+    }
+    let mut report = Report {
+        mode: args.mode().into(),
+        run_tag: tag.into(),
+        machine,
+        raw,
+        engine,
+        targets: Vec::new(),
+        notes,
+    };
+    report.check_targets();
+    Ok(report)
+}
+
+/// Starts `bianmin serve`, loads it over NATS then HTTP, reads history and dashboards, stops
+/// it, and rebuilds the projections. Parts that cannot run are noted and skipped.
+async fn engine_phase(
+    args: &Args,
+    scale: Scale,
+    tag: &str,
+    client: &async_nats::Client,
+    db: &scratch::ScratchDb,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<EngineFigures> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let city = city::City::generate(args.seed)?;
+    let binary = args.bianmin.clone().or_else(serve::find_binary).ok_or_else(|| {
+        anyhow::anyhow!("no `bianmin` binary next to this one; run `cargo build --release -p engine-service` or pass --bianmin")
+    })?;
+    let settings = serve::ServeSettings {
+        binary,
+        nats_url: args.nats_url.clone(),
+        database_url: db.url.clone(),
+        stream: format!("BIANMIN_BENCH_{tag}"),
+        subject_prefix: format!("bmbench{tag}"),
+        directory_toml: city.directory_toml.clone(),
+    };
+    eprintln!(
+        "starting bianmin serve ({} streets, {} grids, {} catalogue items)...",
+        city.grids
+            .iter()
+            .map(|g| &g.street)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        city.grids.len(),
+        city.items.len()
+    );
+    let mut engine = serve::Serve::start(&settings).await?;
+    let mut figures = EngineFigures {
+        requests: scale.requests,
+        ..EngineFigures::default()
+    };
+
+    let js = async_nats::jetstream::new(client.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let lag = tokio::spawn(load::sample_lag(
+        js,
+        settings.stream.clone(),
+        db.url.clone(),
+        std::time::Duration::from_millis(50),
+        stop.clone(),
+    ));
+
+    let nats = load::Edge::Nats {
+        client: client.clone(),
+        prefix: settings.subject_prefix.clone(),
+    };
+    let http_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.in_flight)
+        .build()?;
+    let http = load::Edge::Http {
+        client: http_client.clone(),
+        base_url: engine.base_url.clone(),
+    };
+    let half = scale.requests / 2;
+    let cpu_before = cpu::snapshot(engine.pid());
+    let started = std::time::Instant::now();
+    eprintln!(
+        "loading over NATS ({half} requests, {} in flight)...",
+        args.in_flight
+    );
+    let over_nats = load::drive(&nats, &city, tag, 0..half, args.in_flight).await;
+    eprintln!("loading over HTTP ({} requests)...", scale.requests - half);
+    let over_http = load::drive(&http, &city, tag, half..scale.requests, args.in_flight).await;
+    let load_time = started.elapsed();
+    figures.load_cpu = cpu::shares(
+        &cpu_before,
+        &cpu::snapshot(engine.pid()),
+        load_time.as_secs_f64(),
+    );
+    stop.store(true, Ordering::Relaxed);
+
+    for (edge, outcome) in [("NATS", &over_nats), ("HTTP", &over_http)] {
+        if outcome.error_count() > 0 {
+            let codes: Vec<String> = outcome
+                .errors
+                .iter()
+                .map(|(c, n)| format!("{c} x{n}"))
+                .collect();
+            notes.push(format!(
+                "{edge}: {} failed commands: {}",
+                outcome.error_count(),
+                codes.join(", ")
+            ));
+        }
+    }
+    if over_nats.commands > 0 {
+        figures.nats_commands = over_nats.throughput;
+        figures.nats_latency = over_nats.latency.summary();
+    }
+    if over_http.commands > 0 {
+        figures.http_commands = over_http.throughput;
+        figures.http_latency = over_http.latency.summary();
+    }
+    let commands = over_nats.commands + over_http.commands;
+    let events = over_nats.events + over_http.events;
+    figures.commands = Some(stats::Throughput::new(commands, load_time));
+    figures.events = Some(stats::Throughput::new(events, load_time));
+    figures.command_errors = over_nats.error_count() + over_http.error_count();
+
+    match lag.await {
+        Ok(Ok(samples)) if samples.len() > 0 => figures.projection_lag = samples.summary(),
+        Ok(Ok(_)) => notes.push("projection lag: the projector never caught up with the log head (is it running in serve?)".into()),
+        Ok(Err(e)) => notes.push(format!("projection lag not measured: {e:#}")),
+        Err(e) => notes.push(format!("projection lag sampler failed: {e}")),
+    }
+
+    let completed: Vec<uuid::Uuid> = over_nats
+        .completed
+        .iter()
+        .chain(&over_http.completed)
+        .copied()
+        .collect();
+    let supervisor = "centre-supervisor;supervisor";
+    let history_paths: Vec<String> = completed
+        .iter()
+        .take(if args.full { 2000 } else { 200 })
+        .map(|id| format!("/api/v1/requests/{id}/history"))
+        .collect();
+    let (history, failures, mean) = load::read_many(
+        &http_client,
+        &engine.base_url,
+        &history_paths,
+        supervisor,
+        1,
+    )
+    .await;
+    figures.history = history.summary();
+    figures.history_events_mean = mean;
+    if failures > 0 {
+        notes.push(format!(
+            "history: {failures} of {} reads failed",
+            history_paths.len()
+        ));
+    }
+
+    let street = city.grids[0].street.clone();
+    let dashboards = [
+        "/api/v1/stats".to_string(),
+        format!("/api/v1/stats?street={street}"),
+        "/api/v1/stats?department=urban-management".into(),
+        "/api/v1/stats?channel=hotline".into(),
+        "/api/v1/rankings/departments".into(),
+        "/api/v1/overdue?limit=50".into(),
+        "/api/v1/due-soon?limit=50".into(),
+        "/api/v1/worklists/departments/urban-management?limit=50".into(),
+    ];
+    let rounds = if args.full { 50 } else { 10 };
+    let dashboard_paths: Vec<String> = (0..rounds)
+        .flat_map(|_| dashboards.iter().cloned())
+        .collect();
+    let (dashboard, failures, _) = load::read_many(
+        &http_client,
+        &engine.base_url,
+        &dashboard_paths,
+        supervisor,
+        1,
+    )
+    .await;
+    figures.dashboard = dashboard.summary();
+    if failures > 0 {
+        notes.push(format!(
+            "dashboard: {failures} of {} queries failed",
+            dashboard_paths.len()
+        ));
+    }
+
+    figures.peak_rss_mib = engine.peak_rss_mib();
+    if !engine.is_running() {
+        notes.push(format!(
+            "bianmin serve exited during the run: {}",
+            engine.log_tail()
+        ));
+    }
+    engine.stop().await?;
+
+    eprintln!("rebuilding projections from the log...");
+    match rebuild::rebuild_all(client, &settings.stream, &db.url).await {
+        Ok(rebuilt) => {
+            figures.rebuild = Some(rebuilt.events);
+            figures.supervisor_commits = rebuilt.supervisor_commits;
+            for (name, t) in rebuilt.per_projector {
+                notes.push(format!(
+                    "rebuild of projector `{name}`: {:.0} events/s ({} events in {:.2} s)",
+                    t.per_second, t.ops, t.seconds
+                ));
+            }
+        }
+        Err(e) => notes.push(format!("rebuild failed: {e:#}")),
+    }
+    Ok(figures)
+}
+
+/// The CPU model name from `/proc/cpuinfo` ("unknown" elsewhere).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

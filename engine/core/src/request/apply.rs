@@ -1,0 +1,303 @@
+//! `Request::apply`: folds one recorded event into the state. No rules: events are facts.
+
+use std::collections::BTreeMap;
+
+use schemas::{Disposition, Event, EventEnvelope, EventKind};
+
+use super::{
+    AppealState, Applied, ClassificationState, Firing, Handling, Intake, RatingState, Referral,
+    ReplyState, Request, Stage, Summoned, UpwardReport, Whistle,
+};
+
+impl Request {
+    /// Folds one recorded fact into the state. Never fails; events are trusted facts of this
+    /// request, applied in version order.
+    pub fn apply(&mut self, envelope: &EventEnvelope) {
+        if !envelope.event.kind().is_request_event() {
+            // Reference-data and digest events live on their own streams, never a request's.
+            return;
+        }
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::RequestReceived(e) => {
+                self.intake = Some(Intake {
+                    channel: e.channel,
+                    external_id: e.external_id.clone(),
+                    contact_ref: e.contact_ref.clone(),
+                    anonymous: e.anonymous,
+                    confidential: e.confidential,
+                    no_reply_requested: e.no_reply_requested,
+                    location: e.location.clone(),
+                    priority_lanes: e.priority_lanes.clone(),
+                    kind: e.kind,
+                    received_at: at,
+                    accept_due_at: e.accept_due_at,
+                });
+                self.stage = Stage::Received;
+            }
+            Event::RequestAccepted(e) => {
+                self.owner = Some(e.owner.clone());
+                self.stage = Stage::Accepted;
+            }
+            Event::RequestDeclined(e) => {
+                self.disposition = Some(e.disposition);
+                self.stage = match e.disposition {
+                    Disposition::EmergencyTransfer => Stage::TransferredEmergency,
+                    Disposition::DuplicateNoNewFacts => Stage::LinkedDuplicate,
+                    _ => Stage::NotAccepted,
+                };
+            }
+            Event::RequestClassified(e) => {
+                let first = self
+                    .classification
+                    .as_ref()
+                    .map(|c| c.first_classified_at)
+                    .unwrap_or(at);
+                self.classification = Some(ClassificationState {
+                    catalogue_item: e.catalogue_item.clone(),
+                    category: e.category.clone(),
+                    request_type: e.request_type,
+                    urgency: e.urgency,
+                    handling_mode: e.handling_mode,
+                    departments: e.departments.clone(),
+                    escalation_chain: e.escalation_chain.clone(),
+                    first_classified_at: first,
+                });
+                self.deadlines = Some(e.deadlines.clone());
+                if self.stage == Stage::Accepted {
+                    self.stage = Stage::Classified;
+                }
+            }
+            Event::DirectHandlingStarted(_) => {
+                self.handling = Some(Handling::Direct);
+                self.stage = Stage::DirectHandling;
+            }
+            Event::ProxyHandlingStarted(e) => {
+                self.handling = Some(Handling::Proxy {
+                    department: e.department.clone(),
+                });
+                self.stage = Stage::ProxyHandling;
+            }
+            Event::ReferredToDepartment(e) => {
+                self.handling = Some(Handling::Referral(Referral {
+                    lead: e.lead_department.clone(),
+                    assisting: e.assisting_departments.clone(),
+                    number: e.referral_number,
+                    sign_off_due_at: e.sign_off_due_at,
+                    return_window_ends_at: e.return_window_ends_at,
+                    signed: false,
+                    returned_by: None,
+                    locked: false,
+                    assistance_reported: Default::default(),
+                }));
+                self.stage = Stage::Dispatched;
+            }
+            Event::ReferralSignedFor(_) => {
+                if let Some(Handling::Referral(r)) = &mut self.handling {
+                    r.signed = true;
+                }
+                self.stage = Stage::SignedFor;
+            }
+            Event::ReferralReturned(e) => {
+                if let Some(Handling::Referral(r)) = &mut self.handling {
+                    r.returned_by = Some(e.department.clone());
+                }
+                self.stage = Stage::ReturnRequested;
+            }
+            Event::ReturnRejected(_) => {
+                if let Some(Handling::Referral(r)) = &mut self.handling {
+                    r.returned_by = None;
+                    r.locked = true;
+                    r.signed = true;
+                }
+                self.stage = Stage::SignedFor;
+            }
+            Event::ResidentContacted(_) => {
+                self.contacted = true;
+                self.stage = Stage::Contacted;
+            }
+            Event::HandlingStarted(_) => self.stage = Stage::InProgress,
+            Event::ProgressNoted(_) => self.progress_notes += 1,
+            Event::AssistanceReported(e) => {
+                if let Some(Handling::Referral(r)) = &mut self.handling {
+                    r.assistance_reported.insert(e.department.clone());
+                }
+            }
+            Event::ExtensionRequested(e) => self.extensions.pending = Some(e.working_days),
+            Event::ExtensionGranted(e) => {
+                let days = self.extensions.pending.take().unwrap_or(0);
+                self.extensions.granted += 1;
+                self.extensions.granted_working_days += days;
+                if let Some(d) = &mut self.deadlines {
+                    d.completion_due_at = e.new_due_at;
+                    d.remind_at = e.remind_at;
+                    d.warn_at = e.warn_at;
+                }
+            }
+            Event::ExtensionDenied(_) => self.extensions.pending = None,
+            Event::ClockPaused(_) => self.paused_since = Some(at),
+            Event::ClockResumed(e) => {
+                self.paused_since = None;
+                if let Some(d) = &mut self.deadlines {
+                    d.completion_due_at = e.new_due_at;
+                    d.remind_at = e.remind_at;
+                    d.warn_at = e.warn_at;
+                }
+            }
+            Event::TerminationRequested(_) => self.stage = Stage::TerminationPending,
+            Event::TerminationApproved(_) => {}
+            Event::TerminationDenied(_) => self.stage = Stage::InProgress,
+            Event::ReportedUpward(e) => self.upward.push(UpwardReport {
+                report_id: e.report_id,
+                level: e.level,
+                open: true,
+                acknowledged: false,
+            }),
+            Event::UpwardFeedbackReceived(e) => {
+                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id)
+                    && super::decide::feedback_closes(e.kind)
+                {
+                    r.open = false;
+                }
+            }
+            Event::UpwardAcknowledged(e) => {
+                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id) {
+                    r.acknowledged = true;
+                }
+            }
+            Event::ResultReplied(e) => {
+                self.reply = Some(ReplyState {
+                    outcome: e.outcome,
+                    on_time: e.on_time,
+                    replied_at: at,
+                });
+                self.callback_attempts = 0;
+                self.resident_reached = false;
+                self.stage = Stage::Replied;
+            }
+            Event::ReplyReviewed(e) => {
+                if e.approved {
+                    self.stage = Stage::AwaitingCallback;
+                }
+            }
+            Event::CallbackAttempted(e) => {
+                self.callback_attempts = e.attempt;
+                self.resident_reached |= e.reached;
+            }
+            Event::Rated(e) => {
+                self.rating = Some(RatingState {
+                    satisfaction: e.satisfaction,
+                    resolution: e.resolution,
+                    rated_at: at,
+                    event_id: envelope.event_id,
+                    corrected: false,
+                    appeal: None,
+                });
+                self.stage = Stage::Rated;
+            }
+            Event::Reopened(e) => {
+                self.reopen_count = e.reopen_count;
+                self.reply = None;
+                self.rating = None;
+                self.callback_attempts = 0;
+                self.resident_reached = false;
+                self.stage = Stage::InProgress;
+            }
+            Event::Archived(_) => self.stage = Stage::Archived,
+            Event::ReminderSent(e) => {
+                self.supervision
+                    .fired
+                    .insert((Firing::Remind, e.deadline, e.due_at));
+            }
+            Event::PreBreachWarned(e) => {
+                self.supervision
+                    .fired
+                    .insert((Firing::Warn, e.deadline, e.due_at));
+            }
+            Event::DeadlineMissed(e) => {
+                self.supervision
+                    .fired
+                    .insert((Firing::Overdue, e.deadline, e.due_at));
+            }
+            Event::Escalated(e) => {
+                self.supervision.level = Some(e.level);
+                self.supervision.escalated_at = Some(at);
+            }
+            Event::WhistleBlown(e) => self.whistles.push(Whistle {
+                report_due_at: e.report_due_at,
+                departments: e
+                    .departments
+                    .iter()
+                    .map(|d| (d.clone(), Summoned::default()))
+                    .collect::<BTreeMap<_, _>>(),
+            }),
+            Event::DepartmentReported(e) => {
+                if let Some(s) = self.summoned_mut(&e.department) {
+                    s.reported = Some(e.on_time);
+                }
+            }
+            Event::DepartmentReleased(e) => {
+                if let Some(s) = self.summoned_mut(&e.department) {
+                    s.released = true;
+                }
+            }
+            Event::DepartmentRated(e) => {
+                let id = envelope.event_id;
+                if let Some(s) = self.summoned_mut(&e.department) {
+                    s.rating_event = Some(id);
+                }
+            }
+            Event::RatingAppealed(_) => {
+                if let Some(r) = &mut self.rating {
+                    r.appeal = Some(AppealState::Pending);
+                }
+            }
+            Event::AppealDecided(e) => {
+                if let Some(r) = &mut self.rating {
+                    r.appeal = Some(AppealState::Decided { upheld: e.upheld });
+                }
+            }
+            Event::EventCorrected(e) => self.neutralise(e.event_id, e.corrected_type),
+            Event::ReferenceDataRecorded(_) | Event::DailyDigestRecorded(_) => {}
+        }
+        self.history.push(Applied {
+            event_id: envelope.event_id,
+            kind: envelope.event.kind(),
+            corrected: false,
+        });
+        self.version += 1;
+    }
+
+    fn summoned_mut(&mut self, department: &str) -> Option<&mut Summoned> {
+        self.whistles
+            .last_mut()
+            .and_then(|w| w.departments.get_mut(department))
+    }
+
+    /// Undoes a corrected event's effect where that is meaningful; the stage never rolls back.
+    fn neutralise(&mut self, event_id: uuid::Uuid, kind: EventKind) {
+        if let Some(applied) = self.history.iter_mut().find(|a| a.event_id == event_id) {
+            applied.corrected = true;
+        }
+        match kind {
+            EventKind::Rated => {
+                if let Some(r) = self.rating.as_mut().filter(|r| r.event_id == event_id) {
+                    r.corrected = true;
+                }
+            }
+            EventKind::ProgressNoted => self.progress_notes = self.progress_notes.saturating_sub(1),
+            EventKind::DepartmentRated => {
+                for w in &mut self.whistles {
+                    for s in w.departments.values_mut() {
+                        if s.rating_event == Some(event_id) {
+                            s.rating_event = None;
+                        }
+                    }
+                }
+            }
+            // A corrected classification stays in force until the request is reclassified:
+            // its deadlines were already stamped and supervised.
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! The composition root: builds every part from the [`Config`], binds the listener, and runs
+//! the HTTP server together with background tasks until told to stop.
+//!
+//! Other parts (NATS intake, supervisor, projector) join through
+//! [`App::spawn_background`]: each task gets a name and a [`CancellationToken`] to watch; if one
+//! ends while the app is running, the app reports which one and why, and shuts down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine_core::{Clock, Policy};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use chrono::Datelike;
+use schemas::event::ReferenceKind;
+
+use crate::audit::reference::ReferenceItem;
+use crate::auth::Authenticator;
+use crate::clock::SystemClock;
+use crate::commands::CommandService;
+use crate::config::{Config, PolicyConfig};
+use crate::contacts::{ContactError, ContactStore};
+use crate::http::{self, AppState, HttpLimits};
+use crate::log::{EventLog, JetStreamConfig, LogError};
+use crate::metrics::Metrics;
+use crate::privacy::PrivacyLedger;
+use crate::projector::{ProjectorRuntime, ProjectorSettings};
+
+/// The error a background task ends with.
+pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the app could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Nats {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The event log could not be opened.
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    /// The contact store could not be opened.
+    #[error("contact store: {0}")]
+    Contacts(#[from] ContactError),
+    /// The projections database could not be opened or its gauges registered.
+    #[error("projections: {0}")]
+    Projections(String),
+    /// The policy could not be loaded.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// The reference data in force could not be recorded in the log.
+    #[error("recording reference data: {0}")]
+    Reference(String),
+    /// The privacy ledger could not be opened.
+    #[error("privacy ledger: {0}")]
+    Privacy(String),
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+    /// A background task ended while the app was running.
+    #[error("background task `{name}` ended: {reason}")]
+    TaskEnded {
+        /// The task.
+        name: String,
+        /// Why (its error, or that it returned).
+        reason: String,
+    },
+}
+
+type Task = (String, BoxFuture<'static, Result<(), TaskError>>);
+
+/// A built, bound, not yet running engine.
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    address: SocketAddr,
+    commands: CommandService,
+    nats: Option<async_nats::Client>,
+    auth: Arc<Authenticator>,
+    projectors: Option<ProjectorRuntime>,
+    privacy: PrivacyLedger,
+    shutdown: CancellationToken,
+    tasks: Vec<Task>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds everything on the system clock and binds the listener.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        App::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds everything on `clock` (tests pass a `ManualClock`) and binds the listener.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<App, AppError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let (policy, mut reference) = load_policy_with_sources(&config.policy)?;
+        let policy = Arc::new(policy);
+        reference.push(role_grants(&config));
+        let (log, nats) = open_log_with(&config, true).await?;
+        tracing::info!(log = %log.describe(), "event log open");
+        for year in [clock.now().year(), clock.now().year() + 1] {
+            if !policy.calendar().covers(year) {
+                tracing::warn!(
+                    year,
+                    "the working-day calendar does not cover this year: only weekends count as \
+                     non-working days; add the year's holiday schedule (policy.calendar_file)"
+                );
+            }
+        }
+        let engine = schemas::Actor {
+            id: "bianmin".into(),
+            role: schemas::Role::System,
+            unit: None,
+        };
+        let recorded = crate::audit::reference::record(&log, &reference, &engine, clock.now())
+            .await
+            .map_err(|e| AppError::Reference(e.to_string()))?;
+        for change in &recorded {
+            tracing::info!(kind = ?change.kind, version = %change.version, source = %change.source, "reference data recorded");
+        }
+        let privacy = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir))
+            .await
+            .map_err(|e| AppError::Privacy(e.to_string()))?;
+        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
+        let metrics = Metrics::new();
+        let projectors = match config.projections.enabled {
+            true => Some(open_projections(&config, &log, &metrics).await?),
+            false => None,
+        };
+        let commands = CommandService::with_cache_capacity(
+            log,
+            policy,
+            clock.clone(),
+            contacts,
+            metrics,
+            config.cache.requests_max,
+        );
+        for id in Authenticator::invalid(&config.auth.tokens) {
+            tracing::warn!(token_id = %id, "auth token skipped: token_sha256 is not 64 hex digits");
+        }
+        let auth = Arc::new(Authenticator::new(
+            &config.auth.tokens,
+            config.auth.dev_identity,
+        ));
+        if auth.dev_identity() {
+            tracing::warn!(
+                "dev identity is ON: any caller may act as anyone via X-Bianmin-Actor; never use in production"
+            );
+        }
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                address: config.http.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| AppError::Bind {
+            address: config.http.listen,
+            source,
+        })?;
+        let mut app = App {
+            config,
+            listener,
+            address,
+            commands,
+            nats,
+            auth,
+            projectors: None,
+            privacy,
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+        };
+        app.add_audit_and_privacy_tasks(clock.clone());
+        if let Some((runtime, gauges)) = projectors {
+            app.add_projectors(runtime, gauges, clock);
+        }
+        Ok(app)
+    }
+
+    /// The daily digest of the log and the retention sweep of resident contact keys.
+    fn add_audit_and_privacy_tasks(&mut self, clock: Arc<dyn Clock>) {
+        let log = self.commands.log().clone();
+        let digest_config = crate::audit::digest::DigestConfig {
+            subject_prefix: self.config.nats.subject_prefix.clone(),
+            ..self.config.digest.clone()
+        };
+        let digest = crate::audit::digest::run(
+            log.clone(),
+            self.nats.clone(),
+            clock.clone(),
+            digest_config,
+            self.shutdown.clone(),
+        );
+        self.spawn_background("digest", async move { Ok(digest.await?) });
+        let retention = crate::privacy::retention::run(
+            log,
+            self.commands.contacts().clone(),
+            self.privacy.clone(),
+            clock,
+            self.config.privacy.retention,
+            self.shutdown.clone(),
+        );
+        self.spawn_background("retention", retention);
+    }
+
+    /// One background task per projector and one refreshing the gauges.
+    fn add_projectors(
+        &mut self,
+        runtime: ProjectorRuntime,
+        gauges: projections::metrics::Gauges,
+        clock: Arc<dyn Clock>,
+    ) {
+        for name in projections::Projections::projector_names() {
+            let (runtime, token) = (runtime.clone(), self.shutdown.clone());
+            self.spawn_background(format!("projector-{name}"), async move {
+                Ok(runtime.run(name, token).await?)
+            });
+        }
+        let (gauge_runtime, token) = (runtime.clone(), self.shutdown.clone());
+        self.spawn_background("projection-gauges", async move {
+            Ok(gauge_runtime.run_gauges(gauges, clock, token).await?)
+        });
+        self.projectors = Some(runtime);
+    }
+
+    /// The projector runtime, when projections run in this app.
+    pub fn projectors(&self) -> Option<&ProjectorRuntime> {
+        self.projectors.as_ref()
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The command service (shared with background tasks).
+    pub fn commands(&self) -> &CommandService {
+        &self.commands
+    }
+
+    /// The NATS client, when the log runs on JetStream.
+    pub fn nats(&self) -> Option<&async_nats::Client> {
+        self.nats.as_ref()
+    }
+
+    /// Who is asking (shared with the NATS intake).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The configuration the app was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Cancelled when the app shuts down; background tasks should watch it and return.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Adds a background task, started by [`App::run_until_stopped`]. It should return when
+    /// [`App::shutdown_token`] is cancelled; one still running after the drain timeout is
+    /// aborted.
+    pub fn spawn_background<F>(&mut self, name: impl Into<String>, task: F)
+    where
+        F: Future<Output = Result<(), TaskError>> + Send + 'static,
+    {
+        self.tasks.push((name.into(), Box::pin(task)));
+    }
+
+    /// Serves until `shutdown` completes or a background task ends, then stops accepting,
+    /// lets in-flight requests finish (bounded by `http.drain_timeout_ms`) and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let App {
+            config,
+            listener,
+            address,
+            commands,
+            auth,
+            projectors,
+            privacy,
+            shutdown: token,
+            tasks,
+            ..
+        } = self;
+        let limits = HttpLimits {
+            body_limit_bytes: config.http.body_limit_bytes,
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            concurrency_limit: config.http.concurrency_limit,
+        };
+        let state = AppState { commands, auth };
+        let mut router = http::router(state.clone(), limits);
+        if let Some(runtime) = &projectors {
+            router = router.merge(crate::projector::read_router(
+                runtime,
+                state.clone(),
+                limits,
+            ));
+        }
+        router = router
+            .merge(
+                crate::privacy::http::router(crate::privacy::http::PrivacyState {
+                    ledger: privacy,
+                    config: Arc::new(config.privacy.clone()),
+                })
+                .with_state(state.clone()),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                crate::ratelimit::IntakeRateLimiter::new(config.http.intake_rate_limit),
+                crate::ratelimit::limit_intake,
+            ));
+        let drain = Duration::from_millis(config.http.drain_timeout_ms);
+        let server_token = token.clone();
+        let mut server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(server_token.cancelled_owned())
+            .await
+        });
+        tracing::info!(%address, "serving HTTP");
+        let mut background = JoinSet::new();
+        for (name, task) in tasks {
+            background.spawn(async move { (name, task.await) });
+        }
+        let mut outcome = Ok(());
+        tokio::select! {
+            () = shutdown => tracing::info!("shutdown requested"),
+            result = &mut server => {
+                outcome = Err(match result {
+                    Ok(Err(error)) => AppError::Serve(error),
+                    Ok(Ok(())) => AppError::Serve(std::io::Error::other("server stopped")),
+                    Err(error) => AppError::Serve(std::io::Error::other(error.to_string())),
+                });
+            }
+            Some(ended) = background.join_next(), if !background.is_empty() => {
+                let (name, reason) = match ended {
+                    Ok((name, Ok(()))) => (name, "returned".to_string()),
+                    Ok((name, Err(error))) => (name, error.to_string()),
+                    Err(error) => ("<unknown>".to_string(), error.to_string()),
+                };
+                tracing::error!(task = %name, %reason, "background task ended; shutting down");
+                outcome = Err(AppError::TaskEnded { name, reason });
+            }
+        }
+        token.cancel();
+        let deadline = tokio::time::Instant::now() + drain;
+        if !server.is_finished()
+            && tokio::time::timeout_at(deadline, &mut server)
+                .await
+                .is_err()
+        {
+            tracing::warn!("drain timeout: aborting open connections");
+            server.abort();
+        }
+        while let Ok(Some(ended)) = tokio::time::timeout_at(deadline, background.join_next()).await
+        {
+            if let Ok((name, Err(error))) = ended {
+                tracing::warn!(task = %name, %error, "background task failed during shutdown");
+            }
+        }
+        background.abort_all();
+        tracing::info!("stopped");
+        outcome
+    }
+}
+
+/// Opens the projections database the config names and registers its gauges.
+async fn open_projections(
+    config: &Config,
+    log: &EventLog,
+    metrics: &Metrics,
+) -> Result<(ProjectorRuntime, projections::metrics::Gauges), AppError> {
+    let projections = projections::Projections::connect(&config.projections_url())
+        .await
+        .map_err(|e| AppError::Projections(e.to_string()))?;
+    let gauges = projections::metrics::Gauges::register(metrics.registry())
+        .map_err(|e| AppError::Projections(e.to_string()))?;
+    let settings = ProjectorSettings::from_config(&config.projections);
+    Ok((
+        ProjectorRuntime::new(projections, log.clone(), settings),
+        gauges,
+    ))
+}
+
+/// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
+/// a tool: an existing JetStream stream is used as it is.
+pub async fn open_log(config: &Config) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    open_log_with(config, false).await
+}
+
+/// Opens the event log; with `manage_stream` (only `bianmin serve`) the JetStream stream is
+/// created or updated to the configuration, otherwise it must already exist and is left as it
+/// is, so a reading tool never rescales or reconfigures a production stream.
+pub async fn open_log_with(
+    config: &Config,
+    manage_stream: bool,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    match &config.nats.url {
+        Some(url) => {
+            let client = async_nats::connect(url.as_str())
+                .await
+                .map_err(|e| AppError::Nats {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
+            let cfg = JetStreamConfig {
+                stream: config.nats.stream.clone(),
+                subject_prefix: format!("{}.events", config.nats.subject_prefix),
+                replicas: config.nats.replicas,
+                manage_stream,
+                ..JetStreamConfig::default()
+            };
+            let log = EventLog::connect_jetstream(client.clone(), cfg).await?;
+            Ok((log, Some(client)))
+        }
+        None => Ok((EventLog::open_sqlite(&config.events_db()).await?, None)),
+    }
+}
+
+/// The policy the config names: the built-in profile, catalogue, calendar and directory,
+/// each replaced by its file when one is configured.
+pub fn load_policy(config: &PolicyConfig) -> Result<Policy, AppError> {
+    load_policy_with_sources(config).map(|(policy, _)| policy)
+}
+
+/// The API tokens in force as reference data: ids, roles, units and token hashes (never
+/// tokens), so an auditor can tell who held which role when.
+fn role_grants(config: &Config) -> ReferenceItem {
+    let content = serde_json::to_vec(&config.auth.tokens).unwrap_or_default();
+    ReferenceItem {
+        kind: ReferenceKind::RoleGrants,
+        version: format!("{} tokens", config.auth.tokens.len()),
+        content,
+        source: "config auth.tokens".into(),
+    }
+}
+
+/// Loads the policy and returns, with it, each reference-data file it was built from, for
+/// recording in the log.
+pub fn load_policy_with_sources(
+    config: &PolicyConfig,
+) -> Result<(Policy, Vec<ReferenceItem>), AppError> {
+    use engine_core::calendar::BUILTIN_CN_2025_2026;
+    use engine_core::catalogue::BUILTIN_CATALOGUE;
+    use engine_core::directory::BUILTIN_DIRECTORY;
+    use engine_core::policy::{BUILTIN_CITY_HOTLINE_12345, BUILTIN_COMMUNITY_STATION};
+
+    let builtin_profile = match config.profile.as_str() {
+        "community-station" => BUILTIN_COMMUNITY_STATION,
+        "city-hotline-12345" => BUILTIN_CITY_HOTLINE_12345,
+        other => return Err(AppError::Policy(format!("unknown profile `{other}`"))),
+    };
+    let read =
+        |path: &Option<std::path::PathBuf>, builtin: &'static str, name: &'static str| match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| (path.display().to_string(), text))
+                .map_err(|e| AppError::Policy(format!("cannot read {}: {e}", path.display()))),
+            None => Ok((format!("built-in {name}"), builtin.to_string())),
+        };
+    let profile = read(&config.profile_file, builtin_profile, "profile")?;
+    let catalogue = read(&config.catalogue_file, BUILTIN_CATALOGUE, "catalogue")?;
+    let calendar = read(&config.calendar_file, BUILTIN_CN_2025_2026, "calendar")?;
+    let directory = read(&config.directory_file, BUILTIN_DIRECTORY, "directory")?;
+    let policy = Policy::from_files(
+        (&profile.0, &profile.1),
+        (&catalogue.0, &catalogue.1),
+        &[(&calendar.0, &calendar.1)],
+        (&directory.0, &directory.1),
+    )
+    .map_err(|e| AppError::Policy(e.to_string()))?;
+    let years: Vec<String> = policy.calendar().years().map(|y| y.to_string()).collect();
+    let item = |kind, version: String, (source, text): (String, String)| ReferenceItem {
+        kind,
+        version,
+        content: text.into_bytes(),
+        source,
+    };
+    let sources = vec![
+        item(ReferenceKind::PolicyProfile, policy.name(), profile),
+        item(
+            ReferenceKind::Catalogue,
+            policy.catalogue().version().to_string(),
+            catalogue,
+        ),
+        item(ReferenceKind::Calendar, years.join(","), calendar),
+        item(
+            ReferenceKind::Directory,
+            policy.directory().version().to_string(),
+            directory,
+        ),
+    ];
+    Ok((policy, sources))
+}

@@ -1,0 +1,462 @@
+//! The auditors' subcommands of `bianmin`: `verify`, `history`, `replay`, `digest`,
+//! `reference` and `upward replay`. Human-readable output by default, JSON with `--json`;
+//! progress bars (on a terminal only) for whole-log work. Exit code 1 when a check fails
+//! (a broken chain, a digest that no longer matches), 2 when the request does not exist.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{NaiveDate, TimeZone};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::query::{Dim, Period};
+use schemas::{Timestamp, UpwardLevel};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::replay::{ReplaySpec, parse_filter};
+use super::{AuditError, as_of, digest, reference, replay, timeline, verify};
+use crate::log::EventLog;
+use crate::upward::{self, UpwardConfig};
+
+/// The auditors' subcommands (flattened into the `bianmin` command line).
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chains and report the first broken link of each.
+    Verify {
+        /// One request.
+        #[arg(long, conflicts_with = "all")]
+        request: Option<Uuid>,
+        /// Every chain in the log (the default when no request is given).
+        #[arg(long)]
+        all: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A request's history: every event with who, when, why, and the state after it.
+    History {
+        /// The request.
+        request: Uuid,
+        /// Only what was recorded at or before this time (RFC 3339, or a day `YYYY-MM-DD`).
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<Timestamp>,
+        /// Only up to this version.
+        #[arg(long)]
+        version: Option<u64>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a slice of the log through the projections into a scratch database and print
+    /// the rates as they stood at the end of the slice.
+    Replay {
+        /// Start (inclusive): RFC 3339, or a day `YYYY-MM-DD` (midnight, Asia/Shanghai).
+        #[arg(long, value_parser = parse_time)]
+        from: Timestamp,
+        /// End (exclusive), same forms.
+        #[arg(long, value_parser = parse_time)]
+        to: Timestamp,
+        /// Filters: `street=..,community=..,grid=..,department=..,category=..,channel=..`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Period grain: day, week or month.
+        #[arg(long, default_value = "month", value_parser = parse_period)]
+        period: Period,
+        /// Group by these dimensions too (comma-separated).
+        #[arg(long, default_value = "")]
+        group_by: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the recorded daily digests from the log (or show one day's).
+    Digest {
+        /// Only this day (`YYYY-MM-DD`, Asia/Shanghai).
+        #[arg(long)]
+        day: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The recorded reference-data changes (catalogue, policy, calendars, directory, grants).
+    Reference {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The report-upward link.
+    #[command(subcommand)]
+    Upward(UpwardCommand),
+}
+
+/// `bianmin upward ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UpwardCommand {
+    /// Re-publish the upward reports and their recorded feedback since a time, in original
+    /// order with their original message ids.
+    Replay {
+        /// Recorded at or after (RFC 3339, or a day `YYYY-MM-DD`).
+        #[arg(long, value_parser = parse_time)]
+        since: Timestamp,
+        /// Only this level: street, district or city.
+        #[arg(long, value_parser = parse_level)]
+        level: Option<UpwardLevel>,
+    },
+}
+
+/// What the subcommands run against.
+#[derive(Debug, Clone)]
+pub struct CliContext {
+    /// The event log.
+    pub log: EventLog,
+    /// NATS, when configured (needed by `upward replay`).
+    pub nats: Option<async_nats::Client>,
+    /// The projections database URL; a `postgres://` URL makes `replay` use a scratch schema
+    /// there, anything else a scratch SQLite file.
+    pub projections_url: Option<String>,
+    /// The upward link's subjects and stream.
+    pub upward: UpwardConfig,
+}
+
+/// Parses an instant: RFC 3339, or a day `YYYY-MM-DD` meaning its midnight in Asia/Shanghai.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(at.to_utc());
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is neither RFC 3339 nor YYYY-MM-DD"))?;
+    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    digest::shanghai()
+        .from_local_datetime(&midnight)
+        .single()
+        .map(|t| t.to_utc())
+        .ok_or_else(|| format!("{s:?} is not a valid local time"))
+}
+
+fn parse_period(s: &str) -> Result<Period, String> {
+    Period::parse(s).ok_or_else(|| format!("{s:?}: expected day, week or month"))
+}
+
+fn parse_level(s: &str) -> Result<UpwardLevel, String> {
+    [
+        UpwardLevel::Street,
+        UpwardLevel::District,
+        UpwardLevel::City,
+    ]
+    .into_iter()
+    .find(|l| l.as_str() == s)
+    .ok_or_else(|| format!("{s:?}: expected street, district or city"))
+}
+
+fn parse_dims(s: &str) -> Result<Vec<Dim>, AuditError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            Dim::parse(d).ok_or_else(|| AuditError::Invalid(format!("unknown dimension {d:?}")))
+        })
+        .collect()
+}
+
+fn bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), AuditError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| AuditError::Io(e.into()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print(text: &str) -> Result<(), AuditError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn failed_if(bad: bool) -> ExitCode {
+    if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one subcommand.
+pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditError> {
+    match cmd {
+        AuditCommand::Verify {
+            request: Some(id),
+            json,
+            ..
+        } => {
+            let report = verify::verify_request(&ctx.log, id).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print(&describe_chain(&report))?;
+            }
+            Ok(failed_if(!report.ok()))
+        }
+        AuditCommand::Verify {
+            request: None,
+            json,
+            ..
+        } => {
+            let progress = bar("verifying chains");
+            let report = verify::verify_all(&ctx.log, Some(&progress)).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                let mut text = format!(
+                    "{} chains, {} records, {} events verified\n",
+                    report.requests, report.commits, report.events_verified
+                );
+                for broken in &report.broken {
+                    text.push_str(&describe_break(broken));
+                }
+                if !report.complete() {
+                    text.push_str(&format!(
+                        "incomplete: the log holds {} records, {} were read\n",
+                        report.log_head, report.commits
+                    ));
+                }
+                text.push_str(if report.ok() {
+                    "OK: every chain holds\n"
+                } else {
+                    "FAILED\n"
+                });
+                print(&text)?;
+            }
+            Ok(failed_if(!report.ok()))
+        }
+        AuditCommand::History {
+            request,
+            as_of: at,
+            version,
+            json,
+        } => {
+            let Some(steps) = as_of::history(&ctx.log, request).await? else {
+                eprintln!("request {request} not found");
+                return Ok(ExitCode::from(2));
+            };
+            let bounds = timeline::AsOf { as_of: at, version };
+            let steps: Vec<_> = steps
+                .into_iter()
+                .filter(|s| bounds.includes(&s.envelope))
+                .collect();
+            if json {
+                print_json(&steps)?;
+            } else {
+                print(&timeline::render(&steps))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Replay {
+            from,
+            to,
+            filter,
+            period,
+            group_by,
+            json,
+        } => {
+            let spec = ReplaySpec {
+                from,
+                to,
+                filter: parse_filter(&filter)?,
+                period,
+                group_by: parse_dims(&group_by)?,
+            };
+            let pg = ctx
+                .projections_url
+                .as_deref()
+                .filter(|u| u.starts_with("postgres"));
+            let progress = bar("replaying");
+            let report = replay::replay(&ctx.log, &spec, pg, Some(&progress)).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print(&replay::render(&report))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Digest { day, json } => {
+            let mut checks = digest::verify_digests(&ctx.log).await?;
+            if let Some(day) = day {
+                digest::parse_day(&day)?;
+                checks.retain(|c| c.recorded.day == day);
+            }
+            let bad = checks.iter().any(|c| !c.ok());
+            if json {
+                print_json(&checks)?;
+            } else {
+                let mut text = String::new();
+                for c in &checks {
+                    text.push_str(&format!(
+                        "{}  {:>6} events  through #{:<8} root {}  {}\n",
+                        c.recorded.day,
+                        c.recorded.n_events,
+                        c.recorded.last_position,
+                        c.recorded.merkle_root,
+                        if c.ok() {
+                            "ok".to_string()
+                        } else {
+                            format!("MISMATCH (log gives {})", c.recomputed.merkle_root)
+                        }
+                    ));
+                }
+                if checks.is_empty() {
+                    text.push_str("no digest recorded\n");
+                }
+                print(&text)?;
+            }
+            Ok(failed_if(bad))
+        }
+        AuditCommand::Reference { json } => {
+            let records = reference::history(&ctx.log).await?;
+            if json {
+                print_json(&records)?;
+            } else {
+                let mut text = String::new();
+                for r in &records {
+                    text.push_str(&format!(
+                        "{}  {:<15} {:<28} sha256 {}  from {}  by {} ({})\n",
+                        r.recorded_at.to_rfc3339(),
+                        serde_json::to_value(r.recorded.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        r.recorded.version,
+                        r.recorded.sha256,
+                        r.recorded.source,
+                        r.actor.id,
+                        r.actor.role.as_str(),
+                    ));
+                }
+                print(&text)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Upward(UpwardCommand::Replay { since, level }) => {
+            let client = ctx
+                .nats
+                .as_ref()
+                .ok_or_else(|| AuditError::Invalid("upward replay needs NATS configured".into()))?;
+            let published = upward::replay(&ctx.log, client, &ctx.upward, since, level)
+                .await
+                .map_err(|e| AuditError::Nats(e.to_string()))?;
+            print(&format!(
+                "re-published {} upward messages since {}\n",
+                published.len(),
+                since.to_rfc3339()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe_break(b: &verify::BrokenLink) -> String {
+    format!(
+        "BROKEN request {} at version {} (log position {}, event {}): {}\n",
+        b.request_id,
+        b.version.map_or("-".into(), |v| v.to_string()),
+        b.position,
+        b.event_id.map_or("-".into(), |e| e.to_string()),
+        b.what
+    )
+}
+
+fn describe_chain(report: &verify::ChainReport) -> String {
+    match &report.broken {
+        None => format!(
+            "OK: request {} — {} events in {} records chain from genesis to {}\n",
+            report.request_id,
+            report.events_verified,
+            report.commits,
+            report.head.as_deref().unwrap_or("(no events)")
+        ),
+        Some(b) => describe_break(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    }
+
+    #[test]
+    fn the_subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "bianmin",
+            "replay",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-04-01",
+            "--filter",
+            "street=jd-01",
+        ])
+        .unwrap();
+        let AuditCommand::Replay {
+            from,
+            to,
+            filter,
+            period,
+            ..
+        } = cli.cmd
+        else {
+            panic!("replay")
+        };
+        assert_eq!(from, "2026-02-28T16:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(to, "2026-03-31T16:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!((filter.as_str(), period), ("street=jd-01", Period::Month));
+
+        let cli = Cli::try_parse_from([
+            "bianmin",
+            "upward",
+            "replay",
+            "--since",
+            "2026-03-01T00:00:00Z",
+            "--level",
+            "district",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.cmd,
+            AuditCommand::Upward(UpwardCommand::Replay {
+                level: Some(UpwardLevel::District),
+                ..
+            })
+        ));
+
+        assert!(
+            Cli::try_parse_from([
+                "bianmin",
+                "verify",
+                "--all",
+                "--request",
+                &Uuid::nil().to_string()
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["bianmin", "history", "not-a-uuid"]).is_err());
+        assert!(
+            Cli::try_parse_from(["bianmin", "upward", "replay", "--since", "yesterday"]).is_err()
+        );
+    }
+}

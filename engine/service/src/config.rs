@@ -1,0 +1,424 @@
+//! The service's configuration: typed, layered with figment.
+//!
+//! Layers, later wins: built-in defaults ← optional TOML file (`--config` / `BIANMIN_CONFIG`)
+//! ← environment (`BIANMIN_` prefix, `__` for nesting, e.g. `BIANMIN_HTTP__LISTEN`; plus the
+//! shortcuts `BIANMIN_NATS_URL` and `DATABASE_URL`) ← command-line flags. Every key and its
+//! default is written out, with the reason for it, in `deploy/config/bianmin.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::TokenConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Directory for embedded stores (SQLite event log, projections, contacts).
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL for projections; `None` uses SQLite at `data_dir/projections.db`.
+    pub database_url: Option<String>,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// NATS JetStream event log.
+    pub nats: NatsConfig,
+    /// Policy profile.
+    pub policy: PolicyConfig,
+    /// In-memory caches.
+    pub cache: CacheConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Read-model projectors.
+    pub projections: ProjectionsConfig,
+    /// Resident privacy: who may read contact data, retention of contact keys.
+    pub privacy: crate::privacy::PrivacyConfig,
+    /// Daily digests of the log.
+    pub digest: crate::audit::digest::DigestConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer is answered 408 and abandoned.
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more wait.
+    pub concurrency_limit: usize,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub drain_timeout_ms: u64,
+    /// Per-client rate limit of intake (`POST /api/v1/requests`).
+    pub intake_rate_limit: crate::ratelimit::RateLimitConfig,
+}
+
+/// NATS JetStream settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL; `None` runs on the embedded SQLite log at `data_dir/events.db`.
+    pub url: Option<String>,
+    /// The stream holding the event log.
+    pub stream: String,
+    /// Subject prefix of the log and of intake/command subjects.
+    pub subject_prefix: String,
+    /// Stream replicas (3 in a clustered production deployment).
+    pub replicas: usize,
+}
+
+/// Which policy profile to run under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `community-station` or `city-hotline-12345`.
+    pub profile: String,
+    /// Optional TOML file overriding parts of the profile.
+    pub profile_file: Option<PathBuf>,
+    /// Optional catalogue file replacing the built-in catalogue.
+    pub catalogue_file: Option<PathBuf>,
+    /// Optional holiday calendar file replacing the built-in calendar.
+    pub calendar_file: Option<PathBuf>,
+    /// Optional directory file (departments and grid tree) replacing the built-in one.
+    pub directory_file: Option<PathBuf>,
+}
+
+/// Cache settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most requests whose state is kept in memory between commands.
+    pub requests_max: usize,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accept `X-Bianmin-Actor: <id>;<role>[;<unit>]` without a token. Development only.
+    pub dev_identity: bool,
+    /// Bearer tokens, stored as SHA-256 hashes.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// Read-model projector settings (see `engine_service::projector`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionsConfig {
+    /// Run one projector task per read model inside `bianmin serve` and serve the read API.
+    /// Off when the projectors run as separate `bianmin project` processes and the read API
+    /// is served elsewhere.
+    pub enabled: bool,
+    /// Most commits applied in one transaction.
+    pub batch_max: usize,
+    /// How often the backlog, overdue and lag gauges are refreshed.
+    pub gauges_interval_ms: u64,
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        ProjectionsConfig {
+            enabled: true,
+            batch_max: 500,
+            gauges_interval_ms: 5_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./bianmin-data"),
+            database_url: None,
+            http: HttpConfig::default(),
+            nats: NatsConfig::default(),
+            policy: PolicyConfig::default(),
+            cache: CacheConfig::default(),
+            auth: AuthConfig::default(),
+            projections: ProjectionsConfig::default(),
+            privacy: crate::privacy::PrivacyConfig::default(),
+            digest: crate::audit::digest::DigestConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            concurrency_limit: 256,
+            drain_timeout_ms: 10_000,
+            intake_rate_limit: crate::ratelimit::RateLimitConfig::default(),
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: None,
+            stream: "BIANMIN_EVENTS".into(),
+            subject_prefix: "bianmin".into(),
+            replicas: 1,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            profile: "community-station".into(),
+            profile_file: None,
+            catalogue_file: None,
+            calendar_file: None,
+            directory_file: None,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            requests_max: 10_000,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--nats-url`.
+    pub nats_url: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--policy-profile`.
+    pub policy_profile: Option<String>,
+    /// `--dev-identity` (only ever switches it on).
+    pub dev_identity: bool,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer did not parse or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// The named config file does not exist.
+    #[error("config file {0} not found")]
+    MissingFile(PathBuf),
+    /// A value is out of its range.
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+impl Config {
+    /// Loads defaults ← `file` (or `BIANMIN_CONFIG`) ← environment ← `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BIANMIN_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("BIANMIN_")
+                    .ignore(&["CONFIG", "NATS_URL", "LOG_FORMAT"])
+                    .split("__"),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["BIANMIN_NATS_URL"])
+                    .map(|_| "nats.url".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            );
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("http.listen", listen));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(url) = &overrides.nats_url {
+            figment = figment.merge(("nats.url", url));
+        }
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(("database_url", url));
+        }
+        if let Some(profile) = &overrides.policy_profile {
+            figment = figment.merge(("policy.profile", profile));
+        }
+        if overrides.dev_identity {
+            figment = figment.merge(("auth.dev_identity", true));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |message: &str| Err(ConfigError::Value(message.into()));
+        if self.http.body_limit_bytes < 1024 {
+            return fail("http.body_limit_bytes must be at least 1024");
+        }
+        if self.http.request_timeout_ms == 0 {
+            return fail("http.request_timeout_ms must be positive");
+        }
+        if self.http.concurrency_limit == 0 {
+            return fail("http.concurrency_limit must be positive");
+        }
+        if self.cache.requests_max == 0 {
+            return fail("cache.requests_max must be positive");
+        }
+        if !matches!(
+            self.policy.profile.as_str(),
+            "community-station" | "city-hotline-12345"
+        ) {
+            return fail("policy.profile must be `community-station` or `city-hotline-12345`");
+        }
+        if self.nats.replicas == 0 || self.nats.replicas > 5 {
+            return fail("nats.replicas must be between 1 and 5");
+        }
+        if self.projections.batch_max == 0 || self.projections.batch_max > 10_000 {
+            return fail("projections.batch_max must be between 1 and 10000");
+        }
+        if self.projections.gauges_interval_ms < 100 {
+            return fail("projections.gauges_interval_ms must be at least 100");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets masked (URL passwords, token hashes).
+    pub fn masked_toml(&self) -> String {
+        let mut masked = self.clone();
+        masked.database_url = masked.database_url.as_deref().map(mask_url);
+        masked.nats.url = masked.nats.url.as_deref().map(mask_url);
+        for token in &mut masked.auth.tokens {
+            token.token_sha256 = "****".into();
+        }
+        toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Where the embedded event log lives.
+    pub fn events_db(&self) -> PathBuf {
+        self.data_dir.join("events.db")
+    }
+
+    /// Where the embedded projections live.
+    pub fn projections_db(&self) -> PathBuf {
+        self.data_dir.join("projections.db")
+    }
+
+    /// The projections database: `database_url` when set, else SQLite at
+    /// [`Config::projections_db`].
+    pub fn projections_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.projections_db().display()),
+        }
+    }
+
+    /// Where the contact store lives.
+    pub fn contacts_db(&self) -> PathBuf {
+        self.data_dir.join("contacts.db")
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `****`.
+fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => format!("{scheme}://****@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_listen_on_loopback() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.http.body_limit_bytes, 65_536);
+        assert_eq!(
+            config.events_db(),
+            PathBuf::from("./bianmin-data/events.db")
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test jail returns its error type
+    fn file_then_environment_then_flags_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "b.toml",
+                "data_dir = \"/srv/b\"\n[http]\nlisten = \"0.0.0.0:9000\"\n[cache]\nrequests_max = 5\n",
+            )?;
+            jail.set_env("BIANMIN_CACHE__REQUESTS_MAX", "7");
+            jail.set_env("BIANMIN_NATS_URL", "nats://127.0.0.1:4222");
+            jail.set_env("DATABASE_URL", "postgres://bm:pw@localhost/bm");
+            let overrides = Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..Overrides::default()
+            };
+            let config =
+                Config::load(Some(Path::new("b.toml")), &overrides).map_err(|e| e.to_string())?;
+            assert_eq!(config.data_dir, PathBuf::from("/srv/b"));
+            assert_eq!(config.cache.requests_max, 7);
+            assert_eq!(config.http.listen.port(), 0);
+            assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+            let masked = config.masked_toml();
+            assert!(
+                masked.contains("postgres://bm:****@localhost/bm"),
+                "{masked}"
+            );
+            assert!(!masked.contains("pw@"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test jail returns its error type
+    fn an_unknown_key_in_a_section_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("b.toml", "[http]\nlisen = \"0.0.0.0:9000\"\n")?;
+            let result = Config::load(Some(Path::new("b.toml")), &Overrides::default());
+            assert!(result.is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let example = include_str!("../../../deploy/config/bianmin.example.toml");
+        let config: Config = toml::from_str(example).expect("example parses");
+        assert_eq!(config, Config::default());
+    }
+}

@@ -1,0 +1,125 @@
+//! The HTTP API (axum): intake, commands, reads, health and metrics.
+//!
+//! | Route | |
+//! |---|---|
+//! | `POST /api/v1/requests` | intake document → 201 `{request_id, created, version}`, 200 when it existed |
+//! | `POST /api/v1/requests/{id}/{action}` | one command; body = its fields; `Idempotency-Key` = command id |
+//! | `GET /api/v1/requests/{id}` | `{request_id, version, stage, state}`; `?as_of=<RFC 3339>` and/or `?version=<n>`: as it stood then, rebuilt from the events |
+//! | `GET /api/v1/requests/{id}/history` | the request's event envelopes, in order; `?with_state=true`: each with `state_after` and `corrected_by` |
+//! | `/api/v1/audit/...`, `POST /api/v1/upward/feedback` | auditors' reads and upward feedback ([`crate::audit::http`]) |
+//! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
+//!
+//! Every error is `{code, message, field}`: 400 malformed or invalid input; 401 no or unknown
+//! credentials; 403 a role or unit that may not do or see this; 404 unknown request, action or
+//! route; 408 timeout; 409 lost a race for the request repeatedly; 413 body over the limit;
+//! 422 refused by the workflow rules (e.g. `wrong_stage`); 503 event log unavailable.
+//! Commands run to completion in their own task even when the client goes away, so a command
+//! is never half-applied; retrying with the same `Idempotency-Key` returns the original result.
+
+pub mod dashboard;
+pub mod error;
+pub mod health;
+pub mod requests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use schemas::Actor;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::{Authenticator, DEV_ACTOR_HEADER};
+use crate::commands::CommandService;
+use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The command service.
+    pub commands: CommandService,
+    /// Who is asking.
+    pub auth: Arc<Authenticator>,
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request body, bytes.
+    pub body_limit_bytes: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Requests served at once.
+    pub concurrency_limit: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            concurrency_limit: 256,
+        }
+    }
+}
+
+/// The router with every route, limit and fallback.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let api = Router::new()
+        .route("/api/v1/requests", post(requests::intake))
+        .route("/api/v1/requests/{id}", get(requests::get_request))
+        .route("/api/v1/requests/{id}/history", get(requests::history))
+        .route("/api/v1/requests/{id}/{action}", post(requests::command))
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(ConcurrencyLimitLayer::new(limits.concurrency_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(api)
+        .merge(crate::audit::router())
+        .merge(dashboard::router())
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+                None,
+            )
+        })
+        .with_state(state)
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let dev = parts
+            .headers
+            .get(DEV_ACTOR_HEADER)
+            .and_then(|v| v.to_str().ok());
+        Ok(Caller(state.auth.authenticate(bearer, dev)?))
+    }
+}

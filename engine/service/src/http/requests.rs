@@ -1,0 +1,271 @@
+//! Handlers of `/api/v1/requests`: intake, commands and reads.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use schemas::{Command, CommandKind, DecodeError, Event, EventEnvelope, IntakeDocument, RequestId};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiJson, read_body};
+use super::{AppState, Caller};
+use crate::audit::as_of;
+use crate::audit::timeline::AsOf;
+use crate::auth::{ReadAccess, read_access};
+use crate::commands::{CommandError, CommandRequest};
+
+/// The answer to an intake.
+#[derive(Debug, Serialize)]
+pub struct IntakeResponse {
+    /// The request.
+    pub request_id: RequestId,
+    /// False when it had been received before.
+    pub created: bool,
+    /// Its current version.
+    pub version: u64,
+}
+
+/// The answer to a command.
+#[derive(Debug, Serialize)]
+pub struct CommandResponse {
+    /// The request.
+    pub request_id: RequestId,
+    /// Its version after the command.
+    pub version: u64,
+    /// The commit's global position.
+    pub position: u64,
+    /// The events recorded.
+    pub events: Vec<EventEnvelope>,
+    /// The command had been recorded before: this is the original result.
+    pub duplicate: bool,
+}
+
+/// `POST /api/v1/requests`.
+pub async fn intake(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(document): ApiJson<IntakeDocument>,
+) -> Result<Response, ApiError> {
+    let service = state.commands.clone();
+    // Run to completion even if the client goes away: never half-applied.
+    let outcome = tokio::spawn(async move { service.intake(document, actor).await })
+        .await
+        .map_err(|e| CommandError::Internal(e.to_string()))??;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = IntakeResponse {
+        request_id: outcome.request_id,
+        created: outcome.created,
+        version: outcome.version,
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /api/v1/requests/{id}/{action}`.
+pub async fn command(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let request_id = parse_request_id(&id)?;
+    let kind = CommandKind::parse(&action)
+        .filter(|k| *k != CommandKind::Receive)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                format!("no action `{action}` (new requests are POSTed to /api/v1/requests)"),
+                Some("action"),
+            )
+        })?;
+    let command_id = match header_uuid(&headers, "idempotency-key")? {
+        Some(id) => id,
+        None => state.commands.fresh_command_id(),
+    };
+    let correlation_id = header_uuid(&headers, "x-correlation-id")?;
+    let bytes = read_body(request, &state).await?;
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::from(&DecodeError::from_serde(e)))?
+    };
+    let command = Command::from_action_body(kind.as_str(), body).map_err(|e| ApiError::from(&e))?;
+    let service = state.commands.clone();
+    let command_request = CommandRequest {
+        request_id,
+        command_id,
+        correlation_id,
+        actor,
+        command,
+    };
+    let outcome = tokio::spawn(async move { service.execute(command_request).await })
+        .await
+        .map_err(|e| CommandError::Internal(e.to_string()))??;
+    Ok(Json(CommandResponse {
+        request_id: outcome.request_id,
+        version: outcome.version,
+        position: outcome.position,
+        events: outcome.events,
+        duplicate: outcome.duplicate,
+    }))
+}
+
+/// `GET /api/v1/requests/{id}`; with `?as_of=<RFC 3339>` and/or `?version=<n>`, the request
+/// as it stood then (events recorded up to that instant / version), rebuilt from the log.
+pub async fn get_request(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    at: Result<Query<AsOf>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let request_id = parse_request_id(&id)?;
+    let Query(at) = at.map_err(|e| malformed_query(&e))?;
+    authorize_read(&state, &actor, request_id).await?;
+    if at.is_present() {
+        let request = as_of::request_as_of(state.commands.log(), request_id, at)
+            .await?
+            .ok_or_else(|| ApiError::from(CommandError::NotFound(request_id)))?;
+        let value =
+            serde_json::to_value(&request).map_err(|e| CommandError::Internal(e.to_string()))?;
+        return Ok(Json(serde_json::json!({
+            "request_id": request_id,
+            "version": request.version(),
+            "stage": request.stage().as_str(),
+            "as_of": at.as_of,
+            "state": value,
+        })));
+    }
+    let request = state.commands.load(request_id).await?;
+    let value =
+        serde_json::to_value(&request).map_err(|e| CommandError::Internal(e.to_string()))?;
+    Ok(Json(serde_json::json!({
+        "request_id": request_id,
+        "version": request.version(),
+        "stage": request.stage().as_str(),
+        "state": value,
+    })))
+}
+
+/// Query of `GET /api/v1/requests/{id}/history`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    /// Each event with the request's state after it (and the correction that neutralised it).
+    #[serde(default)]
+    pub with_state: bool,
+}
+
+/// `GET /api/v1/requests/{id}/history`: the event envelopes in order; with `?with_state=true`
+/// each step is `{envelope, state_after, corrected_by}`.
+pub async fn history(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let request_id = parse_request_id(&id)?;
+    let Query(query) = query.map_err(|e| malformed_query(&e))?;
+    authorize_read(&state, &actor, request_id).await?;
+    if query.with_state {
+        let steps = as_of::history(state.commands.log(), request_id)
+            .await?
+            .ok_or_else(|| ApiError::from(CommandError::NotFound(request_id)))?;
+        return Ok(Json(steps).into_response());
+    }
+    let events: Vec<EventEnvelope> = state.commands.history(request_id).await?;
+    Ok(Json(events).into_response())
+}
+
+fn malformed_query(rejection: &QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        format!("invalid query: {}", rejection.body_text()),
+        None,
+    )
+}
+
+/// Checks `actor` may read `request_id` (see [`read_access`]).
+async fn authorize_read(
+    state: &AppState,
+    actor: &schemas::Actor,
+    request_id: RequestId,
+) -> Result<(), ApiError> {
+    match read_access(actor) {
+        ReadAccess::Any => Ok(()),
+        ReadAccess::None => Err(ApiError::forbidden(format!(
+            "role `{}` reads aggregates only",
+            actor.role.as_str()
+        ))),
+        ReadAccess::OwnCommunity => {
+            let request = state.commands.load(request_id).await?;
+            let community = request.location().map(|l| l.community.as_str());
+            if community.is_some() && community == actor.unit.as_deref() {
+                Ok(())
+            } else {
+                Err(ApiError::forbidden(
+                    "this request is not located in your community",
+                ))
+            }
+        }
+        ReadAccess::OwnUnit => {
+            let history = state.commands.history(request_id).await?;
+            let unit = actor.unit.as_deref().unwrap_or_default();
+            if !unit.is_empty() && history.iter().any(|e| involves_unit(&e.event, unit)) {
+                Ok(())
+            } else {
+                Err(ApiError::forbidden(
+                    "this request was not referred to your unit",
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `event` addresses `unit` (a referral, proxy handling, or whistle summons).
+fn involves_unit(event: &Event, unit: &str) -> bool {
+    match event {
+        Event::ReferredToDepartment(e) => {
+            e.lead_department == unit || e.assisting_departments.iter().any(|d| d == unit)
+        }
+        Event::ProxyHandlingStarted(e) => e.department == unit,
+        Event::WhistleBlown(e) => e.departments.iter().any(|d| d == unit),
+        _ => false,
+    }
+}
+
+fn parse_request_id(id: &str) -> Result<RequestId, ApiError> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the request id is not a UUID",
+            Some("request_id"),
+        )
+    })
+}
+
+fn header_uuid(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("{name} must be a UUID"),
+                Some(name),
+            )
+        })
+}

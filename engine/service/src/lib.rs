@@ -1,0 +1,26 @@
+//! The I/O shell of Bianmin and its composition root: the event log on NATS JetStream or
+//! SQLite, the command service, intake over NATS and HTTP, the supervisor, the projector
+//! runner, and the `bianmin` CLI.
+//!
+//! **Boundary:** the domain rules live in `engine-core`; this crate only loads state,
+//! asks the core to decide, and records the result.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cache;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod contacts;
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod nats;
+pub mod privacy;
+pub mod projector;
+pub mod ratelimit;
+pub(crate) mod sqlite_batch;
+pub mod supervisor;
+pub mod telemetry;
+pub mod upward;

@@ -1,0 +1,203 @@
+//! The event log: the durable, ordered record of every commit, on NATS JetStream or SQLite.
+//!
+//! [`EventLog`] is an enum over the two stores (no trait objects, no async-trait); both give
+//! the same guarantees, checked by one conformance suite run against each:
+//! - one record per [`Commit`] (a multi-event command is all-or-nothing);
+//! - a global position per record (JetStream stream sequence / SQLite row id), strictly
+//!   increasing and never reused;
+//! - optimistic concurrency per request: an append names the position of the request's last
+//!   commit it saw (`expected`, 0 for a new request) and fails with [`LogError::Conflict`] when
+//!   another commit got there first;
+//! - idempotency by `commit_id`: appending a commit that is already in the log returns its
+//!   original position with `duplicate: true` and never writes a second record.
+//!
+//! This module never interprets events; it stores and returns commits.
+
+mod jetstream;
+mod sqlite;
+
+use std::path::Path;
+
+use futures::stream::BoxStream;
+use schemas::{Commit, DecodeError, LoggedCommit, RequestId};
+
+pub use jetstream::{JetStreamConfig, JetStreamLog};
+pub use sqlite::SqliteLog;
+
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The commit's global position.
+    pub position: u64,
+    /// The commit was already in the log (written by an earlier call, or by an earlier attempt
+    /// of this call whose acknowledgement was lost); nothing new was written.
+    pub duplicate: bool,
+}
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Another commit was appended to the request after the one the caller saw.
+    /// The caller reloads the request and decides again.
+    #[error(
+        "request {request_id}: expected last position {expected}, but it is {}",
+        actual.map_or("none".to_string(), |p| p.to_string())
+    )]
+    Conflict {
+        /// The request.
+        request_id: RequestId,
+        /// The position the caller expected to be the request's last.
+        expected: u64,
+        /// The request's actual last position (`None`: the request has no commit).
+        actual: Option<u64>,
+    },
+    /// The store cannot be reached or did not answer in time; retrying later may succeed.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record does not decode as a commit.
+    #[error("corrupt record at position {position}: {source}")]
+    Corrupt {
+        /// The record's position.
+        position: u64,
+        /// Why it does not decode.
+        #[source]
+        source: DecodeError,
+    },
+    /// The store refused the operation for a reason retrying will not fix (a missing stream,
+    /// a message larger than the server allows, a misconfiguration).
+    #[error("event log refused the operation: {0}")]
+    Refused(String),
+    /// The commit cannot be appended as given (for example, it holds no events).
+    #[error("invalid commit: {0}")]
+    InvalidCommit(&'static str),
+}
+
+impl LogError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LogError::Unavailable(_))
+    }
+}
+
+/// The event log, on one of the two supported stores.
+#[derive(Debug, Clone)]
+pub enum EventLog {
+    /// NATS JetStream: one stream, one subject per request.
+    JetStream(JetStreamLog),
+    /// An embedded SQLite database file (single-node deployments, tests, laptops).
+    Sqlite(SqliteLog),
+}
+
+impl EventLog {
+    /// Connects to JetStream and creates or updates the stream idempotently.
+    pub async fn connect_jetstream(
+        client: async_nats::Client,
+        cfg: JetStreamConfig,
+    ) -> Result<EventLog, LogError> {
+        Ok(EventLog::JetStream(
+            JetStreamLog::connect(client, cfg).await?,
+        ))
+    }
+
+    /// Opens (creating if missing) an SQLite log file and its schema.
+    pub async fn open_sqlite(path: &Path) -> Result<EventLog, LogError> {
+        Ok(EventLog::Sqlite(SqliteLog::open(path).await?))
+    }
+
+    /// Appends one commit for `commit.request_id`. `expected` is the position of the
+    /// request's last commit (0: the request must not exist yet).
+    pub async fn append(&self, commit: &Commit, expected: u64) -> Result<Appended, LogError> {
+        if commit.events.is_empty() {
+            return Err(LogError::InvalidCommit("a commit holds at least one event"));
+        }
+        if commit
+            .events
+            .iter()
+            .any(|e| e.request_id != commit.request_id)
+        {
+            return Err(LogError::InvalidCommit(
+                "every event of a commit belongs to the commit's request",
+            ));
+        }
+        match self {
+            EventLog::JetStream(log) => log.append(commit, expected).await,
+            EventLog::Sqlite(log) => log.append(commit, expected).await,
+        }
+    }
+
+    /// All commits of one request, in order (empty when the request does not exist).
+    pub async fn load(&self, request_id: RequestId) -> Result<Vec<LoggedCommit>, LogError> {
+        decode_all(self.load_raw(request_id).await?)
+    }
+
+    /// All commits of one request as the raw stored bytes, with their positions, in order
+    /// (for hash-chain verification and tamper tests).
+    pub async fn load_raw(&self, request_id: RequestId) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        match self {
+            EventLog::JetStream(log) => log.load_raw(request_id).await,
+            EventLog::Sqlite(log) => log.load_raw(request_id).await,
+        }
+    }
+
+    /// Up to `max` commits with position >= `from`, in global order (for projections,
+    /// replay and rebuilds). Returns fewer than `max` only at the end of the log.
+    pub async fn read_from(&self, from: u64, max: usize) -> Result<Vec<LoggedCommit>, LogError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let raw = match self {
+            EventLog::JetStream(log) => log.read_raw_from(from.max(1), max).await?,
+            EventLog::Sqlite(log) => log.read_raw_from(from.max(1), max).await?,
+        };
+        decode_all(raw)
+    }
+
+    /// A live stream of commits from position `from` onward, in global order. It never ends:
+    /// after the last stored commit it waits for new appends. Errors are yielded as items;
+    /// a store that stays unreachable yields [`LogError::Unavailable`] and the stream goes on
+    /// trying.
+    pub fn follow(&self, from: u64) -> BoxStream<'static, Result<LoggedCommit, LogError>> {
+        match self {
+            EventLog::JetStream(log) => log.follow(from.max(1)),
+            EventLog::Sqlite(log) => log.follow(from.max(1)),
+        }
+    }
+
+    /// Highest position written (0 when the log is empty).
+    pub async fn last_position(&self) -> Result<u64, LogError> {
+        match self {
+            EventLog::JetStream(log) => log.last_position().await,
+            EventLog::Sqlite(log) => log.last_position().await,
+        }
+    }
+
+    /// Cheap reachability check for readiness probes.
+    pub async fn ping(&self) -> Result<(), LogError> {
+        match self {
+            EventLog::JetStream(log) => log.ping().await,
+            EventLog::Sqlite(log) => log.ping().await,
+        }
+    }
+
+    /// A human description of the store and its durability guarantees, for start-up logs.
+    pub fn describe(&self) -> String {
+        match self {
+            EventLog::JetStream(log) => log.describe(),
+            EventLog::Sqlite(log) => log.describe(),
+        }
+    }
+}
+
+/// Decodes stored records, naming the position of the first one that does not decode.
+fn decode_all(raw: Vec<(u64, Vec<u8>)>) -> Result<Vec<LoggedCommit>, LogError> {
+    raw.into_iter()
+        .map(|(position, bytes)| decode(position, &bytes))
+        .collect()
+}
+
+/// Decodes one stored record (upcasting older event versions).
+fn decode(position: u64, bytes: &[u8]) -> Result<LoggedCommit, LogError> {
+    let commit =
+        Commit::from_bytes(bytes).map_err(|source| LogError::Corrupt { position, source })?;
+    Ok(LoggedCommit { position, commit })
+}

@@ -1,0 +1,298 @@
+//! The `bianmin` binary: `serve` runs the engine, `config` prints the effective
+//! configuration, `project` runs the read-model projectors on their own, `projections rebuild`
+//! rebuilds read models from the log, `privacy` erases and sweeps resident contact data, and
+//! the auditors' subcommands (`verify`, `history`,
+//! `replay`, `digest`, `reference`, `upward`) read the event log directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use engine_service::app::{App, open_log};
+use engine_service::audit::cli::{AuditCommand, CliContext};
+use engine_service::config::{Config, Overrides};
+use engine_service::nats::{self, NatsApiConfig};
+use engine_service::privacy::PrivacyCommand;
+use engine_service::projector::{self, ProjectorRuntime, ProjectorSettings};
+use engine_service::supervisor::{self, SupervisorConfig};
+use engine_service::telemetry::{self, LogFormat};
+use engine_service::upward::UpwardConfig;
+
+/// Bianmin: an event-sourced work-order and referral engine for community service centres
+/// and 12345 hotlines.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bianmin",
+    version,
+    about = "Bianmin 便民: event-sourced work orders and referrals for community service stations and 12345 hotlines",
+    long_about = "Bianmin 便民: an event-sourced work-order and referral engine for community service \
+stations and 12345 hotlines. `serve` runs the engine (HTTP API, NATS intake, supervisor, \
+projectors); the other subcommands maintain read models, erase resident contact data, and let \
+auditors verify, replay and inspect the event log. Configuration: defaults, then the TOML file \
+(--config / BIANMIN_CONFIG), then BIANMIN_* environment variables (BIANMIN_SECTION__KEY; \
+BIANMIN_NATS_URL and DATABASE_URL as shortcuts), then flags."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// TOML configuration file (also `BIANMIN_CONFIG`); see deploy/config/bianmin.example.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log line format; the level filter comes from `RUST_LOG` (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "BIANMIN_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Directory of the embedded stores (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// NATS server URL: run the event log on JetStream (overrides `nats.url`).
+    #[arg(long, global = true, value_name = "URL")]
+    nats_url: Option<String>,
+    /// PostgreSQL URL for projections (overrides `database_url`).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run the engine: HTTP API and background tasks, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Print the effective configuration (all layers merged), secrets masked.
+    Config(ServeArgs),
+    /// Run the read-model projectors without the HTTP API, until SIGINT or SIGTERM (scale-out;
+    /// safe next to `serve` and other `project` processes).
+    Project(ProjectArgs),
+    /// Maintain the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Resident privacy: erase a resident's contact data (crypto-shredding), show its status,
+    /// run the retention sweep, list the privacy ledger.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+    #[command(flatten)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (overrides `http.listen`; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Policy profile: `community-station` or `city-hotline-12345` (overrides `policy.profile`).
+    #[arg(long, value_name = "PROFILE")]
+    policy_profile: Option<String>,
+    /// Accept `X-Bianmin-Actor: <id>;<role>[;<unit>]` without a token. Development only.
+    #[arg(long)]
+    dev_identity: bool,
+}
+
+#[derive(Debug, Args)]
+struct ProjectArgs {
+    /// Run only this projector (`requests` or `assessment`); all when absent.
+    #[arg(long, value_name = "NAME")]
+    projector: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Replay the log from the start into fresh tables and swap them in without stopping reads.
+    Rebuild(ProjectArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.global.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Commands::Serve(args) => {
+            serve(load_config(&cli.global, Some(&args))?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Config(args) => {
+            print!("{}", load_config(&cli.global, Some(&args))?.masked_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Project(args) => {
+            project(load_config(&cli.global, None)?, args.projector.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Projections(ProjectionsCommand::Rebuild(args)) => {
+            rebuild(load_config(&cli.global, None)?, args.projector.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Privacy(command) => {
+            let config = load_config(&cli.global, None)?;
+            Ok(command.run(&config, &config.privacy).await?)
+        }
+        Commands::Audit(command) => {
+            let config = load_config(&cli.global, None)?;
+            let (log, nats) = open_log(&config).await.context("opening the event log")?;
+            let context = CliContext {
+                log,
+                nats,
+                projections_url: config.database_url.clone(),
+                upward: UpwardConfig {
+                    subject_prefix: config.nats.subject_prefix.clone(),
+                    ..UpwardConfig::default()
+                },
+            };
+            Ok(engine_service::audit::cli::run(command, &context).await?)
+        }
+    }
+}
+
+fn load_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen: serve.and_then(|s| s.listen),
+        data_dir: global.data_dir.clone(),
+        nats_url: global.nats_url.clone(),
+        database_url: global.database_url.clone(),
+        policy_profile: serve.and_then(|s| s.policy_profile.clone()),
+        dev_identity: serve.is_some_and(|s| s.dev_identity),
+    };
+    Config::load(global.config.as_deref(), &overrides).context("loading configuration")
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut app = App::build(config).await.context("starting bianmin")?;
+    add_background_tasks(&mut app);
+    tracing::info!(port = app.port(), "bianmin started");
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `bianmin project`: the projectors of `only` (or all), each in its own task.
+async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
+    let names = projector::selected_projectors(only)?;
+    let (log, _nats) = open_log(&config).await.context("opening the event log")?;
+    let settings = ProjectorSettings::from_config(&config.projections);
+    let token = tokio_util::sync::CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let Some(projections) =
+        projector::connect_with_retry(&config.projections_url(), settings, &token).await
+    else {
+        return Ok(());
+    };
+    let runtime = ProjectorRuntime::new(projections, log, settings);
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let (runtime, token) = (runtime.clone(), token.clone());
+        tasks.spawn(async move { (name, runtime.run(name, token).await) });
+    }
+    tracing::info!("projecting; stop with SIGINT or SIGTERM");
+    while let Some(ended) = tasks.join_next().await {
+        let (name, result) = ended.context("projector task")?;
+        result.with_context(|| format!("projector {name}"))?;
+    }
+    Ok(())
+}
+
+/// `bianmin projections rebuild`: the selected projectors rebuilt together from one read of
+/// the log, with one progress bar, and swapped in together.
+async fn rebuild(config: Config, only: Option<&str>) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let names = projector::selected_projectors(only)?;
+    let (log, _nats) = open_log(&config).await.context("opening the event log")?;
+    let projections = projections::Projections::connect(&config.projections_url())
+        .await
+        .context("opening the projections database")?;
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} commits ({per_sec}, ETA {eta})",
+    )
+    .context("progress style")?;
+    let bar = ProgressBar::new(log.last_position().await?)
+        .with_style(style)
+        .with_prefix("rebuild");
+    let rebuilt = projector::rebuild_all(
+        &projections,
+        &log,
+        &names,
+        config.projections.batch_max,
+        |done, head| {
+            bar.set_length(head);
+            bar.set_position(done);
+        },
+    )
+    .await
+    .with_context(|| format!("rebuilding {}", names.join(", ")))?;
+    bar.finish();
+    for (name, position) in rebuilt {
+        println!("{name}: rebuilt and swapped in at log position {position}");
+    }
+    Ok(())
+}
+
+/// The engine's own loops: the deadline supervisor always; the NATS intake, command, inbox
+/// and upward-report links when the log runs on JetStream.
+fn add_background_tasks(app: &mut App) {
+    let service = app.commands().clone();
+    let token = app.shutdown_token();
+    let supervisor = supervisor::run(service.clone(), SupervisorConfig::default(), token.clone());
+    app.spawn_background("supervisor", async move { Ok(supervisor.await?) });
+    let Some(client) = app.nats().cloned() else {
+        return;
+    };
+    let prefix = app.config().nats.subject_prefix.clone();
+    let api = NatsApiConfig::with_prefix(&prefix);
+    let intake = nats::run_intake(
+        service.clone(),
+        app.authenticator().clone(),
+        client.clone(),
+        api.clone(),
+        token.clone(),
+    );
+    app.spawn_background("nats-intake", async move { Ok(intake.await?) });
+    let inbox = nats::inbox::run_inbox(service.clone(), client.clone(), api, token.clone());
+    app.spawn_background("nats-inbox", async move { Ok(inbox.await?) });
+    let upward_config = UpwardConfig {
+        subject_prefix: prefix,
+        ..UpwardConfig::default()
+    };
+    let upward = engine_service::upward::run(service, client, upward_config, token);
+    app.spawn_background("upward", async move { Ok(upward.await?) });
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,294 @@
+//! The durable inbox: upstream systems publish intake documents to the JetStream stream
+//! `BIANMIN_INBOX` (`<prefix>.inbox.<channel>`) and get a JetStream ack; the engine consumes them
+//! with a durable pull consumer and acks each only once its request is in the event log.
+//!
+//! Outcomes per message:
+//! - recorded (or already recorded: intake is idempotent, so redelivery is harmless) → ack;
+//! - can never succeed (malformed, invalid, refused) → a reject `{external_id, channel, error}`
+//!   is published to `BIANMIN_INBOX_REJECTS` (`<prefix>.inbox_rejects.<channel>`), then ack;
+//! - transient failure (log unavailable, conflict) → nak with a delay, redelivered later.
+//!
+//! Documents published while no engine runs wait in the stream and are processed when a
+//! consumer comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{NatsApiConfig, NatsApiError, Reply, intake};
+use crate::commands::{CommandError, CommandService};
+
+/// A rejected inbox document, as stored on `<prefix>.inbox_rejects.<channel>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxReject {
+    /// The upstream ticket id, when the document had a readable one.
+    pub external_id: Option<String>,
+    /// The channel of the subject the document was published on.
+    pub channel: String,
+    /// Why it was rejected.
+    pub error: schemas::ErrorBody,
+    /// Sequence of the document in the inbox stream.
+    pub inbox_sequence: u64,
+}
+
+/// The identity inbox documents are recorded under: publishing to the inbox is authorised by
+/// the NATS account, so the engine records the inbox itself as the intake system.
+pub fn inbox_actor() -> schemas::Actor {
+    schemas::Actor {
+        id: "nats-inbox".into(),
+        role: schemas::Role::IntakeSystem,
+        unit: None,
+    }
+}
+
+/// Creates the inbox and rejects streams if missing (idempotent). Upstream systems can publish
+/// as soon as this has run, whether or not an engine is consuming.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    cfg: &NatsApiConfig,
+) -> Result<(stream::Stream, stream::Stream), NatsApiError> {
+    let inbox = js
+        .get_or_create_stream(stream::Config {
+            name: cfg.inbox_stream.clone(),
+            subjects: vec![cfg.inbox_subject(">")],
+            description: Some("Bianmin durable intake inbox".into()),
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: cfg.inbox_replicas.max(1),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsApiError::JetStream(format!("inbox stream: {e}")))?;
+    let rejects = js
+        .get_or_create_stream(stream::Config {
+            name: cfg.rejects_stream.clone(),
+            subjects: vec![cfg.rejects_subject(">")],
+            description: Some("Bianmin inbox documents that can never be recorded".into()),
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: cfg.inbox_replicas.max(1),
+            max_age: Duration::from_secs(cfg.rejects_max_age_days.max(1) * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsApiError::JetStream(format!("rejects stream: {e}")))?;
+    Ok((inbox, rejects))
+}
+
+/// Consumes the durable inbox until `shutdown` is cancelled; in-flight documents are finished
+/// (acked or nak'ed) before this returns.
+pub async fn run_inbox(
+    service: CommandService,
+    client: async_nats::Client,
+    cfg: NatsApiConfig,
+    shutdown: CancellationToken,
+) -> Result<(), NatsApiError> {
+    let js = jetstream::new(client);
+    let (inbox, _) = ensure_streams(&js, &cfg).await?;
+    let consumer: consumer::PullConsumer = inbox
+        .get_or_create_consumer(
+            &cfg.inbox_consumer,
+            consumer::pull::Config {
+                durable_name: Some(cfg.inbox_consumer.clone()),
+                description: Some("Bianmin engine intake".into()),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: cfg.ack_wait(),
+                max_ack_pending: cfg.inbox_max_ack_pending.max(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| NatsApiError::JetStream(format!("inbox consumer: {e}")))?;
+    tracing::info!(stream = %cfg.inbox_stream, consumer = %cfg.inbox_consumer, "consuming the NATS inbox");
+
+    let shared = Arc::new(Worker { service, js, cfg });
+    let permits = Arc::new(Semaphore::new(shared.cfg.max_in_flight.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let batch = usize::try_from(shared.cfg.inbox_max_ack_pending)
+        .unwrap_or(256)
+        .clamp(1, 256);
+    let result = 'outer: loop {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot pull from the inbox; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'outer Ok(()),
+                next = messages.next() => next,
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    // Missed heartbeats and the like while the server is away: back off a
+                    // little instead of spinning on immediate errors.
+                    tracing::warn!(%error, "inbox pull error");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'outer Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+                None => continue 'outer,
+            };
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break 'outer Ok(()),
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break 'outer Ok(()),
+                },
+            };
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                shared.process(message).await;
+                drop(permit);
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+    };
+    while tasks.join_next().await.is_some() {}
+    result
+}
+
+struct Worker {
+    service: CommandService,
+    js: jetstream::Context,
+    cfg: NatsApiConfig,
+}
+
+/// What to do with one inbox message.
+enum Verdict {
+    Recorded,
+    Reject(schemas::ErrorBody),
+    Retry(String),
+}
+
+impl Worker {
+    async fn process(&self, message: jetstream::Message) {
+        let (sequence, delivered) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.delivered),
+            Err(_) => (0, 1),
+        };
+        let subject = message.subject.to_string();
+        let verdict = match intake::decode(&self.cfg, &subject, &message.payload) {
+            Err(Reply::Error(body)) => Verdict::Reject(body),
+            Err(Reply::Ok(_)) => Verdict::Retry("unexpected decoder answer".into()),
+            Ok(document) => match self.service.intake(document, inbox_actor()).await {
+                Ok(_) => Verdict::Recorded,
+                Err(error) => self.classify(error, delivered),
+            },
+        };
+        let ack = match verdict {
+            Verdict::Recorded => AckKind::Ack,
+            Verdict::Reject(error) => {
+                let reject = InboxReject {
+                    external_id: external_id_of(&message.payload),
+                    channel: super::last_token(&subject).to_string(),
+                    error,
+                    inbox_sequence: sequence,
+                };
+                match self.publish_reject(&reject).await {
+                    Ok(()) => {
+                        tracing::info!(sequence, code = %reject.error.code, "inbox document rejected");
+                        AckKind::Ack
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, sequence, "cannot record an inbox reject; will retry");
+                        AckKind::Nak(Some(self.cfg.nak_delay()))
+                    }
+                }
+            }
+            Verdict::Retry(why) => {
+                tracing::warn!(sequence, delivered, reason = %why, "inbox document deferred");
+                AckKind::Nak(Some(self.cfg.nak_delay()))
+            }
+        };
+        if let Err(error) = message.ack_with(ack).await {
+            // Not acknowledged: the server redelivers after ack_wait; intake is idempotent.
+            tracing::warn!(%error, sequence, "cannot acknowledge an inbox document");
+        }
+    }
+
+    fn classify(&self, error: CommandError, delivered: i64) -> Verdict {
+        match error {
+            CommandError::Unavailable(_) | CommandError::Conflict { .. } => {
+                Verdict::Retry(error.to_string())
+            }
+            CommandError::Internal(_) => {
+                let failures = u64::try_from(delivered).unwrap_or(0);
+                if failures >= self.cfg.inbox_max_internal_failures {
+                    Verdict::Reject(error.body())
+                } else {
+                    Verdict::Retry(error.to_string())
+                }
+            }
+            other => Verdict::Reject(other.body()),
+        }
+    }
+
+    async fn publish_reject(&self, reject: &InboxReject) -> Result<(), String> {
+        let payload = serde_json::to_vec(reject).map_err(|e| e.to_string())?;
+        let mut headers = async_nats::HeaderMap::new();
+        // A redelivered document rejected twice is stored once.
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", self.cfg.inbox_stream, reject.inbox_sequence).as_str(),
+        );
+        let subject = self.cfg.rejects_subject(&subject_token(&reject.channel));
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        ack.await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// A subject-safe token (the channel token came from a subject, but be strict anyway).
+fn subject_token(token: &str) -> String {
+    let cleaned: String = token
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "unknown".into()
+    } else {
+        cleaned
+    }
+}
+
+/// The `external_id` of a document that may not decode as a whole.
+fn external_id_of(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value
+        .get("external_id")?
+        .as_str()
+        .map(|s| s.chars().take(128).collect())
+}

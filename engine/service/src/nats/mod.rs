@@ -1,0 +1,338 @@
+//! The NATS edge of the engine: request-reply intake (`<prefix>.intake.<channel>`), request-reply
+//! commands (`<prefix>.cmd.<action>`), and the durable JetStream inbox (`<prefix>.inbox.<channel>`).
+//!
+//! The subjects, payloads, replies and headers are documented in `docs/nats-api.md`.
+//!
+//! # Layout
+//! - [`intake`]: decoding and answering one intake request.
+//! - [`cmd`]: decoding and answering one command request.
+//! - [`inbox`]: the durable inbox consumer and its rejects stream.
+//! - this file: configuration, errors, subjects, and [`run_intake`], the request-reply server
+//!   that serves both intake and commands.
+//!
+//! **Invariant:** bad input never ends a loop. Every message gets an answer (a reply or an
+//! ack / nak); only a lost connection or the shutdown token stops the server.
+
+pub mod cmd;
+pub mod inbox;
+pub mod intake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+/// The shutdown signal [`run_intake`] and [`run_inbox`] take (re-exported for callers).
+pub use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::commands::CommandService;
+
+pub use inbox::run_inbox;
+
+/// Header carrying the caller's bearer token: `Authorization: Bearer <token>`.
+pub const AUTHORIZATION_HEADER: &str = "Authorization";
+/// Development identity header (`<id>;<role>[;<unit>]`), honoured only in dev-identity mode.
+pub const DEV_ACTOR_HEADER: &str = "X-Bianmin-Actor";
+/// Header set on every error reply, holding the error code (so clients can branch without
+/// parsing the body).
+pub const ERROR_HEADER: &str = "Bianmin-Error";
+
+/// Settings of the NATS edge. Every field has a default; see `docs/nats-api.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsApiConfig {
+    /// First subject token of every subject (`bianmin` → `bianmin.intake.hotline`).
+    pub subject_prefix: String,
+    /// Queue group of the request-reply subscriptions, so several engines share the load.
+    pub queue_group: String,
+    /// Messages processed at once by one engine (request-reply and inbox each).
+    pub max_in_flight: usize,
+    /// Largest accepted payload in bytes; larger messages get a `payload_too_large` error.
+    pub max_payload_bytes: usize,
+    /// Name of the JetStream stream holding the durable inbox.
+    pub inbox_stream: String,
+    /// Name of the JetStream stream holding rejected inbox documents.
+    pub rejects_stream: String,
+    /// Durable name of the inbox consumer (shared by every engine).
+    pub inbox_consumer: String,
+    /// Unacknowledged inbox messages the server hands out at once.
+    pub inbox_max_ack_pending: i64,
+    /// Milliseconds the server waits for an ack before redelivering.
+    pub inbox_ack_wait_ms: u64,
+    /// Milliseconds a transiently failed inbox message waits before redelivery.
+    pub inbox_nak_delay_ms: u64,
+    /// Deliveries after which an inbox message that keeps failing with an internal error is
+    /// rejected instead of retried (an unavailable log is retried forever).
+    pub inbox_max_internal_failures: u64,
+    /// Replicas of the inbox and rejects streams (3 in a cluster).
+    pub inbox_replicas: usize,
+    /// Days rejected documents are kept for upstream systems to read.
+    pub rejects_max_age_days: u64,
+}
+
+impl Default for NatsApiConfig {
+    fn default() -> NatsApiConfig {
+        NatsApiConfig {
+            subject_prefix: "bianmin".into(),
+            queue_group: "bianmin".into(),
+            max_in_flight: 256,
+            max_payload_bytes: 64 * 1024,
+            inbox_stream: "BIANMIN_INBOX".into(),
+            rejects_stream: "BIANMIN_INBOX_REJECTS".into(),
+            inbox_consumer: "bianmin-engine".into(),
+            inbox_max_ack_pending: 256,
+            inbox_ack_wait_ms: 30_000,
+            inbox_nak_delay_ms: 2_000,
+            inbox_max_internal_failures: 5,
+            inbox_replicas: 1,
+            rejects_max_age_days: 30,
+        }
+    }
+}
+
+impl NatsApiConfig {
+    /// The default settings with another subject prefix (tests isolate themselves this way).
+    pub fn with_prefix(prefix: &str) -> NatsApiConfig {
+        NatsApiConfig {
+            subject_prefix: prefix.to_string(),
+            ..NatsApiConfig::default()
+        }
+    }
+
+    /// `<prefix>.intake.<channel>`.
+    pub fn intake_subject(&self, channel: &str) -> String {
+        format!("{}.intake.{channel}", self.subject_prefix)
+    }
+
+    /// `<prefix>.cmd.<action>`.
+    pub fn cmd_subject(&self, action: &str) -> String {
+        format!("{}.cmd.{action}", self.subject_prefix)
+    }
+
+    /// `<prefix>.inbox.<channel>`.
+    pub fn inbox_subject(&self, channel: &str) -> String {
+        format!("{}.inbox.{channel}", self.subject_prefix)
+    }
+
+    /// `<prefix>.inbox_rejects.<channel>`.
+    pub fn rejects_subject(&self, channel: &str) -> String {
+        format!("{}.inbox_rejects.{channel}", self.subject_prefix)
+    }
+
+    fn ack_wait(&self) -> Duration {
+        Duration::from_millis(self.inbox_ack_wait_ms)
+    }
+
+    fn nak_delay(&self) -> Duration {
+        Duration::from_millis(self.inbox_nak_delay_ms)
+    }
+}
+
+/// Why the NATS edge stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsApiError {
+    /// A subscription could not be made.
+    #[error("cannot subscribe to `{subject}`: {message}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// The client's explanation.
+        message: String,
+    },
+    /// A JetStream stream or consumer could not be created or read.
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    /// The connection closed while serving.
+    #[error("the NATS subscription ended (connection closed)")]
+    Disconnected,
+}
+
+/// Serves request-reply intake on `<prefix>.intake.*` and commands on `<prefix>.cmd.*` in the
+/// queue group, until `shutdown` is cancelled. Messages are processed concurrently, at most
+/// `max_in_flight` at once; in-flight messages are answered before this returns.
+pub async fn run_intake(
+    service: CommandService,
+    auth: Authenticator,
+    client: async_nats::Client,
+    cfg: NatsApiConfig,
+    shutdown: CancellationToken,
+) -> Result<(), NatsApiError> {
+    let intake_subject = cfg.intake_subject("*");
+    let cmd_subject = cfg.cmd_subject("*");
+    let mut intake_sub = queue_subscribe(&client, &intake_subject, &cfg.queue_group).await?;
+    let mut cmd_sub = queue_subscribe(&client, &cmd_subject, &cfg.queue_group).await?;
+    // Make sure the server registered both subscriptions before callers are told we serve.
+    let _ = client.flush().await;
+    tracing::info!(intake = %intake_subject, commands = %cmd_subject, "serving NATS request-reply");
+
+    let shared = Arc::new(Shared {
+        service,
+        auth,
+        client,
+        cfg,
+    });
+    let permits = Arc::new(Semaphore::new(shared.cfg.max_in_flight.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let result = loop {
+        let (message, kind) = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            message = intake_sub.next() => (message, Kind::Intake),
+            message = cmd_sub.next() => (message, Kind::Command),
+        };
+        let Some(message) = message else {
+            break Err(NatsApiError::Disconnected);
+        };
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ok(()),
+            },
+        };
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            shared.answer(kind, message).await;
+            drop(permit);
+        });
+        // Reap finished tasks so the set does not grow with the message count.
+        while tasks.try_join_next().is_some() {}
+    };
+    let _ = intake_sub.unsubscribe().await;
+    let _ = cmd_sub.unsubscribe().await;
+    while tasks.join_next().await.is_some() {}
+    let _ = shared.client.flush().await;
+    result
+}
+
+async fn queue_subscribe(
+    client: &async_nats::Client,
+    subject: &str,
+    group: &str,
+) -> Result<async_nats::Subscriber, NatsApiError> {
+    client
+        .queue_subscribe(subject.to_string(), group.to_string())
+        .await
+        .map_err(|e| NatsApiError::Subscribe {
+            subject: subject.to_string(),
+            message: e.to_string(),
+        })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Intake,
+    Command,
+}
+
+struct Shared {
+    service: CommandService,
+    auth: Authenticator,
+    client: async_nats::Client,
+    cfg: NatsApiConfig,
+}
+
+impl Shared {
+    async fn answer(&self, kind: Kind, message: async_nats::Message) {
+        let Some(reply_to) = message.reply.clone() else {
+            // Fire-and-forget publishes get no answer; the durable path is the inbox.
+            tracing::debug!(subject = %message.subject, "request without a reply subject ignored");
+            return;
+        };
+        let reply = match kind {
+            Kind::Intake => intake::handle(&self.service, &self.auth, &self.cfg, &message).await,
+            Kind::Command => cmd::handle(&self.service, &self.auth, &self.cfg, &message).await,
+        };
+        let (headers, payload) = reply.into_parts();
+        if let Err(error) = self
+            .client
+            .publish_with_headers(reply_to, headers, payload)
+            .await
+        {
+            tracing::warn!(%error, "could not publish a NATS reply");
+        }
+    }
+}
+
+/// One answer to a request: a JSON body, or the error document.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Ok(Vec<u8>),
+    Error(schemas::ErrorBody),
+}
+
+impl Reply {
+    pub(crate) fn error(code: &str, message: impl Into<String>, field: Option<&str>) -> Reply {
+        Reply::Error(schemas::ErrorBody {
+            code: code.to_string(),
+            message: message.into(),
+            field: field.map(str::to_string),
+        })
+    }
+
+    pub(crate) fn json<T: Serialize>(value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => Reply::Ok(bytes),
+            Err(error) => Reply::error("internal", error.to_string(), None),
+        }
+    }
+
+    fn into_parts(self) -> (HeaderMap, Bytes) {
+        let mut headers = HeaderMap::new();
+        match self {
+            Reply::Ok(bytes) => (headers, Bytes::from(bytes)),
+            Reply::Error(body) => {
+                headers.insert(ERROR_HEADER, body.code.as_str());
+                let document = ErrorDocument { error: body };
+                let bytes = serde_json::to_vec(&document).unwrap_or_else(|_| {
+                    br#"{"error":{"code":"internal","message":"unserialisable error"}}"#.to_vec()
+                });
+                (headers, Bytes::from(bytes))
+            }
+        }
+    }
+}
+
+/// The error reply: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDocument {
+    /// The structured error.
+    pub error: schemas::ErrorBody,
+}
+
+/// Reads the identity headers of a message and authenticates the caller.
+pub(crate) fn authenticate(
+    auth: &Authenticator,
+    message: &async_nats::Message,
+) -> Result<schemas::Actor, Reply> {
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    let authorization = header(AUTHORIZATION_HEADER);
+    let bearer = authorization.as_deref().map(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+    });
+    let dev = header(DEV_ACTOR_HEADER);
+    auth.authenticate(bearer.map(str::trim), dev.as_deref())
+        .map_err(auth_error)
+}
+
+fn auth_error(error: crate::auth::AuthError) -> Reply {
+    Reply::error(error.code(), error.to_string(), None)
+}
+
+/// The last token of a subject (`bianmin.intake.hotline` → `hotline`).
+pub(crate) fn last_token(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or("")
+}

@@ -1,0 +1,827 @@
+//! Residents' privacy (PIPL): erasure by crypto-shredding, the retention job, and recorded,
+//! permission-gated reads of contact data.
+//!
+//! Contact data lives only in the encrypted [`ContactStore`]; events carry a [`ContactRef`].
+//! Erasing destroys the contact's key: the ciphertext left behind is unreadable, the event log
+//! is not touched, so every hash chain and every rate computed from the log stays as it was,
+//! and histories show the contact as erased. Each erasure and each read of contact data is
+//! written to the privacy ledger (`privacy.db` beside the contact store), which names
+//! references and actors, never contact content.
+//!
+//! Retention ([`retention`]): contact data of a request is kept for a configured number of
+//! days after the request is archived; a background sweep crypto-shreds expired keys and
+//! records each erasure with the reason `retention`.
+//!
+//! Wiring: `bianmin privacy …` runs [`PrivacyCommand::run`]; `serve` spawns
+//! [`retention::run`] as a background task and may merge [`http::router`] into its router.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use engine_core::Clock;
+use schemas::{Actor, ContactRef, Event, RequestId, Role, Timestamp};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use uuid::Uuid;
+
+use crate::contacts::{ContactError, ContactStore, StoredContact};
+use crate::log::{EventLog, LogError};
+
+/// Why a privacy operation failed. Never carries contact data.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The contact store failed.
+    #[error(transparent)]
+    Contacts(#[from] ContactError),
+    /// The privacy ledger failed.
+    #[error("privacy ledger unavailable: {0}")]
+    Ledger(String),
+    /// The request exists but was received without contact data (anonymous).
+    #[error("request {0} holds no contact reference")]
+    NoContact(RequestId),
+    /// Neither a request nor a stored contact has this id.
+    #[error("{0} is neither a request nor a stored contact reference")]
+    Unknown(Uuid),
+    /// The actor may not read contact data.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Opening the stores for the command line failed.
+    #[error("cannot open {what}: {message}")]
+    Open {
+        /// Which store.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<sqlx::Error> for PrivacyError {
+    fn from(error: sqlx::Error) -> Self {
+        PrivacyError::Ledger(error.to_string())
+    }
+}
+
+/// Privacy settings (a `[privacy]` table in the configuration).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Ids of the auditor identities explicitly permitted to read contact data. Everyone
+    /// else, auditors included, sees only the reference.
+    pub contact_readers: Vec<String>,
+    /// Retention of contact data.
+    pub retention: RetentionPolicy,
+}
+
+/// How long each record class is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Contact data: days after the request is archived (default 3 years). Events and hash
+    /// chains are kept for good; only the contact key is destroyed.
+    pub contact_days_after_archive: u32,
+    /// How often the sweep runs, seconds.
+    pub sweep_interval_secs: u64,
+    /// Whether the sweep runs at all.
+    pub enabled: bool,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            contact_days_after_archive: 3 * 365,
+            sweep_interval_secs: 3600,
+            enabled: true,
+        }
+    }
+}
+
+/// One recorded erasure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    /// The contact.
+    pub contact_ref: ContactRef,
+    /// The request it belonged to, when known.
+    pub request_id: Option<RequestId>,
+    /// `resident_request`, `retention`, … (free text, no personal data).
+    pub reason: String,
+    /// Who erased it.
+    pub actor: String,
+    /// When.
+    pub erased_at: Timestamp,
+    /// Whether a key was destroyed now (false: it was already gone).
+    pub key_destroyed: bool,
+}
+
+/// One recorded read of contact data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// The contact.
+    pub contact_ref: ContactRef,
+    /// The request.
+    pub request_id: RequestId,
+    /// Who read it.
+    pub actor: String,
+    /// In which role.
+    pub role: String,
+    /// Why (as stated by the reader).
+    pub purpose: String,
+    /// When.
+    pub accessed_at: Timestamp,
+}
+
+/// The privacy ledger: every erasure and every read of contact data. Cheap to clone.
+#[derive(Clone)]
+pub struct PrivacyLedger {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for PrivacyLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyLedger").finish_non_exhaustive()
+    }
+}
+
+const LEDGER_SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS contact_erasures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact_ref TEXT NOT NULL,
+        request_id TEXT,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        erased_at TEXT NOT NULL,
+        key_destroyed INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS contact_access (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact_ref TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        accessed_at TEXT NOT NULL
+    )",
+];
+
+impl PrivacyLedger {
+    /// Opens (creating if needed) the ledger in the SQLite file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<PrivacyLedger, PrivacyError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        for statement in LEDGER_SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(PrivacyLedger { pool })
+    }
+
+    /// The ledger file beside the contact store in `data_dir`.
+    pub fn path_in(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("privacy.db")
+    }
+
+    /// Records an erasure.
+    pub async fn record_erasure(&self, record: &ErasureRecord) -> Result<(), PrivacyError> {
+        sqlx::query(
+            "INSERT INTO contact_erasures
+               (contact_ref, request_id, reason, actor, erased_at, key_destroyed)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.contact_ref.0.to_string())
+        .bind(record.request_id.map(|r| r.to_string()))
+        .bind(&record.reason)
+        .bind(&record.actor)
+        .bind(record.erased_at.to_rfc3339())
+        .bind(record.key_destroyed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a read of contact data.
+    pub async fn record_access(&self, record: &AccessRecord) -> Result<(), PrivacyError> {
+        sqlx::query(
+            "INSERT INTO contact_access
+               (contact_ref, request_id, actor, role, purpose, accessed_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.contact_ref.0.to_string())
+        .bind(record.request_id.to_string())
+        .bind(&record.actor)
+        .bind(&record.role)
+        .bind(&record.purpose)
+        .bind(record.accessed_at.to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every recorded erasure, oldest first.
+    pub async fn erasures(&self) -> Result<Vec<ErasureRecord>, PrivacyError> {
+        let rows = sqlx::query(
+            "SELECT contact_ref, request_id, reason, actor, erased_at, key_destroyed
+             FROM contact_erasures ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ErasureRecord {
+                    contact_ref: ContactRef(parse_uuid(&row.try_get::<String, _>("contact_ref")?)?),
+                    request_id: row
+                        .try_get::<Option<String>, _>("request_id")?
+                        .map(|s| parse_uuid(&s))
+                        .transpose()?,
+                    reason: row.try_get("reason")?,
+                    actor: row.try_get("actor")?,
+                    erased_at: parse_time(&row.try_get::<String, _>("erased_at")?)?,
+                    key_destroyed: row.try_get("key_destroyed")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every recorded read of contact data, oldest first.
+    pub async fn accesses(&self) -> Result<Vec<AccessRecord>, PrivacyError> {
+        let rows = sqlx::query(
+            "SELECT contact_ref, request_id, actor, role, purpose, accessed_at
+             FROM contact_access ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AccessRecord {
+                    contact_ref: ContactRef(parse_uuid(&row.try_get::<String, _>("contact_ref")?)?),
+                    request_id: parse_uuid(&row.try_get::<String, _>("request_id")?)?,
+                    actor: row.try_get("actor")?,
+                    role: row.try_get("role")?,
+                    purpose: row.try_get("purpose")?,
+                    accessed_at: parse_time(&row.try_get::<String, _>("accessed_at")?)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, PrivacyError> {
+    Uuid::parse_str(text).map_err(|e| PrivacyError::Ledger(format!("bad id in ledger: {e}")))
+}
+
+fn parse_time(text: &str) -> Result<Timestamp, PrivacyError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| PrivacyError::Ledger(format!("bad time in ledger: {e}")))
+}
+
+/// The contact reference a request was received with (`None`: anonymous or no such request).
+pub async fn contact_of(
+    log: &EventLog,
+    request_id: RequestId,
+) -> Result<Option<ContactRef>, PrivacyError> {
+    let commits = log.load(request_id).await?;
+    Ok(commits
+        .iter()
+        .flat_map(|c| c.commit.events.iter())
+        .find_map(|e| match &e.event {
+            Event::RequestReceived(r) => r.contact_ref.clone(),
+            _ => None,
+        }))
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureOutcome {
+    /// The contact erased.
+    pub contact_ref: ContactRef,
+    /// The request, when the target was one.
+    pub request_id: Option<RequestId>,
+    /// False when the key had already been destroyed (erasure is idempotent).
+    pub key_destroyed: bool,
+}
+
+/// Erases the contact behind `target`, a request id or a contact reference, and records it.
+pub async fn erase(
+    log: &EventLog,
+    contacts: &ContactStore,
+    ledger: &PrivacyLedger,
+    target: Uuid,
+    actor: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<ErasureOutcome, PrivacyError> {
+    let (contact_ref, request_id) = if log.load_raw(target).await?.is_empty() {
+        let reference = ContactRef(target);
+        if contacts.get(&reference).await?.is_none() {
+            return Err(PrivacyError::Unknown(target));
+        }
+        (reference, None)
+    } else {
+        let reference = contact_of(log, target)
+            .await?
+            .ok_or(PrivacyError::NoContact(target))?;
+        (reference, Some(target))
+    };
+    erase_ref(
+        contacts,
+        ledger,
+        contact_ref,
+        request_id,
+        actor,
+        reason,
+        now,
+    )
+    .await
+}
+
+async fn erase_ref(
+    contacts: &ContactStore,
+    ledger: &PrivacyLedger,
+    contact_ref: ContactRef,
+    request_id: Option<RequestId>,
+    actor: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<ErasureOutcome, PrivacyError> {
+    let key_destroyed = contacts.erase(&contact_ref).await?;
+    ledger
+        .record_erasure(&ErasureRecord {
+            contact_ref: contact_ref.clone(),
+            request_id,
+            reason: reason.to_string(),
+            actor: actor.to_string(),
+            erased_at: now,
+            key_destroyed,
+        })
+        .await?;
+    tracing::info!(contact_ref = %contact_ref.0, request_id = ?request_id, reason, key_destroyed, "contact erased");
+    Ok(ErasureOutcome {
+        contact_ref,
+        request_id,
+        key_destroyed,
+    })
+}
+
+/// How a request's contact reads in a history: the data itself is never part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactStatus {
+    /// Received anonymously or without contact data.
+    None,
+    /// Held, readable by permitted readers.
+    Present,
+    /// Erased (crypto-shredded).
+    Erased,
+}
+
+/// The status of `request_id`'s contact.
+pub async fn contact_status(
+    log: &EventLog,
+    contacts: &ContactStore,
+    request_id: RequestId,
+) -> Result<ContactStatus, PrivacyError> {
+    let Some(reference) = contact_of(log, request_id).await? else {
+        return Ok(ContactStatus::None);
+    };
+    Ok(match contacts.get(&reference).await? {
+        None => ContactStatus::None,
+        Some(StoredContact::Erased) => ContactStatus::Erased,
+        Some(StoredContact::Present(_)) => ContactStatus::Present,
+    })
+}
+
+/// Whether `actor` may read contact data: an auditor explicitly listed in
+/// `contact_readers`.
+pub fn may_read_contacts(config: &PrivacyConfig, actor: &Actor) -> bool {
+    actor.role == Role::Auditor && config.contact_readers.contains(&actor.id)
+}
+
+/// Reads `request_id`'s contact for a permitted reader, recording the access first (no
+/// record, no data).
+#[allow(clippy::too_many_arguments)]
+pub async fn read_contact(
+    log: &EventLog,
+    contacts: &ContactStore,
+    ledger: &PrivacyLedger,
+    config: &PrivacyConfig,
+    actor: &Actor,
+    request_id: RequestId,
+    purpose: &str,
+    now: Timestamp,
+) -> Result<Option<StoredContact>, PrivacyError> {
+    if !may_read_contacts(config, actor) {
+        return Err(PrivacyError::Forbidden(format!(
+            "`{}` is not permitted to read contact data",
+            actor.id
+        )));
+    }
+    if purpose.trim().is_empty() || purpose.len() > 500 {
+        return Err(PrivacyError::Forbidden(
+            "a purpose (1 to 500 characters) is required to read contact data".into(),
+        ));
+    }
+    let Some(reference) = contact_of(log, request_id).await? else {
+        return Ok(None);
+    };
+    ledger
+        .record_access(&AccessRecord {
+            contact_ref: reference.clone(),
+            request_id,
+            actor: actor.id.clone(),
+            role: actor.role.as_str().to_string(),
+            purpose: purpose.trim().to_string(),
+            accessed_at: now,
+        })
+        .await?;
+    tracing::info!(request_id = %request_id, actor = %actor.id, "contact data read");
+    Ok(contacts.get(&reference).await?)
+}
+
+pub mod retention {
+    //! The retention sweep: crypto-shreds the contact keys of requests archived longer ago
+    //! than the policy keeps contact data, and records each erasure (reason `retention`).
+
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    /// What one sweep found and did.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+    pub struct SweepReport {
+        /// Log position read up to.
+        pub position: u64,
+        /// Archived requests with contact data known so far.
+        pub archived_with_contact: usize,
+        /// Keys destroyed by this sweep.
+        pub erased: Vec<ContactRef>,
+    }
+
+    /// What the sweep remembers between runs: the log position read and, per request, its
+    /// contact reference and the time it was (last) archived.
+    #[derive(Debug, Clone, Default)]
+    pub struct RetentionIndex {
+        position: u64,
+        contact: HashMap<RequestId, ContactRef>,
+        archived: HashMap<RequestId, Timestamp>,
+        done: std::collections::HashSet<RequestId>,
+    }
+
+    impl RetentionIndex {
+        /// An empty index (the first sweep reads the whole log).
+        pub fn new() -> RetentionIndex {
+            RetentionIndex::default()
+        }
+
+        async fn catch_up(&mut self, log: &EventLog) -> Result<(), PrivacyError> {
+            loop {
+                let batch = log.read_from(self.position + 1, 512).await?;
+                let Some(last) = batch.last() else {
+                    return Ok(());
+                };
+                let last = last.position;
+                for logged in &batch {
+                    for envelope in &logged.commit.events {
+                        match &envelope.event {
+                            Event::RequestReceived(r) => {
+                                if let Some(reference) = r.contact_ref.clone() {
+                                    self.contact.insert(envelope.request_id, reference);
+                                }
+                            }
+                            Event::Archived(_) => {
+                                self.archived
+                                    .insert(envelope.request_id, envelope.occurred_at);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                self.position = last;
+            }
+        }
+    }
+
+    /// Reads the log from where `index` stopped, then erases every contact whose request was
+    /// archived at or before `now - contact_days_after_archive`.
+    pub async fn sweep(
+        log: &EventLog,
+        contacts: &ContactStore,
+        ledger: &PrivacyLedger,
+        policy: &RetentionPolicy,
+        index: &mut RetentionIndex,
+        now: Timestamp,
+    ) -> Result<SweepReport, PrivacyError> {
+        index.catch_up(log).await?;
+        let keep = chrono::Duration::days(i64::from(policy.contact_days_after_archive));
+        let cutoff = now.checked_sub_signed(keep).unwrap_or(now);
+        let mut report = SweepReport {
+            position: index.position,
+            ..SweepReport::default()
+        };
+        let mut expired: Vec<(RequestId, ContactRef)> = index
+            .archived
+            .iter()
+            .filter(|(id, at)| **at <= cutoff && !index.done.contains(id))
+            .filter_map(|(id, _)| index.contact.get(id).map(|c| (*id, c.clone())))
+            .collect();
+        expired.sort_by_key(|(id, _)| *id);
+        report.archived_with_contact = index
+            .archived
+            .keys()
+            .filter(|id| index.contact.contains_key(id))
+            .count();
+        for (request_id, reference) in expired {
+            // Erase only what still has a key: an already erased contact needs no new record.
+            if matches!(
+                contacts.get(&reference).await?,
+                Some(StoredContact::Present(_))
+            ) {
+                let outcome = erase_ref(
+                    contacts,
+                    ledger,
+                    reference.clone(),
+                    Some(request_id),
+                    "retention-job",
+                    "retention",
+                    now,
+                )
+                .await?;
+                if outcome.key_destroyed {
+                    report.erased.push(reference);
+                }
+            }
+            index.done.insert(request_id);
+        }
+        Ok(report)
+    }
+
+    /// The background task: a sweep every `sweep_interval_secs` until `shutdown`. A failing
+    /// sweep is logged and retried next time; the task returns only on shutdown.
+    pub async fn run(
+        log: EventLog,
+        contacts: ContactStore,
+        ledger: PrivacyLedger,
+        clock: Arc<dyn Clock>,
+        policy: RetentionPolicy,
+        shutdown: CancellationToken,
+    ) -> Result<(), crate::app::TaskError> {
+        if !policy.enabled {
+            shutdown.cancelled().await;
+            return Ok(());
+        }
+        let mut index = RetentionIndex::new();
+        let interval = Duration::from_secs(policy.sweep_interval_secs.max(1));
+        loop {
+            match sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now()).await {
+                Ok(report) if !report.erased.is_empty() => {
+                    tracing::info!(
+                        erased = report.erased.len(),
+                        position = report.position,
+                        "retention sweep erased expired contact data"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "retention sweep failed; retrying later"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// `bianmin privacy …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PrivacyCommand {
+    /// Erase a resident's contact data by destroying its key (crypto-shredding). The event log
+    /// is untouched: histories stay verifiable and show the contact as erased.
+    Erase {
+        /// A request id or a contact reference.
+        target: Uuid,
+        /// Why (recorded; no personal data).
+        #[arg(long, default_value = "resident_request")]
+        reason: String,
+        /// Who is erasing (recorded).
+        #[arg(long, default_value = "operator")]
+        actor: String,
+    },
+    /// Show whether a request's contact is held, erased or absent (never the data).
+    Status {
+        /// The request.
+        request: Uuid,
+    },
+    /// Run one retention sweep now and print what it erased.
+    Retention {
+        /// Override the configured days after archive.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Print the privacy ledger: erasures and contact reads, as JSON lines.
+    Ledger,
+}
+
+impl PrivacyCommand {
+    /// Runs the subcommand against the stores `config` names, printing to stdout.
+    pub async fn run(
+        self,
+        config: &crate::config::Config,
+        privacy: &PrivacyConfig,
+    ) -> Result<ExitCode, PrivacyError> {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let (log, _nats) = crate::app::open_log(config)
+            .await
+            .map_err(|e| PrivacyError::Open {
+                what: "the event log",
+                message: e.to_string(),
+            })?;
+        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
+        let ledger = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir)).await?;
+        match self {
+            PrivacyCommand::Erase {
+                target,
+                reason,
+                actor,
+            } => {
+                let outcome = erase(
+                    &log,
+                    &contacts,
+                    &ledger,
+                    target,
+                    &actor,
+                    &reason,
+                    clock.now(),
+                )
+                .await?;
+                println!(
+                    "contact {} erased{}{}",
+                    outcome.contact_ref.0,
+                    outcome
+                        .request_id
+                        .map(|r| format!(" (request {r})"))
+                        .unwrap_or_default(),
+                    if outcome.key_destroyed {
+                        ""
+                    } else {
+                        "; its key had already been destroyed"
+                    }
+                );
+            }
+            PrivacyCommand::Status { request } => {
+                let status = contact_status(&log, &contacts, request).await?;
+                println!(
+                    "request {request}: contact {}",
+                    serde_json::to_value(status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                );
+            }
+            PrivacyCommand::Retention { days } => {
+                let mut policy = privacy.retention;
+                if let Some(days) = days {
+                    policy.contact_days_after_archive = days;
+                }
+                let mut index = retention::RetentionIndex::new();
+                let report =
+                    retention::sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now())
+                        .await?;
+                println!(
+                    "retention: read to position {}, {} archived requests with contact data, {} erased",
+                    report.position,
+                    report.archived_with_contact,
+                    report.erased.len()
+                );
+                for reference in report.erased {
+                    println!("erased {}", reference.0);
+                }
+            }
+            PrivacyCommand::Ledger => {
+                for record in ledger.erasures().await? {
+                    println!("{}", serde_json::json!({"erasure": record}));
+                }
+                for record in ledger.accesses().await? {
+                    println!("{}", serde_json::json!({"access": record}));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub mod http {
+    //! `GET /api/v1/requests/{id}/contact?purpose=…`: contact data for explicitly permitted
+    //! auditors, each read recorded in the privacy ledger before the data is sent.
+    //!
+    //! Wiring: `router.merge(privacy::http::router(PrivacyState { … }))` (the state travels as
+    //! an `Extension`).
+
+    use super::*;
+    use axum::extract::{Path, Query, State};
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::{Extension, Json, Router};
+
+    use crate::http::error::ApiError;
+    use crate::http::{AppState, Caller};
+
+    /// What the contact endpoint needs besides the app state.
+    #[derive(Debug, Clone)]
+    pub struct PrivacyState {
+        /// The ledger.
+        pub ledger: PrivacyLedger,
+        /// Who may read.
+        pub config: Arc<PrivacyConfig>,
+    }
+
+    /// The query of the contact endpoint.
+    #[derive(Debug, Deserialize)]
+    pub struct ContactQuery {
+        /// Why the data is read (recorded).
+        #[serde(default)]
+        pub purpose: String,
+    }
+
+    /// The contact route.
+    pub fn router(state: PrivacyState) -> Router<AppState> {
+        Router::new()
+            .route("/api/v1/requests/{id}/contact", get(contact))
+            .layer(Extension(state))
+    }
+
+    async fn contact(
+        State(app): State<AppState>,
+        Extension(privacy): Extension<PrivacyState>,
+        Caller(actor): Caller,
+        Path(id): Path<String>,
+        Query(query): Query<ContactQuery>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let request_id = Uuid::parse_str(&id).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the request id is not a UUID",
+                Some("request_id"),
+            )
+        })?;
+        let service = &app.commands;
+        if service
+            .log()
+            .load_raw(request_id)
+            .await
+            .map_err(unavailable)?
+            .is_empty()
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_request",
+                format!("no request {request_id}"),
+                Some("request_id"),
+            ));
+        }
+        let result = read_contact(
+            service.log(),
+            service.contacts(),
+            &privacy.ledger,
+            &privacy.config,
+            &actor,
+            request_id,
+            &query.purpose,
+            service.clock().now(),
+        )
+        .await;
+        match result {
+            Ok(None) => Ok(Json(
+                serde_json::json!({"request_id": request_id, "contact": null, "status": "none"}),
+            )),
+            Ok(Some(StoredContact::Erased)) => Ok(Json(
+                serde_json::json!({"request_id": request_id, "contact": null, "status": "erased"}),
+            )),
+            Ok(Some(StoredContact::Present(contact))) => Ok(Json(
+                serde_json::json!({"request_id": request_id, "contact": contact, "status": "present"}),
+            )),
+            Err(PrivacyError::Forbidden(message)) => Err(ApiError::forbidden(message)),
+            Err(other) => Err(unavailable(other)),
+        }
+    }
+
+    fn unavailable(error: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+            None,
+        )
+    }
+}

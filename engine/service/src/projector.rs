@@ -1,0 +1,778 @@
+//! The projector runner: keeps the read models of the `projections` crate up to date from the
+//! event log, refreshes their gauges, rebuilds them, and serves the read API behind the
+//! engine's authentication.
+//!
+//! # The loop (one task per projector name)
+//! `cp = checkpoint(name)`; `read_from(cp + 1, batch_max)`; `apply` (one transaction with the
+//! checkpoint). When the log has nothing more, the task waits on the log's `follow` stream
+//! from `cp + 1` for at most [`ProjectorSettings::idle_wait`] and applies what arrives at once
+//! (with whatever else is already delivered, up to `batch_max`). The stream stays open while
+//! it is exactly at the checkpoint, so under load commits flow from it with no new read or
+//! subscription and the lag stays at one round trip; any gap, error or move of the checkpoint
+//! by another process, or silence for `idle_wait` while the log head is past the checkpoint,
+//! falls back to `read_from`. A log read is abandoned after `LOG_READ_TIMEOUT` (10 s). Any
+//! failure (the database or the log unreachable, a read abandoned) is logged, marks the
+//! projector not caught up, and is retried after a capped exponential backoff; nothing is lost
+//! or applied twice because the checkpoint moves in the same transaction as the rows.
+//!
+//! Several processes may run the same projector (`bianmin serve` and any number of
+//! `bianmin project`): `Projections::apply` locks the checkpoint row and skips what another
+//! process applied first.
+//!
+//! # Who may read the read models ([`read_model_access`])
+//! Aggregates (`/api/v1/stats`, `/api/v1/rankings/departments`) are open to every
+//! authenticated role, the dashboard included. Lists that name requests, workers or
+//! departments' inboxes are narrower: auditors, supervisors and the system read everything;
+//! a station worker reads their own worker inbox, their community's unassigned queue, and the
+//! overdue / due-soon / request lists filtered to their community (`?community=<unit>`); a
+//! department handler reads their department's inbox and those lists filtered to their
+//! department (`?department=<unit>`); the higher level reads the report-upward ledger. Every
+//! other read is refused with 403. `/api/v1/health/projections` (checkpoints and lag, no
+//! request data) is open like `/readyz`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use engine_core::Clock;
+use futures::FutureExt as _;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use projections::metrics::Gauges;
+use projections::{ProjectionError, Projections};
+use schemas::{Actor, LoggedCommit, Role};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::ProjectionsConfig;
+use crate::http::error::ApiError;
+use crate::http::{AppState, Caller, HttpLimits};
+use crate::log::{EventLog, LogError};
+
+/// Why a projector operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// The read-model database failed (or the projector name is unknown).
+    #[error(transparent)]
+    Projections(#[from] ProjectionError),
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The gauges could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Longest wait, after a commit arrives on the follow stream, for more to apply with it.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// Timing of the projector loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectorSettings {
+    /// Most commits applied in one transaction.
+    pub batch_max: usize,
+    /// Longest wait on the log's follow stream before checking the checkpoint again.
+    pub idle_wait: Duration,
+    /// First retry delay after a failure.
+    pub backoff_min: Duration,
+    /// Largest retry delay.
+    pub backoff_max: Duration,
+    /// How often the gauges are refreshed when nothing is applied.
+    pub gauges_interval: Duration,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        ProjectorSettings::from_config(&ProjectionsConfig::default())
+    }
+}
+
+impl ProjectorSettings {
+    /// The settings of the `[projections]` configuration section.
+    pub fn from_config(config: &ProjectionsConfig) -> ProjectorSettings {
+        ProjectorSettings {
+            batch_max: config.batch_max.max(1),
+            idle_wait: Duration::from_secs(1),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            gauges_interval: Duration::from_millis(config.gauges_interval_ms.max(100)),
+        }
+    }
+}
+
+/// What a projector task last knew about itself.
+#[derive(Debug, Default)]
+struct Status {
+    caught_up: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Status {
+    fn ok(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = None;
+        }
+    }
+
+    fn failed(&self, error: &ProjectorError) {
+        self.caught_up.store(false, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(error.to_string());
+        }
+    }
+}
+
+/// Capped exponential backoff.
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
+/// The follow stream kept open while idle, with the position it yields next.
+type Tail = Option<(BoxStream<'static, Result<LoggedCommit, LogError>>, u64)>;
+
+enum Stepped {
+    /// A batch was applied; `caught_up` when it was the end of what the log had.
+    Applied { caught_up: bool },
+    /// Nothing arrived within the idle wait.
+    Idle,
+    /// Nothing arrived within the idle wait although the log is past the checkpoint.
+    Behind,
+    /// Shutdown was requested.
+    Stopped,
+}
+
+/// Longest a projector waits for one log read. A JetStream read whose answer is lost (the
+/// server, or the cluster node holding the read consumer, stopped mid-read) never ends by
+/// itself; without this bound the projector would wait forever while reporting caught up.
+const LOG_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `log.read_from(from, max)` within [`LOG_READ_TIMEOUT`] (else `LogError::Unavailable`).
+async fn read_bounded(
+    log: &EventLog,
+    from: u64,
+    max: usize,
+) -> Result<Vec<LoggedCommit>, ProjectorError> {
+    match tokio::time::timeout(LOG_READ_TIMEOUT, log.read_from(from, max)).await {
+        Ok(read) => Ok(read?),
+        Err(_elapsed) => Err(LogError::Unavailable(format!(
+            "reading the log from position {from} took longer than {} s",
+            LOG_READ_TIMEOUT.as_secs()
+        ))
+        .into()),
+    }
+}
+
+/// One health line per projector (`GET /api/v1/health/projections`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectorHealth {
+    /// Projector name.
+    pub projector: String,
+    /// Last applied log position.
+    pub checkpoint: u64,
+    /// Commits not yet applied.
+    pub lag_events: u64,
+    /// Age of the last applied commit when behind, seconds.
+    pub lag_seconds: f64,
+    /// The task of this process last found nothing more to apply (`None`: not run here).
+    pub caught_up: Option<bool>,
+    /// The last failure of the task of this process, while it is retrying.
+    pub last_error: Option<String>,
+}
+
+/// The projectors of one process over one read-model database and one log. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ProjectorRuntime {
+    projections: Projections,
+    log: EventLog,
+    settings: ProjectorSettings,
+    statuses: Arc<HashMap<&'static str, Status>>,
+    applied: Arc<tokio::sync::Notify>,
+}
+
+impl ProjectorRuntime {
+    /// A runtime for every projector of the `projections` crate.
+    pub fn new(
+        projections: Projections,
+        log: EventLog,
+        settings: ProjectorSettings,
+    ) -> ProjectorRuntime {
+        let statuses = Projections::projector_names()
+            .iter()
+            .map(|name| (*name, Status::default()))
+            .collect();
+        ProjectorRuntime {
+            projections,
+            log,
+            settings,
+            statuses: Arc::new(statuses),
+            applied: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The read-model database.
+    pub fn projections(&self) -> &Projections {
+        &self.projections
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The loop settings.
+    pub fn settings(&self) -> ProjectorSettings {
+        self.settings
+    }
+
+    /// Runs projector `name` until `token` is cancelled (then returns `Ok`). Failures are
+    /// logged and retried; only an unknown name ends it with an error.
+    pub async fn run(&self, name: &str, token: CancellationToken) -> Result<(), ProjectorError> {
+        let status = self
+            .statuses
+            .get(name)
+            .ok_or_else(|| ProjectionError::UnknownProjector(name.to_owned()))?;
+        let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
+        let mut tail: Tail = None;
+        let mut failing = false;
+        tracing::info!(projector = name, "projector started");
+        loop {
+            if token.is_cancelled() {
+                tracing::info!(projector = name, "projector stopped");
+                return Ok(());
+            }
+            match self.step(name, &mut tail, &token).await {
+                Ok(Stepped::Stopped) => {
+                    tracing::info!(projector = name, "projector stopped");
+                    return Ok(());
+                }
+                Ok(Stepped::Applied { caught_up }) => {
+                    if failing {
+                        tracing::info!(projector = name, "projector resumed");
+                        failing = false;
+                    }
+                    backoff.reset();
+                    status.ok(caught_up);
+                    self.applied.notify_one();
+                }
+                Ok(Stepped::Idle) => {
+                    backoff.reset();
+                    status.ok(true);
+                }
+                Ok(Stepped::Behind) => {
+                    backoff.reset();
+                    status.ok(false);
+                }
+                Err(error) => {
+                    tail = None;
+                    status.failed(&error);
+                    let delay = backoff.next_delay();
+                    failing = true;
+                    tracing::warn!(projector = name, %error, retry_in_ms = delay.as_millis() as u64,
+                        "projector paused");
+                    tokio::select! {
+                        () = token.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        name: &str,
+        tail: &mut Tail,
+        token: &CancellationToken,
+    ) -> Result<Stepped, ProjectorError> {
+        let max = self.settings.batch_max;
+        let cp = self.projections.checkpoint(name).await?;
+        // A follow stream left open at `cp + 1` delivers everything from there: no read needed.
+        let (mut stream, next) = match tail.take() {
+            Some((stream, next)) if next == cp + 1 => (stream, next),
+            _ => {
+                let batch = read_bounded(&self.log, cp + 1, max).await?;
+                if !batch.is_empty() {
+                    let caught_up = batch.len() < max;
+                    self.projections.apply(name, &batch).await?;
+                    return Ok(Stepped::Applied { caught_up });
+                }
+                // Caught up: wait for the next append on a follow stream.
+                (self.log.follow(cp + 1), cp + 1)
+            }
+        };
+        let first = tokio::select! {
+            () = token.cancelled() => return Ok(Stepped::Stopped),
+            first = tokio::time::timeout(self.settings.idle_wait, stream.next()) => first,
+        };
+        let commit = match first {
+            Err(_elapsed) => {
+                // Silence normally means nothing was appended. But a follow stream can stay
+                // silent while the log moves on (seen after a nats-server restart and after the
+                // cluster node holding its consumer was killed): when the head is past the
+                // checkpoint, drop it and read from the checkpoint instead.
+                let head = self.log.last_position().await?;
+                if head > cp {
+                    tracing::warn!(
+                        projector = name,
+                        checkpoint = cp,
+                        head,
+                        "follow stream silent while the log moved on; reading from the checkpoint"
+                    );
+                    return Ok(Stepped::Behind);
+                }
+                *tail = Some((stream, next));
+                return Ok(Stepped::Idle);
+            }
+            Ok(None) => return Ok(Stepped::Idle),
+            Ok(Some(Err(error))) => return Err(error.into()),
+            // Not the next position: read from the checkpoint instead.
+            Ok(Some(Ok(commit))) if commit.position != next => return Ok(Stepped::Idle),
+            Ok(Some(Ok(commit))) => commit,
+        };
+        let mut batch = vec![commit];
+        let mut keep = true;
+        // Gather what is delivered, and what arrives within LINGER of the first commit: the
+        // follow stream hands commits over a few at a time, and one transaction per handful
+        // costs more than the commits themselves under load.
+        let linger = tokio::time::Instant::now() + LINGER;
+        while batch.len() < max {
+            let next = match stream.next().now_or_never() {
+                Some(next) => Some(next),
+                None => tokio::time::timeout_at(linger, stream.next()).await.ok(),
+            };
+            match next {
+                Some(Some(Ok(commit))) => batch.push(commit),
+                None => break,
+                // An error or the end: read from the checkpoint next time.
+                Some(_) => {
+                    keep = false;
+                    break;
+                }
+            }
+        }
+        let last = batch.last().map_or(cp, |c| c.position);
+        self.projections.apply(name, &batch).await?;
+        if keep {
+            *tail = Some((stream, last + 1));
+        }
+        Ok(Stepped::Applied {
+            caught_up: batch.len() < max,
+        })
+    }
+
+    /// Registers the read-model gauges in `registry` and refreshes them every
+    /// `gauges_interval` and shortly after applied batches, with `head = log.last_position()`
+    /// and `now = clock.now()`, until `token` is cancelled.
+    pub async fn run_gauges(
+        &self,
+        gauges: Gauges,
+        clock: Arc<dyn Clock>,
+        token: CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        const MIN_GAP: Duration = Duration::from_millis(250);
+        loop {
+            if let Err(error) = self.update_gauges(&gauges, clock.now()).await {
+                tracing::warn!(%error, "projection gauges not refreshed");
+            }
+            tokio::select! {
+                () = token.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.settings.gauges_interval) => {}
+                () = self.applied.notified() => {
+                    tokio::select! {
+                        () = token.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(MIN_GAP) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refreshes `gauges` once.
+    pub async fn update_gauges(
+        &self,
+        gauges: &Gauges,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ProjectorError> {
+        let head = self.log.last_position().await?;
+        self.projections.update_gauges(gauges, head, now).await?;
+        Ok(())
+    }
+
+    /// Checkpoint and lag of every projector at `now`, with this process's task status.
+    pub async fn health(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ProjectorHealth>, ProjectorError> {
+        let head = self.log.last_position().await?;
+        let lag = self.projections.lag(head, now).await?;
+        Ok(lag
+            .into_iter()
+            .map(|l| {
+                let status = self.statuses.get(l.projector.as_str());
+                ProjectorHealth {
+                    caught_up: status.map(|s| s.caught_up.load(Ordering::Relaxed)),
+                    last_error: status
+                        .and_then(|s| s.last_error.lock().ok().and_then(|e| e.clone())),
+                    checkpoint: l.position,
+                    lag_events: l.events,
+                    lag_seconds: l.seconds,
+                    projector: l.projector,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The projector names to run: `only` (checked) or all of them.
+pub fn selected_projectors(only: Option<&str>) -> Result<Vec<&'static str>, ProjectorError> {
+    let names = Projections::projector_names();
+    match only {
+        None => Ok(names.to_vec()),
+        Some(name) => names
+            .iter()
+            .find(|n| **n == name)
+            .map(|n| vec![*n])
+            .ok_or_else(|| ProjectionError::UnknownProjector(name.to_owned()).into()),
+    }
+}
+
+/// Connects to the read-model database, retrying with backoff while it is unreachable, until
+/// `token` is cancelled (`None`).
+pub async fn connect_with_retry(
+    url: &str,
+    settings: ProjectorSettings,
+    token: &CancellationToken,
+) -> Option<Projections> {
+    let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
+    loop {
+        match Projections::connect(url).await {
+            Ok(p) => return Some(p),
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                    "projections database unavailable");
+                tokio::select! {
+                    () = token.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Rebuilds `projector` from the start of `log` into fresh tables and swaps them in without
+/// stopping reads ([`rebuild_all`] for one projector). Returns the position the swapped tables
+/// are at.
+pub async fn rebuild(
+    projections: &Projections,
+    log: &EventLog,
+    projector: &str,
+    batch_max: usize,
+    progress: impl Fn(u64, u64),
+) -> Result<u64, ProjectorError> {
+    let rebuilt = rebuild_all(projections, log, &[projector], batch_max, progress).await?;
+    Ok(rebuilt.first().map_or(0, |(_, position)| *position))
+}
+
+/// Rebuilds every projector of `projectors` from ONE read of `log` (each commit read and
+/// decoded once, in reads of `batch_max` commits, and applied to every projector's fresh
+/// tables) and swaps them all in, in one transaction, without stopping reads (see
+/// `Projections::rebuild_projectors`). `progress(done, head)` is called after every gathering
+/// of commits. Returns, per projector, the position its swapped tables are at.
+pub async fn rebuild_all(
+    projections: &Projections,
+    log: &EventLog,
+    projectors: &[&str],
+    batch_max: usize,
+    progress: impl Fn(u64, u64),
+) -> Result<Vec<(&'static str, u64)>, ProjectorError> {
+    let head = log.last_position().await?;
+    let batch_max = batch_max.max(1);
+    let rebuilt = projections
+        .rebuild_projectors(
+            projectors,
+            head,
+            |from| {
+                let log = log.clone();
+                async move { log.read_from(from, batch_max).await }
+            },
+            progress,
+        )
+        .await?;
+    Ok(rebuilt)
+}
+
+/// Whether `actor` may call the read-model route `path` (e.g. `/api/v1/overdue`) with query
+/// `params`; `Err` says why not. The rule is written out in the module documentation.
+pub fn read_model_access(
+    actor: &Actor,
+    path: &str,
+    params: &HashMap<String, String>,
+) -> Result<(), String> {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/api/v1/")
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let role = actor.role;
+    let unit = actor.unit.as_deref().filter(|u| !u.is_empty());
+    let filtered_to = |key: &str| unit.is_some() && params.get(key).map(String::as_str) == unit;
+    let allowed = match (role, segments.as_slice()) {
+        (_, ["stats"] | ["rankings", "departments"]) => true,
+        (Role::Auditor | Role::Supervisor | Role::System, _) => true,
+        (Role::HigherLevel, ["upward"]) => true,
+        (Role::StationWorker, ["worklists", "workers", id]) => *id == actor.id,
+        (Role::StationWorker, ["worklists", "stations", community, "unassigned"]) => {
+            Some(*community) == unit
+        }
+        (Role::StationWorker, ["overdue" | "due-soon" | "requests"]) => filtered_to("community"),
+        (Role::DepartmentHandler, ["worklists", "departments", code]) => Some(*code) == unit,
+        (Role::DepartmentHandler, ["overdue" | "due-soon" | "requests"]) => {
+            filtered_to("department")
+        }
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match role {
+        Role::Dashboard | Role::IntakeSystem => format!(
+            "role `{}` reads aggregates only (/api/v1/stats, /api/v1/rankings/departments)",
+            role.as_str()
+        ),
+        Role::StationWorker => {
+            "station workers read their own inbox and their community's lists (?community=<your community>)".into()
+        }
+        Role::DepartmentHandler => {
+            "department handlers read their department's inbox and lists (?department=<your department>)".into()
+        }
+        other => format!("role `{}` may not read this list", other.as_str()),
+    })
+}
+
+/// Authenticates the caller and applies [`read_model_access`].
+async fn authorize(Caller(actor): Caller, request: Request, next: Next) -> Response {
+    let params: HashMap<String, String> = match Query::try_from_uri(request.uri()) {
+        Ok(Query(params)) => params,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the query string does not parse",
+                None,
+            )
+            .into_response();
+        }
+    };
+    match read_model_access(&actor, request.uri().path(), &params) {
+        Ok(()) => next.run(request).await,
+        Err(reason) => ApiError::forbidden(reason).into_response(),
+    }
+}
+
+#[derive(Clone)]
+struct HealthState {
+    runtime: ProjectorRuntime,
+    app: AppState,
+}
+
+/// Longest `/api/v1/health/projections` waits on the read-model database. While the database
+/// is down its pool keeps retrying for its whole acquire timeout (30 s); a health probe must
+/// answer promptly instead, so it gives up after this and answers 503.
+const HEALTH_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /api/v1/health/projections`: each projector's checkpoint and lag behind the log head;
+/// 503 when the read-model database (or the log) does not answer within [`HEALTH_DB_TIMEOUT`].
+async fn health(State(state): State<HealthState>) -> Response {
+    let now = state.app.commands.clock().now();
+    let answer = match tokio::time::timeout(HEALTH_DB_TIMEOUT, state.runtime.health(now)).await {
+        Ok(answer) => answer.map_err(|error| error.to_string()),
+        Err(_elapsed) => Err(format!(
+            "the projections database did not answer within {} ms",
+            HEALTH_DB_TIMEOUT.as_millis()
+        )),
+    };
+    match answer {
+        Ok(projectors) => {
+            let ready = projectors.iter().all(|p| p.last_error.is_none());
+            axum::Json(serde_json::json!({
+                "status": if ready { "ok" } else { "degraded" },
+                "projectors": projectors,
+            }))
+            .into_response()
+        }
+        Err(message) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            message,
+            None,
+        )
+        .into_response(),
+    }
+}
+
+/// The read API of the projections crate behind authentication and [`read_model_access`],
+/// plus `/api/v1/health/projections`; to merge into the engine's router (it carries its own
+/// state).
+pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits) -> Router {
+    let reads = runtime
+        .projections
+        .router()
+        .layer(middleware::from_fn_with_state(app.clone(), authorize));
+    let health = Router::new()
+        .route("/api/v1/health/projections", get(health))
+        .with_state(HealthState {
+            runtime: runtime.clone(),
+            app,
+        });
+    reads.merge(health).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(id: &str, role: Role, unit: Option<&str>) -> Actor {
+        Actor {
+            id: id.into(),
+            role,
+            unit: unit.map(str::to_string),
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_reads_aggregates_only() {
+        let bi = actor("bi", Role::Dashboard, None);
+        let none = params(&[]);
+        assert!(read_model_access(&bi, "/api/v1/stats", &none).is_ok());
+        assert!(read_model_access(&bi, "/api/v1/rankings/departments", &none).is_ok());
+        for path in [
+            "/api/v1/overdue",
+            "/api/v1/due-soon",
+            "/api/v1/requests",
+            "/api/v1/upward",
+            "/api/v1/worklists/workers/w1",
+            "/api/v1/worklists/departments/water",
+        ] {
+            assert!(read_model_access(&bi, path, &none).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn workers_and_handlers_read_their_own_unit_only() {
+        let li = actor("worker-li", Role::StationWorker, Some("sq-0101"));
+        let own = params(&[("community", "sq-0101")]);
+        let other = params(&[("community", "sq-0102")]);
+        assert!(read_model_access(&li, "/api/v1/overdue", &own).is_ok());
+        assert!(read_model_access(&li, "/api/v1/overdue", &other).is_err());
+        assert!(read_model_access(&li, "/api/v1/overdue", &params(&[])).is_err());
+        assert!(read_model_access(&li, "/api/v1/worklists/workers/worker-li", &other).is_ok());
+        assert!(read_model_access(&li, "/api/v1/worklists/workers/worker-wang", &own).is_err());
+        assert!(
+            read_model_access(&li, "/api/v1/worklists/stations/sq-0101/unassigned", &other).is_ok()
+        );
+        assert!(
+            read_model_access(&li, "/api/v1/worklists/stations/sq-0102/unassigned", &own).is_err()
+        );
+        let zhao = actor("zhao", Role::DepartmentHandler, Some("urban-management"));
+        let dept = params(&[("department", "urban-management")]);
+        assert!(
+            read_model_access(
+                &zhao,
+                "/api/v1/worklists/departments/urban-management",
+                &dept
+            )
+            .is_ok()
+        );
+        assert!(read_model_access(&zhao, "/api/v1/worklists/departments/water", &dept).is_err());
+        assert!(read_model_access(&zhao, "/api/v1/due-soon", &dept).is_ok());
+        assert!(read_model_access(&zhao, "/api/v1/upward", &dept).is_err());
+        let unitless = actor("x", Role::DepartmentHandler, None);
+        assert!(
+            read_model_access(&unitless, "/api/v1/overdue", &params(&[("department", "")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn auditors_read_everything_and_the_higher_level_the_ledger() {
+        let none = params(&[]);
+        for role in [Role::Auditor, Role::Supervisor, Role::System] {
+            let a = actor("a", role, None);
+            for path in [
+                "/api/v1/overdue",
+                "/api/v1/upward",
+                "/api/v1/worklists/workers/w",
+            ] {
+                assert!(read_model_access(&a, path, &none).is_ok(), "{path}");
+            }
+        }
+        let up = actor("city", Role::HigherLevel, None);
+        assert!(read_model_access(&up, "/api/v1/upward", &none).is_ok());
+        assert!(read_model_access(&up, "/api/v1/overdue", &none).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let delays: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+
+    #[test]
+    fn an_unknown_projector_name_is_refused() {
+        assert!(selected_projectors(Some("nope")).is_err());
+        assert_eq!(
+            selected_projectors(None).unwrap(),
+            Projections::projector_names().to_vec()
+        );
+        assert_eq!(
+            selected_projectors(Some("requests")).unwrap(),
+            vec!["requests"]
+        );
+    }
+}

@@ -1,0 +1,711 @@
+//! Report upward (上报) to the higher-level system, and its feedback, over NATS.
+//!
+//! Outbound: every `reported_upward` event is published to `<prefix>.upward.reports.<level>`
+//! with `Nats-Msg-Id` = the report id, and every recorded `upward_feedback_received` to
+//! `<prefix>.upward.feedback_log.<level>` with `Nats-Msg-Id` = the feedback event's id. A
+//! JetStream stream (`BIANMIN_UPWARD` by default, created idempotently) captures both, so
+//! delivery is durable: a report is *sent* once JetStream acknowledged it, and *acknowledged*
+//! once the higher level answered on `<prefix>.upward.ack` (recorded as `acknowledge_upward`).
+//! The publisher resumes after a restart from the log position named by the last message it
+//! stored (header `Bianmin-Position`); re-publishing a commit is harmless (same ids).
+//!
+//! Inbound: feedback documents arrive by request-reply on `<prefix>.upward.feedback` and are
+//! recorded with `record_upward_feedback` through the command service, as the higher level.
+//!
+//! Replay: [`replay`] re-publishes the reports and recorded feedback since a time, in original
+//! log order, with their original ids, so a higher-level system that lost data can rebuild its
+//! view; receivers deduplicate by id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
+use schemas::command::{AcknowledgeUpward, RecordUpwardFeedback};
+use schemas::envelope::ID_NAMESPACE;
+use schemas::{
+    Actor, AttachmentRef, Command, ErrorBody, Event, EventEnvelope, FeedbackKind, LoggedCommit,
+    RequestId, Role, Timestamp, UpwardLevel,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The shutdown signal [`run`] takes (re-exported so callers need no extra dependency).
+pub use tokio_util::sync::CancellationToken;
+
+use crate::commands::{CommandError, CommandRequest, CommandService};
+use crate::log::{EventLog, LogError};
+
+/// Header naming the log position of the commit a message was published from.
+pub const POSITION_HEADER: &str = "Bianmin-Position";
+/// Header marking a message re-published by [`replay`].
+pub const REPLAY_HEADER: &str = "Bianmin-Replay";
+/// Commits read per batch while scanning the log.
+const READ_BATCH_LEN: usize = 512;
+/// Most stored messages the publisher walks back over (replayed ones) to find where it was.
+const RESUME_WALK_MAX: u64 = 10_000;
+/// First retry delay of a failed publish; doubles up to [`PUBLISH_BACKOFF_MAX`].
+const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Longest retry delay of a failed publish.
+const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why the upward link failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpwardError {
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// NATS or JetStream failed.
+    #[error("nats: {0}")]
+    Nats(String),
+}
+
+fn nats_err(e: impl std::fmt::Display) -> UpwardError {
+    UpwardError::Nats(e.to_string())
+}
+
+/// Settings of the upward link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpwardConfig {
+    /// First subject token (`bianmin` → `bianmin.upward.reports.district`).
+    pub subject_prefix: String,
+    /// The JetStream stream capturing the outbound subjects.
+    pub stream: String,
+    /// Stream replicas.
+    pub replicas: usize,
+    /// Queue group of the inbound subscriptions, so several engines share them.
+    pub queue_group: String,
+}
+
+impl Default for UpwardConfig {
+    fn default() -> UpwardConfig {
+        UpwardConfig {
+            subject_prefix: "bianmin".into(),
+            stream: "BIANMIN_UPWARD".into(),
+            replicas: 1,
+            queue_group: "bianmin-upward".into(),
+        }
+    }
+}
+
+impl UpwardConfig {
+    /// `<prefix>.upward.reports.<level>`.
+    pub fn reports_subject(&self, level: UpwardLevel) -> String {
+        format!("{}.upward.reports.{}", self.subject_prefix, level.as_str())
+    }
+
+    /// `<prefix>.upward.feedback_log.<level>`.
+    pub fn feedback_log_subject(&self, level: UpwardLevel) -> String {
+        format!(
+            "{}.upward.feedback_log.{}",
+            self.subject_prefix,
+            level.as_str()
+        )
+    }
+
+    /// `<prefix>.upward.feedback` (inbound feedback documents, request-reply).
+    pub fn feedback_subject(&self) -> String {
+        format!("{}.upward.feedback", self.subject_prefix)
+    }
+
+    /// `<prefix>.upward.ack` (the higher level acknowledging a report).
+    pub fn ack_subject(&self) -> String {
+        format!("{}.upward.ack", self.subject_prefix)
+    }
+
+    /// The stream configuration: file storage, everything kept, deduplication on message ids.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            description: Some("Bianmin upward reports and recorded feedback, outbound".into()),
+            subjects: vec![
+                format!("{}.upward.reports.>", self.subject_prefix),
+                format!("{}.upward.feedback_log.>", self.subject_prefix),
+            ],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: self.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
+    }
+}
+
+/// One outbound message, as the higher level receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outbound {
+    /// An upward report.
+    Report {
+        /// The stable message id (= `report_id`).
+        message_id: Uuid,
+        /// The request.
+        request_id: RequestId,
+        /// The report.
+        report_id: Uuid,
+        /// Target level.
+        level: UpwardLevel,
+        /// Summary.
+        summary: String,
+        /// Attachments.
+        attachments: Vec<AttachmentRef>,
+        /// Who reported it (id, role, unit).
+        reported_by: Actor,
+        /// When.
+        reported_at: Timestamp,
+    },
+    /// Feedback the engine recorded on a report.
+    Feedback {
+        /// The stable message id (= the feedback event's id).
+        message_id: Uuid,
+        /// The request.
+        request_id: RequestId,
+        /// The report answered.
+        report_id: Uuid,
+        /// Its level.
+        level: UpwardLevel,
+        /// Kind of feedback.
+        kind: FeedbackKind,
+        /// Content.
+        content: String,
+        /// Department named, for referral back.
+        department: Option<String>,
+        /// When it was recorded.
+        recorded_at: Timestamp,
+    },
+}
+
+impl Outbound {
+    /// The message from an event, if it is an upward report or recorded feedback.
+    pub fn from_event(envelope: &EventEnvelope) -> Option<Outbound> {
+        match &envelope.event {
+            Event::ReportedUpward(r) => Some(Outbound::Report {
+                message_id: r.report_id,
+                request_id: envelope.request_id,
+                report_id: r.report_id,
+                level: r.level,
+                summary: r.summary.clone(),
+                attachments: r.attachments.clone(),
+                reported_by: envelope.actor.clone(),
+                reported_at: envelope.occurred_at,
+            }),
+            Event::UpwardFeedbackReceived(f) => Some(Outbound::Feedback {
+                message_id: envelope.event_id,
+                request_id: envelope.request_id,
+                report_id: f.report_id,
+                level: f.level,
+                kind: f.kind,
+                content: f.content.clone(),
+                department: f.department.clone(),
+                recorded_at: envelope.recorded_at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Its stable message id.
+    pub fn message_id(&self) -> Uuid {
+        match self {
+            Outbound::Report { message_id, .. } | Outbound::Feedback { message_id, .. } => {
+                *message_id
+            }
+        }
+    }
+
+    /// Its level.
+    pub fn level(&self) -> UpwardLevel {
+        match self {
+            Outbound::Report { level, .. } | Outbound::Feedback { level, .. } => *level,
+        }
+    }
+
+    /// The subject it goes to.
+    pub fn subject(&self, cfg: &UpwardConfig) -> String {
+        match self {
+            Outbound::Report { level, .. } => cfg.reports_subject(*level),
+            Outbound::Feedback { level, .. } => cfg.feedback_log_subject(*level),
+        }
+    }
+}
+
+/// Creates or updates the outbound stream.
+pub async fn ensure_stream(
+    client: &async_nats::Client,
+    cfg: &UpwardConfig,
+) -> Result<stream::Stream, UpwardError> {
+    let js = jetstream::new(client.clone());
+    js.create_or_update_stream(cfg.stream_config())
+        .await
+        .map_err(nats_err)?;
+    js.get_stream(&cfg.stream).await.map_err(nats_err)
+}
+
+/// Publishes one message through JetStream and waits for its acknowledgement.
+async fn publish(
+    js: &jetstream::Context,
+    cfg: &UpwardConfig,
+    message: &Outbound,
+    position: u64,
+    replayed: bool,
+) -> Result<(), UpwardError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        message.message_id().to_string().as_str(),
+    );
+    headers.insert(POSITION_HEADER, position.to_string().as_str());
+    if replayed {
+        headers.insert(REPLAY_HEADER, "true");
+    }
+    let payload = serde_json::to_vec(message).expect("outbound messages always serialise");
+    js.publish_with_headers(message.subject(cfg), headers, payload.into())
+        .await
+        .map_err(nats_err)?
+        .await
+        .map_err(nats_err)?;
+    Ok(())
+}
+
+/// The outbound messages of a commit, in event order.
+fn messages_of(logged: &LoggedCommit) -> impl Iterator<Item = (EventEnvelope, Outbound)> + '_ {
+    logged
+        .commit
+        .events
+        .iter()
+        .filter_map(|e| Outbound::from_event(e).map(|m| (e.clone(), m)))
+}
+
+/// Every upward message recorded since `since` (by `recorded_at`), at `level` when given, in
+/// original log order, with its log position.
+pub async fn recorded_messages(
+    log: &EventLog,
+    since: Timestamp,
+    level: Option<UpwardLevel>,
+) -> Result<Vec<(u64, Outbound)>, UpwardError> {
+    let mut out = Vec::new();
+    let mut from = 1;
+    loop {
+        let batch = log.read_from(from, READ_BATCH_LEN).await?;
+        let Some(last) = batch.last().map(|c| c.position) else {
+            break;
+        };
+        for logged in &batch {
+            for (envelope, message) in messages_of(logged) {
+                if envelope.recorded_at >= since && level.is_none_or(|l| l == message.level()) {
+                    out.push((logged.position, message));
+                }
+            }
+        }
+        from = last + 1;
+        if batch.len() < READ_BATCH_LEN {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Re-publishes the upward reports and recorded feedback since `since` (at `level` when given),
+/// in original log order with their original ids. Returns what was published.
+pub async fn replay(
+    log: &EventLog,
+    client: &async_nats::Client,
+    cfg: &UpwardConfig,
+    since: Timestamp,
+    level: Option<UpwardLevel>,
+) -> Result<Vec<Outbound>, UpwardError> {
+    ensure_stream(client, cfg).await?;
+    let js = jetstream::new(client.clone());
+    let messages = recorded_messages(log, since, level).await?;
+    for (position, message) in &messages {
+        publish(&js, cfg, message, *position, true).await?;
+    }
+    Ok(messages.into_iter().map(|(_, m)| m).collect())
+}
+
+/// The log position the live publisher has published through (0: nothing yet), read from the
+/// last live message in the stream.
+pub async fn sent_through(stream: &stream::Stream) -> Result<u64, UpwardError> {
+    let info = stream.get_info().await.map_err(nats_err)?;
+    let (first, mut seq) = (info.state.first_sequence, info.state.last_sequence);
+    let mut walked = 0;
+    while seq >= first.max(1) && seq > 0 && walked < RESUME_WALK_MAX {
+        match stream.get_raw_message(seq).await {
+            Ok(message) => {
+                let replayed = message.headers.get(REPLAY_HEADER).is_some();
+                if !replayed && let Some(p) = message.headers.get(POSITION_HEADER) {
+                    return Ok(p.as_str().parse().unwrap_or(0));
+                }
+            }
+            // A gap (deleted message) is skipped.
+            Err(error) => tracing::debug!(%error, seq, "upward stream message not readable"),
+        }
+        seq -= 1;
+        walked += 1;
+    }
+    Ok(0)
+}
+
+/// Delivery state of one upward report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// The report.
+    pub report_id: Uuid,
+    /// The request.
+    pub request_id: RequestId,
+    /// Target level.
+    pub level: UpwardLevel,
+    /// Published and stored by JetStream.
+    pub sent: bool,
+    /// The higher level's system acknowledged it.
+    pub acknowledged: bool,
+}
+
+/// The delivery state of every upward report, given how far the publisher got.
+pub async fn deliveries(log: &EventLog, sent_through: u64) -> Result<Vec<Delivery>, UpwardError> {
+    let mut out: Vec<Delivery> = Vec::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    let mut from = 1;
+    loop {
+        let batch = log.read_from(from, READ_BATCH_LEN).await?;
+        let Some(last) = batch.last().map(|c| c.position) else {
+            break;
+        };
+        for logged in &batch {
+            for e in &logged.commit.events {
+                match &e.event {
+                    Event::ReportedUpward(r) => {
+                        index.insert(r.report_id, out.len());
+                        out.push(Delivery {
+                            report_id: r.report_id,
+                            request_id: e.request_id,
+                            level: r.level,
+                            sent: logged.position <= sent_through,
+                            acknowledged: false,
+                        });
+                    }
+                    Event::UpwardAcknowledged(a) => {
+                        if let Some(&i) = index.get(&a.report_id) {
+                            out[i].acknowledged = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        from = last + 1;
+        if batch.len() < READ_BATCH_LEN {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A feedback document from the higher-level system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackDocument {
+    /// The request.
+    pub request_id: RequestId,
+    /// The report answered.
+    pub report_id: Uuid,
+    /// Kind of feedback.
+    pub kind: FeedbackKind,
+    /// Content.
+    pub content: String,
+    /// Department named, for referral back.
+    #[serde(default)]
+    pub department: Option<String>,
+    /// The sender's own message id; a resent document with the same id is recorded once.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+/// An acknowledgement from the higher-level system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckDocument {
+    /// The report acknowledged.
+    pub report_id: Uuid,
+    /// The request, when the sender knows it (else looked up from the report id).
+    #[serde(default)]
+    pub request_id: Option<RequestId>,
+}
+
+/// The answer to a feedback document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackReply {
+    /// The request.
+    pub request_id: RequestId,
+    /// Its version after the feedback.
+    pub version: u64,
+    /// The feedback had been recorded before.
+    pub duplicate: bool,
+}
+
+/// The higher-level actor feedback is recorded as.
+pub fn higher_level_actor(level: Option<UpwardLevel>) -> Actor {
+    let unit = level.map(|l| l.as_str().to_string());
+    Actor {
+        id: format!("upward-{}", level.map_or("higher", |l| l.as_str())),
+        role: Role::HigherLevel,
+        unit,
+    }
+}
+
+/// Report id → (request, level), from the log.
+type ReportIndex = Arc<Mutex<HashMap<Uuid, (RequestId, UpwardLevel)>>>;
+
+fn index_commit(index: &ReportIndex, logged: &LoggedCommit) {
+    let mut index = index.lock().expect("report index lock");
+    for e in &logged.commit.events {
+        if let Event::ReportedUpward(r) = &e.event {
+            index.insert(r.report_id, (e.request_id, r.level));
+        }
+    }
+}
+
+/// Records a feedback document through the command service, as `actor` (a higher level).
+pub async fn record_feedback(
+    service: &CommandService,
+    document: FeedbackDocument,
+    actor: Actor,
+) -> Result<FeedbackReply, CommandError> {
+    let command_id = match &document.message_id {
+        Some(id) => Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("upward-feedback:{}:{id}", document.request_id).as_bytes(),
+        ),
+        None => service.fresh_command_id(),
+    };
+    let outcome = service
+        .execute(CommandRequest {
+            request_id: document.request_id,
+            command_id,
+            correlation_id: Some(document.report_id),
+            actor,
+            command: Command::RecordUpwardFeedback(RecordUpwardFeedback {
+                report_id: document.report_id,
+                kind: document.kind,
+                content: document.content,
+                department: document.department,
+            }),
+        })
+        .await?;
+    Ok(FeedbackReply {
+        request_id: outcome.request_id,
+        version: outcome.version,
+        duplicate: outcome.duplicate,
+    })
+}
+
+/// Records the higher level's acknowledgement of a report (idempotent per report).
+pub async fn record_ack(
+    service: &CommandService,
+    request_id: RequestId,
+    report_id: Uuid,
+    level: Option<UpwardLevel>,
+) -> Result<(), CommandError> {
+    let command_id = Uuid::new_v5(&ID_NAMESPACE, format!("upward-ack:{report_id}").as_bytes());
+    match service
+        .execute(CommandRequest {
+            request_id,
+            command_id,
+            correlation_id: Some(report_id),
+            actor: higher_level_actor(level),
+            command: Command::AcknowledgeUpward(AcknowledgeUpward { report_id }),
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already acknowledged: nothing to do.
+        Err(CommandError::Refused(refusal)) if refusal.code() == "already_recorded" => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Builds the report index from the whole log.
+async fn build_index(log: &EventLog) -> Result<(ReportIndex, u64), UpwardError> {
+    let index: ReportIndex = Arc::default();
+    let mut from = 1;
+    let mut head = 0;
+    loop {
+        let batch = log.read_from(from, READ_BATCH_LEN).await?;
+        let Some(last) = batch.last().map(|c| c.position) else {
+            break;
+        };
+        for logged in &batch {
+            index_commit(&index, logged);
+        }
+        head = last;
+        from = last + 1;
+        if batch.len() < READ_BATCH_LEN {
+            break;
+        }
+    }
+    Ok((index, head))
+}
+
+/// Runs the upward link until `shutdown`: the outbound publisher and the inbound feedback and
+/// acknowledgement listeners.
+pub async fn run(
+    service: CommandService,
+    client: async_nats::Client,
+    cfg: UpwardConfig,
+    shutdown: CancellationToken,
+) -> Result<(), UpwardError> {
+    let stream = ensure_stream(&client, &cfg).await?;
+    let (index, _) = build_index(service.log()).await?;
+    let mut feedback = client
+        .queue_subscribe(cfg.feedback_subject(), cfg.queue_group.clone())
+        .await
+        .map_err(nats_err)?;
+    let mut acks = client
+        .queue_subscribe(cfg.ack_subject(), cfg.queue_group.clone())
+        .await
+        .map_err(nats_err)?;
+    let resume = sent_through(&stream).await?;
+    tracing::info!(stream = %cfg.stream, resume_after = resume, "upward link running");
+
+    let publisher = publish_loop(
+        service.log().clone(),
+        client.clone(),
+        cfg.clone(),
+        index.clone(),
+        resume,
+        shutdown.clone(),
+    );
+    let listener = async {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(message) = feedback.next() => on_feedback(&service, &client, &index, message).await,
+                Some(message) = acks.next() => on_ack(&service, &index, message).await,
+                else => return,
+            }
+        }
+    };
+    let (published, ()) = tokio::join!(publisher, listener);
+    let _ = feedback.unsubscribe().await;
+    let _ = acks.unsubscribe().await;
+    published
+}
+
+/// Follows the log from `resume` and publishes every upward message, retrying until stored.
+async fn publish_loop(
+    log: EventLog,
+    client: async_nats::Client,
+    cfg: UpwardConfig,
+    index: ReportIndex,
+    resume: u64,
+    shutdown: CancellationToken,
+) -> Result<(), UpwardError> {
+    let js = jetstream::new(client);
+    let mut commits = log.follow(resume.max(1));
+    loop {
+        let logged = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            item = commits.next() => match item {
+                Some(Ok(logged)) => logged,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "following the log for upward reports failed");
+                    continue;
+                }
+                None => return Ok(()),
+            },
+        };
+        index_commit(&index, &logged);
+        for (_, message) in messages_of(&logged) {
+            let mut backoff = PUBLISH_BACKOFF_INITIAL;
+            loop {
+                match publish(&js, &cfg, &message, logged.position, false).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, message_id = %message.message_id(), "upward publish failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(PUBLISH_BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers one feedback document.
+async fn on_feedback(
+    service: &CommandService,
+    client: &async_nats::Client,
+    index: &ReportIndex,
+    message: async_nats::Message,
+) {
+    let Some(reply_to) = message.reply.clone() else {
+        tracing::warn!("upward feedback without a reply subject; ignored");
+        return;
+    };
+    let (error_code, body) = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
+        Err(e) => {
+            let body = ErrorBody {
+                code: "malformed".into(),
+                message: format!("feedback document: {e}"),
+                field: None,
+            };
+            (Some(body.code.clone()), serde_json::to_value(&body))
+        }
+        Ok(document) => {
+            let level = index
+                .lock()
+                .expect("report index lock")
+                .get(&document.report_id)
+                .map(|(_, l)| *l);
+            match record_feedback(service, document, higher_level_actor(level)).await {
+                Ok(reply) => (None, serde_json::to_value(&reply)),
+                Err(error) => {
+                    let body = error.body();
+                    (Some(body.code.clone()), serde_json::to_value(&body))
+                }
+            }
+        }
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(code) = &error_code {
+        headers.insert("Bianmin-Error", code.as_str());
+    }
+    let payload = serde_json::to_vec(&body.unwrap_or_default()).unwrap_or_default();
+    if let Err(error) = client
+        .publish_with_headers(reply_to, headers, payload.into())
+        .await
+    {
+        tracing::warn!(%error, "upward feedback reply not sent");
+    }
+}
+
+/// Records one acknowledgement (replying when asked to).
+async fn on_ack(service: &CommandService, index: &ReportIndex, message: async_nats::Message) {
+    let document = match serde_json::from_slice::<AckDocument>(&message.payload) {
+        Ok(document) => document,
+        Err(error) => {
+            tracing::warn!(%error, "malformed upward acknowledgement; ignored");
+            return;
+        }
+    };
+    let known = index
+        .lock()
+        .expect("report index lock")
+        .get(&document.report_id)
+        .copied();
+    let (request_id, level) = match (document.request_id, known) {
+        (_, Some((request_id, level))) => (request_id, Some(level)),
+        (Some(request_id), None) => (request_id, None),
+        (None, None) => {
+            tracing::warn!(report_id = %document.report_id, "acknowledgement of an unknown report; ignored");
+            return;
+        }
+    };
+    if let Err(error) = record_ack(service, request_id, document.report_id, level).await {
+        tracing::warn!(%error, report_id = %document.report_id, "upward acknowledgement not recorded");
+    }
+}

@@ -1,0 +1,569 @@
+//! The pure fold of one request's events into its state, and the summary row derived from it.
+//!
+//! The state keeps what corrections need (every classification, every rating, every deadline
+//! move, each with its event id), so `event_corrected` can neutralise an earlier event and the
+//! summary is recomputed from what remains. No clock is read: every instant comes from events.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
+use schemas::{Event, EventEnvelope, EventKind, GridPath, Resolution, Satisfaction};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A UTC instant.
+pub type Ts = DateTime<Utc>;
+
+/// One classification with the deadlines it stamped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The `request_classified` event.
+    pub event_id: Uuid,
+    /// Stream version of that event.
+    pub version: u64,
+    /// When.
+    pub at: Ts,
+    /// Catalogue item.
+    pub catalogue_item: String,
+    /// Category.
+    pub category: String,
+    /// Request type (wire name).
+    pub request_type: String,
+    /// Urgency (wire name).
+    pub urgency: String,
+    /// Response deadline stamped.
+    pub response_due_at: Ts,
+    /// Completion deadline stamped.
+    pub completion_due_at: Ts,
+}
+
+/// A move of the completion deadline (granted extension or resumed clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueMove {
+    /// The moving event.
+    pub event_id: Uuid,
+    /// Its stream version.
+    pub version: u64,
+    /// The new completion deadline.
+    pub new_due_at: Ts,
+}
+
+/// One rating by the resident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// The `rated` event.
+    pub event_id: Uuid,
+    /// When.
+    pub at: Ts,
+    /// Satisfaction (wire name).
+    pub satisfaction: String,
+    /// Resolution (wire name).
+    pub resolution: String,
+    /// Excluded by an upheld appeal.
+    pub excluded: bool,
+}
+
+/// Everything the `requests` projector remembers about one request (stored as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestState {
+    /// The request.
+    pub request_id: Uuid,
+    /// Current stage (snake_case).
+    pub stage: String,
+    /// `service` or `dispute`.
+    pub kind: String,
+    /// Channel (wire name).
+    pub channel: String,
+    /// Grid location.
+    pub location: GridPath,
+    /// Anonymous request.
+    pub anonymous: bool,
+    /// Received at.
+    pub received_at: Ts,
+    /// Accept deadline from intake.
+    pub accept_due_at: Ts,
+    /// Accepted at.
+    pub accepted_at: Option<Ts>,
+    /// Declined at.
+    pub declined_at: Option<Ts>,
+    /// Owner (首问责任人).
+    pub owner: Option<String>,
+    /// Classifications in order; the last one is in force.
+    pub classifications: Vec<Classification>,
+    /// Completion-deadline moves in order.
+    pub due_moves: Vec<DueMove>,
+    /// Lead department of the latest referral.
+    pub lead_department: Option<String>,
+    /// First referral at.
+    pub referred_at: Option<Ts>,
+    /// First sign-off at.
+    pub signed_at: Option<Ts>,
+    /// First time the unit engaged without contact (sign-off, direct or proxy handling start).
+    pub engaged_at: Option<Ts>,
+    /// First contact with the resident.
+    pub first_contact_at: Option<Ts>,
+    /// First reply to the resident.
+    pub replied_at: Option<Ts>,
+    /// Outcome of the latest reply.
+    pub reply_outcome: Option<String>,
+    /// Open: received and neither declined, replied nor archived (reopening opens it again).
+    pub open: bool,
+    /// Ratings in order (corrected ones removed); the last one counts.
+    pub ratings: Vec<Rating>,
+    /// Archived at.
+    pub archived_at: Option<Ts>,
+    /// A `deadline_missed` for response, sign-off or completion was recorded.
+    pub overdue: bool,
+    /// Reopen count.
+    pub reopen_count: i64,
+    /// Referral returns (退单) recorded.
+    pub referral_returns: i64,
+    /// Highest supervision level reached.
+    pub escalation_level: Option<String>,
+    /// The completion clock stands still since (`clock_paused`); cleared by `clock_resumed`,
+    /// whose new deadline then applies. Absent in states stored before pauses were folded.
+    #[serde(default)]
+    pub paused_since: Option<Ts>,
+    /// Referrals in order.
+    pub referrals: Vec<Referral>,
+    /// Log position of the last event applied.
+    pub last_position: u64,
+}
+
+/// One referral (转办) of the request to a lead department.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Referral {
+    /// 1 for the first referral, 2+ for re-routes.
+    pub number: u32,
+    /// Lead department.
+    pub department: String,
+    /// Referred at.
+    pub referred_at: Ts,
+    /// Sign-off due.
+    pub sign_off_due_at: Ts,
+    /// Signed for at.
+    pub signed_at: Option<Ts>,
+    /// Returned (退单) at.
+    pub returned_at: Option<Ts>,
+    /// Log position of the last change.
+    pub last_position: u64,
+}
+
+fn wire<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Asia/Shanghai (UTC+8, no daylight saving): the zone periods are cut in.
+pub fn shanghai() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// Day (`YYYY-MM-DD`), ISO week (`YYYY-Www`) and month (`YYYY-MM`) of an instant in Asia/Shanghai.
+pub fn periods(t: Ts) -> (String, String, String) {
+    let local = t.with_timezone(&shanghai());
+    let week = local.iso_week();
+    (
+        local.format("%Y-%m-%d").to_string(),
+        format!("{}-W{:02}", week.year(), week.week()),
+        local.format("%Y-%m").to_string(),
+    )
+}
+
+impl RequestState {
+    /// Starts a state from a `request_received` envelope; `None` for any other event.
+    pub fn start(env: &EventEnvelope, position: u64) -> Option<RequestState> {
+        let Event::RequestReceived(r) = &env.event else {
+            return None;
+        };
+        Some(RequestState {
+            request_id: env.request_id,
+            stage: "received".into(),
+            kind: wire(&r.kind),
+            channel: r.channel.as_str().into(),
+            location: r.location.clone(),
+            anonymous: r.anonymous,
+            received_at: env.occurred_at,
+            accept_due_at: r.accept_due_at,
+            accepted_at: None,
+            declined_at: None,
+            owner: None,
+            classifications: Vec::new(),
+            due_moves: Vec::new(),
+            lead_department: None,
+            referred_at: None,
+            signed_at: None,
+            engaged_at: None,
+            first_contact_at: None,
+            replied_at: None,
+            reply_outcome: None,
+            open: true,
+            ratings: Vec::new(),
+            archived_at: None,
+            overdue: false,
+            reopen_count: 0,
+            referral_returns: 0,
+            escalation_level: None,
+            paused_since: None,
+            referrals: Vec::new(),
+            last_position: position,
+        })
+    }
+
+    /// Applies one event (not the `request_received` that started the state).
+    pub fn apply(&mut self, env: &EventEnvelope, position: u64) {
+        let at = env.occurred_at;
+        self.last_position = position;
+        let stage = |s: &mut RequestState, name: &str| s.stage = name.to_owned();
+        match &env.event {
+            Event::RequestReceived(_) => {}
+            Event::RequestAccepted(e) => {
+                self.accepted_at.get_or_insert(at);
+                self.owner = Some(e.owner.clone());
+                stage(self, "accepted");
+            }
+            Event::RequestDeclined(_) => {
+                self.declined_at = Some(at);
+                self.open = false;
+                stage(self, "declined");
+            }
+            Event::RequestClassified(e) => {
+                self.classifications.push(Classification {
+                    event_id: env.event_id,
+                    version: env.version,
+                    at,
+                    catalogue_item: e.catalogue_item.clone(),
+                    category: e.category.clone(),
+                    request_type: wire(&e.request_type),
+                    urgency: wire(&e.urgency),
+                    response_due_at: e.deadlines.response_due_at,
+                    completion_due_at: e.deadlines.completion_due_at,
+                });
+                stage(self, "classified");
+            }
+            Event::DirectHandlingStarted(_) => {
+                self.engaged_at.get_or_insert(at);
+                stage(self, "direct_handling");
+            }
+            Event::ProxyHandlingStarted(_) => {
+                self.engaged_at.get_or_insert(at);
+                stage(self, "proxy_handling");
+            }
+            Event::ReferredToDepartment(e) => {
+                self.referred_at.get_or_insert(at);
+                self.lead_department = Some(e.lead_department.clone());
+                self.referrals.retain(|r| r.number != e.referral_number);
+                self.referrals.push(Referral {
+                    number: e.referral_number,
+                    department: e.lead_department.clone(),
+                    referred_at: at,
+                    sign_off_due_at: e.sign_off_due_at,
+                    signed_at: None,
+                    returned_at: None,
+                    last_position: position,
+                });
+                stage(self, "referred");
+            }
+            Event::ReferralSignedFor(e) => {
+                if let Some(r) = self
+                    .referrals
+                    .last_mut()
+                    .filter(|r| r.department == e.department)
+                {
+                    r.signed_at.get_or_insert(at);
+                    r.last_position = position;
+                }
+                self.signed_at.get_or_insert(at);
+                self.engaged_at.get_or_insert(at);
+                stage(self, "signed_for");
+            }
+            Event::ReferralReturned(e) => {
+                if let Some(r) = self
+                    .referrals
+                    .last_mut()
+                    .filter(|r| r.department == e.department)
+                {
+                    r.returned_at = Some(at);
+                    r.last_position = position;
+                }
+                self.referral_returns += 1;
+                stage(self, "return_requested");
+            }
+            Event::ReturnRejected(_) => stage(self, "signed_for"),
+            Event::ResidentContacted(_) => {
+                self.first_contact_at.get_or_insert(at);
+                stage(self, "contacted");
+            }
+            Event::HandlingStarted(_) => stage(self, "in_progress"),
+            Event::ExtensionRequested(_) => stage(self, "extension_pending"),
+            Event::ExtensionGranted(e) => {
+                self.due_moves.push(DueMove {
+                    event_id: env.event_id,
+                    version: env.version,
+                    new_due_at: e.new_due_at,
+                });
+                stage(self, "in_progress");
+            }
+            Event::ClockPaused(_) => self.paused_since = Some(at),
+            Event::ClockResumed(e) => {
+                self.paused_since = None;
+                self.due_moves.push(DueMove {
+                    event_id: env.event_id,
+                    version: env.version,
+                    new_due_at: e.new_due_at,
+                });
+            }
+            Event::ExtensionDenied(_) | Event::TerminationDenied(_) => stage(self, "in_progress"),
+            Event::TerminationRequested(_) => stage(self, "termination_pending"),
+            Event::ResultReplied(e) => {
+                self.replied_at.get_or_insert(at);
+                self.reply_outcome = Some(wire(&e.outcome));
+                self.open = false;
+                stage(self, "replied");
+            }
+            Event::ReplyReviewed(e) if e.approved => stage(self, "awaiting_callback"),
+            Event::Rated(e) => {
+                self.ratings.push(Rating {
+                    event_id: env.event_id,
+                    at,
+                    satisfaction: wire::<Satisfaction>(&e.satisfaction),
+                    resolution: wire::<Resolution>(&e.resolution),
+                    excluded: false,
+                });
+                stage(self, "rated");
+            }
+            Event::Reopened(e) => {
+                self.reopen_count = self.reopen_count.max(i64::from(e.reopen_count));
+                self.open = true;
+                stage(self, "reopened");
+            }
+            Event::Archived(_) => {
+                self.archived_at = Some(at);
+                self.open = false;
+                stage(self, "archived");
+            }
+            Event::DeadlineMissed(e) if e.deadline != schemas::DeadlineKind::WhistleReport => {
+                self.overdue = true;
+            }
+            Event::Escalated(e) => self.escalation_level = Some(wire(&e.level)),
+            Event::AppealDecided(e) if e.upheld => {
+                if let Some(r) = self.ratings.last_mut() {
+                    r.excluded = true;
+                }
+            }
+            Event::EventCorrected(e) => self.correct(e.event_id, e.corrected_type),
+            _ => {}
+        }
+    }
+
+    /// Neutralises an earlier event: a corrected rating is removed, a corrected classification
+    /// reverts to the previous one, a corrected deadline move is undone.
+    fn correct(&mut self, event_id: Uuid, kind: EventKind) {
+        match kind {
+            EventKind::Rated => self.ratings.retain(|r| r.event_id != event_id),
+            EventKind::RequestClassified => self.classifications.retain(|c| c.event_id != event_id),
+            EventKind::ExtensionGranted | EventKind::ClockResumed => {
+                self.due_moves.retain(|m| m.event_id != event_id)
+            }
+            _ => {}
+        }
+    }
+
+    /// The classification in force.
+    pub fn classification(&self) -> Option<&Classification> {
+        self.classifications.last()
+    }
+
+    /// Response deadline in force: the classification's, else the intake accept deadline.
+    pub fn response_due_at(&self) -> Ts {
+        self.classification()
+            .map(|c| c.response_due_at)
+            .unwrap_or(self.accept_due_at)
+    }
+
+    /// Completion deadline in force: the last move after the classification in force, else the
+    /// classification's stamped deadline.
+    pub fn completion_due_at(&self) -> Option<Ts> {
+        let c = self.classification()?;
+        Some(
+            self.due_moves
+                .iter()
+                .rev()
+                .find(|m| m.version > c.version)
+                .map(|m| m.new_due_at)
+                .unwrap_or(c.completion_due_at),
+        )
+    }
+
+    /// Whether a reply at `replied` met the completion deadline in force: a pause running at
+    /// the reply counts as stood-still time (the deadline moves by `replied − paused_since`),
+    /// as the engine judges it.
+    fn completed_on_time_at(&self, replied: Ts, due: Option<Ts>) -> bool {
+        let Some(due) = due else {
+            return true;
+        };
+        match self.paused_since {
+            Some(since) if since <= replied => replied <= due + (replied - since),
+            _ => replied <= due,
+        }
+    }
+
+    /// Responded at: first contact with the resident; else the first reply; for anonymous
+    /// requests also the unit's first engagement (sign-off or handling start).
+    pub fn responded_at(&self) -> Option<Ts> {
+        let mut candidates = vec![self.first_contact_at, self.replied_at];
+        if self.anonymous {
+            candidates.push(self.engaged_at);
+        }
+        if self.first_contact_at.is_some() {
+            return self.first_contact_at;
+        }
+        candidates.into_iter().flatten().min()
+    }
+
+    /// The rating that counts (the last one not corrected away), if any.
+    pub fn rating(&self) -> Option<&Rating> {
+        self.ratings.last()
+    }
+
+    /// The summary row of this state.
+    pub fn summary(&self) -> Summary {
+        let (day, week, month) = periods(self.received_at);
+        let class = self.classification();
+        let response_due_at = self.response_due_at();
+        let completion_due_at = self.completion_due_at();
+        let responded_at = self.responded_at();
+        let rating = self.rating();
+        Summary {
+            request_id: self.request_id.to_string(),
+            stage: self.stage.clone(),
+            kind: self.kind.clone(),
+            channel: self.channel.clone(),
+            street: self.location.street.clone(),
+            community: self.location.community.clone(),
+            grid: self.location.grid.clone(),
+            category: class.map(|c| c.category.clone()),
+            catalogue_item: class.map(|c| c.catalogue_item.clone()),
+            request_type: class.map(|c| c.request_type.clone()),
+            urgency: class.map(|c| c.urgency.clone()),
+            lead_department: self.lead_department.clone(),
+            owner: self.owner.clone(),
+            anonymous: self.anonymous,
+            received_at: self.received_at,
+            received_day: day,
+            received_week: week,
+            received_month: month,
+            accepted_at: self.accepted_at,
+            declined_at: self.declined_at,
+            classified_at: class.map(|c| c.at),
+            referred_at: self.referred_at,
+            signed_at: self.signed_at,
+            first_contact_at: self.first_contact_at,
+            responded_at,
+            replied_at: self.replied_at,
+            reply_outcome: self.reply_outcome.clone(),
+            rated_at: rating.map(|r| r.at),
+            archived_at: self.archived_at,
+            response_due_at,
+            completion_due_at,
+            due_at: completion_due_at.unwrap_or(response_due_at),
+            response_on_time: responded_at.map(|r| r <= response_due_at),
+            completed_on_time: self
+                .replied_at
+                .map(|r| self.completed_on_time_at(r, completion_due_at)),
+            handling_seconds: self
+                .replied_at
+                .map(|r| (r - self.received_at).num_seconds()),
+            overdue: self.overdue,
+            open: self.open,
+            dispatched: self.referred_at.is_some(),
+            satisfaction: rating.map(|r| r.satisfaction.clone()),
+            resolution: rating.map(|r| r.resolution.clone()),
+            rating_excluded: rating.is_some_and(|r| r.excluded),
+            reopen_count: self.reopen_count,
+            referral_returns: self.referral_returns,
+            escalation_level: self.escalation_level.clone(),
+            last_position: self.last_position as i64,
+            paused_since: self.paused_since,
+        }
+    }
+}
+
+/// One `request_summary` row (see docs/metrics.md for each column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Summary {
+    pub request_id: String,
+    pub stage: String,
+    pub kind: String,
+    pub channel: String,
+    pub street: String,
+    pub community: String,
+    pub grid: String,
+    pub category: Option<String>,
+    pub catalogue_item: Option<String>,
+    pub request_type: Option<String>,
+    pub urgency: Option<String>,
+    pub lead_department: Option<String>,
+    pub owner: Option<String>,
+    pub anonymous: bool,
+    pub received_at: Ts,
+    pub received_day: String,
+    pub received_week: String,
+    pub received_month: String,
+    pub accepted_at: Option<Ts>,
+    pub declined_at: Option<Ts>,
+    pub classified_at: Option<Ts>,
+    pub referred_at: Option<Ts>,
+    pub signed_at: Option<Ts>,
+    pub first_contact_at: Option<Ts>,
+    pub responded_at: Option<Ts>,
+    pub replied_at: Option<Ts>,
+    pub reply_outcome: Option<String>,
+    pub rated_at: Option<Ts>,
+    pub archived_at: Option<Ts>,
+    pub response_due_at: Ts,
+    pub completion_due_at: Option<Ts>,
+    pub due_at: Ts,
+    pub response_on_time: Option<bool>,
+    pub completed_on_time: Option<bool>,
+    pub handling_seconds: Option<i64>,
+    pub overdue: bool,
+    pub open: bool,
+    pub dispatched: bool,
+    pub satisfaction: Option<String>,
+    pub resolution: Option<String>,
+    pub rating_excluded: bool,
+    pub reopen_count: i64,
+    pub referral_returns: i64,
+    pub escalation_level: Option<String>,
+    pub last_position: i64,
+    pub paused_since: Option<Ts>,
+}
+
+/// Hours in a day, for due-soon windows.
+pub const DEFAULT_DUE_SOON: Duration = Duration::hours(24);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_stored_before_pauses_were_folded_reads_as_not_paused() {
+        let old = serde_json::json!({
+            "request_id": Uuid::from_u128(1), "stage": "in_progress", "kind": "service",
+            "channel": "hotline_12345",
+            "location": {"street": "jd", "community": "sq", "grid": "g"},
+            "anonymous": false, "received_at": "2026-03-01T00:00:00Z",
+            "accept_due_at": "2026-03-02T00:00:00Z", "accepted_at": null, "declined_at": null,
+            "owner": null, "classifications": [], "due_moves": [], "lead_department": null,
+            "referred_at": null, "signed_at": null, "engaged_at": null, "first_contact_at": null,
+            "replied_at": null, "reply_outcome": null, "open": true, "ratings": [],
+            "archived_at": null, "overdue": false, "reopen_count": 0, "referral_returns": 0,
+            "escalation_level": null, "referrals": [], "last_position": 7
+        });
+        let state: RequestState = serde_json::from_value(old).expect("old state decodes");
+        assert_eq!(state.paused_since, None);
+        assert_eq!(state.summary().paused_since, None);
+    }
+}

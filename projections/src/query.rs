@@ -1,0 +1,961 @@
+//! The read side: rates, overdue and due-soon lists, department rankings, worklists, the
+//! request list and the report-upward ledger. Every time-dependent answer takes `now`.
+//!
+//! Formulas are those of docs/metrics.md; each function computing one names it.
+//! Lists page with an opaque cursor (hex of the last row's sort key) and accept
+//! `since_position` (rows whose `last_position` is greater).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Row, Val};
+use crate::fold::Summary;
+use crate::{ProjectionError, Projections};
+
+/// The columns of `request_summary`, in [`summary_from_row`] order.
+pub const SUMMARY_COLS: &str = "request_id, stage, kind, channel, street, community, grid, category, \
+catalogue_item, request_type, urgency, lead_department, owner, anonymous, received_at, received_day, \
+received_week, received_month, accepted_at, declined_at, classified_at, referred_at, signed_at, \
+first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at, response_due_at, \
+completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
+dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
+last_position, paused_since";
+
+fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
+    v.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: "unexpected NULL".into(),
+    })
+}
+
+fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
+    Ok(Summary {
+        request_id: req(r.text(0)?, "request_id")?,
+        stage: req(r.text(1)?, "stage")?,
+        kind: req(r.text(2)?, "kind")?,
+        channel: req(r.text(3)?, "channel")?,
+        street: req(r.text(4)?, "street")?,
+        community: req(r.text(5)?, "community")?,
+        grid: req(r.text(6)?, "grid")?,
+        category: r.text(7)?,
+        catalogue_item: r.text(8)?,
+        request_type: r.text(9)?,
+        urgency: r.text(10)?,
+        lead_department: r.text(11)?,
+        owner: r.text(12)?,
+        anonymous: req(r.bool(13)?, "anonymous")?,
+        received_at: req(r.ts(14)?, "received_at")?,
+        received_day: req(r.text(15)?, "received_day")?,
+        received_week: req(r.text(16)?, "received_week")?,
+        received_month: req(r.text(17)?, "received_month")?,
+        accepted_at: r.ts(18)?,
+        declined_at: r.ts(19)?,
+        classified_at: r.ts(20)?,
+        referred_at: r.ts(21)?,
+        signed_at: r.ts(22)?,
+        first_contact_at: r.ts(23)?,
+        responded_at: r.ts(24)?,
+        replied_at: r.ts(25)?,
+        reply_outcome: r.text(26)?,
+        rated_at: r.ts(27)?,
+        archived_at: r.ts(28)?,
+        response_due_at: req(r.ts(29)?, "response_due_at")?,
+        completion_due_at: r.ts(30)?,
+        due_at: req(r.ts(31)?, "due_at")?,
+        response_on_time: r.bool(32)?,
+        completed_on_time: r.bool(33)?,
+        handling_seconds: r.int(34)?,
+        overdue: req(r.bool(35)?, "overdue")?,
+        open: req(r.bool(36)?, "is_open")?,
+        dispatched: req(r.bool(37)?, "dispatched")?,
+        satisfaction: r.text(38)?,
+        resolution: r.text(39)?,
+        rating_excluded: req(r.bool(40)?, "rating_excluded")?,
+        reopen_count: req(r.int(41)?, "reopen_count")?,
+        referral_returns: req(r.int(42)?, "referral_returns")?,
+        escalation_level: r.text(43)?,
+        last_position: req(r.int(44)?, "last_position")?,
+        paused_since: r.ts(45)?,
+    })
+}
+
+/// Period grain of the rates, cut in Asia/Shanghai (UTC+8) by received date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// `YYYY-MM-DD`.
+    Day,
+    /// ISO week, `YYYY-Www`.
+    Week,
+    /// `YYYY-MM`.
+    #[default]
+    Month,
+}
+
+impl Period {
+    fn column(self) -> &'static str {
+        match self {
+            Period::Day => "received_day",
+            Period::Week => "received_week",
+            Period::Month => "received_month",
+        }
+    }
+
+    /// Parses `day`, `week` or `month`.
+    pub fn parse(s: &str) -> Option<Period> {
+        match s {
+            "day" => Some(Period::Day),
+            "week" => Some(Period::Week),
+            "month" => Some(Period::Month),
+            _ => None,
+        }
+    }
+}
+
+/// A dimension rates can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dim {
+    /// Street (街道).
+    Street,
+    /// Community (社区).
+    Community,
+    /// Grid (网格).
+    Grid,
+    /// Lead department.
+    Department,
+    /// Catalogue category.
+    Category,
+    /// Intake channel.
+    Channel,
+}
+
+impl Dim {
+    /// Every dimension.
+    pub const ALL: [Dim; 6] = [
+        Dim::Street,
+        Dim::Community,
+        Dim::Grid,
+        Dim::Department,
+        Dim::Category,
+        Dim::Channel,
+    ];
+
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::Street => "street",
+            Dim::Community => "community",
+            Dim::Grid => "grid",
+            Dim::Department => "department",
+            Dim::Category => "category",
+            Dim::Channel => "channel",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Dim::Department => "lead_department",
+            other => other.name(),
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Dim> {
+        Dim::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// Filters over `request_summary`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Equality filters per dimension.
+    pub dims: Vec<(Dim, String)>,
+    /// First period key included (same grain as the query's period).
+    pub from: Option<String>,
+    /// Last period key included.
+    pub to: Option<String>,
+    /// Only requests referred to a department at least once (unit assessment scope).
+    pub dispatched_only: bool,
+}
+
+impl Filter {
+    fn sql(&self, period: Period, args: &mut Vec<Val>) -> String {
+        let mut clauses = vec!["1 = 1".to_owned()];
+        for (d, v) in &self.dims {
+            args.push(v.clone().into());
+            clauses.push(format!("{} = ${}", d.column(), args.len()));
+        }
+        if let Some(f) = &self.from {
+            args.push(f.clone().into());
+            clauses.push(format!("{} >= ${}", period.column(), args.len()));
+        }
+        if let Some(t) = &self.to {
+            args.push(t.clone().into());
+            clauses.push(format!("{} <= ${}", period.column(), args.len()));
+        }
+        if self.dispatched_only {
+            clauses.push("dispatched".to_owned());
+        }
+        clauses.join(" AND ")
+    }
+}
+
+/// The counts behind every rate of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests received.
+    pub received: i64,
+    /// Requests accepted.
+    pub accepted: i64,
+    /// Accepted requests whose response is due: responded, or response deadline ≤ now.
+    pub response_due: i64,
+    /// Accepted requests responded at or before the response deadline.
+    pub responded_on_time: i64,
+    /// Accepted requests whose completion is due: replied, or completion clock running (not
+    /// paused) and completion deadline ≤ now.
+    pub due: i64,
+    /// Requests replied (办结).
+    pub completed: i64,
+    /// Requests replied at or before the completion deadline in force.
+    pub completed_on_time: i64,
+    /// Requests with a counting rating (not corrected away, not excluded by appeal).
+    pub rated: i64,
+    /// Rated requests rated `resolved`.
+    pub resolved: i64,
+    /// Rated service requests (dispute mediation excluded): the satisfaction denominator.
+    pub satisfaction_rated: i64,
+    /// Of those, `satisfied`.
+    pub satisfied: i64,
+    /// Of those, `basically_satisfied`.
+    pub basically_satisfied: i64,
+    /// Of those, `dissatisfied`.
+    pub dissatisfied: i64,
+    /// Requests reopened at least once.
+    pub reopened: i64,
+    /// Requests referred to a department at least once.
+    pub referred: i64,
+    /// Referred requests returned (退单) at least once.
+    pub returned: i64,
+}
+
+/// Rates of one group (None when the denominator is 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// 响应率 = responded_on_time ÷ response_due.
+    pub response_rate: Option<f64>,
+    /// 按时办结率 = completed_on_time ÷ due.
+    pub on_time_completion_rate: Option<f64>,
+    /// 解决率 = resolved ÷ rated.
+    pub resolution_rate: Option<f64>,
+    /// 满意率 = (satisfied + basically_satisfied) ÷ satisfaction_rated.
+    pub satisfaction_rate: Option<f64>,
+    /// Strict 满意率 = satisfied ÷ satisfaction_rated.
+    pub strict_satisfaction_rate: Option<f64>,
+    /// Score form = (100·satisfied + 80·basically_satisfied + 0·dissatisfied) ÷ satisfaction_rated.
+    pub satisfaction_score: Option<f64>,
+    /// 重办率 = reopened ÷ completed.
+    pub reopen_rate: Option<f64>,
+    /// 回退率 = returned ÷ referred.
+    pub referral_return_rate: Option<f64>,
+    /// Handling time p50 in seconds (nearest rank over replied_at − received_at).
+    pub handling_p50_seconds: Option<i64>,
+    /// Handling time p90 in seconds.
+    pub handling_p90_seconds: Option<i64>,
+}
+
+fn ratio(n: i64, d: i64) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
+}
+
+impl Counts {
+    /// The rates of these counts (formulas in docs/metrics.md §Rates).
+    pub fn rates(&self) -> Rates {
+        Rates {
+            response_rate: ratio(self.responded_on_time, self.response_due),
+            on_time_completion_rate: ratio(self.completed_on_time, self.due),
+            resolution_rate: ratio(self.resolved, self.rated),
+            satisfaction_rate: ratio(
+                self.satisfied + self.basically_satisfied,
+                self.satisfaction_rated,
+            ),
+            strict_satisfaction_rate: ratio(self.satisfied, self.satisfaction_rated),
+            satisfaction_score: ratio(
+                100 * self.satisfied + 80 * self.basically_satisfied,
+                self.satisfaction_rated,
+            ),
+            reopen_rate: ratio(self.reopened, self.completed),
+            referral_return_rate: ratio(self.returned, self.referred),
+            handling_p50_seconds: None,
+            handling_p90_seconds: None,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values: `v[ceil(p·n) − 1]`.
+pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// One group of the rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateRow {
+    /// Period key.
+    pub period: String,
+    /// Grouping dimension values (dimension name → value).
+    pub dims: BTreeMap<String, Option<String>>,
+    /// Counts.
+    pub counts: Counts,
+    /// Rates.
+    pub rates: Rates,
+}
+
+/// A rates query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsQuery {
+    /// Period grain.
+    pub period: Period,
+    /// Dimensions to group by (besides the period).
+    pub group_by: Vec<Dim>,
+    /// Filters.
+    pub filter: Filter,
+    /// The instant deadlines are judged against.
+    pub now: DateTime<Utc>,
+}
+
+/// The deadline of a summary row is running: its completion clock is not paused. A paused
+/// request is neither due nor overdue until `clock_resumed` moves its deadline (docs/metrics.md).
+const RUNNING: &str = "paused_since IS NULL";
+
+/// Columns of [`COUNTS_SQL`].
+const COUNTS: usize = 16;
+
+/// SQL of the counts; `$1` is `now`.
+const COUNTS_SQL: &str = "COUNT(*), \
+SUM(CASE WHEN accepted_at IS NOT NULL THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND (responded_at IS NOT NULL OR response_due_at <= $1) THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND response_on_time THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND (replied_at IS NOT NULL OR (paused_since IS NULL AND completion_due_at <= $1)) THEN 1 ELSE 0 END), \
+SUM(CASE WHEN replied_at IS NOT NULL THEN 1 ELSE 0 END), \
+SUM(CASE WHEN completed_on_time THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND resolution = 'resolved' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'satisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'basically_satisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'dissatisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN reopen_count > 0 THEN 1 ELSE 0 END), \
+SUM(CASE WHEN dispatched THEN 1 ELSE 0 END), \
+SUM(CASE WHEN dispatched AND referral_returns > 0 THEN 1 ELSE 0 END)";
+
+fn counts_from(r: &Row, start: usize) -> Result<Counts, sqlx::Error> {
+    let g = |i: usize| -> Result<i64, sqlx::Error> { Ok(r.int(start + i)?.unwrap_or(0)) };
+    Ok(Counts {
+        received: g(0)?,
+        accepted: g(1)?,
+        response_due: g(2)?,
+        responded_on_time: g(3)?,
+        due: g(4)?,
+        completed: g(5)?,
+        completed_on_time: g(6)?,
+        rated: g(7)?,
+        resolved: g(8)?,
+        satisfaction_rated: g(9)?,
+        satisfied: g(10)?,
+        basically_satisfied: g(11)?,
+        dissatisfied: g(12)?,
+        reopened: g(13)?,
+        referred: g(14)?,
+        returned: g(15)?,
+    })
+}
+
+/// An opaque paging cursor: the sort key of the last row returned.
+pub fn encode_cursor(key: &[String]) -> String {
+    hex::encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub fn decode_cursor(c: &str) -> Result<Vec<String>, ProjectionError> {
+    hex::decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| ProjectionError::BadQuery("invalid cursor".into()))
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What list of requests to page through.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestList {
+    /// Every request, in change order (`last_position`): the incremental feed.
+    All,
+    /// Open requests overdue at `now`: missed deadline recorded, or clock running (not paused)
+    /// and deadline in force < now.
+    Overdue,
+    /// Open requests not overdue, clock running (not paused), whose deadline in force falls in
+    /// `[now, now + window)`.
+    DueSoon(Duration),
+    /// A worker's inbox: open requests they own.
+    Worker(String),
+    /// A department's inbox: open requests it leads.
+    Department(String),
+    /// A station's (community's) unassigned queue: received, not yet accepted or declined.
+    Unassigned(String),
+}
+
+/// A list query over `request_summary`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Which list.
+    pub list: RequestList,
+    /// Extra equality filters.
+    pub filter: Filter,
+    /// Only rows changed after this log position.
+    pub since_position: Option<u64>,
+    /// Page size (capped at 1000).
+    pub limit: u32,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// The instant deadlines are judged against.
+    pub now: DateTime<Utc>,
+}
+
+/// An upward report in the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpwardReport {
+    /// Report id.
+    pub report_id: String,
+    /// Request.
+    pub request_id: String,
+    /// Level.
+    pub level: String,
+    /// Street of the request.
+    pub street: Option<String>,
+    /// Community of the request.
+    pub community: Option<String>,
+    /// Lead department when reported.
+    pub lead_department: Option<String>,
+    /// Sent at.
+    pub sent_at: DateTime<Utc>,
+    /// Acknowledged at.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// First substantive feedback at.
+    pub first_feedback_at: Option<DateTime<Utc>>,
+    /// Kind of the latest feedback.
+    pub feedback_kind: Option<String>,
+    /// first_feedback_at − sent_at, seconds.
+    pub time_to_feedback_seconds: Option<i64>,
+    /// No substantive feedback yet.
+    pub open: bool,
+    /// Log position of the last change.
+    pub last_position: i64,
+}
+
+/// One department's monthly assessment row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepartmentRank {
+    /// Department.
+    pub department: String,
+    /// Month (`YYYY-MM`).
+    pub month: String,
+    /// Counts over the requests it led (received in the month, dispatched).
+    pub counts: Counts,
+    /// Rates of those counts.
+    pub rates: Rates,
+    /// Referrals to it in the month.
+    pub referrals: i64,
+    /// Of those, returned.
+    pub referrals_returned: i64,
+    /// 回退率 per department = referrals_returned ÷ referrals.
+    pub return_rate: Option<f64>,
+    /// Composite = w1·response_rate + w2·resolution_rate + w3·satisfaction_rate (None if any is None).
+    pub composite: Option<f64>,
+    /// Bottom-up (以下评上) ratings in the month.
+    pub bottom_up_count: i64,
+    /// Their mean score (1..=5).
+    pub bottom_up_avg: Option<f64>,
+    /// Whistles the department was summoned to in the month.
+    pub whistles: i64,
+    /// Of those, reported (报到).
+    pub whistles_reported: i64,
+    /// Mean whistle response time (department_reported − whistle_blown), seconds.
+    pub whistle_response_avg_seconds: Option<f64>,
+    /// 1-based rank by composite (descending).
+    pub rank: u32,
+}
+
+/// Composite-score weights; default 10/45/45 (configurable per query and per deployment).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Response rate weight.
+    pub response: f64,
+    /// Resolution rate weight.
+    pub resolution: f64,
+    /// Satisfaction rate weight.
+    pub satisfaction: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            response: 10.0,
+            resolution: 45.0,
+            satisfaction: 45.0,
+        }
+    }
+}
+
+impl Weights {
+    /// Composite = w1·响应率 + w2·解决率 + w3·满意率 (rates as fractions; 100 at best with 10/45/45).
+    pub fn composite(&self, r: &Rates) -> Option<f64> {
+        Some(
+            self.response * r.response_rate?
+                + self.resolution * r.resolution_rate?
+                + self.satisfaction * r.satisfaction_rate?,
+        )
+    }
+}
+
+impl Projections {
+    /// Rates per period × chosen dimensions (formulas in docs/metrics.md), computed with SQL
+    /// GROUP BY over the `request_summary` fact table; handling-time percentiles by nearest rank.
+    pub async fn stats(&self, q: &StatsQuery) -> Result<Vec<RateRow>, ProjectionError> {
+        let mut args: Vec<Val> = vec![q.now.into()];
+        let wher = q.filter.sql(q.period, &mut args);
+        let mut keys = vec![q.period.column().to_owned()];
+        keys.extend(q.group_by.iter().map(|d| d.column().to_owned()));
+        let key_sql = keys.join(", ");
+        // PostgreSQL computes the nearest-rank percentiles in the same pass (`percentile_disc`
+        // is the nearest rank and skips NULLs); SQLite has no ordered-set aggregates, so the
+        // samples are read in a second query.
+        let in_db = self.backend() == crate::db::Backend::Postgres;
+        let pct = if in_db {
+            ", percentile_disc(0.5) WITHIN GROUP (ORDER BY handling_seconds), \
+             percentile_disc(0.9) WITHIN GROUP (ORDER BY handling_seconds)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {key_sql}, {COUNTS_SQL}{pct} FROM request_summary WHERE {wher} GROUP BY {key_sql} ORDER BY {key_sql}"
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut out = Vec::new();
+        let mut index: BTreeMap<Vec<Option<String>>, usize> = BTreeMap::new();
+        for r in &rows {
+            let key: Vec<Option<String>> = (0..keys.len())
+                .map(|i| r.text(i))
+                .collect::<Result<_, _>>()?;
+            let counts = counts_from(r, keys.len())?;
+            let dims = q
+                .group_by
+                .iter()
+                .zip(key.iter().skip(1))
+                .map(|(d, v)| (d.name().to_owned(), v.clone()))
+                .collect();
+            index.insert(key.clone(), out.len());
+            let mut rates = counts.rates();
+            if in_db {
+                rates.handling_p50_seconds = r.int(keys.len() + COUNTS)?;
+                rates.handling_p90_seconds = r.int(keys.len() + COUNTS + 1)?;
+            }
+            out.push(RateRow {
+                period: key[0].clone().unwrap_or_default(),
+                dims,
+                rates,
+                counts,
+            });
+        }
+        if in_db {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT {key_sql}, handling_seconds FROM request_summary WHERE {wher} AND handling_seconds IS NOT NULL \
+             ORDER BY {key_sql}, handling_seconds"
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut samples: BTreeMap<Vec<Option<String>>, Vec<i64>> = BTreeMap::new();
+        for r in &rows {
+            let key: Vec<Option<String>> = (0..keys.len())
+                .map(|i| r.text(i))
+                .collect::<Result<_, _>>()?;
+            samples
+                .entry(key)
+                .or_default()
+                .push(r.int(keys.len())?.unwrap_or(0));
+        }
+        for (key, mut v) in samples {
+            v.sort_unstable();
+            if let Some(&i) = index.get(&key) {
+                out[i].rates.handling_p50_seconds = percentile(&v, 0.5);
+                out[i].rates.handling_p90_seconds = percentile(&v, 0.9);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of request summaries (see [`RequestList`]).
+    pub async fn requests(&self, q: &ListQuery) -> Result<Page<Summary>, ProjectionError> {
+        let mut args: Vec<Val> = Vec::new();
+        let mut wher = q.filter.sql(Period::Month, &mut args);
+        let by_position = matches!(q.list, RequestList::All);
+        match &q.list {
+            RequestList::All => {}
+            RequestList::Overdue => {
+                args.push(q.now.into());
+                wher += &format!(
+                    " AND is_open AND (overdue OR ({RUNNING} AND due_at < ${}))",
+                    args.len()
+                );
+            }
+            RequestList::DueSoon(window) => {
+                args.push(q.now.into());
+                args.push((q.now + *window).into());
+                wher += &format!(
+                    " AND is_open AND NOT overdue AND {RUNNING} AND due_at >= ${} AND due_at < ${}",
+                    args.len() - 1,
+                    args.len()
+                );
+            }
+            RequestList::Worker(w) => {
+                args.push(w.clone().into());
+                wher += &format!(" AND is_open AND owner = ${}", args.len());
+            }
+            RequestList::Department(d) => {
+                args.push(d.clone().into());
+                wher += &format!(" AND is_open AND lead_department = ${}", args.len());
+            }
+            RequestList::Unassigned(c) => {
+                args.push(c.clone().into());
+                wher += &format!(" AND stage = 'received' AND community = ${}", args.len());
+            }
+        }
+        if let Some(p) = q.since_position {
+            args.push((p as i64).into());
+            wher += &format!(" AND last_position > ${}", args.len());
+        }
+        if let Some(c) = &q.cursor {
+            let key = decode_cursor(c)?;
+            let [k, id] = key.as_slice() else {
+                return Err(ProjectionError::BadQuery("invalid cursor".into()));
+            };
+            if by_position {
+                let k: i64 = k
+                    .parse()
+                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                args.push(k.into());
+            } else {
+                let k: DateTime<Utc> = k
+                    .parse()
+                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                args.push(k.into());
+            }
+            args.push(id.clone().into());
+            let (a, b) = (args.len() - 1, args.len());
+            let col = if by_position {
+                "last_position"
+            } else {
+                "due_at"
+            };
+            wher += &format!(" AND ({col} > ${a} OR ({col} = ${a} AND request_id > ${b}))");
+        }
+        let order = if by_position {
+            "last_position, request_id"
+        } else {
+            "due_at, request_id"
+        };
+        let limit = q.limit.clamp(1, 1000) as usize;
+        let sql = format!(
+            "SELECT {SUMMARY_COLS} FROM request_summary WHERE {wher} ORDER BY {order} LIMIT {}",
+            limit + 1
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut items: Vec<Summary> = rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<_, _>>()?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|s| {
+                let k = if by_position {
+                    s.last_position.to_string()
+                } else {
+                    s.due_at.to_rfc3339()
+                };
+                encode_cursor(&[k, s.request_id.clone()])
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// A page of the report-upward ledger in change order.
+    pub async fn upward(
+        &self,
+        open_only: bool,
+        since_position: Option<u64>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<UpwardReport>, ProjectionError> {
+        let mut args: Vec<Val> = Vec::new();
+        let mut wher = "1 = 1".to_owned();
+        if open_only {
+            wher += " AND is_open";
+        }
+        if let Some(p) = since_position {
+            args.push((p as i64).into());
+            wher += &format!(" AND last_position > ${}", args.len());
+        }
+        if let Some(c) = cursor {
+            let key = decode_cursor(c)?;
+            let [k, id] = key.as_slice() else {
+                return Err(ProjectionError::BadQuery("invalid cursor".into()));
+            };
+            let k: i64 = k
+                .parse()
+                .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+            args.push(k.into());
+            args.push(id.clone().into());
+            let (a, b) = (args.len() - 1, args.len());
+            wher += &format!(
+                " AND (last_position > ${a} OR (last_position = ${a} AND report_id > ${b}))"
+            );
+        }
+        let limit = limit.clamp(1, 1000) as usize;
+        let sql = format!(
+            "SELECT report_id, request_id, level, street, community, lead_department, sent_at, acknowledged_at, \
+             first_feedback_at, feedback_kind, is_open, last_position FROM upward_reports WHERE {wher} \
+             ORDER BY last_position, report_id LIMIT {}",
+            limit + 1
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut items = Vec::new();
+        for r in &rows {
+            let sent_at = req(r.ts(6)?, "sent_at")?;
+            let first = r.ts(8)?;
+            items.push(UpwardReport {
+                report_id: req(r.text(0)?, "report_id")?,
+                request_id: req(r.text(1)?, "request_id")?,
+                level: req(r.text(2)?, "level")?,
+                street: r.text(3)?,
+                community: r.text(4)?,
+                lead_department: r.text(5)?,
+                sent_at,
+                acknowledged_at: r.ts(7)?,
+                first_feedback_at: first,
+                feedback_kind: r.text(9)?,
+                time_to_feedback_seconds: first.map(|f| (f - sent_at).num_seconds()),
+                open: req(r.bool(10)?, "is_open")?,
+                last_position: req(r.int(11)?, "last_position")?,
+            });
+        }
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|u| encode_cursor(&[u.last_position.to_string(), u.report_id.clone()]))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The monthly department assessment: per lead department, the rates of the dispatched
+    /// requests received in `month`, its referral return rate, the composite score, bottom-up
+    /// ratings and whistle response time; ranked by composite (descending, then name).
+    pub async fn department_ranking(
+        &self,
+        month: &str,
+        weights: Weights,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DepartmentRank>, ProjectionError> {
+        let stats = self
+            .stats(&StatsQuery {
+                period: Period::Month,
+                group_by: vec![Dim::Department],
+                filter: Filter {
+                    from: Some(month.to_owned()),
+                    to: Some(month.to_owned()),
+                    dispatched_only: true,
+                    ..Filter::default()
+                },
+                now,
+            })
+            .await?;
+        let mut by: BTreeMap<String, DepartmentRank> = BTreeMap::new();
+        let blank = |d: &str| DepartmentRank {
+            department: d.to_owned(),
+            month: month.to_owned(),
+            counts: Counts::default(),
+            rates: Counts::default().rates(),
+            referrals: 0,
+            referrals_returned: 0,
+            return_rate: None,
+            composite: None,
+            bottom_up_count: 0,
+            bottom_up_avg: None,
+            whistles: 0,
+            whistles_reported: 0,
+            whistle_response_avg_seconds: None,
+            rank: 0,
+        };
+        for s in stats {
+            let Some(Some(d)) = s.dims.get("department").cloned() else {
+                continue;
+            };
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.counts = s.counts;
+            e.rates = s.rates;
+        }
+        let m: Val = month.into();
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, COUNT(*), SUM(CASE WHEN returned_at IS NOT NULL THEN 1 ELSE 0 END) \
+                 FROM department_referrals WHERE referred_month = $1 GROUP BY department",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.referrals = r.int(1)?.unwrap_or(0);
+            e.referrals_returned = r.int(2)?.unwrap_or(0);
+            e.return_rate = ratio(e.referrals_returned, e.referrals);
+        }
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, COUNT(*), CAST(SUM(score) AS BIGINT) FROM department_ratings WHERE rated_month = $1 GROUP BY department",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.bottom_up_count = r.int(1)?.unwrap_or(0);
+            e.bottom_up_avg = ratio(r.int(2)?.unwrap_or(0), e.bottom_up_count);
+        }
+        let mut whistle: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, blown_at, reported_at FROM whistle_reports WHERE blown_month = $1",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let blown = req(r.ts(1)?, "blown_at")?;
+            let w = whistle.entry(d).or_default();
+            w.0 += 1;
+            if let Some(rep) = r.ts(2)? {
+                w.1 += 1;
+                w.2 += (rep - blown).num_seconds();
+            }
+        }
+        for (d, (n, reported, secs)) in whistle {
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.whistles = n;
+            e.whistles_reported = reported;
+            e.whistle_response_avg_seconds = ratio(secs, reported);
+        }
+        let mut out: Vec<DepartmentRank> = by.into_values().collect();
+        for e in &mut out {
+            e.composite = weights.composite(&e.rates);
+        }
+        out.sort_by(|a, b| {
+            b.composite
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.composite.unwrap_or(f64::NEG_INFINITY))
+                .then_with(|| a.department.cmp(&b.department))
+        });
+        for (i, e) in out.iter_mut().enumerate() {
+            e.rank = i as u32 + 1;
+        }
+        Ok(out)
+    }
+
+    /// Open requests (backlog) and, of those, overdue at `now` (a recorded miss, or a running
+    /// clock past its deadline; paused requests are not).
+    pub async fn backlog(&self, now: DateTime<Utc>) -> Result<(i64, i64), ProjectionError> {
+        let rows = self
+            .pool
+            .fetch(
+                &format!(
+                    "SELECT COUNT(*), SUM(CASE WHEN overdue OR ({RUNNING} AND due_at < $1) THEN 1 ELSE 0 END) \
+                     FROM request_summary WHERE is_open"
+                ),
+                &[now.into()],
+            )
+            .await?;
+        let r = rows.first();
+        Ok((
+            r.map(|r| r.int(0)).transpose()?.flatten().unwrap_or(0),
+            r.map(|r| r.int(1)).transpose()?.flatten().unwrap_or(0),
+        ))
+    }
+
+    /// Every row of every table of `projector`, each column as text, sorted: for comparing a
+    /// live projection with a rebuild.
+    pub async fn snapshot(
+        &self,
+        projector: &str,
+    ) -> Result<Vec<(String, Vec<Vec<Option<String>>>)>, ProjectionError> {
+        let tables = Self::check_tables(projector)?;
+        let mut out = Vec::new();
+        for t in tables {
+            let cols_sql = match self.backend() {
+                crate::db::Backend::Postgres => {
+                    "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 \
+                     AND table_schema = current_schema() ORDER BY ordinal_position"
+                }
+                crate::db::Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+            };
+            let cols: Vec<String> = self
+                .pool
+                .fetch(cols_sql, &[(*t).into()])
+                .await?
+                .iter()
+                .map(|r| r.text(0).map(Option::unwrap_or_default))
+                .collect::<Result<_, _>>()?;
+            let select: Vec<String> = cols.iter().map(|c| format!("CAST({c} AS TEXT)")).collect();
+            let order: Vec<String> = (1..=cols.len()).map(|i| i.to_string()).collect();
+            let sql = format!(
+                "SELECT {} FROM {t} ORDER BY {}",
+                select.join(", "),
+                order.join(", ")
+            );
+            let rows = self.pool.fetch(&sql, &[]).await?;
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    (0..cols.len())
+                        .map(|i| r.text(i))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(((*t).to_owned(), rows));
+        }
+        Ok(out)
+    }
+
+    fn check_tables(projector: &str) -> Result<&'static [&'static str], ProjectionError> {
+        crate::write::tables(projector)
+            .ok_or_else(|| ProjectionError::UnknownProjector(projector.to_owned()))
+    }
+}

@@ -1,0 +1,170 @@
+//! Envelopes: the metadata around every event and command, and the commit (one log message).
+//!
+//! A command that yields several events is written as one [`Commit`], so it is all-or-nothing
+//! on every store. Each event commits to its predecessor in the same request through
+//! `prev_hash` and its own `hash` (SHA-256 over the canonical JSON of the envelope without
+//! `hash`): editing any stored event breaks the chain at that event.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::command::{Command, CommandKind};
+use crate::error::DecodeError;
+use crate::event::Event;
+use crate::types::*;
+
+/// The hash a request's first event names as its predecessor.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One recorded event with its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventEnvelope {
+    /// Event id (UUIDv7: time-ordered).
+    pub event_id: Uuid,
+    /// The request (aggregate) this event belongs to.
+    pub request_id: RequestId,
+    /// 1-based position of this event in its request's stream; dense.
+    pub version: u64,
+    /// Schema version of `data` as written.
+    pub schema_version: u32,
+    /// When the fact happened (the command's injected time).
+    pub occurred_at: Timestamp,
+    /// When the engine recorded it.
+    pub recorded_at: Timestamp,
+    /// Who.
+    pub actor: Actor,
+    /// The command that caused it.
+    pub causation_id: Uuid,
+    /// The conversation it belongs to (e.g. the intake's id), across requests.
+    pub correlation_id: Uuid,
+    /// Hash of the previous event of this request ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this envelope's canonical JSON without the `hash` field.
+    pub hash: String,
+    /// The event itself: `type` and `data`.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl EventEnvelope {
+    /// Fills `schema_version` from the event kind and `hash` from the content.
+    /// Call after every other field is set.
+    pub fn seal(mut self) -> EventEnvelope {
+        self.schema_version = self.event.kind().current_version();
+        let value = serde_json::to_value(&self).expect("envelopes always serialise");
+        self.hash = hash_of_raw(&value);
+        self
+    }
+
+    /// Recomputes the hash from the typed content (valid for events written by this version).
+    pub fn computed_hash(&self) -> String {
+        hash_of_raw(&serde_json::to_value(self).expect("envelopes always serialise"))
+    }
+}
+
+/// SHA-256 (hex) over the canonical JSON of a raw stored envelope, excluding `hash`.
+///
+/// Canonical JSON: object keys sorted, no insignificant whitespace (serde_json's `Value`
+/// keeps keys sorted). Verification runs over raw stored JSON, before upcasting, so that
+/// an old event keeps the hash it was written with.
+pub fn hash_of_raw(envelope: &serde_json::Value) -> String {
+    let mut value = envelope.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("hash");
+    }
+    let bytes = serde_json::to_vec(&value).expect("values always serialise");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// One message in the log: the events a single command produced, written atomically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    /// The command's id; the log's idempotency key (`Nats-Msg-Id`).
+    pub commit_id: Uuid,
+    /// The request.
+    pub request_id: RequestId,
+    /// The command that produced it.
+    pub command: CommandKind,
+    /// The events, versions consecutive.
+    pub events: Vec<EventEnvelope>,
+}
+
+impl Commit {
+    /// Encodes for the log.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("commits always serialise")
+    }
+
+    /// Decodes from the log, upcasting older event versions.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Commit, DecodeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(DecodeError::from_serde)?;
+        Commit::from_raw(value)
+    }
+
+    /// Decodes from raw JSON, upcasting older event versions.
+    pub fn from_raw(mut value: serde_json::Value) -> Result<Commit, DecodeError> {
+        if let Some(events) = value.get_mut("events").and_then(|e| e.as_array_mut()) {
+            for event in events.iter_mut() {
+                crate::upcast::upcast_envelope(event)?;
+            }
+        }
+        serde_json::from_value(value).map_err(DecodeError::from_serde)
+    }
+
+    /// Version of the last event in this commit.
+    pub fn last_version(&self) -> u64 {
+        self.events.last().map(|e| e.version).unwrap_or(0)
+    }
+}
+
+/// A command with its metadata, as submitted over NATS (`bianmin.cmd.<action>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandEnvelope {
+    /// Idempotency key: a retried command with the same id is not applied twice.
+    pub command_id: Uuid,
+    /// The request addressed.
+    pub request_id: RequestId,
+    /// Optional conversation id; defaults to the command id.
+    #[serde(default)]
+    pub correlation_id: Option<Uuid>,
+    /// The command, tagged by `action`.
+    pub command: Command,
+}
+
+/// A commit with its position in the global log (the JetStream stream sequence, or the
+/// SQLite row id). Positions are strictly increasing and never reused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedCommit {
+    /// Global position, 1-based.
+    pub position: u64,
+    /// The commit.
+    pub commit: Commit,
+}
+
+/// Namespace for the engine's deterministic UUIDv5 ids (request ids from intake keys,
+/// the reference-data and digest stream ids).
+pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1d_9f0e_2c3a_4e5b_8d7c_1a2b_3c4d_5e6f);
+
+/// The aggregate id under which reference-data changes are recorded.
+pub fn reference_data_stream_id() -> RequestId {
+    Uuid::new_v5(&ID_NAMESPACE, b"bianmin:reference-data")
+}
+
+/// The aggregate id under which daily digests are recorded.
+pub fn digest_stream_id() -> RequestId {
+    Uuid::new_v5(&ID_NAMESPACE, b"bianmin:daily-digests")
+}
+
+/// The request id intake derives from a channel and the upstream ticket id, so the same
+/// ticket always yields the same request.
+pub fn intake_request_id(channel: Channel, external_id: &str) -> RequestId {
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("intake:{}:{}", channel.as_str(), external_id).as_bytes(),
+    )
+}

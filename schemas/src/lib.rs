@@ -1,0 +1,36 @@
+//! The wire contract of Bianmin: everything that crosses a process boundary.
+//!
+//! Commands (what upstream systems and staff ask for), events (the facts the engine
+//! records), the envelopes around them, and the intake document hotlines send. Every
+//! type here serialises to stable, versioned JSON: snake_case names, RFC 3339 UTC
+//! timestamps, UUIDs as strings. JSON Schema files generated from these types are
+//! committed under `schemas/json/` and checked by `cargo test`.
+//!
+//! This crate holds no logic and does no I/O beyond serde. It is the only stable API of
+//! the workspace; everything else may change freely.
+//!
+//! # Layout
+//! - [`types`]: value types shared by commands and events (grid path, actor, ratings, ...).
+//! - [`command`]: the commands of the request workflow, one struct per action.
+//! - [`event`]: the events, past-tense facts, one struct per event type.
+//! - [`envelope`]: [`EventEnvelope`], [`CommandEnvelope`] and [`Commit`] (one log message).
+//! - [`intake`]: the intake document upstream systems submit.
+//! - [`upcast`]: reading older event versions as the current one.
+//! - [`error`]: [`DecodeError`] and the structured [`ErrorBody`] every edge returns.
+//! - [`json_schema`]: generation of the published JSON Schema files.
+
+pub mod command;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod intake;
+pub mod json_schema;
+pub mod types;
+pub mod upcast;
+
+pub use command::{Command, CommandKind};
+pub use envelope::{CommandEnvelope, Commit, EventEnvelope, LoggedCommit};
+pub use error::{DecodeError, ErrorBody};
+pub use event::{Event, EventKind};
+pub use intake::IntakeDocument;
+pub use types::*;

@@ -1,0 +1,21 @@
+//! The one integration test binary.
+mod audit;
+mod concurrency;
+mod dashboard;
+mod e2e_corrections;
+mod e2e_supervision;
+mod faults;
+mod hostile_input;
+mod http_bad_input;
+mod http_lifecycle;
+mod log_cluster;
+mod log_conformance;
+mod nats_intake;
+mod privacy;
+mod projections;
+mod projector;
+mod restart;
+mod roles;
+mod shutdown;
+mod supervision;
+mod upward;
