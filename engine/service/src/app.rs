@@ -454,10 +454,40 @@ pub async fn open_log_with(
                 manage_stream,
                 ..JetStreamConfig::default()
             };
-            let log = EventLog::connect_jetstream(client.clone(), cfg).await?;
+            let wait = if manage_stream {
+                Duration::from_secs(config.nats.startup_wait_secs)
+            } else {
+                Duration::ZERO
+            };
+            let log = connect_jetstream_patiently(&client, cfg, wait).await?;
             Ok((log, Some(client)))
         }
         None => Ok((EventLog::open_sqlite(&config.events_db()).await?, None)),
+    }
+}
+
+/// Connects the JetStream log, retrying with backoff for up to `wait` while the server
+/// answers "unavailable" (JetStream not ready, a cluster still electing the meta or stream
+/// leader). Any other error, or one still there after `wait`, is returned as it is.
+async fn connect_jetstream_patiently(
+    client: &async_nats::Client,
+    cfg: JetStreamConfig,
+    wait: Duration,
+) -> Result<EventLog, AppError> {
+    const BACKOFF_MAX: Duration = Duration::from_secs(2);
+    let give_up_at = tokio::time::Instant::now() + wait;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
+            Ok(log) => return Ok(log),
+            Err(error) if error.is_retryable() && tokio::time::Instant::now() < give_up_at => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
+                    "event log not available yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 

@@ -70,6 +70,9 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     /// Stream replicas (3 in a clustered production deployment).
     pub replicas: usize,
+    /// How long `bianmin serve` keeps trying, at start-up, to create or reach the stream
+    /// while JetStream answers "unavailable" (a cluster still electing its leaders).
+    pub startup_wait_secs: u64,
 }
 
 /// Which policy profile to run under.
@@ -167,6 +170,7 @@ impl Default for NatsConfig {
             stream: "BIANMIN_EVENTS".into(),
             subject_prefix: "bianmin".into(),
             replicas: 1,
+            startup_wait_secs: 30,
         }
     }
 }
