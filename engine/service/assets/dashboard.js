@@ -1,8 +1,18 @@
 // The Bianmin dashboard script, served at /dashboard/dashboard.js by
 // engine/service/src/http/dashboard.rs. It reads the projections' JSON API with the viewer's
 // credentials (a bearer token, or the dev actor header) and renders the headline rates, a
-// grouped table, the department ranking, the overdue and due-soon lists and the projection lag.
-// Every value from the server is set as text (never as markup).
+// grouped table, trend charts over weeks or months, the department ranking, the overdue and
+// due-soon lists, a request's timeline (auditors, supervisors) and the projection lag. Charts are
+// inline SVG built here. Every value from the server is set as text (never as markup). Rendered
+// figures carry `data-metric` / `data-count` attributes (and rows `data-group`, `data-period`,
+// `data-department`, `data-request-id`) so that tests can read what is shown; the body's
+// `data-state` becomes `ready` after each complete refresh.
+//
+// URL fragment (never sent to the server, so never in a log): `#date=2026-03-20` shows the
+// periods around that day instead of today; `grain=day|week|month`, `trend=week|month`,
+// `group=<dimension>`, `request=<id>` preset the form; `token=<bearer>` (or, only when the
+// server runs with dev identity, `actor=<id;role[;unit]>`) signs in for this tab and is removed
+// from the address bar at once.
 "use strict";
 
 // BEGIN API: every call the page makes. `{name}` is filled, URI-encoded, from the form.
@@ -14,6 +24,8 @@ const API = {
   overdue: "/api/v1/overdue?limit={limit}",
   dueSoon: "/api/v1/due-soon?within_hours=24&limit={limit}",
   health: "/api/v1/health/projections",
+  trend: "/api/v1/stats?period={period}&from={from}&to={to}",
+  timeline: "/api/v1/audit/requests/{id}/timeline",
 };
 // Filters appended as `&key=value` to the stats and list calls when set.
 const FILTER_KEYS = ["street", "community", "department", "channel"];
@@ -63,7 +75,37 @@ const ROLES = {
   department_handler: "部门承办人", higher_level: "上级", intake_system: "受理系统", system: "系统",
 };
 
+// The trend chart's series: key in `rates`, label, colour.
+const TREND_SERIES = [
+  { key: "satisfaction_rate", zh: "满意率", en: "Satisfaction", color: "#b4232a" },
+  { key: "on_time_completion_rate", zh: "按时办结率", en: "On-time completion", color: "#1f6feb" },
+  { key: "response_rate", zh: "响应率", en: "Response", color: "#2e7d32" },
+  { key: "resolution_rate", zh: "解决率", en: "Resolution", color: "#8a4b00" },
+];
+// How many periods the trend shows per grain.
+const TREND_SPAN = { week: 8, month: 12 };
+
+const EVENT_LABELS = {
+  request_received: "登记", request_accepted: "受理", request_declined: "不予受理",
+  request_classified: "分类", direct_handling_started: "直接办理", proxy_handling_started: "代办",
+  referred_to_department: "派单", referral_signed_for: "签收", referral_returned: "退单",
+  return_rejected: "退单驳回", resident_contacted: "联系居民", handling_started: "开始办理",
+  progress_noted: "进展", assistance_reported: "协办反馈", extension_requested: "申请延期",
+  extension_granted: "准予延期", extension_denied: "不准延期", clock_paused: "暂停计时",
+  clock_resumed: "恢复计时", termination_requested: "申请终止", termination_approved: "准予终止",
+  termination_denied: "不准终止", reported_upward: "上报", upward_feedback_received: "上级反馈",
+  upward_acknowledged: "上级确认", result_replied: "答复", reply_reviewed: "审核",
+  callback_attempted: "回访", rated: "评价", reopened: "重办", archived: "归档",
+  reminder_sent: "催办", pre_breach_warned: "预警", deadline_missed: "超期", escalated: "升级督办",
+  whistle_blown: "吹哨", department_reported: "部门报到", department_released: "部门撤离",
+  department_rated: "部门评价", rating_appealed: "评价申诉", appeal_decided: "申诉裁定",
+  event_corrected: "更正",
+};
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
 const state = {
+  anchor: null,
   session: null,
   timer: null,
   refreshing: false,
@@ -301,9 +343,9 @@ function total(items) {
 function rateCell(rate, row) {
   const c = row.counts || {};
   return [
-    el("span", { class: "rate" }, percent(row.rates[rate.key])),
+    el("span", { class: "rate", "data-metric": rate.key }, percent(row.rates[rate.key])),
     " ",
-    el("span", { class: "count", title: "分子 / 分母 numerator / denominator" },
+    el("span", { class: "count", "data-count": rate.key, title: "分子 / 分母 numerator / denominator" },
       `${rate.num(c) || 0} / ${rate.den(c) || 0}`),
   ];
 }
@@ -324,7 +366,9 @@ async function loadHeadline() {
         el("dd", {}, ...rateCell(rate, row))));
     cards.unshift(
       el("div", { class: "card volume" }, el("dt", {}, ...bilingual("受理 / 办结", "Received / completed")),
-        el("dd", {}, el("span", { class: "rate" }, `${c.received || 0} / ${c.completed || 0}`))),
+        el("dd", {}, el("span", { class: "rate" },
+          el("span", { "data-metric": "received" }, c.received || 0), " / ",
+          el("span", { "data-metric": "completed" }, c.completed || 0)))),
     );
     cards.push(
       el("div", { class: "card volume" }, el("dt", {}, ...bilingual("办理时长 P50 / P90", "Handling time")),
@@ -351,13 +395,18 @@ async function loadGroups() {
     setMsg("groups-msg", items.length ? "" : "本期无工单。No requests in this period.");
     tbody.replaceChildren(...items.map((row) => {
       const value = row.dims ? row.dims[group] : null;
-      return el("tr", {},
+      return el("tr", { "data-group": value || "" },
         el("th", { scope: "row" }, value || "（未定）(none)"),
-        el("td", { class: "num" }, row.counts.received),
+        el("td", { class: "num", "data-metric": "received" }, row.counts.received),
         ...RATES.map((rate) => el("td", { class: "num" }, ...rateCell(rate, row))));
     }));
+    barChart($("groups-chart"), items.map((row) => ({
+      label: (row.dims && row.dims[group]) || "（未定）",
+      bars: TREND_SERIES.map((s) => ({ value: row.rates[s.key], color: s.color, title: s.zh })),
+    })), 1, percent, TREND_SERIES);
   } catch (error) {
     tbody.replaceChildren();
+    $("groups-chart").replaceChildren();
     failed("groups-msg", error);
   }
 }
@@ -365,10 +414,11 @@ async function loadGroups() {
 function rankingRow(d) {
   const bottomUp = d.bottom_up_avg === null || d.bottom_up_avg === undefined
     ? "—" : `${d.bottom_up_avg.toFixed(2)} (${d.bottom_up_count})`;
-  return el("tr", {},
-    el("td", { class: "num" }, d.rank),
+  return el("tr", { "data-department": d.department },
+    el("td", { class: "num", "data-metric": "rank" }, d.rank),
     el("th", { scope: "row" }, d.department),
-    el("td", { class: "num strong" }, d.composite === null || d.composite === undefined ? "—" : d.composite.toFixed(1)),
+    el("td", { class: "num strong", "data-metric": "composite" },
+      d.composite === null || d.composite === undefined ? "—" : d.composite.toFixed(1)),
     el("td", { class: "num" }, ...rateCell(RATES[0], d)),
     el("td", { class: "num" }, ...rateCell(RATES[2], d)),
     el("td", { class: "num" }, ...rateCell(RATES[3], d)),
@@ -380,8 +430,14 @@ function rankingRow(d) {
 }
 
 function listRow(r) {
-  return el("tr", { class: r.overdue ? "late" : "" },
-    el("th", { scope: "row" }, el("code", {}, r.request_id)),
+  const open = el("button", { type: "button", class: "link", title: "查看轨迹 Show timeline" },
+    el("code", {}, r.request_id));
+  open.addEventListener("click", () => {
+    $("timeline-id").value = r.request_id;
+    loadTimeline();
+  });
+  return el("tr", { class: r.overdue ? "late" : "", "data-request-id": r.request_id },
+    el("th", { scope: "row" }, open),
     el("td", {}, (STAGES[r.stage] ? STAGES[r.stage] + " " : "") + r.stage),
     el("td", {}, r.category || "—"),
     el("td", {}, r.community),
@@ -402,6 +458,7 @@ async function loadPaged(name, tableId, msgId, moreId, render, append) {
     if (append) tbody.append(...rows);
     else tbody.replaceChildren(...rows);
     state.cursors[name] = body.next_cursor || null;
+    if (name === "ranking") drawRanking(tbody);
     more.hidden = !state.cursors[name];
     if (!append) setMsg(msgId, rows.length ? "" : "暂无。None.");
   } catch (error) {
@@ -458,15 +515,18 @@ async function loadHealth() {
 async function refresh() {
   if (!state.session || state.refreshing) return;
   state.refreshing = true;
+  document.body.dataset.state = "loading";
   if (state.timer) clearTimeout(state.timer);
   try {
     await Promise.allSettled([
       loadHeadline(),
+      loadTrend(),
       loadGroups(),
       loadRanking(false),
       loadList("overdue", "overdue", false),
       loadList("dueSoon", "due-soon", false),
       loadHealth(),
+      loadTimeline(),
     ]);
   } finally {
     state.refreshing = false;
@@ -474,7 +534,243 @@ async function refresh() {
   if (!state.session) return;
   $("updated").replaceChildren(...bilingual("更新于", "Updated"),
     " " + timeFormat.format(new Date()) + " · ", ...bilingual("每30秒自动刷新", "auto-refresh every 30 s"));
+  document.body.dataset.state = "ready";
   state.timer = setTimeout(refresh, REFRESH_MS);
+}
+
+// ---------- charts (inline SVG) ----------
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function legend(series) {
+  return el("p", { class: "legend" }, ...series.map((s) => {
+    const swatch = svg("svg", { width: 12, height: 12, "aria-hidden": "true" },
+      svg("rect", { width: 12, height: 12, fill: s.color }));
+    return el("span", {}, swatch, " " + s.zh + " ", el("span", { lang: "en" }, s.en));
+  }));
+}
+
+// Lines of rates (0–100 %) over `periods`, with the received count as bars behind them.
+function lineChart(box, periods, received, series) {
+  const W = 760, H = 260, L = 44, R = 44, T = 12, B = 34;
+  const iw = W - L - R, ih = H - T - B;
+  const step = periods.length > 1 ? iw / (periods.length - 1) : 0;
+  const x = (i) => L + (periods.length > 1 ? i * step : iw / 2);
+  const y = (v) => T + ih * (1 - v);
+  const maxReceived = Math.max(1, ...received);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg",
+    "aria-label": "趋势图 Trend chart" });
+  for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+    chart.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#d8dee4" }),
+      svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, `${v * 100}%`));
+  }
+  chart.append(svg("text", { x: W - R + 6, y: T + 8, class: "axis" }, String(maxReceived)));
+  const barW = Math.max(4, Math.min(28, (periods.length > 1 ? step : iw) * 0.5));
+  periods.forEach((p, i) => {
+    const h = ih * (received[i] / maxReceived);
+    chart.append(svg("rect", { x: x(i) - barW / 2, y: T + ih - h, width: barW, height: h,
+      fill: "#cfd8e3", "data-period": p }, svg("title", {}, `${p}: ${received[i]}`)));
+    chart.append(svg("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", class: "axis" }, p));
+  });
+  for (const s of series) {
+    const points = s.values.map((v, i) => (v === null || v === undefined ? null : [x(i), y(v)]));
+    let d = "";
+    let pen = false;
+    for (const pt of points) {
+      if (!pt) { pen = false; continue; }
+      d += (pen ? " L" : " M") + pt[0].toFixed(1) + " " + pt[1].toFixed(1);
+      pen = true;
+    }
+    if (d) chart.append(svg("path", { d: d.trim(), fill: "none", stroke: s.color, "stroke-width": 2.5 }));
+    points.forEach((pt, i) => {
+      if (!pt) return;
+      chart.append(svg("circle", { cx: pt[0], cy: pt[1], r: 4, fill: s.color },
+        svg("title", {}, `${periods[i]} ${s.zh}: ${percent(s.values[i])}`)));
+    });
+  }
+  box.replaceChildren(chart, legend(series));
+}
+
+// Horizontal bars, one group per row; `max` is the full-scale value, `format` the label.
+function barChart(box, rows, max, format, series) {
+  if (!rows.length) {
+    box.replaceChildren();
+    return;
+  }
+  const per = rows[0].bars.length;
+  const barH = 12, gap = 10, L = 150, W = 760, R = 70;
+  const rowH = per * barH + gap;
+  const H = rows.length * rowH + 8;
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg",
+    "aria-label": "条形图 Bar chart" });
+  rows.forEach((row, r) => {
+    const top = 4 + r * rowH;
+    chart.append(svg("text", { x: L - 8, y: top + (per * barH) / 2 + 4, "text-anchor": "end",
+      class: "axis" }, row.label));
+    row.bars.forEach((bar, b) => {
+      const v = bar.value === null || bar.value === undefined ? 0 : bar.value;
+      const w = Math.max(0, (W - L - R) * Math.min(1, v / max));
+      const yy = top + b * barH;
+      chart.append(svg("rect", { x: L, y: yy, width: w, height: barH - 2, fill: bar.color },
+        svg("title", {}, `${row.label} ${bar.title}: ${format(bar.value)}`)));
+      chart.append(svg("text", { x: L + w + 4, y: yy + barH - 3, class: "axis small" }, format(bar.value)));
+    });
+  });
+  box.replaceChildren(chart, ...(series ? [legend(series)] : []));
+}
+
+function drawRanking(tbody) {
+  const rows = [...tbody.rows].map((tr) => {
+    const text = tr.querySelector("[data-metric=composite]").textContent;
+    const value = Number.parseFloat(text);
+    return {
+      label: tr.dataset.department,
+      bars: [{ value: Number.isNaN(value) ? null : value, color: "#b4232a", title: "综合得分" }],
+    };
+  });
+  barChart($("ranking-chart"), rows, 100, (v) => (v === null || v === undefined ? "—" : v.toFixed(1)));
+}
+
+// ---------- trend ----------
+
+// The last `TREND_SPAN[grain]` period keys up to the anchor day, oldest first.
+function trendPeriods(grain, anchor) {
+  const keys = [];
+  const n = TREND_SPAN[grain] || 8;
+  for (let i = n - 1; i >= 0; i--) {
+    let d;
+    if (grain === "week") d = new Date(anchor.getTime() - i * 7 * 86400000);
+    else {
+      const local = new Date(anchor.getTime() + 8 * 3600 * 1000);
+      d = new Date(Date.UTC(local.getUTCFullYear(), local.getUTCMonth() - i, 15, 0, 0, 0));
+    }
+    keys.push(periodKey(grain, d));
+  }
+  return keys;
+}
+
+async function loadTrend() {
+  const grain = $("trend-grain").value;
+  const periods = trendPeriods(grain, state.anchor);
+  const params = filters();
+  const url = withParams(fill(API.trend, { period: grain, from: periods[0], to: periods[periods.length - 1] }), params);
+  $("trend-scope").textContent = `${periods[0]} – ${periods[periods.length - 1]} ${scopeText(params)}`;
+  const tbody = $("trend-table").tBodies[0];
+  try {
+    const body = await getJson(url);
+    const byPeriod = {};
+    for (const row of body.items || []) {
+      byPeriod[row.period] = byPeriod[row.period] ? total([byPeriod[row.period], row]) : row;
+    }
+    const rows = periods.map((p) => byPeriod[p] || null);
+    setMsg("trend-msg", rows.some(Boolean) ? "" : "此期间无工单。No requests in this range.");
+    lineChart($("trend-chart"), periods, rows.map((r) => (r ? r.counts.received : 0)),
+      TREND_SERIES.map((s) => ({ ...s, values: rows.map((r) => (r ? r.rates[s.key] : null)) })));
+    tbody.replaceChildren(...periods.filter((p) => byPeriod[p]).map((p) => {
+      const row = byPeriod[p];
+      return el("tr", { "data-period": p },
+        el("th", { scope: "row" }, p),
+        el("td", { class: "num", "data-metric": "received" }, row.counts.received),
+        ...TREND_SERIES.map((s) => el("td", { class: "num", "data-metric": s.key }, percent(row.rates[s.key]))));
+    }));
+  } catch (error) {
+    $("trend-chart").replaceChildren();
+    tbody.replaceChildren();
+    failed("trend-msg", error);
+  }
+}
+
+// ---------- timeline ----------
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function loadTimeline() {
+  const id = $("timeline-id").value.trim();
+  const list = $("timeline");
+  const chart = $("timeline-chart");
+  if (!id) return;
+  if (!UUID_RE.test(id)) {
+    list.replaceChildren();
+    chart.replaceChildren();
+    setMsg("timeline-msg", "工单编号格式不对。Not a request id (UUID).", true);
+    return;
+  }
+  const role = state.session && state.session.role;
+  if (!["auditor", "supervisor", "system"].includes(role)) {
+    list.replaceChildren();
+    chart.replaceChildren();
+    setMsg("timeline-msg", "仅审计、督办角色可查看工单轨迹。Timelines are for auditors and supervisors.", true);
+    return;
+  }
+  try {
+    const steps = await getJson(fill(API.timeline, { id }));
+    setMsg("timeline-msg", steps.length ? "" : "暂无。None.");
+    const times = steps.map((s) => new Date(s.envelope.occurred_at).getTime());
+    const first = Math.min(...times), last = Math.max(...times);
+    list.replaceChildren(...steps.map((s, i) => {
+      const e = s.envelope;
+      const type = e.type;
+      const stage = s.state_after && s.state_after.stage;
+      const actor = e.actor ? [e.actor.id, e.actor.role, e.actor.unit].filter(Boolean).join(" · ") : "";
+      const since = i === 0 ? "" : " (+" + duration((times[i] - first) / 1000) + ")";
+      return el("li", { "data-version": e.version, "data-type": type },
+        el("time", { datetime: e.occurred_at }, when(e.occurred_at) + since), " ",
+        el("strong", {}, (EVENT_LABELS[type] ? EVENT_LABELS[type] + " " : "") + type), " ",
+        el("span", { class: "count" }, actor), " → ",
+        el("span", { "data-stage": stage || "" }, (STAGES[stage] ? STAGES[stage] + " " : "") + (stage || "")));
+    }));
+    const W = 760, H = 44, L = 10, R = 10;
+    const span = Math.max(1, last - first);
+    const strip = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg",
+      "aria-label": "轨迹时间轴 Timeline" },
+    svg("line", { x1: L, x2: W - R, y1: 22, y2: 22, stroke: "#5b6673" }));
+    steps.forEach((s, i) => {
+      const cx = L + ((times[i] - first) / span) * (W - L - R);
+      const late = ["deadline_missed", "escalated", "reopened"].includes(s.envelope.type);
+      strip.append(svg("circle", { cx, cy: 22, r: 6, fill: late ? "#b4232a" : "#1f6feb" },
+        svg("title", {}, `${when(s.envelope.occurred_at)} ${s.envelope.type}`)));
+    });
+    chart.replaceChildren(strip);
+  } catch (error) {
+    list.replaceChildren();
+    chart.replaceChildren();
+    failed("timeline-msg", error);
+  }
+}
+
+// ---------- URL fragment ----------
+
+// Reads the fragment's settings; moves credentials into session storage and out of the URL.
+function readFragment() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const date = params.get("date");
+  const parsed = date && /^\d{4}-\d{2}-\d{2}$/.test(date) ? new Date(date + "T12:00:00+08:00") : null;
+  state.anchor = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date();
+  for (const [param, id] of [["grain", "grain"], ["trend", "trend-grain"], ["group", "group-by"]]) {
+    const value = params.get(param);
+    const select = $(id);
+    if (value && [...select.options].some((o) => o.value === value)) select.value = value;
+  }
+  if (params.get("request")) $("timeline-id").value = params.get("request");
+  const token = params.get("token");
+  const actor = params.get("actor");
+  if (token || actor) {
+    sessionStorage.removeItem(STORE_TOKEN);
+    sessionStorage.removeItem(STORE_ACTOR);
+    if (token) sessionStorage.setItem(STORE_TOKEN, token);
+    else if (document.body.dataset.devIdentity === "true") sessionStorage.setItem(STORE_ACTOR, actor);
+    params.delete("token");
+    params.delete("actor");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+  }
 }
 
 // ---------- wiring ----------
@@ -482,12 +778,13 @@ async function refresh() {
 function setGrain(grain) {
   const input = $("period-key");
   input.type = INPUT_TYPE[grain] || "text";
-  input.value = periodKey(grain, new Date());
+  input.value = periodKey(grain, state.anchor || new Date());
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  readFragment();
   setGrain($("grain").value);
-  $("rank-month").value = periodKey("month", new Date());
+  $("rank-month").value = periodKey("month", state.anchor);
 
   $("grain").addEventListener("change", () => {
     setGrain($("grain").value);
@@ -498,6 +795,15 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
   });
   $("group-by").addEventListener("change", () => loadGroups());
+  $("trend-grain").addEventListener("change", () => loadTrend());
+  $("trend-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadTrend();
+  });
+  $("timeline-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadTimeline();
+  });
   $("ranking-form").addEventListener("submit", (event) => {
     event.preventDefault();
     loadRanking(false);
