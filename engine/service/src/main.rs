@@ -76,6 +76,15 @@ enum Commands {
     /// run the retention sweep, list the privacy ledger.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Import historical requests from an older system (CSV or JSON Lines; columns in
+    /// docs/import.md). Every row becomes the events of its lifecycle, decided by the same rules
+    /// as live requests at the row's own timestamps; bad rows are reported with their line and
+    /// nothing of them is written; re-running is harmless. Exit code 0: every row is in the log;
+    /// 3: some rows were bad (the rest imported); 1: some rows could not be recorded.
+    Import(engine_service::import::cli::ImportArgs),
+    /// Export the request summary or the rates from the projections database as CSV.
+    #[command(subcommand)]
+    Export(engine_service::export::ExportCommand),
     #[command(flatten)]
     Audit(AuditCommand),
 }
@@ -140,6 +149,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Privacy(command) => {
             let config = load_config(&cli.global, None)?;
             Ok(command.run(&config, &config.privacy).await?)
+        }
+        Commands::Import(args) => {
+            let config = load_config(&cli.global, None)?;
+            Ok(args.run(&config).await?)
+        }
+        Commands::Export(command) => {
+            let config = load_config(&cli.global, None)?;
+            let now = engine_core::Clock::now(&engine_service::clock::SystemClock);
+            Ok(command.run(&config, now).await?)
         }
         Commands::Audit(command) => {
             let config = load_config(&cli.global, None)?;

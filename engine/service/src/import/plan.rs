@@ -1,0 +1,352 @@
+//! From a validated row to the commands of its lifecycle, decided by the domain core.
+//!
+//! Each step is a command with its own instant (the row's timestamp), actor and a
+//! deterministic command id, so a re-run produces the same ids and the log recognises them.
+//! [`decide_steps`] runs the steps against an in-memory request, exactly as the command
+//! service would, and returns the sealed, hash-chained commits — or the first refusal, in
+//! which case nothing of the row is recorded.
+
+use engine_core::{Context, Policy, Request};
+use schemas::command::{
+    Accept, Archive, Classify, ContactResident, HandleDirectly, Rate, Receive, Refer, Reply,
+    ReviewReply, SignFor, StartHandling, StartProxy,
+};
+use schemas::{
+    Actor, Command, Commit, ContactRef, EventEnvelope, HandlingMode, RequestId, Role, Timestamp,
+};
+use uuid::Uuid;
+
+use super::row::{ImportRow, RowError};
+use crate::clock::IdSource;
+use crate::commands::{CONTACT_NAMESPACE, RECEIVE_NAMESPACE};
+
+/// Namespace of the command ids of imported lifecycle steps (UUIDv5 of request id and step).
+pub const IMPORT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2c44_1e0d_b010);
+
+/// The correlation id every event of an imported request carries: it marks the request as
+/// written by the import, so a later run may complete it.
+pub fn import_correlation_id(request_id: RequestId) -> Uuid {
+    Uuid::new_v5(&IMPORT_NAMESPACE, format!("{request_id}:import").as_bytes())
+}
+
+/// One command of a row's lifecycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The column a refusal of this step is reported against (its timestamp column).
+    pub column: &'static str,
+    /// The step's instant (the decision's `now`).
+    pub at: Timestamp,
+    /// Who issues it.
+    pub actor: Actor,
+    /// The deterministic command id.
+    pub command_id: Uuid,
+    /// The command.
+    pub command: Command,
+}
+
+/// A row turned into its steps, with what the contact store must hold first.
+#[derive(Debug, Clone)]
+pub struct RowPlan {
+    /// Line of the row.
+    pub line: u64,
+    /// External ticket id.
+    pub external_id: String,
+    /// The request (UUIDv5 of channel and external id, as live intake derives it).
+    pub request_id: RequestId,
+    /// The contact to store before the first commit.
+    pub contact: Option<(ContactRef, schemas::intake::ResidentContact)>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// The stage the row says the request ends in.
+    pub status: Option<String>,
+}
+
+/// The steps of a row. `actor_id` names the import in every synthesised actor (the row's
+/// `owner` is used for the station worker when given).
+pub fn plan_row(row: ImportRow, actor_id: &str) -> RowPlan {
+    let request_id = crate::commands::intake_request_id(&row.document);
+    let id = |key: &str| Uuid::new_v5(&IMPORT_NAMESPACE, format!("{request_id}:{key}").as_bytes());
+    let community = row.document.location.community.clone();
+    let intake = Actor {
+        id: actor_id.into(),
+        role: Role::IntakeSystem,
+        unit: None,
+    };
+    let worker = Actor {
+        id: row.owner.clone().unwrap_or_else(|| actor_id.into()),
+        role: Role::StationWorker,
+        unit: Some(community),
+    };
+    let supervisor = Actor {
+        id: actor_id.into(),
+        role: Role::Supervisor,
+        unit: None,
+    };
+    let contact = match (&row.document.contact, row.document.anonymous) {
+        (Some(contact), false) => Some((
+            ContactRef(Uuid::new_v5(&CONTACT_NAMESPACE, request_id.as_bytes())),
+            contact.clone(),
+        )),
+        _ => None,
+    };
+    let doc = &row.document;
+    let mut steps = vec![Step {
+        column: "received_at",
+        at: row.received_at,
+        actor: intake.clone(),
+        command_id: Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes()),
+        command: Command::Receive(Receive {
+            channel: doc.channel,
+            external_id: doc.external_id.clone(),
+            contact_ref: contact.as_ref().map(|(r, _)| r.clone()),
+            anonymous: doc.anonymous,
+            confidential: doc.confidential,
+            no_reply_requested: doc.no_reply_requested,
+            location: doc.location.clone(),
+            text: doc.text.clone(),
+            attachments: doc.attachments.clone(),
+            priority_lanes: doc.priority_lanes.clone(),
+            kind: doc.kind,
+            raised_at: doc.raised_at.unwrap_or(row.received_at),
+        }),
+    }];
+    let mut push = |column: &'static str, at: Timestamp, actor: &Actor, command: Command| {
+        let key = command.kind().as_str();
+        steps.push(Step {
+            column,
+            at,
+            actor: actor.clone(),
+            command_id: id(key),
+            command,
+        });
+    };
+    if let Some(at) = row.accepted_at {
+        push(
+            "accepted_at",
+            at,
+            &worker,
+            Command::Accept(Accept::default()),
+        );
+    }
+    if let Some(cl) = &row.classification {
+        push(
+            "classified_at",
+            cl.at,
+            &worker,
+            Command::Classify(Classify {
+                catalogue_item: cl.catalogue_item.clone(),
+                request_type: cl.request_type,
+                urgency: cl.urgency,
+                reason: None,
+            }),
+        );
+    }
+    let mut handler = worker.clone();
+    if let Some(h) = &row.handling {
+        let command = match h.mode {
+            HandlingMode::Direct => Command::HandleDirectly(HandleDirectly::default()),
+            HandlingMode::Proxy => Command::StartProxy(StartProxy {
+                department: h.department.clone(),
+                note: None,
+            }),
+            HandlingMode::Referral => Command::Refer(Refer {
+                lead_department: h.department.clone(),
+                assisting_departments: h.assisting.clone(),
+                note: None,
+            }),
+        };
+        push("referred_at", h.at, &worker, command);
+        if h.mode == HandlingMode::Referral {
+            handler = Actor {
+                id: actor_id.into(),
+                role: Role::DepartmentHandler,
+                unit: Some(h.department.clone()),
+            };
+            let reply_at = row.reply.as_ref().map(|r| r.at);
+            if let Some(at) = h.signed_for_at.or(row.contacted_at).or(reply_at) {
+                push(
+                    "signed_for_at",
+                    at,
+                    &handler,
+                    Command::SignFor(SignFor::default()),
+                );
+            }
+        }
+        // Handling starts when the resident is contacted (or, for anonymous requests, at the
+        // contact time given or the reply); direct and proxy handling of an anonymous request
+        // reply without a separate start.
+        let started_at = row.contacted_at.or(reply_at_of(&row));
+        if let Some(at) = started_at {
+            if !doc.anonymous {
+                push(
+                    "contacted_at",
+                    at,
+                    &handler,
+                    Command::ContactResident(ContactResident {
+                        method: row.contact_method.clone(),
+                        note: None,
+                    }),
+                );
+                push(
+                    "contacted_at",
+                    at,
+                    &handler,
+                    Command::StartHandling(StartHandling::default()),
+                );
+            } else if h.mode == HandlingMode::Referral {
+                push(
+                    "contacted_at",
+                    at,
+                    &handler,
+                    Command::StartHandling(StartHandling::default()),
+                );
+            }
+        }
+    }
+    if let Some(r) = &row.reply {
+        push(
+            "replied_at",
+            r.at,
+            &handler,
+            Command::Reply(Reply {
+                outcome: r.outcome,
+                content: r.content.clone(),
+                plan: None,
+            }),
+        );
+        push(
+            "reviewed_at",
+            r.reviewed_at,
+            &supervisor,
+            Command::ReviewReply(ReviewReply {
+                approved: true,
+                reason: None,
+            }),
+        );
+    }
+    if let Some(rating) = &row.rating {
+        push(
+            "rated_at",
+            rating.at,
+            &intake,
+            Command::Rate(Rate {
+                satisfaction: rating.satisfaction,
+                resolution: rating.resolution,
+                comment: rating.comment.clone(),
+            }),
+        );
+    }
+    if let Some(at) = row.archived_at {
+        push(
+            "archived_at",
+            at,
+            &worker,
+            Command::Archive(Archive::default()),
+        );
+    }
+    RowPlan {
+        line: row.line,
+        external_id: row.document.external_id.clone(),
+        request_id,
+        contact,
+        steps,
+        status: row.status,
+    }
+}
+
+fn reply_at_of(row: &ImportRow) -> Option<Timestamp> {
+    row.reply.as_ref().map(|r| r.at)
+}
+
+/// The request's state, its last hash and the commits decided for it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The state after every step.
+    pub request: Request,
+    /// The commits to append, in order.
+    pub commits: Vec<Commit>,
+}
+
+/// Decides `steps` one after the other against `request` (whose last event hash is
+/// `last_hash`), each at its own instant. `recorded_at` is the wall-clock time of the import.
+pub fn decide_steps(
+    plan: &RowPlan,
+    mut request: Request,
+    mut last_hash: String,
+    steps: &[Step],
+    policy: &Policy,
+    recorded_at: Timestamp,
+    ids: &IdSource,
+) -> Result<Decided, RowError> {
+    let correlation_id = import_correlation_id(plan.request_id);
+    let mut commits = Vec::with_capacity(steps.len());
+    for step in steps {
+        let context = Context {
+            now: step.at,
+            actor: &step.actor,
+            command_id: step.command_id,
+            policy,
+        };
+        let events = request.decide(&step.command, &context).map_err(|refusal| {
+            let field = match refusal.field() {
+                Some("lead_department") => "department",
+                Some("location") => "grid",
+                Some(f) if super::row::COLUMNS.contains(&f) => f,
+                _ => step.column,
+            };
+            RowError {
+                line: plan.line,
+                external_id: Some(plan.external_id.clone()),
+                code: refusal.code().to_string(),
+                field: Some(field.to_string()),
+                message: format!("{} refused: {refusal}", step.command.kind().as_str()),
+            }
+        })?;
+        if events.is_empty() {
+            continue;
+        }
+        let base = request.version();
+        let mut envelopes = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let envelope = EventEnvelope {
+                event_id: ids.mint(),
+                request_id: plan.request_id,
+                version: base + i as u64 + 1,
+                schema_version: 0,
+                occurred_at: step.at,
+                recorded_at,
+                actor: step.actor.clone(),
+                causation_id: step.command_id,
+                correlation_id,
+                prev_hash: last_hash,
+                hash: String::new(),
+                event,
+            }
+            .seal();
+            last_hash = envelope.hash.clone();
+            request.apply(&envelope);
+            envelopes.push(envelope);
+        }
+        commits.push(Commit {
+            commit_id: step.command_id,
+            request_id: plan.request_id,
+            command: step.command.kind(),
+            events: envelopes,
+        });
+    }
+    if let Some(status) = &plan.status
+        && request.stage().as_str() != status
+    {
+        return Err(RowError {
+            line: plan.line,
+            external_id: Some(plan.external_id.clone()),
+            code: "status_mismatch".into(),
+            field: Some("status".into()),
+            message: format!(
+                "the row's lifecycle ends in `{}`, not `{status}`",
+                request.stage().as_str()
+            ),
+        });
+    }
+    Ok(Decided { request, commits })
+}

@@ -1,0 +1,731 @@
+//! The column mapping of an import row and its validation into an [`ImportRow`].
+//!
+//! A row arrives as column → text pairs (CSV header names and JSON Lines keys are the same
+//! names, listed in [`COLUMNS`]); empty values count as absent. Everything that can be
+//! checked without the domain core is checked here, and the first problem found is reported
+//! as a [`RowError`] naming the line and the column. The full mapping is documented in
+//! `docs/import.md`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use engine_core::Policy;
+use schemas::intake::ResidentContact;
+use schemas::{
+    Channel, GridPath, HandlingMode, IntakeDocument, PriorityLane, ReplyOutcome, RequestKind,
+    RequestType, Resolution, Satisfaction, Timestamp, Urgency,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::commands::{CommandError, validate_intake};
+
+/// Every column an import file may carry, in the order of `docs/import.md`.
+pub const COLUMNS: &[&str] = &[
+    "external_id",
+    "channel",
+    "received_at",
+    "raised_at",
+    "street",
+    "community",
+    "grid",
+    "text",
+    "kind",
+    "anonymous",
+    "confidential",
+    "no_reply_requested",
+    "priority_lanes",
+    "contact_name",
+    "contact_phone",
+    "contact_id_number",
+    "contact_address",
+    "owner",
+    "accepted_at",
+    "catalogue_item",
+    "category",
+    "request_type",
+    "urgency",
+    "classified_at",
+    "handling",
+    "department",
+    "assisting_departments",
+    "referred_at",
+    "signed_for_at",
+    "contacted_at",
+    "contact_method",
+    "replied_at",
+    "outcome",
+    "reply_text",
+    "reviewed_at",
+    "rated_at",
+    "satisfaction",
+    "resolution",
+    "rating_comment",
+    "archived_at",
+    "status",
+];
+
+/// Offset of timestamps written without one: Beijing time (UTC+8).
+pub const LOCAL_OFFSET_SECONDS: i32 = 8 * 3600;
+
+/// Why one row is not imported: `line N: field X: message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line of the file where the row starts (the CSV header is line 1).
+    pub line: u64,
+    /// The row's external ticket id, when it could be read.
+    pub external_id: Option<String>,
+    /// Stable code (`invalid_value`, `required`, `unknown_reference`, `lifecycle_order`,
+    /// `malformed_line`, a refusal code of the domain core, ...).
+    pub code: String,
+    /// The column concerned, when there is one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "line {}: field {field}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// One row as read from the file: its line and its non-empty values by column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    /// 1-based line where the row starts.
+    pub line: u64,
+    /// Column → value (trimmed; empty values left out).
+    pub values: HashMap<String, String>,
+}
+
+/// The classification part of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationRow {
+    /// Catalogue item id.
+    pub catalogue_item: String,
+    /// Statutory request type.
+    pub request_type: RequestType,
+    /// Urgency; the item's default when absent.
+    pub urgency: Option<Urgency>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// How the request was handled, once classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlingRow {
+    /// Direct, proxy or referral.
+    pub mode: HandlingMode,
+    /// Proxy department or referral lead department.
+    pub department: String,
+    /// Assisting departments of a referral.
+    pub assisting: Vec<String>,
+    /// When handling was assigned (referral dispatch, or start of direct/proxy handling).
+    pub at: Timestamp,
+    /// When the lead department signed for a referral (when it did).
+    pub signed_for_at: Option<Timestamp>,
+}
+
+/// The reply to the resident and the centre's review of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyRow {
+    /// Outcome code.
+    pub outcome: ReplyOutcome,
+    /// What the resident was told.
+    pub content: String,
+    /// When.
+    pub at: Timestamp,
+    /// When the centre approved the reply.
+    pub reviewed_at: Timestamp,
+}
+
+/// The resident's rating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingRow {
+    /// Satisfaction.
+    pub satisfaction: Satisfaction,
+    /// Resolution.
+    pub resolution: Resolution,
+    /// Comment.
+    pub comment: Option<String>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A validated row: the intake document and the lifecycle steps it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// Line where the row starts.
+    pub line: u64,
+    /// The intake document (contact included; it goes to the contact store only).
+    pub document: IntakeDocument,
+    /// When the request was received.
+    pub received_at: Timestamp,
+    /// Station worker id recorded as the owner (首问); the import actor when absent.
+    pub owner: Option<String>,
+    /// When it was accepted.
+    pub accepted_at: Option<Timestamp>,
+    /// Classification.
+    pub classification: Option<ClassificationRow>,
+    /// Handling.
+    pub handling: Option<HandlingRow>,
+    /// When the handling unit contacted the resident and started handling.
+    pub contacted_at: Option<Timestamp>,
+    /// How the resident was contacted.
+    pub contact_method: String,
+    /// Reply and review.
+    pub reply: Option<ReplyRow>,
+    /// Rating.
+    pub rating: Option<RatingRow>,
+    /// When it was archived.
+    pub archived_at: Option<Timestamp>,
+    /// The stage the row says the request ended in (checked after deciding).
+    pub status: Option<String>,
+}
+
+/// Reads the values of one row.
+struct Fields<'a> {
+    raw: &'a RawRow,
+    external_id: Option<String>,
+}
+
+impl Fields<'_> {
+    fn error(&self, code: &str, field: &str, message: impl Into<String>) -> RowError {
+        RowError {
+            line: self.raw.line,
+            external_id: self.external_id.clone(),
+            code: code.into(),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    fn get(&self, column: &str) -> Option<&str> {
+        self.raw.values.get(column).map(String::as_str)
+    }
+
+    fn required(&self, column: &str) -> Result<&str, RowError> {
+        self.get(column)
+            .ok_or_else(|| self.error("required", column, "is required"))
+    }
+
+    fn text(&self, column: &str) -> Option<String> {
+        self.get(column).map(str::to_string)
+    }
+
+    /// A snake_case wire value parsed as `T` (the same names as the JSON API).
+    fn code<T: DeserializeOwned>(
+        &self,
+        column: &str,
+        allowed: &str,
+    ) -> Result<Option<T>, RowError> {
+        match self.get(column) {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(serde_json::Value::String(v.to_string()))
+                .map(Some)
+                .map_err(|_| {
+                    self.error(
+                        "invalid_value",
+                        column,
+                        format!("`{v}` is not one of {allowed}"),
+                    )
+                }),
+        }
+    }
+
+    fn flag(&self, column: &str) -> Result<Option<bool>, RowError> {
+        match self.get(column).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("true" | "yes" | "y" | "1" | "是") => Ok(Some(true)),
+            Some("false" | "no" | "n" | "0" | "否") => Ok(Some(false)),
+            Some(other) => Err(self.error(
+                "invalid_value",
+                column,
+                format!("`{other}` is not a boolean (true/false, yes/no, 1/0)"),
+            )),
+        }
+    }
+
+    fn time(&self, column: &str) -> Result<Option<Timestamp>, RowError> {
+        match self.get(column) {
+            None => Ok(None),
+            Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+                self.error(
+                    "invalid_value",
+                    column,
+                    format!(
+                        "`{v}` is not a date-time (RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in UTC+8)"
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn list(&self, column: &str) -> Vec<String> {
+        self.get(column)
+            .map(|v| {
+                v.split([';', '；', ','])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Parses RFC 3339, or a local date-time without offset (taken as UTC+8): `YYYY-MM-DD
+/// HH:MM[:SS]`, `YYYY-MM-DDTHH:MM[:SS]`, `YYYY/MM/DD HH:MM[:SS]`, or a bare date (midnight).
+pub fn parse_time(value: &str) -> Option<Timestamp> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let local = FixedOffset::east_opt(LOCAL_OFFSET_SECONDS)?;
+    const FORMATS: [&str; 6] = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y/%m/%d %H:%M",
+    ];
+    let naive = FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    local
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Validates a raw row into an [`ImportRow`]. `now` is the wall clock: no timestamp may lie
+/// in the future.
+pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<ImportRow, RowError> {
+    let mut f = Fields {
+        raw,
+        external_id: None,
+    };
+    if let Some(unknown) = raw
+        .values
+        .keys()
+        .filter(|k| !COLUMNS.contains(&k.as_str()))
+        .min()
+    {
+        return Err(f.error(
+            "unknown_column",
+            unknown,
+            "is not a column of the import mapping (docs/import.md)",
+        ));
+    }
+    let external_id = f.required("external_id")?.to_string();
+    f.external_id = Some(external_id.clone());
+    let channel = Channel::parse(f.required("channel")?).ok_or_else(|| {
+        f.error(
+            "invalid_value",
+            "channel",
+            "must be one of hotline, window, online, grid_patrol, letters_visits, email",
+        )
+    })?;
+    let received_at = f
+        .time("received_at")?
+        .ok_or_else(|| f.error("required", "received_at", "is required"))?;
+    let location = GridPath {
+        street: f.required("street")?.to_string(),
+        community: f.required("community")?.to_string(),
+        grid: f.required("grid")?.to_string(),
+        micro_grid: None,
+    };
+    let contact = ResidentContact {
+        name: f.text("contact_name"),
+        phone: f.text("contact_phone"),
+        id_number: f.text("contact_id_number"),
+        address_detail: f.text("contact_address"),
+    };
+    let has_contact = contact.name.is_some()
+        || contact.phone.is_some()
+        || contact.id_number.is_some()
+        || contact.address_detail.is_some();
+    let anonymous = f.flag("anonymous")?.unwrap_or(!has_contact);
+    let mut priority_lanes = Vec::new();
+    for lane in f.list("priority_lanes") {
+        let parsed: PriorityLane = serde_json::from_value(serde_json::Value::String(lane.clone()))
+            .map_err(|_| {
+                f.error(
+                    "invalid_value",
+                    "priority_lanes",
+                    format!("`{lane}` is not one of elderly, military, disabled"),
+                )
+            })?;
+        if !priority_lanes.contains(&parsed) {
+            priority_lanes.push(parsed);
+        }
+    }
+    let document = IntakeDocument {
+        channel,
+        external_id,
+        contact: (!anonymous && has_contact).then_some(contact),
+        anonymous,
+        confidential: f.flag("confidential")?.unwrap_or(false),
+        no_reply_requested: f.flag("no_reply_requested")?.unwrap_or(false),
+        location,
+        text: f.required("text")?.to_string(),
+        attachments: Vec::new(),
+        priority_lanes,
+        kind: f
+            .code::<RequestKind>("kind", "service, dispute")?
+            .unwrap_or_default(),
+        raised_at: f.time("raised_at")?,
+    };
+    validate_intake(&document, policy, received_at).map_err(|e| match e {
+        CommandError::Invalid {
+            code,
+            message,
+            field,
+        } => {
+            let field = match field.as_deref() {
+                Some("location") => "grid".to_string(),
+                Some("contact") => "contact_name".to_string(),
+                Some(other) => other.to_string(),
+                None => "external_id".to_string(),
+            };
+            let message = if code == "unknown_reference" && field == "grid" {
+                format!(
+                    "{}/{}/{} is not a grid of the directory",
+                    document.location.street, document.location.community, document.location.grid
+                )
+            } else {
+                message
+            };
+            f.error(&code, &field, message)
+        }
+        other => f.error(&other.code(), "external_id", other.to_string()),
+    })?;
+
+    let accepted_at = f.time("accepted_at")?;
+    let classified_at = f.time("classified_at")?;
+    let classification = match (f.get("catalogue_item"), classified_at) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(f.error(
+                "required",
+                "catalogue_item",
+                "is required when classified_at is given",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(f.error(
+                "required",
+                "classified_at",
+                "is required when catalogue_item is given",
+            ));
+        }
+        (Some(item_id), Some(at)) => {
+            let Some(item) = policy.catalogue().item(item_id) else {
+                return Err(f.error(
+                    "unknown_reference",
+                    "catalogue_item",
+                    format!("`{item_id}` is not an item of the service catalogue"),
+                ));
+            };
+            if let Some(category) = f.get("category")
+                && category != item.category
+            {
+                return Err(f.error(
+                    "invalid_value",
+                    "category",
+                    format!(
+                        "`{category}` is not the category of item `{item_id}` (`{}`)",
+                        item.category
+                    ),
+                ));
+            }
+            Some(ClassificationRow {
+                catalogue_item: item_id.to_string(),
+                request_type: f
+                    .code::<RequestType>(
+                        "request_type",
+                        "consultation, help, complaint, report, suggestion, praise, other",
+                    )?
+                    .unwrap_or(RequestType::Other),
+                urgency: f
+                    .code::<Urgency>("urgency", "emergency, time_critical, general, complex")?,
+                at,
+            })
+        }
+    };
+
+    let replied_at = f.time("replied_at")?;
+    let referred_at = f.time("referred_at")?;
+    let signed_for_at = f.time("signed_for_at")?;
+    let contacted_at = f.time("contacted_at")?;
+    let handling = match &classification {
+        None => {
+            for column in ["handling", "department", "referred_at", "signed_for_at"] {
+                if f.get(column).is_some() {
+                    return Err(f.error(
+                        "lifecycle_order",
+                        column,
+                        "is given but the request was never classified (classified_at)",
+                    ));
+                }
+            }
+            None
+        }
+        Some(cl) => {
+            let item = policy.catalogue().item(&cl.catalogue_item);
+            let mode = f
+                .code::<HandlingMode>("handling", "direct, proxy, referral")?
+                .or(item.map(|i| i.handling_mode))
+                .unwrap_or(HandlingMode::Direct);
+            let department = f
+                .text("department")
+                .or_else(|| item.and_then(|i| i.departments.first().cloned()));
+            let assisting = f.list("assisting_departments");
+            let started =
+                referred_at.is_some() || signed_for_at.is_some() || contacted_at.is_some();
+            if !started && replied_at.is_none() {
+                None
+            } else {
+                let department = match (mode, department) {
+                    (HandlingMode::Direct, d) => d.unwrap_or_default(),
+                    (_, Some(d)) => d,
+                    (_, None) => {
+                        return Err(f.error(
+                            "required",
+                            "department",
+                            "is required for proxy and referral handling (the item names none)",
+                        ));
+                    }
+                };
+                if mode != HandlingMode::Referral && signed_for_at.is_some() {
+                    return Err(f.error(
+                        "lifecycle_order",
+                        "signed_for_at",
+                        "only a referral is signed for",
+                    ));
+                }
+                Some(HandlingRow {
+                    mode,
+                    department,
+                    assisting,
+                    at: referred_at.unwrap_or(cl.at),
+                    signed_for_at,
+                })
+            }
+        }
+    };
+
+    let reply = match (replied_at, f.get("outcome")) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(f.error(
+                "required",
+                "outcome",
+                "is required when replied_at is given",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(f.error(
+                "required",
+                "replied_at",
+                "is required when outcome is given",
+            ));
+        }
+        (Some(at), Some(_)) => {
+            let outcome = f
+                .code::<ReplyOutcome>(
+                    "outcome",
+                    "resolved, partially_resolved, explained_cannot_solve_now, not_ours_explained",
+                )?
+                .unwrap_or(ReplyOutcome::Resolved);
+            if outcome == ReplyOutcome::Terminated {
+                return Err(f.error(
+                    "invalid_value",
+                    "outcome",
+                    "`terminated` is recorded only by an approved termination, not imported",
+                ));
+            }
+            Some(ReplyRow {
+                outcome,
+                content: f.text("reply_text").unwrap_or_else(|| {
+                    format!(
+                        "办理结果 / result: {}",
+                        f.get("outcome").unwrap_or_default()
+                    )
+                }),
+                at,
+                reviewed_at: f.time("reviewed_at")?.unwrap_or(at),
+            })
+        }
+    };
+    if reply.is_none() && f.get("reviewed_at").is_some() {
+        return Err(f.error(
+            "lifecycle_order",
+            "reviewed_at",
+            "is given but the request was never replied (replied_at)",
+        ));
+    }
+
+    let rated_at = f.time("rated_at")?;
+    let rating = match rated_at {
+        None => {
+            for column in ["satisfaction", "resolution"] {
+                if f.get(column).is_some() {
+                    return Err(f.error(
+                        "required",
+                        "rated_at",
+                        format!("is required when {column} is given"),
+                    ));
+                }
+            }
+            None
+        }
+        Some(at) => Some(RatingRow {
+            satisfaction: f
+                .code::<Satisfaction>(
+                    "satisfaction",
+                    "satisfied, basically_satisfied, dissatisfied",
+                )?
+                .ok_or_else(|| {
+                    f.error(
+                        "required",
+                        "satisfaction",
+                        "is required when rated_at is given",
+                    )
+                })?,
+            resolution: f
+                .code::<Resolution>("resolution", "resolved, partially_resolved, unresolved")?
+                .ok_or_else(|| {
+                    f.error(
+                        "required",
+                        "resolution",
+                        "is required when rated_at is given",
+                    )
+                })?,
+            comment: f.text("rating_comment"),
+            at,
+        }),
+    };
+
+    let row = ImportRow {
+        line: raw.line,
+        received_at,
+        owner: f.text("owner"),
+        accepted_at,
+        classification,
+        handling,
+        contacted_at,
+        contact_method: f.text("contact_method").unwrap_or_else(|| "phone".into()),
+        reply,
+        rating,
+        archived_at: f.time("archived_at")?,
+        status: f.text("status"),
+        document,
+    };
+    check_order(&row, &f, now)?;
+    Ok(row)
+}
+
+/// Every step needs the ones before it, at the same instant or later, and none lies in the
+/// future.
+fn check_order(row: &ImportRow, f: &Fields<'_>, now: Timestamp) -> Result<(), RowError> {
+    let cl = row.classification.as_ref();
+    let handling = row.handling.as_ref();
+    let reply = row.reply.as_ref();
+    // (column, instant, the column it needs before it, that column is present)
+    let needs: [(&str, Option<Timestamp>, &str, bool); 6] = [
+        (
+            "classified_at",
+            cl.map(|c| c.at),
+            "accepted_at",
+            row.accepted_at.is_some(),
+        ),
+        (
+            "contacted_at",
+            row.contacted_at,
+            "classified_at",
+            handling.is_some(),
+        ),
+        (
+            "replied_at",
+            reply.map(|r| r.at),
+            "classified_at",
+            handling.is_some(),
+        ),
+        (
+            "rated_at",
+            row.rating.as_ref().map(|r| r.at),
+            "replied_at",
+            reply.is_some(),
+        ),
+        (
+            "archived_at",
+            row.archived_at,
+            "accepted_at",
+            row.accepted_at.is_some(),
+        ),
+        ("accepted_at", row.accepted_at, "received_at", true),
+    ];
+    for (column, at, before, present) in needs {
+        if at.is_some() && !present {
+            return Err(f.error(
+                "lifecycle_order",
+                column,
+                format!("is given but {before} is not"),
+            ));
+        }
+    }
+    let mut sequence: Vec<(&str, Timestamp)> = vec![("received_at", row.received_at)];
+    sequence.extend(row.accepted_at.map(|t| ("accepted_at", t)));
+    sequence.extend(cl.map(|c| ("classified_at", c.at)));
+    if let Some(h) = handling {
+        sequence.push(("referred_at", h.at));
+        sequence.extend(h.signed_for_at.map(|t| ("signed_for_at", t)));
+    }
+    sequence.extend(row.contacted_at.map(|t| ("contacted_at", t)));
+    if let Some(r) = reply {
+        sequence.push(("replied_at", r.at));
+        sequence.push(("reviewed_at", r.reviewed_at));
+    }
+    sequence.extend(row.rating.as_ref().map(|r| ("rated_at", r.at)));
+    sequence.extend(row.archived_at.map(|t| ("archived_at", t)));
+    for pair in sequence.windows(2) {
+        let [(before, earlier), (column, later)] = pair else {
+            continue;
+        };
+        if later < earlier {
+            return Err(f.error(
+                "lifecycle_order",
+                column,
+                format!(
+                    "{} is earlier than {before} ({})",
+                    later.to_rfc3339(),
+                    earlier.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    let future = now + chrono::Duration::minutes(5);
+    if let Some((column, at)) = sequence.iter().find(|(_, at)| *at > future) {
+        return Err(f.error(
+            "invalid_value",
+            column,
+            format!("{} lies in the future", at.to_rfc3339()),
+        ));
+    }
+    if let Some(raised) = row.document.raised_at
+        && raised > row.received_at
+    {
+        return Err(f.error("lifecycle_order", "raised_at", "is later than received_at"));
+    }
+    Ok(())
+}
