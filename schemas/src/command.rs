@@ -618,6 +618,10 @@ commands! {
     RecordReferenceData => "record_reference_data",
     /// The engine recorded a day's digest on the digest stream.
     RecordDigest => "record_digest",
+    /// A rate report (or a revision of it) was published on its report stream.
+    PublishRateReport => "publish_rate_report",
+    /// The higher level's feedback on a rate report was recorded on its report stream.
+    RecordRateReportFeedback => "record_rate_report_feedback",
 }
 
 impl Command {

@@ -558,6 +558,135 @@ pub struct DailyDigestRecorded {
     pub prev_root: String,
 }
 
+/// The level of the unit a rate report is published for (and the level it reports to is the
+/// next one up: a street reports to its district, a district to its city).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportLevel {
+    /// A street (街道) reports to its district.
+    Street,
+    /// A district (区) reports to its city.
+    District,
+    /// A city (市) reports to the province.
+    City,
+}
+
+impl ReportLevel {
+    /// Every level, lowest first.
+    pub const ALL: [ReportLevel; 3] = [
+        ReportLevel::Street,
+        ReportLevel::District,
+        ReportLevel::City,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportLevel::Street => "street",
+            ReportLevel::District => "district",
+            ReportLevel::City => "city",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<ReportLevel> {
+        ReportLevel::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// One figure that differs between two revisions of a rate report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FigureChange {
+    /// JSON Pointer (RFC 6901) of the figure inside `figures`.
+    pub path: String,
+    /// The value in the superseded revision (`null` when absent).
+    pub from: serde_json::Value,
+    /// The value in this revision (`null` when absent).
+    pub to: serde_json::Value,
+}
+
+/// A periodic rate report (response, on-time, resolution and satisfaction rates, ranking,
+/// backlog, hot categories, overdue cases) was computed from the log up to `log_position` and
+/// published upward. Recorded on the report's own stream (UUIDv5 of level, unit and period);
+/// a later revision never edits this one, it supersedes it and says what changed and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateReportPublished {
+    /// The report (= its stream id): UUIDv5 of level, unit and period.
+    pub report_id: Uuid,
+    /// Revision, 1 for the first publication.
+    pub revision: u32,
+    /// Level of the reporting unit.
+    pub level: ReportLevel,
+    /// The reporting unit (street, district or city code).
+    pub unit: String,
+    /// The period: `YYYY-MM`, `YYYY-Www` or `YYYY-MM-DD..YYYY-MM-DD`.
+    pub period: String,
+    /// Highest log position folded into the figures (the log's end when computed).
+    pub log_position: u64,
+    /// The instant deadlines were judged against (when the figures were computed).
+    pub as_of: Timestamp,
+    /// Version of the formulas and report layout that computed the figures.
+    pub formula_version: String,
+    /// The figures, exactly as sent.
+    pub figures: serde_json::Value,
+    /// SHA-256 (hex) of the canonical JSON bytes of `figures`.
+    pub figures_sha256: String,
+    /// The stable message id of this revision on NATS: UUIDv5 of unit, period and revision.
+    pub message_id: Uuid,
+    /// The revision this one supersedes (`None` for the first).
+    pub supersedes: Option<u32>,
+    /// Figures changed since the superseded revision.
+    pub changes: Vec<FigureChange>,
+    /// Why a revision was published (e.g. a correction, an upheld rating appeal).
+    pub reason: Option<String>,
+}
+
+/// The higher level's answer to a rate report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFeedbackKind {
+    /// Received.
+    Received,
+    /// Questioned, with comments.
+    Questioned,
+    /// Returned for correction.
+    Returned,
+    /// Accepted.
+    Accepted,
+}
+
+impl ReportFeedbackKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFeedbackKind::Received => "received",
+            ReportFeedbackKind::Questioned => "questioned",
+            ReportFeedbackKind::Returned => "returned",
+            ReportFeedbackKind::Accepted => "accepted",
+        }
+    }
+}
+
+/// The higher level's feedback on one revision of a rate report was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateReportFeedbackRecorded {
+    /// The report.
+    pub report_id: Uuid,
+    /// The revision answered.
+    pub revision: u32,
+    /// Kind of feedback.
+    pub kind: ReportFeedbackKind,
+    /// Comments (may be empty).
+    pub comments: String,
+    /// The sender's own message id, when given (a resent document is recorded once).
+    pub message_id: Option<String>,
+}
+
 macro_rules! events {
     ($( $variant:ident => $name:literal ),* $(,)?) => {
         /// Every event type, tagged by `type` with its fields under `data`.
@@ -643,15 +772,20 @@ events! {
     EventCorrected => "event_corrected",
     ReferenceDataRecorded => "reference_data_recorded",
     DailyDigestRecorded => "daily_digest_recorded",
+    RateReportPublished => "rate_report_published",
+    RateReportFeedbackRecorded => "rate_report_feedback_recorded",
 }
 
 impl EventKind {
     /// Whether events of this kind belong to a resident request (as opposed to the engine's
-    /// own reference-data and digest streams, which projections of requests skip).
+    /// own reference-data, digest and rate-report streams, which projections of requests skip).
     pub fn is_request_event(self) -> bool {
         !matches!(
             self,
-            EventKind::ReferenceDataRecorded | EventKind::DailyDigestRecorded
+            EventKind::ReferenceDataRecorded
+                | EventKind::DailyDigestRecorded
+                | EventKind::RateReportPublished
+                | EventKind::RateReportFeedbackRecorded
         )
     }
 

@@ -205,6 +205,7 @@ impl App {
             tasks: Vec::new(),
         };
         app.add_audit_and_privacy_tasks(clock.clone());
+        app.add_report_tasks(clock.clone());
         if let Some((runtime, gauges)) = projectors {
             app.add_projectors(runtime, gauges, clock);
         }
@@ -235,6 +236,31 @@ impl App {
             self.shutdown.clone(),
         );
         self.spawn_background("retention", retention);
+    }
+
+    /// The rate-report schedules and, on NATS, the report link (live publisher, feedback).
+    fn add_report_tasks(&mut self, clock: Arc<dyn Clock>) {
+        let log = self.commands.log().clone();
+        let reports = self.config.reports.clone();
+        if let Some(client) = self.nats.clone() {
+            let link = crate::reports::link::run(
+                log.clone(),
+                client,
+                reports.link(&self.config.nats.subject_prefix),
+                clock.clone(),
+                crate::clock::IdSource,
+                self.shutdown.clone(),
+            );
+            self.spawn_background("report-link", async move { Ok(link.await?) });
+        }
+        let schedules = crate::reports::schedule::run(
+            log,
+            self.commands.policy().directory().clone(),
+            clock,
+            reports,
+            self.shutdown.clone(),
+        );
+        self.spawn_background("report-schedules", async move { Ok(schedules.await?) });
     }
 
     /// One background task per projector and one refreshing the gauges.

@@ -38,6 +38,8 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     /// Daily digests of the log.
     pub digest: crate::audit::digest::DigestConfig,
+    /// Periodic rate reports upward: stream, schedules.
+    pub reports: crate::reports::schedule::ReportsConfig,
 }
 
 /// HTTP server settings.
@@ -146,6 +148,7 @@ impl Default for Config {
             projections: ProjectionsConfig::default(),
             privacy: crate::privacy::PrivacyConfig::default(),
             digest: crate::audit::digest::DigestConfig::default(),
+            reports: crate::reports::schedule::ReportsConfig::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod nats;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;
+pub mod reports;
 pub(crate) mod sqlite_batch;
 pub mod supervisor;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! The `bianmin` binary: `serve` runs the engine, `config` prints the effective
 //! configuration, `project` runs the read-model projectors on their own, `projections rebuild`
 //! rebuilds read models from the log, `privacy` erases and sweeps resident contact data, and
+//! `report` publishes, replays and resends periodic rate reports, and
 //! the auditors' subcommands (`verify`, `history`,
 //! `replay`, `digest`, `reference`, `upward`) read the event log directly.
 
@@ -15,6 +16,7 @@ use engine_service::audit::cli::{AuditCommand, CliContext};
 use engine_service::config::{Config, Overrides};
 use engine_service::nats::{self, NatsApiConfig};
 use engine_service::privacy::PrivacyCommand;
+use engine_service::reports::cli::{ReportCommand, ReportContext};
 use engine_service::projector::{self, ProjectorRuntime, ProjectorSettings};
 use engine_service::supervisor::{self, SupervisorConfig};
 use engine_service::telemetry::{self, LogFormat};
@@ -85,6 +87,10 @@ enum Commands {
     /// Export the request summary or the rates from the projections database as CSV.
     #[command(subcommand)]
     Export(engine_service::export::ExportCommand),
+    /// Periodic rate reports upward: publish (and revise), replay against the log, resend
+    /// with original ids, list.
+    #[command(subcommand)]
+    Report(ReportCommand),
     #[command(flatten)]
     Audit(AuditCommand),
 }
@@ -158,6 +164,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli.global, None)?;
             let now = engine_core::Clock::now(&engine_service::clock::SystemClock);
             Ok(command.run(&config, now).await?)
+        }
+        Commands::Report(command) => {
+            let config = load_config(&cli.global, None)?;
+            let (log, nats) = open_log(&config).await.context("opening the event log")?;
+            let policy = engine_service::app::load_policy(&config.policy)?;
+            let context = ReportContext {
+                log,
+                nats,
+                link: config.reports.link(&config.nats.subject_prefix),
+                directory: policy.directory().clone(),
+                now: engine_core::Clock::now(&engine_service::clock::SystemClock),
+            };
+            Ok(engine_service::reports::cli::run(command, &context).await?)
         }
         Commands::Audit(command) => {
             let config = load_config(&cli.global, None)?;

@@ -258,7 +258,10 @@ impl Request {
                 }
             }
             Event::EventCorrected(e) => self.neutralise(e.event_id, e.corrected_type),
-            Event::ReferenceDataRecorded(_) | Event::DailyDigestRecorded(_) => {}
+            Event::ReferenceDataRecorded(_)
+            | Event::DailyDigestRecorded(_)
+            | Event::RateReportPublished(_)
+            | Event::RateReportFeedbackRecorded(_) => {}
         }
         self.history.push(Applied {
             event_id: envelope.event_id,

@@ -53,7 +53,10 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         K::AcknowledgeUpward => &[HigherLevel, System],
         K::Remind | K::Warn | K::MarkOverdue | K::Escalate => &[System, Supervisor],
         // The engine's own streams never pass through a request's state machine.
-        K::RecordReferenceData | K::RecordDigest => &[],
+        K::RecordReferenceData
+        | K::RecordDigest
+        | K::PublishRateReport
+        | K::RecordRateReportFeedback => &[],
     }
 }
 

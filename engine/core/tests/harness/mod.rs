@@ -625,7 +625,10 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
                 }),
             )
         }
-        K::RecordReferenceData | K::RecordDigest => {
+        K::RecordReferenceData
+        | K::RecordDigest
+        | K::PublishRateReport
+        | K::RecordRateReportFeedback => {
             panic!("internal writers have no workflow command")
         }
     };

@@ -8,6 +8,7 @@
 //! | `GET /api/v1/requests/{id}/history` | the request's event envelopes, in order; `?with_state=true`: each with `state_after` and `corrected_by` |
 //! | `/api/v1/audit/...`, `POST /api/v1/upward/feedback` | auditors' reads and upward feedback ([`crate::audit::http`]) |
 //! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
+//! | `/api/v1/reports...` | periodic rate reports upward, their revisions and feedback ([`crate::reports::http`]) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
 //!
 //! Every error is `{code, message, field}`: 400 malformed or invalid input; 401 no or unknown
@@ -87,6 +88,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/metrics", get(health::metrics))
         .merge(api)
         .merge(crate::audit::router())
+        .merge(crate::reports::http::router())
         .merge(dashboard::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async {

@@ -1,0 +1,624 @@
+//! Rate reports in the log: each report (level × unit × period) has its own stream, id
+//! UUIDv5(level, unit, period), holding `rate_report_published` revisions and
+//! `rate_report_feedback_recorded` answers, hash-chained like every other stream. Nothing is
+//! ever overwritten: a changed figure is a new revision that names what changed and why.
+
+use engine_core::directory::Directory;
+use schemas::envelope::{GENESIS_HASH, ID_NAMESPACE};
+use schemas::event::{
+    FigureChange, RateReportFeedbackRecorded, RateReportPublished, ReportFeedbackKind, ReportLevel,
+};
+use schemas::{Actor, CommandKind, Commit, Event, EventEnvelope, LoggedCommit, Timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ReportError;
+use super::compute::{
+    FORMULA_VERSION, ReportPeriod, ReportSpec, canonical_bytes, compute, diff, figures_sha256,
+    message_id,
+};
+use crate::log::{EventLog, LogError};
+
+/// Commits read per batch while scanning the log.
+const SCAN_BATCH_LEN: usize = 512;
+/// Appends tried before giving up on a stream other writers keep extending.
+const APPEND_ATTEMPTS: usize = 5;
+/// Longest feedback comment accepted, in bytes.
+pub const COMMENTS_MAX: usize = 4096;
+
+/// One published revision, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Revision {
+    /// Log position of its commit.
+    pub position: u64,
+    /// Its event id.
+    pub event_id: Uuid,
+    /// Who published it.
+    pub published_by: Actor,
+    /// When it was recorded.
+    pub published_at: Timestamp,
+    /// What was published.
+    #[serde(flatten)]
+    pub published: RateReportPublished,
+}
+
+/// One recorded answer of the higher level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Feedback {
+    /// Log position of its commit.
+    pub position: u64,
+    /// Its event id (its message id on NATS).
+    pub event_id: Uuid,
+    /// Who answered.
+    pub from: Actor,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// The answer.
+    #[serde(flatten)]
+    pub feedback: RateReportFeedbackRecorded,
+}
+
+/// A report with every revision and answer, in log order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRecord {
+    /// The report (stream) id.
+    pub report_id: Uuid,
+    /// Level.
+    pub level: ReportLevel,
+    /// Unit.
+    pub unit: String,
+    /// Period.
+    pub period: String,
+    /// Revisions, first to latest.
+    pub revisions: Vec<Revision>,
+    /// Feedback, in the order recorded.
+    pub feedback: Vec<Feedback>,
+}
+
+impl ReportRecord {
+    /// The latest revision.
+    pub fn latest(&self) -> Option<&Revision> {
+        self.revisions.last()
+    }
+
+    /// The latest feedback kind on the latest revision.
+    pub fn status(&self) -> Option<ReportFeedbackKind> {
+        let latest = self.latest()?.published.revision;
+        self.feedback
+            .iter()
+            .rev()
+            .find(|f| f.feedback.revision == latest)
+            .map(|f| f.feedback.kind)
+    }
+
+    fn absorb(&mut self, logged: &LoggedCommit) {
+        for e in &logged.commit.events {
+            match &e.event {
+                Event::RateReportPublished(p) => self.revisions.push(Revision {
+                    position: logged.position,
+                    event_id: e.event_id,
+                    published_by: e.actor.clone(),
+                    published_at: e.recorded_at,
+                    published: p.clone(),
+                }),
+                Event::RateReportFeedbackRecorded(f) => self.feedback.push(Feedback {
+                    position: logged.position,
+                    event_id: e.event_id,
+                    from: e.actor.clone(),
+                    recorded_at: e.recorded_at,
+                    feedback: f.clone(),
+                }),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A report stream as loaded: the record and what the next append must chain to.
+struct Loaded {
+    record: Option<ReportRecord>,
+    last_position: u64,
+    last_hash: String,
+    version: u64,
+}
+
+async fn load_stream(log: &EventLog, report_id: Uuid) -> Result<Loaded, ReportError> {
+    let commits = log.load(report_id).await?;
+    let mut loaded = Loaded {
+        record: None,
+        last_position: commits.last().map_or(0, |c| c.position),
+        last_hash: GENESIS_HASH.to_string(),
+        version: 0,
+    };
+    for logged in &commits {
+        if let Some(last) = logged.commit.events.last() {
+            loaded.last_hash = last.hash.clone();
+            loaded.version = last.version;
+        }
+        if loaded.record.is_none()
+            && let Some(Event::RateReportPublished(p)) =
+                logged.commit.events.first().map(|e| &e.event)
+        {
+            loaded.record = Some(ReportRecord {
+                report_id,
+                level: p.level,
+                unit: p.unit.clone(),
+                period: p.period.clone(),
+                revisions: Vec::new(),
+                feedback: Vec::new(),
+            });
+        }
+        if let Some(record) = &mut loaded.record {
+            record.absorb(logged);
+        }
+    }
+    Ok(loaded)
+}
+
+/// A report with its revisions and feedback, if it was ever published.
+pub async fn load(log: &EventLog, report_id: Uuid) -> Result<Option<ReportRecord>, ReportError> {
+    Ok(load_stream(log, report_id).await?.record)
+}
+
+/// Every report in the log, in order of first publication, at `level` when given.
+pub async fn list(
+    log: &EventLog,
+    level: Option<ReportLevel>,
+) -> Result<Vec<ReportRecord>, ReportError> {
+    let mut out: Vec<ReportRecord> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let mut from = 1;
+    loop {
+        let batch = log.read_from(from, SCAN_BATCH_LEN).await?;
+        let Some(last) = batch.last().map(|c| c.position) else {
+            break;
+        };
+        for logged in &batch {
+            let Some(first) = logged.commit.events.first() else {
+                continue;
+            };
+            let id = logged.commit.request_id;
+            let at = match (&first.event, index.get(&id)) {
+                (_, Some(&i)) => i,
+                (Event::RateReportPublished(p), None) => {
+                    index.insert(id, out.len());
+                    out.push(ReportRecord {
+                        report_id: id,
+                        level: p.level,
+                        unit: p.unit.clone(),
+                        period: p.period.clone(),
+                        revisions: Vec::new(),
+                        feedback: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+                _ => continue,
+            };
+            out[at].absorb(logged);
+        }
+        from = last + 1;
+        if batch.len() < SCAN_BATCH_LEN {
+            break;
+        }
+    }
+    out.retain(|r| level.is_none_or(|l| l == r.level));
+    Ok(out)
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PublishOutcome {
+    /// A new revision was recorded.
+    Published {
+        /// The revision as recorded.
+        revision: Box<Revision>,
+    },
+    /// The figures equal the latest revision's: nothing was recorded.
+    Unchanged {
+        /// The report.
+        report_id: Uuid,
+        /// The latest revision, still current.
+        revision: u32,
+        /// The log position the figures were recomputed at.
+        log_position: u64,
+    },
+}
+
+/// The commit id of a revision (two engines publishing the same revision write one record).
+pub fn revision_commit_id(report_id: Uuid, revision: u32) -> Uuid {
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("rate-report-commit:{report_id}:{revision}").as_bytes(),
+    )
+}
+
+/// Computes `spec` from the whole log at `as_of` and records it as the next revision, unless
+/// the figures equal the latest revision's. A revision after the first needs a `reason`.
+/// With `first_only`, a report already published is left alone (the schedules use it, so a
+/// restart never publishes twice).
+pub async fn publish(
+    log: &EventLog,
+    directory: &Directory,
+    spec: &ReportSpec,
+    as_of: Timestamp,
+    publisher: &Actor,
+    reason: Option<&str>,
+    first_only: bool,
+) -> Result<PublishOutcome, ReportError> {
+    spec.validate(directory)?;
+    let report_id = spec.report_id();
+    let period = spec.period.key();
+    for _ in 0..APPEND_ATTEMPTS {
+        let loaded = load_stream(log, report_id).await?;
+        let latest = loaded.record.as_ref().and_then(|r| r.latest()).cloned();
+        if first_only && let Some(latest) = &latest {
+            return Ok(PublishOutcome::Unchanged {
+                report_id,
+                revision: latest.published.revision,
+                log_position: latest.published.log_position,
+            });
+        }
+        let position = log.last_position().await?;
+        let figures = compute(log, position, spec, as_of).await?;
+        let (revision, supersedes, changes) = match &latest {
+            None => (1, None, Vec::new()),
+            Some(prev) => {
+                let changes = diff(&prev.published.figures, &figures);
+                if changes.is_empty() {
+                    return Ok(PublishOutcome::Unchanged {
+                        report_id,
+                        revision: prev.published.revision,
+                        log_position: position,
+                    });
+                }
+                (
+                    prev.published.revision + 1,
+                    Some(prev.published.revision),
+                    changes,
+                )
+            }
+        };
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if supersedes.is_some() && reason.is_none() {
+            return Err(ReportError::invalid(
+                "reason",
+                format!(
+                    "the figures changed since revision {} ({} figures); a revision needs a reason",
+                    revision - 1,
+                    changes.len()
+                ),
+            ));
+        }
+        let published = RateReportPublished {
+            report_id,
+            revision,
+            level: spec.level,
+            unit: spec.unit.clone(),
+            period: period.clone(),
+            log_position: position,
+            as_of,
+            formula_version: FORMULA_VERSION.to_string(),
+            figures_sha256: figures_sha256(&figures),
+            figures,
+            message_id: message_id(spec.level, &spec.unit, &period, revision),
+            supersedes,
+            changes,
+            reason: reason.map(str::to_string),
+        };
+        let commit_id = revision_commit_id(report_id, revision);
+        match append(
+            log,
+            &loaded,
+            report_id,
+            commit_id,
+            CommandKind::PublishRateReport,
+            publisher,
+            as_of,
+            Event::RateReportPublished(published),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(ReportError::Log(LogError::Conflict { .. })) => continue,
+            Err(e) => return Err(e),
+        }
+        let record = load(log, report_id).await?;
+        let revision = record
+            .and_then(|r| {
+                r.revisions
+                    .into_iter()
+                    .find(|x| x.published.revision == revision)
+            })
+            .ok_or_else(|| ReportError::NotFound(format!("report {report_id} vanished")))?;
+        return Ok(PublishOutcome::Published {
+            revision: Box::new(revision),
+        });
+    }
+    Err(ReportError::Conflict(format!(
+        "report {report_id}: other writers kept appending"
+    )))
+}
+
+/// Seals one event onto a loaded report stream and appends it.
+#[allow(clippy::too_many_arguments)]
+async fn append(
+    log: &EventLog,
+    loaded: &Loaded,
+    report_id: Uuid,
+    commit_id: Uuid,
+    command: CommandKind,
+    actor: &Actor,
+    at: Timestamp,
+    event: Event,
+) -> Result<(), ReportError> {
+    let envelope = EventEnvelope {
+        event_id: Uuid::new_v5(&ID_NAMESPACE, format!("event:{commit_id}").as_bytes()),
+        request_id: report_id,
+        version: loaded.version + 1,
+        schema_version: 0,
+        occurred_at: at,
+        recorded_at: at,
+        actor: actor.clone(),
+        causation_id: commit_id,
+        correlation_id: report_id,
+        prev_hash: loaded.last_hash.clone(),
+        hash: String::new(),
+        event,
+    }
+    .seal();
+    let commit = Commit {
+        commit_id,
+        request_id: report_id,
+        command,
+        events: vec![envelope],
+    };
+    log.append(&commit, loaded.last_position).await?;
+    Ok(())
+}
+
+/// A feedback document from the higher level (HTTP body or NATS request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackDocument {
+    /// The report (required on NATS; taken from the path over HTTP).
+    #[serde(default)]
+    pub report_id: Option<Uuid>,
+    /// The revision answered; the latest when absent.
+    #[serde(default)]
+    pub revision: Option<u32>,
+    /// received | questioned | returned | accepted.
+    pub kind: ReportFeedbackKind,
+    /// Comments (required when questioned or returned).
+    #[serde(default)]
+    pub comments: String,
+    /// The sender's own message id; a resent document with the same id is recorded once.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+/// The answer to a feedback document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackReply {
+    /// The report.
+    pub report_id: Uuid,
+    /// The revision answered.
+    pub revision: u32,
+    /// The feedback's event id.
+    pub event_id: Uuid,
+    /// It had been recorded before (same message id).
+    pub duplicate: bool,
+}
+
+/// Records the higher level's feedback on a report; `fresh_id` names the commit when the
+/// document carries no message id of its own.
+pub async fn record_feedback(
+    log: &EventLog,
+    document: FeedbackDocument,
+    from: &Actor,
+    now: Timestamp,
+    fresh_id: Uuid,
+) -> Result<FeedbackReply, ReportError> {
+    let report_id = document
+        .report_id
+        .ok_or_else(|| ReportError::invalid("report_id", "report_id is required"))?;
+    let comments = document.comments.trim().to_string();
+    if comments.len() > COMMENTS_MAX {
+        return Err(ReportError::invalid(
+            "comments",
+            format!("comments longer than {COMMENTS_MAX} bytes"),
+        ));
+    }
+    if matches!(
+        document.kind,
+        ReportFeedbackKind::Questioned | ReportFeedbackKind::Returned
+    ) && comments.is_empty()
+    {
+        return Err(ReportError::invalid(
+            "comments",
+            format!(
+                "feedback `{}` needs comments saying what to check or correct",
+                document.kind.as_str()
+            ),
+        ));
+    }
+    if let Some(id) = &document.message_id
+        && (id.is_empty() || id.len() > 200)
+    {
+        return Err(ReportError::invalid(
+            "message_id",
+            "message_id must be 1-200 bytes",
+        ));
+    }
+    let commit_id = match &document.message_id {
+        Some(id) => Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("rate-report-feedback:{report_id}:{id}").as_bytes(),
+        ),
+        None => fresh_id,
+    };
+    for _ in 0..APPEND_ATTEMPTS {
+        let loaded = load_stream(log, report_id).await?;
+        let record = loaded
+            .record
+            .as_ref()
+            .ok_or_else(|| ReportError::NotFound(format!("report {report_id} not found")))?;
+        if let Some(id) = &document.message_id
+            && let Some(f) = record
+                .feedback
+                .iter()
+                .find(|f| f.feedback.message_id.as_deref() == Some(id.as_str()))
+        {
+            return Ok(FeedbackReply {
+                report_id,
+                revision: f.feedback.revision,
+                event_id: f.event_id,
+                duplicate: true,
+            });
+        }
+        let latest = record.latest().map_or(0, |r| r.published.revision);
+        let revision = document.revision.unwrap_or(latest);
+        if !record
+            .revisions
+            .iter()
+            .any(|r| r.published.revision == revision)
+        {
+            return Err(ReportError::invalid(
+                "revision",
+                format!("report {report_id} has no revision {revision} (latest {latest})"),
+            ));
+        }
+        let event = Event::RateReportFeedbackRecorded(RateReportFeedbackRecorded {
+            report_id,
+            revision,
+            kind: document.kind,
+            comments: comments.clone(),
+            message_id: document.message_id.clone(),
+        });
+        match append(
+            log,
+            &loaded,
+            report_id,
+            commit_id,
+            CommandKind::RecordRateReportFeedback,
+            from,
+            now,
+            event,
+        )
+        .await
+        {
+            Ok(()) => {
+                return Ok(FeedbackReply {
+                    report_id,
+                    revision,
+                    event_id: Uuid::new_v5(&ID_NAMESPACE, format!("event:{commit_id}").as_bytes()),
+                    duplicate: false,
+                });
+            }
+            Err(ReportError::Log(LogError::Conflict { .. })) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ReportError::Conflict(format!(
+        "report {report_id}: other writers kept appending"
+    )))
+}
+
+/// One revision recomputed from the log at its recorded position and instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevisionReplay {
+    /// The revision.
+    pub revision: u32,
+    /// Log position it was computed at.
+    pub log_position: u64,
+    /// SHA-256 recorded.
+    pub recorded_sha256: String,
+    /// SHA-256 of the recomputed figures.
+    pub recomputed_sha256: String,
+    /// Recomputed bytes equal the recorded bytes.
+    pub identical: bool,
+    /// Where they differ (empty when identical).
+    pub differences: Vec<FigureChange>,
+    /// What the events recorded since would change, recomputed at the log's end and judged at
+    /// the same instant (empty: nothing recorded since changes a figure).
+    pub later_changes: Vec<FigureChange>,
+}
+
+/// The outcome of replaying a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayReport {
+    /// The report.
+    pub report_id: Uuid,
+    /// Level, unit, period.
+    pub level: ReportLevel,
+    /// Unit.
+    pub unit: String,
+    /// Period.
+    pub period: String,
+    /// The log's end when replayed.
+    pub log_head: u64,
+    /// Every revision (or the one asked for).
+    pub revisions: Vec<RevisionReplay>,
+}
+
+impl ReplayReport {
+    /// Every revision replayed identical to what was sent.
+    pub fn identical(&self) -> bool {
+        self.revisions.iter().all(|r| r.identical)
+    }
+}
+
+/// Recomputes each revision (or `only`) from the log up to its recorded position, judged at
+/// its recorded instant, and compares the canonical bytes with what was recorded; also lists
+/// what the events recorded since would change.
+pub async fn replay(
+    log: &EventLog,
+    report_id: Uuid,
+    only: Option<u32>,
+) -> Result<ReplayReport, ReportError> {
+    let record = load(log, report_id)
+        .await?
+        .ok_or_else(|| ReportError::NotFound(format!("report {report_id} not found")))?;
+    let spec = ReportSpec {
+        level: record.level,
+        unit: record.unit.clone(),
+        period: ReportPeriod::parse(&record.period)?,
+    };
+    let head = log.last_position().await?;
+    let mut out = Vec::new();
+    for rev in &record.revisions {
+        let p = &rev.published;
+        if only.is_some_and(|n| n != p.revision) {
+            continue;
+        }
+        let recomputed = compute(log, p.log_position, &spec, p.as_of).await?;
+        let identical = canonical_bytes(&recomputed) == canonical_bytes(&p.figures)
+            && figures_sha256(&recomputed) == p.figures_sha256;
+        let now = compute(log, head, &spec, p.as_of).await?;
+        out.push(RevisionReplay {
+            revision: p.revision,
+            log_position: p.log_position,
+            recorded_sha256: p.figures_sha256.clone(),
+            recomputed_sha256: figures_sha256(&recomputed),
+            identical,
+            differences: diff(&p.figures, &recomputed),
+            later_changes: diff(&p.figures, &now),
+        });
+    }
+    if let Some(n) = only
+        && out.is_empty()
+    {
+        return Err(ReportError::invalid(
+            "revision",
+            format!("report {report_id} has no revision {n}"),
+        ));
+    }
+    Ok(ReplayReport {
+        report_id,
+        level: record.level,
+        unit: record.unit,
+        period: record.period,
+        log_head: head,
+        revisions: out,
+    })
+}
