@@ -8,6 +8,7 @@ mod faults;
 mod hostile_input;
 mod http_bad_input;
 mod http_lifecycle;
+mod import;
 mod log_cluster;
 mod log_conformance;
 mod nats_intake;
