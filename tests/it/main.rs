@@ -12,6 +12,7 @@ mod import;
 mod log_cluster;
 mod log_conformance;
 mod nats_intake;
+mod notify;
 mod privacy;
 mod projections;
 mod projector;

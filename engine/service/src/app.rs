@@ -71,6 +71,9 @@ pub enum AppError {
     /// The privacy ledger could not be opened.
     #[error("privacy ledger: {0}")]
     Privacy(String),
+    /// The resident notifier could not be set up (templates, delivery table).
+    #[error("notifications: {0}")]
+    Notify(String),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -104,6 +107,7 @@ pub struct App {
     auth: Arc<Authenticator>,
     projectors: Option<ProjectorRuntime>,
     privacy: PrivacyLedger,
+    notify: Option<crate::notify::DeliveryStore>,
     shutdown: CancellationToken,
     tasks: Vec<Task>,
 }
@@ -162,6 +166,17 @@ impl App {
             true => Some(open_projections(&config, &log, &metrics).await?),
             false => None,
         };
+        let notifier = crate::notify::build(
+            &config.notify,
+            log.clone(),
+            contacts.clone(),
+            &config.projections_url(),
+            nats.clone(),
+            &config.nats.subject_prefix,
+            metrics.registry(),
+        )
+        .await
+        .map_err(|e| AppError::Notify(e.to_string()))?;
         let commands = CommandService::with_cache_capacity(
             log,
             policy,
@@ -201,9 +216,15 @@ impl App {
             auth,
             projectors: None,
             privacy,
+            notify: None,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
         };
+        if let Some((notifier, store)) = notifier {
+            let token = app.shutdown.clone();
+            app.spawn_background("notify", async move { Ok(notifier.run(token).await?) });
+            app.notify = Some(store);
+        }
         app.add_audit_and_privacy_tasks(clock.clone());
         app.add_report_tasks(clock.clone());
         if let Some((runtime, gauges)) = projectors {
@@ -347,6 +368,7 @@ impl App {
             auth,
             projectors,
             privacy,
+            notify,
             shutdown: token,
             tasks,
             ..
@@ -364,6 +386,9 @@ impl App {
                 state.clone(),
                 limits,
             ));
+        }
+        if let Some(store) = notify {
+            router = router.merge(crate::notify::http::router(store).with_state(state.clone()));
         }
         router = router
             .merge(

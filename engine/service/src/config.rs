@@ -40,6 +40,8 @@ pub struct Config {
     pub digest: crate::audit::digest::DigestConfig,
     /// Periodic rate reports upward: stream, schedules.
     pub reports: crate::reports::schedule::ReportsConfig,
+    /// Resident notifications: templates, retries, webhooks.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// HTTP server settings.
@@ -149,6 +151,7 @@ impl Default for Config {
             privacy: crate::privacy::PrivacyConfig::default(),
             digest: crate::audit::digest::DigestConfig::default(),
             reports: crate::reports::schedule::ReportsConfig::default(),
+            notify: crate::notify::NotifyConfig::default(),
         }
     }
 }
@@ -311,6 +314,7 @@ impl Config {
         if self.projections.gauges_interval_ms < 100 {
             return fail("projections.gauges_interval_ms must be at least 100");
         }
+        self.notify.validate().map_err(ConfigError::Value)?;
         Ok(())
     }
 
@@ -321,6 +325,9 @@ impl Config {
         masked.nats.url = masked.nats.url.as_deref().map(mask_url);
         for token in &mut masked.auth.tokens {
             token.token_sha256 = "****".into();
+        }
+        for webhook in &mut masked.notify.webhooks {
+            webhook.secret = "****".into();
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

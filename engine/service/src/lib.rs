@@ -19,6 +19,7 @@ pub mod import;
 pub mod log;
 pub mod metrics;
 pub mod nats;
+pub mod notify;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;

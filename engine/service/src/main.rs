@@ -78,6 +78,10 @@ enum Commands {
     /// run the retention sweep, list the privacy ledger.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Resident notifications: list the dead-letter list (notifications every attempt of
+    /// which failed) and queue notifications again for the running `serve` to send.
+    #[command(subcommand)]
+    Notify(engine_service::notify::cli::NotifyCommand),
     /// Import historical requests from an older system (CSV or JSON Lines; columns in
     /// docs/import.md). Every row becomes the events of its lifecycle, decided by the same rules
     /// as live requests at the row's own timestamps; bad rows are reported with their line and
@@ -151,6 +155,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Projections(ProjectionsCommand::Rebuild(args)) => {
             rebuild(load_config(&cli.global, None)?, args.projector.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Commands::Notify(command) => {
+            let config = load_config(&cli.global, None)?;
+            Ok(command.run(&config.projections_url()).await?)
         }
         Commands::Privacy(command) => {
             let config = load_config(&cli.global, None)?;

@@ -327,3 +327,51 @@ pub async fn execute(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ReportCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<ReportCommand, clap::Error> {
+        Cli::try_parse_from(std::iter::once("report").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_parses_and_refuses_unknown_levels_and_times() {
+        match parse(&[
+            "publish", "--level", "street", "--unit", "jd-01", "--period", "2026-10", "--reason",
+            "更正",
+        ])
+        .unwrap()
+        {
+            ReportCommand::Publish(a) => {
+                assert_eq!(a.level, ReportLevel::Street);
+                assert_eq!(a.reason.as_deref(), Some("更正"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["resend", "--since", "2026-10-01", "--level", "district"]).unwrap(),
+            ReportCommand::Resend {
+                level: Some(ReportLevel::District),
+                ..
+            }
+        ));
+        assert!(
+            parse(&[
+                "publish", "--level", "county", "--unit", "x", "--period", "2026-10"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["resend", "--since", "last week"]).is_err());
+        assert!(parse(&["replay", "not-a-uuid"]).is_err());
+    }
+}

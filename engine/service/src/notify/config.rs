@@ -1,0 +1,224 @@
+//! The `[notify]` configuration section.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+use serde::{Deserialize, Serialize};
+
+use super::kind::NotifyKind;
+
+/// Settings of resident notifications (`[notify]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Run the notifier inside `bianmin serve`. It runs only when there is somewhere to send:
+    /// the JetStream log (NATS configured) or at least one webhook.
+    pub enabled: bool,
+    /// The JetStream stream capturing `<prefix>.notify.>`; empty: the subject prefix
+    /// upper-cased with `_NOTIFY` appended (`BIANMIN_NOTIFY` for the prefix `bianmin`).
+    pub stream: String,
+    /// Stream replicas.
+    pub replicas: usize,
+    /// A template file replacing the built-in `deploy/notify/templates.toml`.
+    pub templates_file: Option<PathBuf>,
+    /// Locale of the texts (falls back to the template set's default locale).
+    pub locale: String,
+    /// The kinds residents are told about.
+    pub kinds: Vec<NotifyKind>,
+    /// Attempts per notification and channel before it goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// Delay after the first failed attempt; doubles per attempt, with jitter.
+    pub retry_initial_ms: u64,
+    /// Longest delay between attempts.
+    pub retry_max_ms: u64,
+    /// How often due deliveries are looked for when nothing wakes the sender.
+    pub poll_interval_ms: u64,
+    /// Timeout of one webhook POST.
+    pub webhook_timeout_ms: u64,
+    /// HTTP webhooks of resident gateways (SMS, WeChat, phone system).
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One resident-gateway webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Name used in the channel (`webhook:<name>`) and the notification id; defaults to the
+    /// URL. Keep it stable: renaming a webhook makes its notifications new ones.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where to POST the JSON document.
+    pub url: String,
+    /// Kinds it takes; empty: every kind.
+    #[serde(default)]
+    pub kinds: Vec<NotifyKind>,
+    /// Key of the HMAC-SHA256 signature header.
+    pub secret: String,
+}
+
+impl WebhookConfig {
+    /// Its name (the URL when none is configured).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.url)
+    }
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            enabled: true,
+            stream: String::new(),
+            replicas: 1,
+            templates_file: None,
+            locale: "zh-CN".into(),
+            kinds: NotifyKind::ALL.to_vec(),
+            max_attempts: 8,
+            retry_initial_ms: 2_000,
+            retry_max_ms: 600_000,
+            poll_interval_ms: 1_000,
+            webhook_timeout_ms: 10_000,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Checks ranges and URLs.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts == 0 {
+            return Err("notify.max_attempts must be positive".into());
+        }
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+            return Err("notify.retry_initial_ms must be positive and at most retry_max_ms".into());
+        }
+        if self.poll_interval_ms < 10 {
+            return Err("notify.poll_interval_ms must be at least 10".into());
+        }
+        if self.webhook_timeout_ms == 0 {
+            return Err("notify.webhook_timeout_ms must be positive".into());
+        }
+        if self.replicas == 0 || self.replicas > 5 {
+            return Err("notify.replicas must be between 1 and 5".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for webhook in &self.webhooks {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+                return Err(format!(
+                    "notify.webhooks: `{}` is not an http(s) URL",
+                    webhook.name()
+                ));
+            }
+            if webhook.secret.is_empty() {
+                return Err(format!(
+                    "notify.webhooks: `{}` needs a secret",
+                    webhook.name()
+                ));
+            }
+            if !names.insert(webhook.name().to_string()) {
+                return Err(format!(
+                    "notify.webhooks: the name `{}` is used twice",
+                    webhook.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream name in force (see [`NotifyConfig::stream`]).
+    pub fn stream_name(&self, subject_prefix: &str) -> String {
+        if !self.stream.is_empty() {
+            return self.stream.clone();
+        }
+        let prefix: String = subject_prefix
+            .chars()
+            .map(|c| match c {
+                c if c.is_ascii_alphanumeric() => c.to_ascii_uppercase(),
+                _ => '_',
+            })
+            .collect();
+        format!("{prefix}_NOTIFY")
+    }
+
+    /// The stream configuration: file storage, deduplication on notification ids.
+    pub fn stream_config(&self, subject_prefix: &str) -> stream::Config {
+        stream::Config {
+            name: self.stream_name(subject_prefix),
+            description: Some(
+                "Bianmin resident notifications (carry contact data: resident gateways only)"
+                    .into(),
+            ),
+            subjects: vec![format!("{subject_prefix}.notify.>")],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: self.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
+    }
+
+    /// The delay before attempt `attempts + 1` after `attempts` failures, before jitter.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let delay = self.retry_initial_ms.saturating_mul(1u64 << exp);
+        Duration::from_millis(delay.min(self.retry_max_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let cfg = NotifyConfig {
+            retry_initial_ms: 100,
+            retry_max_ms: 1_000,
+            ..NotifyConfig::default()
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| cfg.backoff(a).as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000]);
+    }
+
+    #[test]
+    fn the_stream_name_follows_the_prefix_unless_set() {
+        let cfg = NotifyConfig::default();
+        assert_eq!(cfg.stream_name("bianmin"), "BIANMIN_NOTIFY");
+        assert_eq!(cfg.stream_name("city.bm"), "CITY_BM_NOTIFY");
+        let named = NotifyConfig {
+            stream: "GW".into(),
+            ..NotifyConfig::default()
+        };
+        assert_eq!(named.stream_name("bianmin"), "GW");
+    }
+
+    #[test]
+    fn webhooks_need_a_url_a_secret_and_a_unique_name() {
+        let hook = |url: &str, secret: &str| WebhookConfig {
+            name: None,
+            url: url.into(),
+            kinds: vec![],
+            secret: secret.into(),
+        };
+        let with = |hooks| NotifyConfig {
+            webhooks: hooks,
+            ..NotifyConfig::default()
+        };
+        assert!(
+            with(vec![hook("http://127.0.0.1:1/x", "k")])
+                .validate()
+                .is_ok()
+        );
+        assert!(with(vec![hook("ftp://x", "k")]).validate().is_err());
+        assert!(
+            with(vec![hook("http://127.0.0.1:1/x", "")])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            with(vec![hook("http://a/x", "k"), hook("http://a/x", "k")])
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The notification document a resident gateway receives, and how it is rendered from an
+//! event and the request's earlier events.
+
+use std::collections::HashMap;
+
+use chrono::FixedOffset;
+use schemas::envelope::ID_NAMESPACE;
+use schemas::event::RequestReceived;
+use schemas::{Channel, Event, EventEnvelope, LoggedCommit, RequestId, Timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::kind::NotifyKind;
+use super::templates::Templates;
+
+/// The resident, as the gateway needs them to reach them. Only ever in the gateway payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Name, if given.
+    pub name: Option<String>,
+    /// Phone number, if given.
+    pub phone: Option<String>,
+}
+
+/// One notification as published to `<prefix>.notify.<kind>` and POSTed to webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationDocument {
+    /// UUIDv5 of the event id and the channel: stable across restarts and replays.
+    pub notification_id: Uuid,
+    /// What the resident is told about.
+    pub kind: NotifyKind,
+    /// The request.
+    pub request_id: RequestId,
+    /// The event told about.
+    pub event_id: Uuid,
+    /// The upstream ticket id the resident knows.
+    pub ticket: String,
+    /// The channel the request came in on (the gateway may answer on the same one).
+    pub intake_channel: Channel,
+    /// When the event happened.
+    pub occurred_at: Timestamp,
+    /// Locale of `text`.
+    pub locale: String,
+    /// Version of the template set `text` was rendered from.
+    pub template_version: String,
+    /// The rendered message.
+    pub text: String,
+    /// The resident asked for confidential handling: the gateway must not pass the
+    /// recipient on to anyone but the resident.
+    pub confidential: bool,
+    /// Who to send it to; present only in what the gateway receives, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+}
+
+/// The stable id of the notification of `event_id` on `channel`.
+pub fn notification_id(event_id: Uuid, channel: &str) -> Uuid {
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("notify:{event_id}:{channel}").as_bytes(),
+    )
+}
+
+/// What the request's earlier events say that a notification needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFacts {
+    /// The receipt.
+    pub received: RequestReceived,
+    /// The reason of the latest extension request before the event.
+    pub extension_reason: Option<String>,
+}
+
+impl RequestFacts {
+    /// Folds the request's commits up to and including the event `event_id`.
+    pub fn from_history(commits: &[LoggedCommit], event_id: Uuid) -> Option<RequestFacts> {
+        let mut received = None;
+        let mut extension_reason = None;
+        'outer: for logged in commits {
+            for envelope in &logged.commit.events {
+                match &envelope.event {
+                    Event::RequestReceived(r) => received = Some(r.clone()),
+                    Event::ExtensionRequested(x) => extension_reason = Some(x.reason.clone()),
+                    _ => {}
+                }
+                if envelope.event_id == event_id {
+                    break 'outer;
+                }
+            }
+        }
+        received.map(|received| RequestFacts {
+            received,
+            extension_reason,
+        })
+    }
+}
+
+/// Beijing time, `YYYY-MM-DD HH:MM`.
+fn local_time(t: &Timestamp) -> String {
+    let beijing = FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    t.with_timezone(&beijing)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Renders the document of `envelope` (without recipient, with a nil id to be set per
+/// channel).
+pub fn render(
+    kind: NotifyKind,
+    envelope: &EventEnvelope,
+    facts: &RequestFacts,
+    templates: &Templates,
+    locale: &str,
+) -> NotificationDocument {
+    let mut values: HashMap<&'static str, String> = HashMap::from([
+        ("ticket", facts.received.external_id.clone()),
+        ("request_id", envelope.request_id.to_string()),
+        ("occurred_at", local_time(&envelope.occurred_at)),
+    ]);
+    match &envelope.event {
+        Event::RequestDeclined(d) => {
+            values.insert("reason", d.explanation.clone());
+            values.insert("disposition", wire_name(&d.disposition));
+        }
+        Event::ExtensionGranted(x) => {
+            values.insert("new_due_at", local_time(&x.new_due_at));
+            values.insert("previous_due_at", local_time(&x.previous_due_at));
+            let reason = facts
+                .extension_reason
+                .clone()
+                .or_else(|| x.note.clone())
+                .unwrap_or_default();
+            values.insert("reason", reason);
+        }
+        Event::ResultReplied(r) => {
+            values.insert("content", r.content.clone());
+            values.insert("outcome", wire_name(&r.outcome));
+        }
+        Event::CallbackAttempted(c) => {
+            values.insert("attempt", c.attempt.to_string());
+        }
+        Event::Reopened(r) => {
+            values.insert("reason", r.reason.clone());
+        }
+        _ => {}
+    }
+    let (locale, text) = templates.render(kind, locale, &values);
+    NotificationDocument {
+        notification_id: Uuid::nil(),
+        kind,
+        request_id: envelope.request_id,
+        event_id: envelope.event_id,
+        ticket: facts.received.external_id.clone(),
+        intake_channel: facts.received.channel,
+        occurred_at: envelope.occurred_at,
+        locale,
+        template_version: templates.version().to_string(),
+        text,
+        confidential: facts.received.confidential,
+        recipient: None,
+    }
+}
