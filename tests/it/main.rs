@@ -4,6 +4,7 @@ mod concurrency;
 mod dashboard;
 mod e2e_corrections;
 mod e2e_supervision;
+mod export;
 mod faults;
 mod hostile_input;
 mod http_bad_input;

@@ -284,8 +284,8 @@ fn field_names<T: Serialize>(value: &T) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The header of the requests export.
-fn summary_columns() -> Vec<&'static str> {
+/// The header of the requests export (written alone when no request matches).
+pub fn summary_columns() -> Vec<&'static str> {
     vec![
         "request_id",
         "stage",
