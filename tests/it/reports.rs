@@ -655,6 +655,25 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
         .await;
     assert_eq!(r.status(), 400);
 
+    // The dashboard page has the reports panel and its script reads the list.
+    let page = app
+        .get("/dashboard", actors::DASHBOARD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"reports\""),
+        "the dashboard has a reports table"
+    );
+    let script = app
+        .get("/dashboard/dashboard.js", actors::DASHBOARD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("reports: \"/api/v1/reports\","));
+
     // A restart does not publish the scheduled reports again.
     let app = app.restart().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -667,5 +686,15 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
         .await
         .unwrap();
     assert!(verified.broken.is_empty(), "{:?}", verified.broken);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn an_engine_without_schedules_keeps_running() {
+    let app = tests::app::spawn_app(Store::Sqlite).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = app.get("/api/v1/reports", actors::AUDITOR).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
     app.teardown().await;
 }

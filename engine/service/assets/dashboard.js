@@ -2,7 +2,8 @@
 // engine/service/src/http/dashboard.rs. It reads the projections' JSON API with the viewer's
 // credentials (a bearer token, or the dev actor header) and renders the headline rates, a
 // grouped table, trend charts over weeks or months, the department ranking, the overdue and
-// due-soon lists, a request's timeline (auditors, supervisors) and the projection lag. Charts are
+// due-soon lists, a request's timeline (auditors, supervisors), the rate reports sent upward with
+// their revisions and feedback, and the projection lag. Charts are
 // inline SVG built here. Every value from the server is set as text (never as markup). Rendered
 // figures carry `data-metric` / `data-count` attributes (and rows `data-group`, `data-period`,
 // `data-department`, `data-request-id`) so that tests can read what is shown; the body's
@@ -26,6 +27,7 @@ const API = {
   health: "/api/v1/health/projections",
   trend: "/api/v1/stats?period={period}&from={from}&to={to}",
   timeline: "/api/v1/audit/requests/{id}/timeline",
+  reports: "/api/v1/reports",
 };
 // Filters appended as `&key=value` to the stats and list calls when set.
 const FILTER_KEYS = ["street", "community", "department", "channel"];
@@ -527,6 +529,7 @@ async function refresh() {
       loadList("dueSoon", "due-soon", false),
       loadHealth(),
       loadTimeline(),
+      loadReports(),
     ]);
   } finally {
     state.refreshing = false;
@@ -742,6 +745,43 @@ async function loadTimeline() {
     list.replaceChildren();
     chart.replaceChildren();
     failed("timeline-msg", error);
+  }
+}
+
+// ---------- reports upward ----------
+
+const REPORT_LEVELS = { street: "街道", district: "区", city: "市" };
+const FEEDBACK_KINDS = { received: "已接收", questioned: "质询", returned: "退回更正", accepted: "已采纳" };
+
+async function loadReports() {
+  const tbody = $("reports").tBodies[0];
+  try {
+    const reports = await getJson(API.reports);
+    setMsg("reports-msg", reports.length ? "" : "暂无上报报表。No reports published yet.");
+    tbody.replaceChildren(...reports.map((r) => {
+      const revisions = el("ol", { class: "revisions" }, ...r.revisions.map((v) =>
+        el("li", { "data-revision": v.revision, "data-message-id": v.message_id },
+          `r${v.revision} `, el("time", { datetime: v.published_at }, when(v.published_at)),
+          ` · ${v.published_by.id} · sha256 ${v.figures_sha256.slice(0, 12)}…`,
+          v.supersedes ? ` · ${v.changes} 项变更 changes: ${v.reason || ""}` : "")));
+      const feedback = el("ul", { class: "feedback" }, ...r.feedback.map((f) =>
+        el("li", { "data-kind": f.kind, "data-revision": f.revision },
+          `r${f.revision} ${FEEDBACK_KINDS[f.kind] || ""} ${f.kind} `,
+          el("time", { datetime: f.recorded_at }, when(f.recorded_at)),
+          ` · ${f.from.id}` + (f.comments ? `：${f.comments}` : ""))));
+      const status = r.status || "";
+      return el("tr", { "data-report-id": r.report_id, "data-revisions": r.revisions.length,
+        "data-status": status },
+      el("td", {}, (REPORT_LEVELS[r.level] || "") + " " + r.level),
+      el("td", {}, r.unit),
+      el("td", {}, r.period),
+      el("td", {}, revisions),
+      el("td", {}, feedback),
+      el("td", {}, status ? (FEEDBACK_KINDS[status] || "") + " " + status : "—"));
+    }));
+  } catch (error) {
+    tbody.replaceChildren();
+    failed("reports-msg", error);
   }
 }
 

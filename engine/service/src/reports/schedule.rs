@@ -228,7 +228,7 @@ pub async fn fire_due(
     Ok(out)
 }
 
-/// Runs the schedules until `shutdown`.
+/// Runs the schedules until `shutdown` (idle, but running, when there are none).
 pub async fn run(
     log: EventLog,
     directory: Directory,
@@ -240,6 +240,8 @@ pub async fn run(
         schedule.validate(&directory)?;
     }
     if config.schedules.is_empty() {
+        // Nothing to fire; a background task that ends would stop the app.
+        shutdown.cancelled().await;
         return Ok(());
     }
     let poll = Duration::from_secs(config.poll_secs.max(1));
