@@ -764,3 +764,69 @@ async fn an_erased_contact_gets_no_message_and_the_suppression_is_recorded() {
 fn the_default_notify_settings_are_valid() {
     NotifyConfig::default().validate().unwrap();
 }
+
+#[tokio::test]
+async fn a_template_file_with_an_unknown_placeholder_stops_the_engine_at_start_up() {
+    // Arrange: a template set that would put the phone number into the stored text.
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = engine_service::notify::templates::BUILTIN_TEMPLATES;
+    let bad = builtin.replace("已收到，编号{ticket}", "已收到，编号{ticket}，电话{phone}");
+    assert_ne!(bad, builtin, "the built-in text changed: adjust this test");
+    let path = dir.path().join("templates.toml");
+    std::fs::write(&path, bad).unwrap();
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.notify.templates_file = Some(path);
+    config.notify.webhooks = vec![webhook("sms", "http://127.0.0.1:9/notify".into(), &[])];
+
+    // Act
+    let clock = std::sync::Arc::new(engine_core::ManualClock::new(tests::app::start_time()));
+    let built = engine_service::app::App::build_with_clock(config, clock).await;
+
+    // Assert
+    let Err(error) = built else {
+        panic!("the engine started with an invalid template file");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("request_received.zh-CN") && message.contains("`{phone}`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_configured_locale_renders_the_english_texts() {
+    // Arrange
+    let gateway = Gateway::start(Some(0)).await;
+    let url = gateway.url.clone();
+    let app = spawn_app_with(Store::Sqlite, |config| {
+        fast(config);
+        config.notify.locale = "en".into();
+        config.notify.webhooks = vec![webhook("sms", url, &["request_received"])];
+    })
+    .await;
+    let ticket = external_id();
+
+    // Act
+    let id = intake(&app, intake_document(&ticket)).await;
+    wait_until("the receipt sent", || async {
+        row(&app, &id, "request_received")
+            .await
+            .is_some_and(|r| r["status"] == "sent")
+    })
+    .await;
+
+    // Assert
+    let calls = gateway.calls();
+    assert_eq!(calls.len(), 1);
+    let doc: Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!(doc["locale"], "en");
+    assert_eq!(
+        doc["text"],
+        format!("[Bianmin] We have received your request {ticket} and will accept it shortly.")
+    );
+    app.teardown().await;
+}

@@ -193,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn the_printed_configuration_masks_webhook_secrets() {
+        let mut config = crate::config::Config::default();
+        config.notify.webhooks = vec![WebhookConfig {
+            name: Some("sms".into()),
+            url: "http://127.0.0.1:9/notify".into(),
+            kinds: vec![],
+            secret: "very-secret-key".into(),
+        }];
+        let printed = config.masked_toml();
+        assert!(!printed.contains("very-secret-key"), "{printed}");
+        assert!(printed.contains("http://127.0.0.1:9/notify"));
+    }
+
+    #[test]
     fn webhooks_need_a_url_a_secret_and_a_unique_name() {
         let hook = |url: &str, secret: &str| WebhookConfig {
             name: None,

@@ -282,14 +282,24 @@ impl Notifier {
         kind: NotifyKind,
         channels: &[String],
     ) -> Result<Vec<store::NewDelivery>, NotifyError> {
-        let history: Vec<LoggedCommit> = self
-            .log
-            .load(envelope.request_id)
-            .await?
-            .into_iter()
-            .filter(|c| c.position <= position)
-            .collect();
-        let Some(facts) = document::RequestFacts::from_history(&history, envelope.event_id) else {
+        let facts = match &envelope.event {
+            // The receipt carries everything itself: no read of the request's history.
+            schemas::Event::RequestReceived(received) => Some(document::RequestFacts {
+                received: received.clone(),
+                extension_reason: None,
+            }),
+            _ => {
+                let history: Vec<LoggedCommit> = self
+                    .log
+                    .load(envelope.request_id)
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.position <= position)
+                    .collect();
+                document::RequestFacts::from_history(&history, envelope.event_id)
+            }
+        };
+        let Some(facts) = facts else {
             tracing::warn!(request_id = %envelope.request_id, "no receipt for a notifiable event; skipped");
             return Ok(Vec::new());
         };
