@@ -14,12 +14,14 @@
 //! - [`serve`]: `bianmin serve` as a child process (config, readiness, RSS, stop).
 //! - [`load`]: lifecycles over NATS and HTTP, projection lag, history and dashboard reads.
 //! - [`rebuild`]: rebuilding every projection from the log.
+//! - [`import`]: `bianmin import` of a generated file of historical requests.
 //! - [`report`]: the table and the JSON written to `--out` (default `target/bench`).
 //! - [`stats`]: latency percentiles and throughput.
 //! - [`scratch`]: the run's scratch database and names, removed at the end.
 
 mod city;
 mod cpu;
+mod import;
 mod load;
 mod raw;
 mod rebuild;
@@ -76,6 +78,9 @@ struct Args {
     /// Seed of the simulated city.
     #[arg(long, default_value_t = 12345)]
     seed: u64,
+    /// Rows of the import workload's file (default: 2,000 quick, 100,000 full; 0 skips it).
+    #[arg(long)]
+    import_rows: Option<u64>,
 }
 
 /// The counts a mode runs with.
@@ -171,6 +176,37 @@ async fn run(
             }
         }
     };
+    let import_rows = args
+        .import_rows
+        .unwrap_or(if args.full { 100_000 } else { 2_000 });
+    let import = if args.raw_only || import_rows == 0 {
+        None
+    } else {
+        match args.bianmin.clone().or_else(serve::find_binary) {
+            Some(binary) => {
+                match import::measure(
+                    &binary,
+                    client,
+                    &args.nats_url,
+                    tag,
+                    import_rows,
+                    &mut notes,
+                )
+                .await
+                {
+                    Ok(figures) => Some(figures),
+                    Err(e) => {
+                        notes.push(format!("import workload failed: {e:#}"));
+                        None
+                    }
+                }
+            }
+            None => {
+                notes.push("import workload skipped: no `bianmin` binary".into());
+                None
+            }
+        }
+    };
     let js = async_nats::jetstream::new(client.clone());
     let mut names = js.stream_names();
     let mut ours = Vec::new();
@@ -188,6 +224,7 @@ async fn run(
         machine,
         raw,
         engine,
+        import,
         targets: Vec::new(),
         notes,
     };

@@ -22,6 +22,8 @@ pub struct Report {
     pub raw: RawLimits,
     /// The engine's figures (`None` when the engine workloads were skipped or failed).
     pub engine: Option<EngineFigures>,
+    /// `bianmin import` of a generated history file (`None` when skipped or failed).
+    pub import: Option<crate::import::ImportFigures>,
     /// Each target, met or not.
     pub targets: Vec<TargetCheck>,
     /// Remarks: skipped parts, errors, binding constraints.
@@ -287,6 +289,45 @@ impl Report {
                 String::new(),
             ]);
         }
+        if let Some(i) = &self.import {
+            rows.push([
+                format!("import into JetStream ({} rows)", i.rows),
+                rate(&i.jetstream_rows, "row"),
+                String::new(),
+                String::new(),
+            ]);
+            rows.push([
+                "  import commits".into(),
+                rate(&i.jetstream_commits, "commit"),
+                format!(
+                    "{} of (a)",
+                    pct(i.jetstream_commits.ratio_to(&raw.occ_append))
+                ),
+                String::new(),
+            ]);
+            rows.push([
+                "  import re-run (all rows there)".into(),
+                rate(&i.rerun_rows, "row"),
+                String::new(),
+                String::new(),
+            ]);
+            if let (Some(r), Some(c)) = (&i.sqlite_rows, &i.sqlite_commits) {
+                rows.push([
+                    "import into embedded SQLite".into(),
+                    format!("{}, {}", rate(r, "row"), rate(c, "commit")),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+            if i.rejected > 0 {
+                rows.push([
+                    "  import rows rejected".into(),
+                    i.rejected.to_string(),
+                    String::new(),
+                    "0".into(),
+                ]);
+            }
+        }
         let header = [
             "figure".to_string(),
             "value".into(),
@@ -380,6 +421,7 @@ mod tests {
                 pg_upsert: t(50_000),
             },
             engine,
+            import: None,
             targets: Vec::new(),
             notes: vec!["n".into()],
         }

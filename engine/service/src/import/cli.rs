@@ -71,7 +71,9 @@ impl ImportArgs {
         let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
         let policy = crate::app::load_policy(&config.policy).map_err(|e| open("the policy")(&e))?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| open("the data directory")(&e))?;
-        let (log, _nats) = crate::app::open_log(config)
+        // The import writes the log like `serve`: the JetStream stream is created (or brought
+        // to the configuration) when missing, so history can be imported before the first start.
+        let (log, _nats) = crate::app::open_log_with(config, true)
             .await
             .map_err(|e| open("the event log")(&e))?;
         let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone())
