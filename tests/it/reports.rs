@@ -698,3 +698,92 @@ async fn an_engine_without_schedules_keeps_running() {
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
     app.teardown().await;
 }
+
+/// Runs `bianmin --data-dir <dir> report <args>`; returns the exit code and stdout.
+fn bianmin_report(data_dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(tests::faults::bianmin_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("report")
+        .args(args)
+        .env_remove("BIANMIN_NATS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("BIANMIN_CONFIG")
+        .output()
+        .expect("bianmin runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_figure_edited_behind_the_logs_back_fails_replay_and_verify() {
+    let rig = Rig::sqlite(at(3, 2, 1)).await;
+    let ids = randomized_run(&rig, 9001, 6, at(3, 2, 1), chrono::Duration::days(3)).await;
+    let directory = Policy::for_tests().directory().clone();
+    let log = rig.log();
+    let rev = published(
+        store::publish(
+            log,
+            &directory,
+            &street_march(),
+            at(3, 20, 1),
+            &publisher(),
+            None,
+            false,
+        )
+        .await
+        .unwrap(),
+    );
+    let id = rev.published.report_id.to_string();
+    let dir = rig.db_path.parent().expect("data dir").to_path_buf();
+
+    // The binary replays the untouched report as identical.
+    let (code, out) = bianmin_report(&dir, &["replay", &id]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("IDENTICAL"), "{out}");
+    let (code, _) = bianmin_report(&dir, &["replay", &Uuid::now_v7().to_string()]);
+    assert_eq!(code, 2, "an unknown report");
+
+    // Edit the sent figure in the stored commit.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", rig.db_path.display()))
+        .await
+        .unwrap();
+    let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM commits WHERE position = ?")
+        .bind(rev.position as i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut commit: Value = serde_json::from_slice(&payload).unwrap();
+    commit["events"][0]["data"]["figures"]["totals"]["counts"]["received"] = json!(999);
+    sqlx::query("UPDATE commits SET payload = ? WHERE position = ?")
+        .bind(serde_json::to_vec(&commit).unwrap())
+        .bind(rev.position as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let replay = store::replay(log, rev.published.report_id, None)
+        .await
+        .unwrap();
+    assert!(!replay.identical());
+    let r = &replay.revisions[0];
+    // The stored hash still names the figures as computed: the edit is caught by the bytes.
+    assert_eq!(r.recorded_sha256, rev.published.figures_sha256);
+    assert_eq!(r.recomputed_sha256, rev.published.figures_sha256);
+    assert_eq!(r.differences.len(), 1, "{:?}", r.differences);
+    assert_eq!(r.differences[0].path, "/totals/counts/received");
+    assert_eq!(r.differences[0].from, json!(999));
+    assert_eq!(r.differences[0].to, json!(ids.len()));
+    let (code, out) = bianmin_report(&dir, &["replay", &id]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DIFFERS"), "{out}");
+    let verified = verify::verify_all(log, None).await.unwrap();
+    assert!(
+        verified.broken.iter().any(|b| b.position == rev.position),
+        "{:?}",
+        verified.broken
+    );
+}
