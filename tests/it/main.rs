@@ -17,6 +17,7 @@ mod notify;
 mod privacy;
 mod projections;
 mod projector;
+mod python_example;
 mod restart;
 mod roles;
 mod shutdown;

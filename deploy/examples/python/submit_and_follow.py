@@ -89,6 +89,7 @@ async def main():
                 archived.set()
 
     js = nc.jetstream()
+    print(f"following {args.prefix}.events.{request_id}", flush=True)
     sub = await js.subscribe(
         f"{args.prefix}.events.{request_id}",
         stream=args.stream,
@@ -96,7 +97,6 @@ async def main():
         deliver_policy=DeliverPolicy.ALL,
         cb=on_commit,
     )
-    print(f"following {args.prefix}.events.{request_id}", flush=True)
     try:
         await asyncio.wait_for(archived.wait(), timeout=args.follow_seconds)
         print("archived", flush=True)

@@ -1,0 +1,208 @@
+//! The Python integration example `deploy/examples/python/submit_and_follow.py` (nats-py)
+//! against a real nats-server and a running `bianmin serve`: it submits an intake document
+//! over request-reply, prints the answer, then follows the request's commits on the event
+//! log with an ordered consumer while the test moves the request through its lifecycle over
+//! HTTP. Every event the log holds for the request must have been printed, in order.
+//!
+//! nats-py comes from `target/tools/py` (installed by `scripts/services`; installed here with
+//! pip when missing). The test is skipped, with a printed reason, only when python3 is absent.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use engine_service::log::{EventLog, JetStreamConfig};
+use tests::faults::{Api, ServeOptions, ServeProcess, lifecycle_commands};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn python_with_nats(py_dir: &Path) -> Result<(), String> {
+    let imports = || {
+        std::process::Command::new("python3")
+            .args(["-c", "import nats, nats.js.api"])
+            .env("PYTHONPATH", py_dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if imports() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(py_dir)
+        .arg("nats-py")
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() && imports() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nats-py is not importable from {} and pip could not install it (run scripts/services)",
+            py_dir.display()
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_submits_and_follows_a_request() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: python3 is not installed, the Python example cannot run");
+        return;
+    }
+    let py_dir = workspace().join("target/tools/py");
+    python_with_nats(&py_dir).expect("nats-py for the example");
+
+    let stream = format!("PY_{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+    let prefix = stream.to_lowercase();
+    let nats_url = tests::nats::shared_nats_url();
+    let engine = ServeProcess::start(ServeOptions {
+        nats_url: Some(nats_url.clone()),
+        env: vec![
+            ("BIANMIN_NATS__STREAM".into(), stream.clone()),
+            ("BIANMIN_NATS__SUBJECT_PREFIX".into(), prefix.clone()),
+        ],
+        ..ServeOptions::default()
+    })
+    .await;
+    let ticket = format!("PY-{}", uuid::Uuid::now_v7().simple());
+    let script = workspace().join("deploy/examples/python/submit_and_follow.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--server", &nats_url, "--prefix", &prefix, "--stream", &stream,
+        ])
+        .args(["--actor", "hotline-gateway;intake_system"])
+        .args(["--external-id", &ticket, "--follow-seconds", "60"])
+        .env("PYTHONPATH", &py_dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs the example");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let next_line = async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the example prints within 30 s")
+            .expect("stdout reads")
+    };
+
+    // 1. The intake answer.
+    let first = next_line(&mut lines).await.expect("the intake answer");
+    let answer = first
+        .strip_prefix("intake reply: ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"));
+    let answer: serde_json::Value = serde_json::from_str(answer).expect("JSON answer");
+    assert_eq!(answer["created"], true, "{answer}");
+    let request_id = answer["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_string();
+    assert_eq!(
+        request_id,
+        schemas::envelope::intake_request_id(schemas::Channel::Hotline, &ticket).to_string()
+    );
+    // 2. It follows the request; move it along over HTTP meanwhile.
+    let follows = next_line(&mut lines).await.expect("the follow line");
+    assert_eq!(follows, format!("following {prefix}.events.{request_id}"));
+    let api = Api::new(engine.url());
+    for (actor, action, body) in lifecycle_commands() {
+        let reply = api
+            .post(
+                &format!("/api/v1/requests/{request_id}/{action}"),
+                Some(actor),
+                &body,
+                None,
+            )
+            .await
+            .expect("the engine answers");
+        assert!(
+            reply.status < 300,
+            "{action}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    // 3. It stops by itself once it has seen the archive.
+    while let Some(line) = next_line(&mut lines).await {
+        printed.push(line);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the example exits")
+        .expect("exit status");
+    assert!(status.success(), "{printed:#?}");
+    assert_eq!(
+        printed.last().map(String::as_str),
+        Some("archived"),
+        "{printed:#?}"
+    );
+
+    // Every event of the request, in log order, was printed with its position and version.
+    let client = tests::nats::shared_nats().await;
+    let log = EventLog::connect_jetstream(
+        client.clone(),
+        JetStreamConfig {
+            stream: stream.clone(),
+            subject_prefix: format!("{prefix}.events"),
+            manage_stream: false,
+            ..JetStreamConfig::default()
+        },
+    )
+    .await
+    .expect("the engine's log");
+    let commits = log
+        .load(request_id.parse().expect("a uuid"))
+        .await
+        .expect("the request's commits");
+    let expected: Vec<String> = commits
+        .iter()
+        .flat_map(|c| {
+            c.commit.events.iter().map(move |e| {
+                format!(
+                    "event position={} version={} type={}",
+                    c.position,
+                    e.version,
+                    e.event.kind().as_str()
+                )
+            })
+        })
+        .collect();
+    let seen: Vec<String> = printed
+        .iter()
+        .filter(|l| l.starts_with("event "))
+        .map(|l| {
+            l.split(" occurred_at=")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(
+        expected.len() >= 11,
+        "intake and ten commands: {expected:#?}"
+    );
+    drop(engine);
+    tests::nats::delete_stream(&client, &stream).await;
+}
