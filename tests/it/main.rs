@@ -1,7 +1,9 @@
 //! The one integration test binary.
 mod audit;
+mod browser;
 mod concurrency;
 mod dashboard;
+mod deploy_kit;
 mod e2e_corrections;
 mod e2e_supervision;
 mod export;

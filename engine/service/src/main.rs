@@ -71,6 +71,11 @@ enum Commands {
     /// Run the read-model projectors without the HTTP API, until SIGINT or SIGTERM (scale-out;
     /// safe next to `serve` and other `project` processes).
     Project(ProjectArgs),
+    /// Run only the deadline supervisor (reminders, warnings, overdue marks, escalations) with
+    /// /healthz, /readyz and /metrics on `--listen`, until SIGINT or SIGTERM. For a separate
+    /// supervisor process next to `serve --no-supervisor` on a shared JetStream log; firings
+    /// carry deterministic command ids, so a second supervisor duplicates nothing.
+    Supervise(SuperviseArgs),
     /// Maintain the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -110,6 +115,17 @@ struct ServeArgs {
     /// Accept `X-Bianmin-Actor: <id>;<role>[;<unit>]` without a token. Development only.
     #[arg(long)]
     dev_identity: bool,
+    /// Do not run the deadline supervisor in this process (a `bianmin supervise` process
+    /// runs it).
+    #[arg(long)]
+    no_supervisor: bool,
+}
+
+#[derive(Debug, Args)]
+struct SuperviseArgs {
+    /// Address for /healthz, /readyz and /metrics (overrides `http.listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -141,11 +157,21 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Commands::Serve(args) => {
-            serve(load_config(&cli.global, Some(&args))?).await?;
+            serve(load_config(&cli.global, Some(&args))?, !args.no_supervisor).await?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Config(args) => {
             print!("{}", load_config(&cli.global, Some(&args))?.masked_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Supervise(args) => {
+            let serve_args = ServeArgs {
+                listen: args.listen,
+                policy_profile: None,
+                dev_identity: false,
+                no_supervisor: false,
+            };
+            supervise(load_config(&cli.global, Some(&serve_args))?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Project(args) => {
@@ -215,12 +241,38 @@ fn load_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result
     Config::load(global.config.as_deref(), &overrides).context("loading configuration")
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, with_supervisor: bool) -> anyhow::Result<()> {
     let mut app = App::build(config).await.context("starting bianmin")?;
+    if with_supervisor {
+        add_supervisor(&mut app);
+    } else {
+        tracing::info!("supervisor off in this process (--no-supervisor)");
+    }
     add_background_tasks(&mut app);
     tracing::info!(port = app.port(), "bianmin started");
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
+}
+
+/// `bianmin supervise`: the engine without projectors and NATS intake, running the deadline
+/// supervisor; its listener answers /healthz, /readyz and /metrics.
+async fn supervise(mut config: Config) -> anyhow::Result<()> {
+    config.projections.enabled = false;
+    let mut app = App::build(config)
+        .await
+        .context("starting the supervisor")?;
+    add_supervisor(&mut app);
+    tracing::info!(port = app.port(), "bianmin supervisor started");
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The deadline supervisor as a background task of `app`.
+fn add_supervisor(app: &mut App) {
+    let service = app.commands().clone();
+    let token = app.shutdown_token();
+    let supervisor = supervisor::run(service, SupervisorConfig::default(), token);
+    app.spawn_background("supervisor", async move { Ok(supervisor.await?) });
 }
 
 /// `bianmin project`: the projectors of `only` (or all), each in its own task.
@@ -288,13 +340,11 @@ async fn rebuild(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine's own loops: the deadline supervisor always; the NATS intake, command, inbox
-/// and upward-report links when the log runs on JetStream.
+/// The engine's NATS loops when the log runs on JetStream: intake, commands, inbox and
+/// upward-report links.
 fn add_background_tasks(app: &mut App) {
     let service = app.commands().clone();
     let token = app.shutdown_token();
-    let supervisor = supervisor::run(service.clone(), SupervisorConfig::default(), token.clone());
-    app.spawn_background("supervisor", async move { Ok(supervisor.await?) });
     let Some(client) = app.nats().cloned() else {
         return;
     };
