@@ -503,6 +503,29 @@ async fn an_undeliverable_notification_is_dead_lettered_and_replay_sends_it() {
             .all(|r| r["attempts"] == 3 && r["last_error"].as_str().unwrap().contains("503"))
     );
     assert_eq!(gateway.calls().len(), 6);
+    for (query, field) in [
+        ("status=bogus", Some("status")),
+        ("limit=0", Some("limit")),
+        ("limit=many", None),
+        ("request_id=not-a-uuid", None),
+        ("colour=red", None),
+    ] {
+        let response = app
+            .get(
+                &format!("/api/v1/notifications?{query}"),
+                actors::SUPERVISOR,
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 400, "{query}");
+        let body: Value = response.json().await.expect("a structured error");
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
+        if let Some(field) = field {
+            assert_eq!(body["field"], field, "{query}");
+        }
+    }
 
     // The CLI lists the same dead letters.
     let binary = tests::faults::bianmin_binary();

@@ -4,6 +4,7 @@
 //! role. Every other role gets 403. Listings never carry contact data, for any caller: rows
 //! hold the document without its recipient.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -84,13 +85,24 @@ fn unavailable(error: super::NotifyError) -> ApiError {
 async fn list(
     Extension(store): Extension<DeliveryStore>,
     Caller(actor): Caller,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<NotificationView>>, ApiError> {
     if !matches!(actor.role, Role::Supervisor | Role::Auditor | Role::System) {
         return Err(ApiError::forbidden(
             "notifications are listed to supervisors, auditors and the system role only",
         ));
     }
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!(
+                "query: {} (status, request_id (a UUID) and limit (a number) are accepted)",
+                rejection.body_text()
+            ),
+            None,
+        )
+    })?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(name) => Some(Status::parse(name).ok_or_else(|| {
