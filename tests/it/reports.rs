@@ -650,6 +650,29 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
         .find(|r| r["report_id"] == json!(report))
         .unwrap();
     assert_eq!(march["status"], json!("accepted"));
+    // Feedback appended after the list was read shows on the next read.
+    let r = app
+        .post(
+            &path,
+            higher_actor,
+            &json!({"kind": "questioned", "comments": "请补充超期原因"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let list: Value = app
+        .get("/api/v1/reports", actors::DASHBOARD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let march = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["report_id"] == json!(report))
+        .unwrap();
+    assert_eq!(march["status"], json!("questioned"));
+    assert_eq!(march["feedback"].as_array().unwrap().len(), 3);
     let r = app
         .get("/api/v1/reports?level=planet", actors::AUDITOR)
         .await;

@@ -9,6 +9,9 @@
 //! Reads are for the auditor, supervisor, higher-level, dashboard and system roles; feedback
 //! for the higher-level and system roles. Errors are `{code, message, field}`.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -29,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/reports", get(list_handler))
         .route("/api/v1/reports/{id}", get(get_handler))
         .route("/api/v1/reports/{id}/feedback", post(feedback_handler))
+        .layer(Extension(Arc::new(store::ReportList::default())))
 }
 
 impl From<ReportError> for ApiError {
@@ -152,6 +156,7 @@ impl From<ReportRecord> for ReportLine {
 
 async fn list_handler(
     State(state): State<AppState>,
+    Extension(cache): Extension<Arc<store::ReportList>>,
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<ReportLine>>, ApiError> {
@@ -167,7 +172,8 @@ async fn list_handler(
             )
         })?),
     };
-    let reports = store::list(state.commands.log(), level).await?;
+    // The list is kept in memory and extended with what the log appended since the last call.
+    let reports = cache.list(state.commands.log(), level).await?;
     Ok(Json(reports.into_iter().map(ReportLine::from).collect()))
 }
 

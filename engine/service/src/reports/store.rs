@@ -160,49 +160,81 @@ pub async fn load(log: &EventLog, report_id: Uuid) -> Result<Option<ReportRecord
     Ok(load_stream(log, report_id).await?.record)
 }
 
-/// Every report in the log, in order of first publication, at `level` when given.
+/// Every report in the log, in order of first publication, at `level` when given (one scan of
+/// the whole log; [`ReportList`] keeps a scan and reads only what was appended since).
 pub async fn list(
     log: &EventLog,
     level: Option<ReportLevel>,
 ) -> Result<Vec<ReportRecord>, ReportError> {
-    let mut out: Vec<ReportRecord> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    let mut from = 1;
-    loop {
-        let batch = log.read_from(from, SCAN_BATCH_LEN).await?;
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            let Some(first) = logged.commit.events.first() else {
-                continue;
+    ReportList::default().list(log, level).await
+}
+
+/// The reports found in the log so far and how far it was read: [`ReportList::list`] reads
+/// only the commits appended since the last call (positions only grow and are never reused).
+#[derive(Debug, Default)]
+pub struct ReportList {
+    scanned: tokio::sync::Mutex<Scanned>,
+}
+
+#[derive(Debug, Default)]
+struct Scanned {
+    through: u64,
+    reports: Vec<ReportRecord>,
+    index: std::collections::HashMap<Uuid, usize>,
+}
+
+impl ReportList {
+    /// Every report, in order of first publication, at `level` when given.
+    pub async fn list(
+        &self,
+        log: &EventLog,
+        level: Option<ReportLevel>,
+    ) -> Result<Vec<ReportRecord>, ReportError> {
+        let mut scanned = self.scanned.lock().await;
+        let Scanned {
+            through,
+            reports,
+            index,
+        } = &mut *scanned;
+        loop {
+            let batch = log.read_from(*through + 1, SCAN_BATCH_LEN).await?;
+            let Some(last) = batch.last().map(|c| c.position) else {
+                break;
             };
-            let id = logged.commit.request_id;
-            let at = match (&first.event, index.get(&id)) {
-                (_, Some(&i)) => i,
-                (Event::RateReportPublished(p), None) => {
-                    index.insert(id, out.len());
-                    out.push(ReportRecord {
-                        report_id: id,
-                        level: p.level,
-                        unit: p.unit.clone(),
-                        period: p.period.clone(),
-                        revisions: Vec::new(),
-                        feedback: Vec::new(),
-                    });
-                    out.len() - 1
-                }
-                _ => continue,
-            };
-            out[at].absorb(logged);
+            for logged in &batch {
+                let Some(first) = logged.commit.events.first() else {
+                    continue;
+                };
+                let id = logged.commit.request_id;
+                let at = match (&first.event, index.get(&id)) {
+                    (_, Some(&i)) => i,
+                    (Event::RateReportPublished(p), None) => {
+                        index.insert(id, reports.len());
+                        reports.push(ReportRecord {
+                            report_id: id,
+                            level: p.level,
+                            unit: p.unit.clone(),
+                            period: p.period.clone(),
+                            revisions: Vec::new(),
+                            feedback: Vec::new(),
+                        });
+                        reports.len() - 1
+                    }
+                    _ => continue,
+                };
+                reports[at].absorb(logged);
+            }
+            *through = last;
+            if batch.len() < SCAN_BATCH_LEN {
+                break;
+            }
         }
-        from = last + 1;
-        if batch.len() < SCAN_BATCH_LEN {
-            break;
-        }
+        Ok(reports
+            .iter()
+            .filter(|r| level.is_none_or(|l| l == r.level))
+            .cloned()
+            .collect())
     }
-    out.retain(|r| level.is_none_or(|l| l == r.level));
-    Ok(out)
 }
 
 /// What a publish did.
