@@ -671,3 +671,103 @@ async fn the_demo_runs_a_week_and_prints_the_dashboard() {
     let gone = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
     assert!(gone, "the demo stopped its engine");
 }
+
+/// The test server's URL as (scheme, credentials and host, host).
+fn server_parts() -> (String, String, String) {
+    let server = tests::pg::server_url();
+    let (scheme, rest) = server.split_once("://").expect("a PostgreSQL URL");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    (scheme.to_string(), authority.to_string(), host.to_string())
+}
+
+/// Runs `sql` with psql against the test server's `postgres` database, stopping at the first
+/// error; returns psql's output.
+fn psql(database: &str, sql_file: &Path) -> std::process::Output {
+    let (scheme, credentials_and_host, _) = server_parts();
+    let url = format!("{scheme}://{credentials_and_host}/{database}");
+    Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-X", "-d", &url, "-f"])
+        .arg(sql_file)
+        .output()
+        .expect("psql runs (PostgreSQL's client, installed with the server)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_init_script_gives_the_engine_a_database_and_dashboards_read_access() {
+    // The shipped script with its role and database names made unique on the shared server.
+    let unique = format!("bianmin_k{}", uuid::Uuid::now_v7().simple());
+    let text = read(&deploy("postgres/init.sql"));
+    assert!(text.contains("CREATE ROLE bianmin LOGIN"), "{text}");
+    let script = text
+        .replace("bianmin_dashboard", &format!("{unique}_dashboard"))
+        .replace("ROLE bianmin ", &format!("ROLE {unique} "))
+        .replace("ROLE bianmin;", &format!("ROLE {unique};"))
+        .replace(
+            "DATABASE bianmin OWNER bianmin",
+            &format!("DATABASE {unique} OWNER {unique}"),
+        )
+        .replace("\\c bianmin", &format!("\\c {unique}"))
+        .replace("FOR ROLE bianmin ", &format!("FOR ROLE {unique} "));
+    assert!(
+        !script.contains(" bianmin ") && !script.contains(" bianmin;"),
+        "every name was made unique: {script}"
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("init.sql");
+    std::fs::write(&file, &script).expect("written");
+    let output = psql("postgres", &file);
+    assert!(
+        output.status.success(),
+        "init.sql: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The engine, as the owner role, migrates and fills its read models there.
+    let (scheme, _, host) = server_parts();
+    let owner_url = format!("{scheme}://{unique}@{host}/{unique}");
+    let app = spawn_app_with(Store::Sqlite, |config| {
+        config.projections.enabled = true;
+        config.database_url = Some(owner_url.clone());
+    })
+    .await;
+    let (status, created) = app
+        .intake(&intake_document(&tests::app::external_id()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    crate::browser::wait_caught_up(&app).await;
+    app.teardown().await;
+
+    // The dashboard role reads the tables the engine created, and may not write them.
+    let reader_url = format!("{scheme}://{unique}_dashboard@{host}/{unique}");
+    let reader = sqlx::PgPool::connect(&reader_url)
+        .await
+        .expect("the dashboard role logs in");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM request_summary")
+        .fetch_one(&reader)
+        .await
+        .expect("the dashboard role reads the read models");
+    assert_eq!(count, 1);
+    let write = sqlx::query("DELETE FROM request_summary")
+        .execute(&reader)
+        .await;
+    assert!(write.is_err(), "the dashboard role cannot write");
+    reader.close().await;
+
+    let cleanup = dir.path().join("drop.sql");
+    std::fs::write(
+        &cleanup,
+        format!(
+            "DROP DATABASE {unique} WITH (FORCE);\nDROP ROLE {unique}_dashboard;\nDROP ROLE {unique};\n"
+        ),
+    )
+    .expect("written");
+    let output = psql("postgres", &cleanup);
+    assert!(
+        output.status.success(),
+        "cleanup: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
