@@ -274,6 +274,11 @@ impl App {
             );
             self.spawn_background("report-link", async move { Ok(link.await?) });
         }
+        // Without schedules the task has nothing to wait for and returns at once, which the
+        // app would take for a failed task: run it only when there is a schedule.
+        if reports.schedules.is_empty() {
+            return;
+        }
         let schedules = crate::reports::schedule::run(
             log,
             self.commands.policy().directory().clone(),
@@ -386,6 +391,20 @@ impl App {
                 state.clone(),
                 limits,
             ));
+        }
+        if config.open311.enabled {
+            let directory = config
+                .policy
+                .directory_file
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok());
+            let open311 = crate::http::open311::Open311State::new(
+                &config.open311,
+                directory.as_deref(),
+                projectors.as_ref().map(|r| r.projections().clone()),
+            );
+            router = router
+                .merge(crate::http::open311::router(open311, limits).with_state(state.clone()));
         }
         if let Some(store) = notify {
             router = router.merge(crate::notify::http::router(store).with_state(state.clone()));

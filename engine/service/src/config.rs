@@ -42,6 +42,8 @@ pub struct Config {
     pub reports: crate::reports::schedule::ReportsConfig,
     /// Resident notifications: templates, retries, webhooks.
     pub notify: crate::notify::NotifyConfig,
+    /// Open311 GeoReport v2 endpoints.
+    pub open311: crate::http::open311::Open311Config,
 }
 
 /// HTTP server settings.
@@ -152,6 +154,7 @@ impl Default for Config {
             digest: crate::audit::digest::DigestConfig::default(),
             reports: crate::reports::schedule::ReportsConfig::default(),
             notify: crate::notify::NotifyConfig::default(),
+            open311: crate::http::open311::Open311Config::default(),
         }
     }
 }
@@ -315,6 +318,7 @@ impl Config {
             return fail("projections.gauges_interval_ms must be at least 100");
         }
         self.notify.validate().map_err(ConfigError::Value)?;
+        self.open311.validate().map_err(ConfigError::Value)?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod log;
 pub mod metrics;
 pub mod nats;
 pub mod notify;
+pub mod openapi;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;

@@ -10,6 +10,7 @@
 //! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
 //! | `/api/v1/reports...` | periodic rate reports upward, their revisions and feedback ([`crate::reports::http`]) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
+//! | `/open311/v2/...` | Open311 GeoReport v2 ([`open311`]; errors are the spec's array) |
 //!
 //! Every error is `{code, message, field}`: 400 malformed or invalid input; 401 no or unknown
 //! credentials; 403 a role or unit that may not do or see this; 404 unknown request, action or
@@ -21,6 +22,7 @@
 pub mod dashboard;
 pub mod error;
 pub mod health;
+pub mod open311;
 pub mod requests;
 
 use std::sync::Arc;

@@ -1,0 +1,685 @@
+//! Open311 GeoReport v2 over the catalogue and the request lifecycle, so civic apps and the
+//! FixMyStreet family of clients can submit and follow requests.
+//!
+//! | Route | |
+//! |---|---|
+//! | `GET /open311/v2/services.json` | catalogue items as services (`group` = category) |
+//! | `GET /open311/v2/services/{service_code}.json` | the service definition: `grid` and `priority_lane` attributes |
+//! | `POST /open311/v2/requests.json` | create: form-encoded (or JSON); `api_key` = an intake token; answers `[{service_request_id, service_notice, account_id}]` |
+//! | `GET /open311/v2/requests.json` | requests created over Open311: `service_request_id` (comma list), `service_code`, `status`, `start_date`, `end_date` |
+//! | `GET /open311/v2/requests/{service_request_id}.json` | one request, as a one-element array |
+//!
+//! One deployment is one jurisdiction (`open311.jurisdiction_id`): a call naming another gets
+//! 404. Errors are the spec's array `[{"code": <status>, "description": …}]`. Reads are public
+//! and never show contact data; they show only requests created over Open311. Mapping and
+//! decisions: `docs/open311.md`.
+
+pub mod params;
+pub mod status;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
+use engine_core::Request;
+use engine_core::catalogue::Item;
+use engine_core::directory::DirectoryFile;
+use schemas::{Channel, DeadlineKind, Event, GridPath, RequestId, Role};
+use serde::{Deserialize, Serialize};
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::auth::DEV_ACTOR_HEADER;
+use crate::commands::CommandError;
+use params::{CreateRequest, EXTERNAL_ID_PREFIX, GRID_ATTRIBUTE, LANE_ATTRIBUTE, Params, Recorded};
+use wire::{
+    Attribute, AttributeValue, CreatedRequest, Open311Error, Service, ServiceDefinition,
+    ServiceRequest,
+};
+
+/// The `[open311]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Open311Config {
+    /// Serve the Open311 routes.
+    pub enabled: bool,
+    /// This deployment's jurisdiction; a call naming another `jurisdiction_id` gets 404.
+    pub jurisdiction_id: String,
+    /// Grid code used when a request names no `attribute[grid]` (the grid tree has no
+    /// geometry, so coordinates cannot be mapped to a grid). `None`: the attribute is required.
+    pub default_grid: Option<String>,
+    /// UTC offset of the date-times answered, e.g. `+08:00`.
+    pub utc_offset: String,
+    /// Most requests one `GET requests.json` answers (newest first).
+    pub list_limit: usize,
+    /// Days back a `GET requests.json` without `start_date` looks.
+    pub list_days: u32,
+}
+
+impl Default for Open311Config {
+    fn default() -> Self {
+        Open311Config {
+            enabled: true,
+            jurisdiction_id: "bianmin.local".into(),
+            default_grid: None,
+            utc_offset: "+08:00".into(),
+            list_limit: 200,
+            list_days: 90,
+        }
+    }
+}
+
+impl Open311Config {
+    /// Checks ranges types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jurisdiction_id.trim().is_empty() {
+            return Err("open311.jurisdiction_id must not be empty".into());
+        }
+        if self.utc_offset.parse::<FixedOffset>().is_err() {
+            return Err("open311.utc_offset must look like +08:00".into());
+        }
+        if self.list_limit == 0 || self.list_limit > 1000 {
+            return Err("open311.list_limit must be between 1 and 1000".into());
+        }
+        if self.list_days == 0 {
+            return Err("open311.list_days must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the Open311 routes need besides the app state.
+#[derive(Debug, Clone)]
+pub struct Open311State {
+    config: Arc<Open311Config>,
+    offset: FixedOffset,
+    /// Department code → display name.
+    departments: Arc<BTreeMap<String, String>>,
+    /// Grid code → (path, label).
+    grids: Arc<BTreeMap<String, (GridPath, String)>>,
+    projections: Option<projections::Projections>,
+}
+
+impl Open311State {
+    /// The state from the configuration and the directory file in force (`directory_text`,
+    /// the built-in one when `None`), reading request lists from `projections` when they run.
+    pub fn new(
+        config: &Open311Config,
+        directory_text: Option<&str>,
+        projections: Option<projections::Projections>,
+    ) -> Open311State {
+        let text = directory_text.unwrap_or(engine_core::directory::BUILTIN_DIRECTORY);
+        let mut departments = BTreeMap::new();
+        let mut grids = BTreeMap::new();
+        match toml::from_str::<DirectoryFile>(text) {
+            Ok(file) => {
+                for department in file.departments {
+                    departments.insert(department.code, department.name);
+                }
+                for street in &file.streets {
+                    for community in &street.communities {
+                        for grid in &community.grids {
+                            let path = GridPath {
+                                street: street.code.clone(),
+                                community: community.code.clone(),
+                                grid: grid.code.clone(),
+                                micro_grid: None,
+                            };
+                            let label =
+                                format!("{} / {} / {}", street.name, community.name, grid.code);
+                            grids.insert(grid.code.clone(), (path, label));
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "open311: directory unreadable; no grid list"),
+        }
+        Open311State {
+            config: Arc::new(config.clone()),
+            offset: config
+                .utc_offset
+                .parse()
+                .unwrap_or_else(|_| FixedOffset::east_opt(8 * 3600).expect("valid offset")),
+            departments: Arc::new(departments),
+            grids: Arc::new(grids),
+            projections,
+        }
+    }
+
+    fn datetime(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.offset)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    }
+}
+
+/// The Open311 routes under the HTTP limits (the state travels as an `Extension`).
+pub fn router(state: Open311State, limits: super::HttpLimits) -> Router<AppState> {
+    Router::new()
+        .route("/open311/v2/services.json", get(services))
+        .route(
+            "/open311/v2/services/{service_file}",
+            get(service_definition),
+        )
+        .route(
+            "/open311/v2/requests.json",
+            get(list_requests).post(create_request),
+        )
+        .route("/open311/v2/requests/{request_file}", get(get_request))
+        .layer(Extension(state))
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(ConcurrencyLimitLayer::new(limits.concurrency_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+}
+
+/// `name.json` → `name`; any other extension is refused (JSON is the only format served).
+fn strip_json(file: &str) -> Result<&str, Open311Error> {
+    match file.rsplit_once('.') {
+        Some((name, "json")) if !name.is_empty() => Ok(name),
+        Some((_, "xml")) => Err(Open311Error::bad_request(
+            "only the JSON format is served: use .json",
+        )),
+        _ => Err(Open311Error::not_found(
+            "no such resource: expected <id>.json",
+        )),
+    }
+}
+
+fn query_params(query: Option<&str>) -> Result<Params, Open311Error> {
+    Params::from_form(query.unwrap_or_default().as_bytes())
+}
+
+fn check_jurisdiction(state: &Open311State, params: &Params) -> Result<(), Open311Error> {
+    match params.get("jurisdiction_id") {
+        Some(id) if id != state.config.jurisdiction_id => Err(Open311Error::not_found(format!(
+            "jurisdiction_id `{id}` is not served here (this is `{}`)",
+            state.config.jurisdiction_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn limits_notice(app: &AppState, item: &Item, state: &Open311State) -> String {
+    let policy = app.commands.policy();
+    let (response, completion) = policy.limits_for(item, item.default_urgency);
+    let unit = |l: engine_core::catalogue::Limit| {
+        let unit = match l.unit {
+            engine_core::catalogue::LimitUnit::NaturalMinutes => "minutes",
+            engine_core::catalogue::LimitUnit::NaturalHours => "hours",
+            engine_core::catalogue::LimitUnit::WorkingHours => "working hours",
+            engine_core::catalogue::LimitUnit::WorkingDays => "working days",
+            engine_core::catalogue::LimitUnit::CalendarDays => "calendar days",
+        };
+        format!("{} {unit}", l.amount)
+    };
+    let lead = item
+        .departments
+        .first()
+        .map(|d| {
+            state
+                .departments
+                .get(d)
+                .cloned()
+                .unwrap_or_else(|| d.clone())
+        })
+        .unwrap_or_default();
+    format!(
+        "First response within {}, completion within {}; responsible: {lead}.",
+        unit(response),
+        unit(completion)
+    )
+}
+
+/// `GET /open311/v2/services.json`: every catalogue item.
+pub async fn services(
+    State(app): State<AppState>,
+    Extension(state): Extension<Open311State>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<Service>>, Open311Error> {
+    let params = query_params(query.as_deref())?;
+    check_jurisdiction(&state, &params)?;
+    let catalogue = app.commands.policy().catalogue();
+    let categories: BTreeMap<&str, &str> = catalogue.categories().collect();
+    let mut items: Vec<&Item> = catalogue.items().collect();
+    items.sort_by(|a, b| (&a.category, &a.id).cmp(&(&b.category, &b.id)));
+    let services = items
+        .into_iter()
+        .map(|item| Service {
+            service_code: item.id.clone(),
+            service_name: item.name.clone(),
+            description: format!("{} {}", item.name, limits_notice(&app, item, &state)),
+            metadata: true,
+            kind: "realtime".into(),
+            keywords: format!("{}, {}", item.category, item.id),
+            group: categories
+                .get(item.category.as_str())
+                .map_or_else(|| item.category.clone(), |name| name.to_string()),
+        })
+        .collect();
+    Ok(Json(services))
+}
+
+/// `GET /open311/v2/services/{service_code}.json`: the attributes a client asks for.
+pub async fn service_definition(
+    State(app): State<AppState>,
+    Extension(state): Extension<Open311State>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ServiceDefinition>, Open311Error> {
+    let code = strip_json(&file)?;
+    let params = query_params(query.as_deref())?;
+    check_jurisdiction(&state, &params)?;
+    let item = app
+        .commands
+        .policy()
+        .catalogue()
+        .item(code)
+        .ok_or_else(|| Open311Error::not_found(format!("no service_code `{code}`")))?;
+    let grid_values = state
+        .grids
+        .iter()
+        .map(|(code, (_, label))| AttributeValue {
+            key: code.clone(),
+            name: label.clone(),
+        })
+        .collect();
+    let lanes = [
+        ("elderly", "老年人 Elderly resident"),
+        ("military", "军人 Active or retired military"),
+        ("disabled", "残疾人 Resident with a disability"),
+    ]
+    .into_iter()
+    .map(|(key, name)| AttributeValue {
+        key: key.into(),
+        name: name.into(),
+    })
+    .collect();
+    Ok(Json(ServiceDefinition {
+        service_code: item.id.clone(),
+        attributes: vec![
+            Attribute {
+                variable: true,
+                code: GRID_ATTRIBUTE.into(),
+                datatype: "singlevaluelist".into(),
+                required: state.config.default_grid.is_none(),
+                datatype_description: Some("The grid (网格) the matter is in.".into()),
+                order: 1,
+                description: "网格 Which grid is the matter in?".into(),
+                values: grid_values,
+            },
+            Attribute {
+                variable: true,
+                code: LANE_ATTRIBUTE.into(),
+                datatype: "multivaluelist".into(),
+                required: false,
+                datatype_description: Some("Priority lanes (绿色通道) shorten the limits.".into()),
+                order: 2,
+                description: "绿色通道 Does a priority lane apply?".into(),
+                values: lanes,
+            },
+        ],
+    }))
+}
+
+/// The caller behind `api_key` (or a bearer token, or in dev mode the actor header); it must
+/// act in the intake-system role.
+fn submitter(
+    app: &AppState,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<schemas::Actor, Open311Error> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let key = params.get("api_key").or(bearer);
+    let dev = headers.get(DEV_ACTOR_HEADER).and_then(|v| v.to_str().ok());
+    let actor = app.auth.authenticate(key, dev).map_err(|_| {
+        Open311Error::new(
+            StatusCode::FORBIDDEN,
+            "api_key missing or invalid -- cannot create the request",
+        )
+    })?;
+    if actor.role != Role::IntakeSystem {
+        return Err(Open311Error::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the api_key's role `{}` may not create requests (intake_system may)",
+                actor.role.as_str()
+            ),
+        ));
+    }
+    Ok(actor)
+}
+
+/// `POST /open311/v2/requests.json`: a new request (form-encoded, or JSON).
+pub async fn create_request(
+    State(app): State<AppState>,
+    Extension(state): Extension<Open311State>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Open311Error> {
+    let mut params = query_params(query.as_deref())?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        params.extend(if is_json {
+            Params::from_json(&body)?
+        } else {
+            Params::from_form(&body)?
+        });
+    }
+    check_jurisdiction(&state, &params)?;
+    let actor = submitter(&app, &params, &headers)?;
+    let create = CreateRequest::parse(&params)?;
+    let policy = app.commands.policy();
+    let item = policy
+        .catalogue()
+        .item(&create.service_code)
+        .ok_or_else(|| {
+            Open311Error::not_found(format!("no service_code `{}`", create.service_code))
+        })?;
+    let grid = create
+        .grid()
+        .or(state.config.default_grid.as_deref())
+        .ok_or_else(|| {
+            Open311Error::bad_request(format!(
+                "attribute[{GRID_ATTRIBUTE}] is required (see the service definition)"
+            ))
+        })?;
+    let location = state
+        .grids
+        .get(grid)
+        .map(|(path, _)| path.clone())
+        .or_else(|| policy.directory().grids().find(|path| path.grid == grid))
+        .ok_or_else(|| {
+            Open311Error::bad_request(format!(
+                "attribute[{GRID_ATTRIBUTE}]: unknown grid `{grid}`"
+            ))
+        })?;
+    let now = app.commands.clock().now();
+    let day = now.format("%Y-%m-%d").to_string();
+    let external_id = create.external_id(&params, &actor.id, &day);
+    let document = create.intake(external_id, location, &item.name)?;
+    let service = app.commands.clone();
+    // Run to completion even if the client goes away: never half-applied.
+    let outcome = tokio::spawn(async move { service.intake(document, actor).await })
+        .await
+        .map_err(|e| CommandError::Internal(e.to_string()))??;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = vec![CreatedRequest {
+        service_request_id: outcome.request_id.to_string(),
+        service_notice: Some(limits_notice(&app, item, &state)),
+        account_id: create.account_id.clone(),
+    }];
+    Ok((status, Json(body)).into_response())
+}
+
+/// A request created over Open311, as the spec shows it; `None` for any other request.
+async fn service_request(
+    app: &AppState,
+    state: &Open311State,
+    id: RequestId,
+) -> Result<Option<ServiceRequest>, Open311Error> {
+    let history = match app.commands.history(id).await {
+        Ok(history) => history,
+        Err(CommandError::NotFound(_)) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    let Some(received) = history.iter().find_map(|e| match &e.event {
+        Event::RequestReceived(r) => Some(r),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if received.channel != Channel::Online || !received.external_id.starts_with(EXTERNAL_ID_PREFIX)
+    {
+        return Ok(None);
+    }
+    let request = Request::from_history(id, &history);
+    let catalogue = app.commands.policy().catalogue();
+    let requested_code = received
+        .external_id
+        .strip_prefix(EXTERNAL_ID_PREFIX)
+        .and_then(|rest| rest.rsplit_once(':'))
+        .map(|(code, _)| code.to_string());
+    let code = request
+        .classification()
+        .map(|c| c.catalogue_item.clone())
+        .or(requested_code);
+    let item = code.as_deref().and_then(|c| catalogue.item(c));
+    let recorded = Recorded::read(&received.text);
+    let agency = request
+        .lead_department()
+        .map(str::to_string)
+        .or_else(|| match request.handling() {
+            Some(engine_core::request::Handling::Proxy { department }) => Some(department.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            request
+                .classification()
+                .and_then(|c| c.departments.first().cloned())
+        })
+        .map(|code| state.departments.get(&code).cloned().unwrap_or(code));
+    let expected = request
+        .deadline_in_force(DeadlineKind::Completion)
+        .or_else(|| request.deadlines().map(|d| d.completion_due_at));
+    let received_at = request
+        .intake()
+        .map(|i| i.received_at)
+        .unwrap_or(history[0].recorded_at);
+    let updated_at = history.last().map_or(received_at, |e| e.recorded_at);
+    Ok(Some(ServiceRequest {
+        service_request_id: id.to_string(),
+        status: status::status(request.stage()).into(),
+        status_notes: Some(status::notes(&request)),
+        service_name: item.map(|i| i.name.clone()),
+        service_code: code,
+        description: Some(recorded.description),
+        agency_responsible: agency,
+        service_notice: item.map(|i| limits_notice(app, i, state)),
+        requested_datetime: state.datetime(received_at),
+        updated_datetime: state.datetime(updated_at),
+        expected_datetime: expected.map(|t| state.datetime(t)),
+        address: recorded.address,
+        address_id: recorded.address_id,
+        zipcode: None,
+        lat: recorded.lat,
+        long: recorded.long,
+        media_url: received.attachments.first().map(|a| a.uri.clone()),
+    }))
+}
+
+fn parse_id(raw: &str) -> Result<RequestId, Open311Error> {
+    Uuid::parse_str(raw.trim())
+        .map_err(|_| Open311Error::bad_request(format!("service_request_id `{raw}` is not a UUID")))
+}
+
+/// `GET /open311/v2/requests/{service_request_id}.json`.
+pub async fn get_request(
+    State(app): State<AppState>,
+    Extension(state): Extension<Open311State>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<ServiceRequest>>, Open311Error> {
+    let id = parse_id(strip_json(&file)?)?;
+    let params = query_params(query.as_deref())?;
+    check_jurisdiction(&state, &params)?;
+    match service_request(&app, &state, id).await? {
+        Some(request) => Ok(Json(vec![request])),
+        None => Err(Open311Error::not_found(format!("no service request {id}"))),
+    }
+}
+
+fn parse_date(params: &Params, key: &str) -> Result<Option<DateTime<Utc>>, Open311Error> {
+    params
+        .get(key)
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    Open311Error::bad_request(format!(
+                        "{key} must be an ISO 8601 date-time with offset, e.g. 2026-03-02T09:00:00+08:00"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `GET /open311/v2/requests.json`.
+pub async fn list_requests(
+    State(app): State<AppState>,
+    Extension(state): Extension<Open311State>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<ServiceRequest>>, Open311Error> {
+    let params = query_params(query.as_deref())?;
+    check_jurisdiction(&state, &params)?;
+    let status_filter = match params.get("status") {
+        None => None,
+        Some(raw) => {
+            let mut wanted = Vec::new();
+            for s in raw.split(',').map(str::trim) {
+                match s {
+                    "open" | "closed" => wanted.push(s.to_string()),
+                    other => {
+                        return Err(Open311Error::bad_request(format!(
+                            "status `{other}`: expected open or closed"
+                        )));
+                    }
+                }
+            }
+            Some(wanted)
+        }
+    };
+    let service_codes: Option<Vec<String>> = params
+        .get("service_code")
+        .map(|raw| raw.split(',').map(|s| s.trim().to_string()).collect());
+    let keep = |r: &ServiceRequest| {
+        status_filter.as_ref().is_none_or(|s| s.contains(&r.status))
+            && service_codes
+                .as_ref()
+                .is_none_or(|c| r.service_code.as_ref().is_some_and(|code| c.contains(code)))
+    };
+    if let Some(ids) = params.get("service_request_id") {
+        let ids: Vec<RequestId> = ids
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_id)
+            .collect::<Result<_, _>>()?;
+        if ids.len() > state.config.list_limit {
+            return Err(Open311Error::bad_request(format!(
+                "at most {} service_request_id values",
+                state.config.list_limit
+            )));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(request) = service_request(&app, &state, id).await?
+                && keep(&request)
+            {
+                out.push(request);
+            }
+        }
+        return Ok(Json(out));
+    }
+    let now = app.commands.clock().now();
+    let end = parse_date(&params, "end_date")?.unwrap_or(now);
+    let start = match parse_date(&params, "start_date")? {
+        Some(start) => start,
+        None => end - Duration::days(i64::from(state.config.list_days)),
+    };
+    if start > end {
+        return Err(Open311Error::bad_request("start_date is after end_date"));
+    }
+    let Some(projections) = &state.projections else {
+        return Err(Open311Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "listing requests needs the read models (projections.enabled); \
+             ask by service_request_id instead",
+        ));
+    };
+    let candidates = candidates(projections, start, end, now).await?;
+    let mut out = Vec::new();
+    for id in candidates {
+        if out.len() >= state.config.list_limit {
+            break;
+        }
+        if let Some(request) = service_request(&app, &state, id).await?
+            && keep(&request)
+        {
+            out.push(request);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Online requests received in `[start, end]`, newest first, from the request summaries.
+async fn candidates(
+    projections: &projections::Projections,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<RequestId>, Open311Error> {
+    use projections::query::{Dim, Filter, ListQuery, RequestList};
+    let unavailable = |e: projections::ProjectionError| {
+        Open311Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("read models unavailable: {e}"),
+        )
+    };
+    let mut found: Vec<(DateTime<Utc>, RequestId)> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = ListQuery {
+            list: RequestList::All,
+            filter: Filter {
+                dims: vec![(Dim::Channel, Channel::Online.as_str().to_string())],
+                from: Some(projections::fold::periods(start).2),
+                to: Some(projections::fold::periods(end).2),
+                dispatched_only: false,
+            },
+            since_position: None,
+            limit: 1000,
+            cursor: cursor.take(),
+            now,
+        };
+        let page = projections.requests(&query).await.map_err(unavailable)?;
+        for summary in page.items {
+            if summary.received_at >= start
+                && summary.received_at <= end
+                && let Ok(id) = Uuid::parse_str(&summary.request_id)
+            {
+                found.push((summary.received_at, id));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    found.sort_by(|a, b| b.cmp(a));
+    Ok(found.into_iter().map(|(_, id)| id).collect())
+}

@@ -1,0 +1,688 @@
+//! Every operation of the HTTP API: method, path, parameters, bodies and answers. The table
+//! follows the routers (`http/`, `audit/http.rs`, `privacy.rs`, `projector.rs`,
+//! `projections/src/http.rs`, `reports/http.rs`, `notify/http.rs`, `http/open311/`); a test
+//! walks the routers' sources and fails when a route is missing here.
+
+use serde_json::{Value, json};
+
+use super::schema_ref;
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials.
+    Public,
+    /// A bearer token (or the dev actor header), with the roles named in the description.
+    Token,
+    /// Open311: `api_key` parameter (an intake-system token).
+    ApiKey,
+}
+
+/// How errors are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errors {
+    /// `{code, message, field}`.
+    Api,
+    /// Open311's `[{code, description}]`.
+    Open311,
+}
+
+/// One parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Name.
+    pub name: &'static str,
+    /// `path`, `query` or `header`.
+    pub place: &'static str,
+    /// Required.
+    pub required: bool,
+    /// Schema.
+    pub schema: Value,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// One method on one path.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Lower-case HTTP method.
+    pub method: &'static str,
+    /// Path in OpenAPI form (`{id}`).
+    pub path: &'static str,
+    /// Unique operation id.
+    pub id: &'static str,
+    /// Tag.
+    pub tag: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// Roles and behaviour.
+    pub description: &'static str,
+    /// Credentials.
+    pub access: Access,
+    /// Parameters.
+    pub params: Vec<Param>,
+    /// Request body: (media type, schema).
+    pub body: Option<(&'static str, Value)>,
+    /// Success answers: (status, description, media type, schema).
+    pub ok: Vec<(u16, &'static str, &'static str, Value)>,
+    /// Error statuses.
+    pub errors: &'static [u16],
+    /// Error shape.
+    pub error_shape: Errors,
+}
+
+impl Operation {
+    /// The OpenAPI operation object.
+    pub fn to_value(&self) -> Value {
+        let mut responses = serde_json::Map::new();
+        for (status, description, media, schema) in &self.ok {
+            let content = if media.is_empty() {
+                json!(null)
+            } else {
+                json!({ *media: { "schema": schema } })
+            };
+            let mut answer = json!({ "description": description });
+            if !content.is_null() {
+                answer["content"] = content;
+            }
+            responses.insert(status.to_string(), answer);
+        }
+        for status in self.errors {
+            let schema = match self.error_shape {
+                Errors::Api => schema_ref("ErrorBody"),
+                Errors::Open311 => {
+                    json!({"type": "array", "items": schema_ref("Open311ErrorItem")})
+                }
+            };
+            responses.insert(
+                status.to_string(),
+                json!({
+                    "description": error_text(*status),
+                    "content": { "application/json": { "schema": schema } }
+                }),
+            );
+        }
+        let mut op = json!({
+            "operationId": self.id,
+            "tags": [self.tag],
+            "summary": self.summary,
+            "description": self.description,
+            "responses": responses,
+        });
+        let params: Vec<Value> = self
+            .params
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name, "in": p.place, "required": p.required,
+                    "description": p.description, "schema": p.schema
+                })
+            })
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some((media, schema)) = &self.body {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { *media: { "schema": schema } }
+            });
+        }
+        match self.access {
+            Access::Public => op["security"] = json!([]),
+            Access::Token => op["security"] = json!([{ "bearer": [] }, { "devActor": [] }]),
+            Access::ApiKey => op["security"] = json!([]),
+        }
+        op
+    }
+}
+
+fn error_text(status: u16) -> &'static str {
+    match status {
+        400 => "Malformed or invalid input",
+        401 => "No or unknown credentials",
+        403 => "The role or unit may not do or see this",
+        404 => "Unknown resource",
+        405 => "Method not allowed",
+        408 => "Timed out",
+        409 => "Conflict",
+        413 => "Body over the size limit",
+        422 => "Refused by the workflow rules",
+        429 => "Rate limited",
+        503 => "A backing store is unavailable",
+        _ => "Error",
+    }
+}
+
+fn path(name: &'static str, description: &'static str) -> Param {
+    Param {
+        name,
+        place: "path",
+        required: true,
+        schema: json!({"type": "string"}),
+        description,
+    }
+}
+
+fn uuid_path(name: &'static str, description: &'static str) -> Param {
+    Param {
+        schema: json!({"type": "string", "format": "uuid"}),
+        ..path(name, description)
+    }
+}
+
+fn query(name: &'static str, schema: Value, description: &'static str) -> Param {
+    Param {
+        name,
+        place: "query",
+        required: false,
+        schema,
+        description,
+    }
+}
+
+fn header(name: &'static str, schema: Value, description: &'static str) -> Param {
+    Param {
+        name,
+        place: "header",
+        required: false,
+        schema,
+        description,
+    }
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn datetime() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn integer() -> Value {
+    json!({"type": "integer", "minimum": 0})
+}
+
+fn boolean() -> Value {
+    json!({"type": "boolean"})
+}
+
+fn object(description: &'static str) -> Value {
+    json!({"type": "object", "description": description})
+}
+
+fn array_of(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+const JSON: &str = "application/json";
+
+/// Component schemas of responses without a wire type of their own.
+pub fn inline_components() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "IntakeResponse",
+            json!({
+                "type": "object",
+                "required": ["request_id", "created", "version"],
+                "properties": {
+                    "request_id": {"type": "string", "format": "uuid"},
+                    "created": {"type": "boolean", "description": "False when the same channel and external id had been received before."},
+                    "version": {"type": "integer", "minimum": 0}
+                }
+            }),
+        ),
+        (
+            "CommandResponse",
+            json!({
+                "type": "object",
+                "required": ["request_id", "version", "position", "events", "duplicate"],
+                "properties": {
+                    "request_id": {"type": "string", "format": "uuid"},
+                    "version": {"type": "integer", "minimum": 0},
+                    "position": {"type": "integer", "minimum": 0, "description": "The commit's global log position."},
+                    "events": {"type": "array", "items": schema_ref("EventEnvelope")},
+                    "duplicate": {"type": "boolean", "description": "The command id had been recorded before: the original result."}
+                }
+            }),
+        ),
+        (
+            "RequestState",
+            json!({
+                "type": "object",
+                "required": ["request_id", "version", "stage", "state"],
+                "properties": {
+                    "request_id": {"type": "string", "format": "uuid"},
+                    "version": {"type": "integer", "minimum": 0},
+                    "stage": {"type": "string"},
+                    "as_of": {"type": ["string", "null"], "format": "date-time"},
+                    "state": {"type": "object", "description": "The aggregate's full state."}
+                }
+            }),
+        ),
+        (
+            "Page",
+            json!({
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "items": {"type": "array", "items": {"type": "object"}},
+                    "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
+                }
+            }),
+        ),
+    ]
+}
+
+/// The tags, in order.
+pub fn tags() -> Value {
+    json!([
+        {"name": "requests", "description": "Intake, workflow commands and reads of single requests."},
+        {"name": "read models", "description": "Rates, lists, rankings and worklists from the projections (when they run in this process)."},
+        {"name": "audit", "description": "Hash-chain verification, digests, reference data, time travel."},
+        {"name": "upward", "description": "Reports upward and the higher level's feedback."},
+        {"name": "reports", "description": "Rate reports published to higher levels."},
+        {"name": "notifications", "description": "Resident notifications and their delivery."},
+        {"name": "privacy", "description": "Audited reads of resident contact data."},
+        {"name": "open311", "description": "Open311 GeoReport v2 (docs/open311.md)."},
+        {"name": "operations", "description": "Health, readiness, metrics and the dashboard."}
+    ])
+}
+
+fn dims() -> Vec<Param> {
+    [
+        ("street", "Only this street."),
+        ("community", "Only this community."),
+        ("grid", "Only this grid."),
+        ("department", "Only this lead department."),
+        ("category", "Only this catalogue category."),
+        ("channel", "Only this intake channel."),
+    ]
+    .into_iter()
+    .map(|(name, description)| query(name, string(), description))
+    .collect()
+}
+
+fn list_params(extra: Vec<Param>) -> Vec<Param> {
+    let mut params = dims();
+    params.extend([
+        query(
+            "now",
+            datetime(),
+            "The instant deadlines are judged against; default now.",
+        ),
+        query(
+            "since_position",
+            integer(),
+            "Only rows changed after this log position.",
+        ),
+        query("limit", integer(), "Page size (1..=1000)."),
+        query(
+            "cursor",
+            string(),
+            "From the previous page's `next_cursor`.",
+        ),
+        query("from", string(), "First period key included."),
+        query("to", string(), "Last period key included."),
+        query(
+            "dispatched",
+            boolean(),
+            "Only requests referred at least once.",
+        ),
+    ]);
+    params.extend(extra);
+    params
+}
+
+fn as_of_params() -> Vec<Param> {
+    vec![
+        query(
+            "as_of",
+            datetime(),
+            "Only events recorded at or before this instant.",
+        ),
+        query("version", integer(), "Only events up to this version."),
+    ]
+}
+
+fn open311_jurisdiction() -> Param {
+    query(
+        "jurisdiction_id",
+        string(),
+        "This deployment's `open311.jurisdiction_id`; another answers 404.",
+    )
+}
+
+const READ_ERRORS: &[u16] = &[400, 401, 403, 404, 408, 503];
+
+/// Every operation.
+pub fn operations() -> Vec<Operation> {
+    let op = |method: &'static str,
+              path: &'static str,
+              id: &'static str,
+              tag: &'static str,
+              summary: &'static str,
+              description: &'static str| Operation {
+        method,
+        path,
+        id,
+        tag,
+        summary,
+        description,
+        access: Access::Token,
+        params: Vec::new(),
+        body: None,
+        ok: Vec::new(),
+        errors: READ_ERRORS,
+        error_shape: Errors::Api,
+    };
+    let list = |path: &'static str, id: &'static str, summary: &'static str, extra: Vec<Param>| {
+        Operation {
+            params: list_params(extra),
+            ok: vec![(200, "A page of request summaries", JSON, schema_ref("Page"))],
+            errors: &[400, 401, 403, 408, 500],
+            ..op(
+                "get",
+                path,
+                id,
+                "read models",
+                summary,
+                "Roles: see docs/metrics.md; the dashboard role reads aggregates only.",
+            )
+        }
+    };
+    vec![
+        // ---------------------------------------------------------------- requests
+        Operation {
+            body: Some((JSON, schema_ref("IntakeDocument"))),
+            ok: vec![
+                (201, "Created", JSON, schema_ref("IntakeResponse")),
+                (200, "Received before: the same request", JSON, schema_ref("IntakeResponse")),
+            ],
+            errors: &[400, 401, 403, 408, 413, 422, 429, 503],
+            ..op("post", "/api/v1/requests", "intake", "requests", "Submit an intake document", "Role intake_system. The same channel + external_id always yields the same request (UUIDv5).")
+        },
+        Operation {
+            params: vec![uuid_path("id", "The request.")],
+            ok: vec![(200, "The request", JSON, schema_ref("RequestState"))],
+            ..op("get", "/api/v1/requests/{id}", "get_request", "requests", "A request's current state, or as it stood", "`as_of` and/or `version` rebuild it from the events. Station workers read their community's requests, department handlers the ones referred to them.")
+        }
+        .with_params(as_of_params()),
+        Operation {
+            params: vec![
+                uuid_path("id", "The request."),
+                query("with_state", boolean(), "Each step as `{envelope, state_after, corrected_by}`."),
+            ],
+            ok: vec![(200, "The event envelopes, in order", JSON, array_of(schema_ref("EventEnvelope")))],
+            ..op("get", "/api/v1/requests/{id}/history", "history", "requests", "A request's events", "Read rules as for the request.")
+        },
+        Operation {
+            params: vec![
+                uuid_path("id", "The request."),
+                path("action", "The command's `action` (see the Command schema), e.g. `accept`, `classify`, `refer`, `reply`."),
+                header("Idempotency-Key", json!({"type": "string", "format": "uuid"}), "The command id; a retry with the same key returns the original result."),
+                header("X-Correlation-Id", json!({"type": "string", "format": "uuid"}), "Correlation id recorded on the events."),
+            ],
+            body: Some((JSON, object("The command's fields without `action` (see the Command schema); empty for commands without fields."))),
+            ok: vec![(200, "Recorded (or the original result of a retry)", JSON, schema_ref("CommandResponse"))],
+            errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
+            ..op("post", "/api/v1/requests/{id}/{action}", "command", "requests", "Issue one workflow command", "Roles per command: docs/state-machine.md. Refusals are 422 with a stable code.")
+        },
+        Operation {
+            params: vec![
+                uuid_path("id", "The request."),
+                query("purpose", string(), "Why the data is read (recorded in the privacy ledger)."),
+            ],
+            ok: vec![(200, "The contact data", JSON, object("The resident's contact record."))],
+            errors: &[400, 401, 403, 404, 503],
+            ..op("get", "/api/v1/requests/{id}/contact", "contact", "privacy", "Read a resident's contact data", "Only explicitly permitted auditors; every read is recorded before the data is sent.")
+        },
+        // ---------------------------------------------------------------- read models
+        Operation {
+            params: {
+                let mut p = dims();
+                p.extend([
+                    query("period", json!({"type": "string", "enum": ["day", "week", "month"]}), "Period grain."),
+                    query("group_by", string(), "Comma-separated dimensions."),
+                    query("from", string(), "First period key included."),
+                    query("to", string(), "Last period key included."),
+                    query("dispatched", boolean(), "Only requests referred at least once."),
+                    query("now", datetime(), "The instant deadlines are judged against."),
+                ]);
+                p
+            },
+            ok: vec![(200, "Rates per group", JSON, object("`{items: [RateRow]}`: counts and rates per group (docs/metrics.md)."))],
+            errors: &[400, 401, 403, 408, 500],
+            ..op("get", "/api/v1/stats", "stats", "read models", "Rates by period and dimension", "Every role that reads aggregates, including dashboard.")
+        },
+        list("/api/v1/overdue", "overdue", "Open requests past a deadline", vec![]),
+        list("/api/v1/due-soon", "due_soon", "Open requests due soon", vec![query("within_hours", integer(), "Window, hours (default 24).")]),
+        Operation {
+            params: vec![
+                query("month", string(), "`YYYY-MM`; default the current month."),
+                query("w1", json!({"type": "number"}), "Weight of the response rate."),
+                query("w2", json!({"type": "number"}), "Weight of the resolution rate."),
+                query("w3", json!({"type": "number"}), "Weight of the satisfaction rate."),
+                query("limit", integer(), "Page size."),
+                query("cursor", string(), "Next page."),
+                query("now", datetime(), "The instant deadlines are judged against."),
+            ],
+            ok: vec![(200, "The ranking", JSON, object("`{month, weights, items, next_cursor}`."))],
+            errors: &[400, 401, 403, 408, 500],
+            ..op("get", "/api/v1/rankings/departments", "rankings", "read models", "Department ranking", "Composite of response, resolution and satisfaction rates.")
+        },
+        list("/api/v1/worklists/workers/{id}", "worker_worklist", "A worker's open requests", vec![path("id", "The worker id.")]),
+        list("/api/v1/worklists/departments/{code}", "department_worklist", "A department's open requests", vec![path("code", "The department code.")]),
+        list("/api/v1/worklists/stations/{community}/unassigned", "station_unassigned", "A station's unassigned queue", vec![path("community", "The community code.")]),
+        list("/api/v1/requests", "list_requests", "Every request in change order (the incremental feed)", vec![]),
+        Operation {
+            params: vec![
+                query("open", boolean(), "Only open reports."),
+                query("since_position", integer(), "Only rows changed after this log position."),
+                query("limit", integer(), "Page size."),
+                query("cursor", string(), "Next page."),
+            ],
+            ok: vec![(200, "A page of the ledger", JSON, schema_ref("Page"))],
+            errors: &[400, 401, 403, 408, 500],
+            ..op("get", "/api/v1/upward", "upward_ledger", "upward", "The report-upward ledger", "Read-model roles.")
+        },
+        Operation {
+            ok: vec![(200, "Each projector's checkpoint and lag", JSON, object("`{status, projectors}`."))],
+            errors: &[503],
+            ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "503 when the read-model database does not answer within 2 s.")
+        },
+        // ---------------------------------------------------------------- audit, upward
+        Operation {
+            params: vec![query("request", json!({"type": "string", "format": "uuid"}), "One request; every chain when absent.")],
+            ok: vec![(200, "The chain report", JSON, object("Verification report."))],
+            ..op("get", "/api/v1/audit/verify", "verify", "audit", "Verify hash chains", "Auditor, supervisor and system roles.")
+        },
+        Operation {
+            ok: vec![(200, "The digests, each recomputed", JSON, array_of(object("A recorded daily digest and whether it still matches.")))],
+            ..op("get", "/api/v1/audit/digests", "digests", "audit", "Daily Merkle digests", "Auditor, supervisor and system roles.")
+        },
+        Operation {
+            ok: vec![(200, "Reference-data records", JSON, array_of(object("Kind, version, source, sha256, who, when.")))],
+            ..op("get", "/api/v1/audit/reference", "reference", "audit", "Recorded reference-data versions", "Auditor, supervisor and system roles.")
+        },
+        Operation {
+            params: vec![uuid_path("id", "The request.")],
+            ok: vec![(200, "Each step with the state after it", JSON, array_of(object("`{envelope, state_after, corrected_by}`.")))],
+            ..op("get", "/api/v1/audit/requests/{id}/timeline", "timeline", "audit", "A request's timeline", "Auditor, supervisor and system roles.")
+        }
+        .with_params(as_of_params()),
+        Operation {
+            params: vec![uuid_path("id", "The request.")],
+            ok: vec![(200, "The request as it stood", JSON, object("`{request_id, version, stage, state}`."))],
+            ..op("get", "/api/v1/audit/requests/{id}/state", "state_as_of", "audit", "A request as it stood", "Auditor, supervisor and system roles.")
+        }
+        .with_params(as_of_params()),
+        Operation {
+            body: Some((JSON, object("A feedback document: request_id, report_id, kind, content, …"))),
+            ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
+            errors: &[400, 401, 403, 404, 408, 413, 422, 503],
+            ..op("post", "/api/v1/upward/feedback", "upward_feedback", "upward", "A higher level's feedback on an upward report", "Higher-level and system roles.")
+        },
+        // ---------------------------------------------------------------- reports
+        Operation {
+            params: vec![query("level", string(), "Only reports to this level.")],
+            ok: vec![(200, "Published reports", JSON, array_of(object("A report: revisions (without figures) and feedback.")))],
+            ..op("get", "/api/v1/reports", "reports", "reports", "Published rate reports", "Auditor, supervisor, higher-level, dashboard and system roles.")
+        },
+        Operation {
+            params: vec![uuid_path("id", "The report.")],
+            ok: vec![(200, "The report", JSON, object("Every revision with its figures, changes and reason, and its feedback."))],
+            ..op("get", "/api/v1/reports/{id}", "report", "reports", "One rate report", "Auditor, supervisor, higher-level, dashboard and system roles.")
+        },
+        Operation {
+            params: vec![uuid_path("id", "The report.")],
+            body: Some((JSON, object("`{kind, comments, revision?, message_id?}`."))),
+            ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
+            errors: &[400, 401, 403, 404, 409, 413, 503],
+            ..op("post", "/api/v1/reports/{id}/feedback", "report_feedback", "reports", "The higher level's feedback on a report", "Higher-level and system roles.")
+        },
+        // ---------------------------------------------------------------- notifications
+        Operation {
+            params: vec![
+                query("status", json!({"type": "string", "enum": ["pending", "failed", "sent", "dead", "suppressed"]}), "Only this delivery status."),
+                query("request_id", json!({"type": "string", "format": "uuid"}), "Only this request's notifications."),
+                query("limit", integer(), "Most rows (≤ 1000)."),
+            ],
+            ok: vec![(200, "Notifications without recipients", JSON, array_of(object("A delivery with its text.")))],
+            ..op("get", "/api/v1/notifications", "notifications", "notifications", "Resident notifications and their delivery", "Supervisor, auditor and system roles; never carries contact data.")
+        },
+        Operation {
+            params: vec![path("id", "The notification.")],
+            ok: vec![(200, "Queued again", JSON, object("The delivery."))],
+            errors: &[400, 401, 403, 404, 503],
+            ..op("post", "/api/v1/notifications/{id}/replay", "notification_replay", "notifications", "Send a notification again", "Supervisor and system roles.")
+        },
+        // ---------------------------------------------------------------- open311
+        Operation {
+            access: Access::Public,
+            params: vec![open311_jurisdiction()],
+            ok: vec![(200, "Every catalogue item as a service", JSON, array_of(schema_ref("Service")))],
+            errors: &[400, 404],
+            error_shape: Errors::Open311,
+            ..op("get", "/open311/v2/services.json", "open311_services", "open311", "GeoReport v2: service list", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            params: vec![path("service_file", "`<service_code>.json`."), open311_jurisdiction()],
+            ok: vec![(200, "The service definition", JSON, schema_ref("ServiceDefinition"))],
+            errors: &[400, 404],
+            error_shape: Errors::Open311,
+            ..op("get", "/open311/v2/services/{service_file}", "open311_service_definition", "open311", "GeoReport v2: service definition", "Public. Attributes `grid` and `priority_lane`.")
+        },
+        Operation {
+            access: Access::ApiKey,
+            body: Some(("application/x-www-form-urlencoded", json!({
+                "type": "object",
+                "required": ["api_key", "service_code"],
+                "properties": {
+                    "api_key": {"type": "string", "description": "A token acting as intake_system."},
+                    "jurisdiction_id": {"type": "string"},
+                    "service_code": {"type": "string"},
+                    "lat": {"type": "number"}, "long": {"type": "number"},
+                    "address_string": {"type": "string"}, "address_id": {"type": "string"},
+                    "email": {"type": "string"}, "device_id": {"type": "string"}, "account_id": {"type": "string"},
+                    "first_name": {"type": "string"}, "last_name": {"type": "string"}, "phone": {"type": "string"},
+                    "description": {"type": "string", "maxLength": 4000},
+                    "media_url": {"type": "string", "format": "uri"}
+                },
+                "additionalProperties": {"type": "string", "description": "`attribute[<code>]` values."}
+            }))),
+            ok: vec![
+                (201, "Created", JSON, array_of(schema_ref("CreatedRequest"))),
+                (200, "The same call was received before today: the same request", JSON, array_of(schema_ref("CreatedRequest"))),
+            ],
+            errors: &[400, 403, 404, 413, 503],
+            error_shape: Errors::Open311,
+            ..op("post", "/open311/v2/requests.json", "open311_create", "open311", "GeoReport v2: create a request", "Form-encoded (or a JSON object). `api_key` required.")
+        },
+        Operation {
+            access: Access::Public,
+            params: vec![
+                open311_jurisdiction(),
+                query("service_request_id", string(), "Comma-separated request ids."),
+                query("service_code", string(), "Comma-separated service codes."),
+                query("status", string(), "`open`, `closed` or `open,closed`."),
+                query("start_date", datetime(), "Received at or after."),
+                query("end_date", datetime(), "Received at or before."),
+            ],
+            ok: vec![(200, "Requests created over Open311, newest first", JSON, array_of(schema_ref("ServiceRequest")))],
+            errors: &[400, 404, 503],
+            error_shape: Errors::Open311,
+            ..op("get", "/open311/v2/requests.json", "open311_requests", "open311", "GeoReport v2: requests", "Public; never shows contact data.")
+        },
+        Operation {
+            access: Access::Public,
+            params: vec![path("request_file", "`<service_request_id>.json`."), open311_jurisdiction()],
+            ok: vec![(200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest")))],
+            errors: &[400, 404, 503],
+            error_shape: Errors::Open311,
+            ..op("get", "/open311/v2/requests/{request_file}", "open311_request", "open311", "GeoReport v2: one request", "Public; never shows contact data.")
+        },
+        // ---------------------------------------------------------------- operations
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "Serving", JSON, object("`{status: ok}`."))],
+            errors: &[],
+            ..op("get", "/healthz", "healthz", "operations", "Liveness", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "The event log answers", JSON, object("`{status: ready}`."))],
+            errors: &[503],
+            ..op("get", "/readyz", "readyz", "operations", "Readiness", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "Prometheus text format", "text/plain", string())],
+            errors: &[],
+            ..op("get", "/metrics", "metrics", "operations", "Metrics", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(307, "Redirect to /dashboard", "", Value::Null)],
+            errors: &[],
+            ..op("get", "/", "root", "operations", "Redirect to the dashboard", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "The dashboard page", "text/html", string())],
+            errors: &[],
+            ..op("get", "/dashboard", "dashboard", "operations", "The dashboard page", "Public; its data calls need credentials.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(307, "Redirect to /dashboard", "", Value::Null)],
+            errors: &[],
+            ..op("get", "/dashboard/", "dashboard_slash", "operations", "Redirect to the dashboard", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "The dashboard script", "text/javascript", string())],
+            errors: &[],
+            ..op("get", "/dashboard/dashboard.js", "dashboard_js", "operations", "Dashboard script", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "The dashboard style sheet", "text/css", string())],
+            errors: &[],
+            ..op("get", "/dashboard/dashboard.css", "dashboard_css", "operations", "Dashboard style sheet", "Public.")
+        },
+        Operation {
+            ok: vec![(200, "Who the caller is and what lists it may read", JSON, object("`{id, role, unit, list_filter}`."))],
+            errors: &[401],
+            ..op("get", "/dashboard/session", "dashboard_session", "operations", "The dashboard's session", "Any authenticated caller.")
+        },
+    ]
+}
+
+impl Operation {
+    fn with_params(mut self, extra: Vec<Param>) -> Operation {
+        self.params.extend(extra);
+        self
+    }
+}
