@@ -470,6 +470,7 @@ async fn retried_until_sent(database_url: Option<String>) {
         "{text}"
     );
     assert!(text.contains("bianmin_notifications_total{channel=\"webhook\",outcome=\"sent\"} 1"));
+    assert!(text.contains("bianmin_notifications_pending 0"), "{text}");
     app.teardown().await;
 }
 
@@ -851,5 +852,62 @@ async fn the_configured_locale_renders_the_english_texts() {
         doc["text"],
         format!("[Bianmin] We have received your request {ticket} and will accept it shortly.")
     );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn two_engines_on_one_database_send_each_notification_once() {
+    // Arrange: two engines on the same log and delivery table, one webhook.
+    let gateway = Gateway::start(Some(0)).await;
+    let url = gateway.url.clone();
+    let app = spawn_app_with(Store::Nats, |config| {
+        fast(config);
+        config.notify.webhooks = vec![webhook("sms", url, &[])];
+    })
+    .await;
+    let twin = app.twin().await;
+
+    // Act: requests through both engines.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let engine = if i % 2 == 0 { &app } else { &twin };
+        let id = intake(engine, intake_document(&external_id())).await;
+        ok(engine, &id, "accept", actors::STATION, json!({})).await;
+        ids.push(id);
+    }
+    for id in &ids {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let rows = listed(&app, id).await;
+            if rows.len() == 4 && rows.iter().all(|r| r["status"] == "sent") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not all sent: {rows:#?}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Assert: receipt and acceptance of six requests on two channels: twelve POSTs and
+    // twelve stored messages, none twice.
+    let mut posted: Vec<String> = gateway
+        .calls()
+        .iter()
+        .map(|c| {
+            let doc: Value = serde_json::from_slice(&c.body).unwrap();
+            doc["notification_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(posted.len(), 12, "one POST per notification");
+    posted.sort();
+    posted.dedup();
+    assert_eq!(posted.len(), 12);
+    let published = stream_messages(&app).await;
+    let mut ids: Vec<&str> = published.iter().map(|(id, _, _)| id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((published.len(), ids.len()), (12, 12));
+    delete_stream(&app).await;
+    twin.teardown_keep_store().await;
     app.teardown().await;
 }
