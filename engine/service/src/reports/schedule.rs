@@ -199,30 +199,29 @@ pub async fn fire_due(
     schedules: &[Schedule],
     now: Timestamp,
 ) -> Result<Vec<PublishOutcome>, ReportError> {
-    let mut out = Vec::new();
+    let mut specs = Vec::new();
     for schedule in schedules {
         let (_, period) = schedule.latest_firing(now)?;
         for unit in schedule.units(directory) {
             let spec = ReportSpec {
                 level: schedule.level,
-                unit: unit.clone(),
+                unit,
                 period: period.clone(),
             };
-            let outcome = store::publish(
-                log,
-                directory,
-                &spec,
-                now,
-                &schedule_actor(&unit),
-                None,
-                true,
-            )
-            .await?;
-            if let PublishOutcome::Published { revision } = &outcome {
-                tracing::info!(level = schedule.level.as_str(), %unit, period = %period.key(),
-                    report_id = %revision.published.report_id, "scheduled rate report published");
+            if !specs.contains(&spec) {
+                specs.push(spec);
             }
-            out.push(outcome);
+        }
+    }
+    let out = store::publish_first_many(log, directory, &specs, now, |spec| {
+        schedule_actor(&spec.unit)
+    })
+    .await?;
+    for outcome in &out {
+        if let PublishOutcome::Published { revision } = outcome {
+            let p = &revision.published;
+            tracing::info!(level = p.level.as_str(), unit = %p.unit, period = %p.period,
+                report_id = %p.report_id, "scheduled rate report published");
         }
     }
     Ok(out)

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::ReportError;
 use super::compute::{
-    FORMULA_VERSION, ReportPeriod, ReportSpec, canonical_bytes, compute, diff, figures_sha256,
-    message_id,
+    FORMULA_VERSION, ReportPeriod, ReportSpec, canonical_bytes, compute, compute_many, diff,
+    figures_sha256, message_id,
 };
 use crate::log::{EventLog, LogError};
 
@@ -279,6 +279,58 @@ pub async fn publish(
     first_only: bool,
 ) -> Result<PublishOutcome, ReportError> {
     spec.validate(directory)?;
+    publish_with(log, spec, as_of, publisher, reason, first_only, None).await
+}
+
+/// Publishes revision 1 of every spec not published yet, computing all their figures over one
+/// fold of the log (the schedules use it: one pass over the log for every street). Reports
+/// that exist are left alone (`Unchanged`).
+pub async fn publish_first_many(
+    log: &EventLog,
+    directory: &Directory,
+    specs: &[ReportSpec],
+    as_of: Timestamp,
+    publisher: impl Fn(&ReportSpec) -> Actor,
+) -> Result<Vec<PublishOutcome>, ReportError> {
+    let mut pending = Vec::new();
+    for spec in specs {
+        spec.validate(directory)?;
+        if load(log, spec.report_id()).await?.is_none() {
+            pending.push(spec.clone());
+        }
+    }
+    let position = log.last_position().await?;
+    let mut figures = match pending.is_empty() {
+        true => Vec::new(),
+        false => compute_many(log, position, &pending, as_of).await?,
+    }
+    .into_iter();
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let precomputed = match pending.first() {
+            Some(p) if p == spec => {
+                pending.remove(0);
+                figures.next().map(|f| (position, f))
+            }
+            _ => None,
+        };
+        let who = publisher(spec);
+        out.push(publish_with(log, spec, as_of, &who, None, true, precomputed).await?);
+    }
+    Ok(out)
+}
+
+/// [`publish`] after validation; `precomputed` figures (at a position) serve the first
+/// attempt instead of a fresh fold.
+async fn publish_with(
+    log: &EventLog,
+    spec: &ReportSpec,
+    as_of: Timestamp,
+    publisher: &Actor,
+    reason: Option<&str>,
+    first_only: bool,
+    mut precomputed: Option<(u64, serde_json::Value)>,
+) -> Result<PublishOutcome, ReportError> {
     let report_id = spec.report_id();
     let period = spec.period.key();
     for _ in 0..APPEND_ATTEMPTS {
@@ -291,8 +343,13 @@ pub async fn publish(
                 log_position: latest.published.log_position,
             });
         }
-        let position = log.last_position().await?;
-        let figures = compute(log, position, spec, as_of).await?;
+        let (position, figures) = match precomputed.take() {
+            Some(done) => done,
+            None => {
+                let position = log.last_position().await?;
+                (position, compute(log, position, spec, as_of).await?)
+            }
+        };
         let (revision, supersedes, changes) = match &latest {
             None => (1, None, Vec::new()),
             Some(prev) => {
