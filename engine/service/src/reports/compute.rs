@@ -206,24 +206,23 @@ pub async fn compute(
     spec: &ReportSpec,
     as_of: Timestamp,
 ) -> Result<Value, ReportError> {
-    let mut all = compute_many(log, position, std::slice::from_ref(spec), as_of).await?;
+    let mut all = compute_many(log, position, &[(spec, as_of)]).await?;
     Ok(all.pop().expect("one figure set per spec"))
 }
 
-/// [`compute`] for several specs over one fold of the log (the same figures, byte for byte,
-/// as computing each alone: the fold is the same and the queries only read it).
+/// [`compute`] for several (spec, instant) pairs over one fold of the log: the same figures,
+/// byte for byte, as computing each alone (the fold is the same; the queries only read it).
 pub async fn compute_many(
     log: &EventLog,
     position: u64,
-    specs: &[ReportSpec],
-    as_of: Timestamp,
+    items: &[(&ReportSpec, Timestamp)],
 ) -> Result<Vec<Value>, ReportError> {
     let scratch = Scratch::create(None).await?;
     let outcome = async {
         fold_up_to(log, &scratch.projections, position).await?;
-        let mut out = Vec::with_capacity(specs.len());
-        for spec in specs {
-            out.push(figures(&scratch.projections, spec, as_of).await?);
+        let mut out = Vec::with_capacity(items.len());
+        for (spec, as_of) in items {
+            out.push(figures(&scratch.projections, spec, *as_of).await?);
         }
         Ok(out)
     }

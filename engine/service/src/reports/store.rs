@@ -302,7 +302,11 @@ pub async fn publish_first_many(
     let position = log.last_position().await?;
     let mut figures = match pending.is_empty() {
         true => Vec::new(),
-        false => compute_many(log, position, &pending, as_of).await?,
+        false => {
+            let items: Vec<(&ReportSpec, Timestamp)> =
+                pending.iter().map(|spec| (spec, as_of)).collect();
+            compute_many(log, position, &items).await?
+        }
     }
     .into_iter();
     let mut out = Vec::with_capacity(specs.len());
@@ -674,16 +678,21 @@ pub async fn replay(
         period: ReportPeriod::parse(&record.period)?,
     };
     let head = log.last_position().await?;
+    let chosen: Vec<&Revision> = record
+        .revisions
+        .iter()
+        .filter(|r| only.is_none_or(|n| n == r.published.revision))
+        .collect();
+    // What every revision would be now: one fold at the head for all of them.
+    let at_head: Vec<(&ReportSpec, Timestamp)> =
+        chosen.iter().map(|r| (&spec, r.published.as_of)).collect();
+    let now_figures = compute_many(log, head, &at_head).await?;
     let mut out = Vec::new();
-    for rev in &record.revisions {
+    for (rev, now) in chosen.into_iter().zip(now_figures) {
         let p = &rev.published;
-        if only.is_some_and(|n| n != p.revision) {
-            continue;
-        }
         let recomputed = compute(log, p.log_position, &spec, p.as_of).await?;
         let identical = canonical_bytes(&recomputed) == canonical_bytes(&p.figures)
             && figures_sha256(&recomputed) == p.figures_sha256;
-        let now = compute(log, head, &spec, p.as_of).await?;
         out.push(RevisionReplay {
             revision: p.revision,
             log_position: p.log_position,
