@@ -259,7 +259,7 @@ pub async fn services(
         .map(|item| Service {
             service_code: item.id.clone(),
             service_name: item.name.clone(),
-            description: format!("{} {}", item.name, limits_notice(&app, item, &state)),
+            description: format!("{}. {}", item.name, limits_notice(&app, item, &state)),
             metadata: true,
             kind: "realtime".into(),
             keywords: format!("{}, {}", item.category, item.id),
