@@ -864,3 +864,68 @@ async fn a_figure_edited_behind_the_logs_back_fails_replay_and_verify() {
         verified.broken
     );
 }
+
+#[tokio::test]
+async fn live_projections_on_postgres_skip_report_streams_and_agree_with_the_report() {
+    let db = tests::pg::TestDb::create().await.expect("a test database");
+    let app = tests::app::spawn_app_with_projections(Store::Sqlite, Some(db.url.clone())).await;
+    for _ in 0..2 {
+        let (status, _) = app.intake(&intake_document(&unique())).await;
+        assert_eq!(status, 201);
+    }
+    let directory = Policy::for_tests().directory().clone();
+    let log = app.command_service.log();
+    let as_of = at(3, 2, 6);
+    let rev = published(
+        store::publish(
+            log,
+            &directory,
+            &street_march(),
+            as_of,
+            &publisher(),
+            None,
+            false,
+        )
+        .await
+        .unwrap(),
+    );
+    // Every projector passes the report's commit without error.
+    let head = log.last_position().await.unwrap();
+    assert_eq!(head, rev.position);
+    let mut caught_up = false;
+    for _ in 0..200 {
+        let health: Value = app
+            .get("/api/v1/health/projections", actors::DASHBOARD)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ps = health["projectors"].as_array().cloned().unwrap_or_default();
+        if !ps.is_empty() && ps.iter().all(|p| p["checkpoint"] == json!(head)) {
+            assert!(ps.iter().all(|p| p["last_error"].is_null()), "{health}");
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(caught_up, "projectors reached the report's commit");
+    // The live read model shows the same counts the report sent (same instant, same period).
+    let stats: Value = app
+        .get(
+            "/api/v1/stats?period=month&from=2026-03&to=2026-03&street=jd-01&now=2026-03-02T06:00:00Z",
+            actors::DASHBOARD,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = stats["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{stats}");
+    assert_eq!(items[0]["counts"]["received"], json!(2));
+    assert_eq!(
+        items[0]["counts"], rev.published.figures["totals"]["counts"],
+        "dashboard and report agree"
+    );
+    app.teardown().await;
+    db.drop_db().await;
+}
