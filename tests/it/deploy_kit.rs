@@ -11,6 +11,10 @@
 //! - every metric the Prometheus rules and the Grafana dashboard name is on a running engine's
 //!   `/metrics`, and every SQL panel of the dashboard runs on a migrated PostgreSQL holding a
 //!   seeded month of requests;
+//! - `deploy/postgres/init.sql`, run with psql, gives the engine a database it migrates and the
+//!   dashboard role read-only access;
+//! - `bianmin supervise` supervises a log shared with an engine that runs `serve
+//!   --no-supervisor` (the split layout of the systemd units);
 //! - `scripts/demo` brings up the embedded engine, runs a week of requests and prints the
 //!   dashboard's address.
 
@@ -770,4 +774,159 @@ async fn the_postgres_init_script_gives_the_engine_a_database_and_dashboards_rea
         "cleanup: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Supervisor event types: what only the deadline supervisor records.
+const SUPERVISION: [&str; 4] = [
+    "reminder_sent",
+    "pre_breach_warned",
+    "deadline_missed",
+    "escalated",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_supervise_process_supervises_the_shared_log() {
+    // The engine in-process (no supervisor runs in it) on a JetStream stream of its own, its
+    // clock in March 2026: every deadline it stamps is long past by the wall clock that a
+    // `bianmin supervise` process reads.
+    let app = spawn_app_with(Store::Nats, |_| {}).await;
+    let (status, created) = app
+        .intake(&intake_document(&tests::app::external_id()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["request_id"].as_str().expect("id").to_string();
+    for (action, body) in [
+        ("accept", json!({})),
+        (
+            "classify",
+            json!({"catalogue_item": "um-street-vending", "request_type": "complaint"}),
+        ),
+        ("refer", json!({"lead_department": "urban-management"})),
+    ] {
+        let (status, answer) = app.command(&id, action, actors::STATION, &body).await;
+        assert_eq!(status, 200, "{action}: {answer}");
+    }
+    let before = app.history(&id).await;
+    assert!(
+        !before
+            .iter()
+            .any(|e| SUPERVISION.contains(&e["type"].as_str().unwrap_or(""))),
+        "nothing supervised the request yet"
+    );
+
+    // `bianmin serve --no-supervisor` (split.conf's command line) leaves it alone.
+    let dir = tempfile::tempdir().expect("data directory");
+    let serve_port = free_port();
+    let serve_log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
+    let serve = Command::new(bianmin_binary())
+        .args([
+            "serve",
+            "--no-supervisor",
+            "--log-format",
+            "compact",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{serve_port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("serve"))
+        .arg("--nats-url")
+        .arg(tests::app::NATS_URL)
+        .env("BIANMIN_NATS__STREAM", &app.config.nats.stream)
+        .env(
+            "BIANMIN_NATS__SUBJECT_PREFIX",
+            &app.config.nats.subject_prefix,
+        )
+        .env("BIANMIN_PROJECTIONS__ENABLED", "false")
+        .stdout(serve_log.try_clone().expect("log file"))
+        .stderr(serve_log)
+        .spawn()
+        .expect("bianmin serve starts");
+    let mut serve = Node(serve);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http
+            .get(format!("http://127.0.0.1:{serve_port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        assert!(
+            serve.0.try_wait().expect("status").is_none() && Instant::now() < deadline,
+            "bianmin serve --no-supervisor did not become ready: {}",
+            read(&dir.path().join("serve.log"))
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !app.history(&id)
+            .await
+            .iter()
+            .any(|e| SUPERVISION.contains(&e["type"].as_str().unwrap_or(""))),
+        "serve --no-supervisor does not supervise"
+    );
+    let _ = serve.0.kill();
+    let _ = serve.0.wait();
+    drop(serve);
+
+    // `bianmin supervise` as the systemd unit runs it, on the same stream.
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("supervise.log")).expect("log file");
+    let child = Command::new(bianmin_binary())
+        .args(["supervise", "--log-format", "compact", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("supervise"))
+        .arg("--nats-url")
+        .arg(tests::app::NATS_URL)
+        .env("BIANMIN_NATS__STREAM", &app.config.nats.stream)
+        .env(
+            "BIANMIN_NATS__SUBJECT_PREFIX",
+            &app.config.nats.subject_prefix,
+        )
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("bianmin supervise starts");
+    let mut process = Node(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut supervised = Vec::new();
+    while supervised.is_empty() {
+        assert!(
+            process.0.try_wait().expect("status").is_none(),
+            "bianmin supervise exited: {}",
+            read(&dir.path().join("supervise.log"))
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no supervision within 60 s: {}",
+            read(&dir.path().join("supervise.log"))
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        supervised = app
+            .history(&id)
+            .await
+            .into_iter()
+            .filter(|e| SUPERVISION.contains(&e["type"].as_str().unwrap_or("")))
+            .collect();
+    }
+    for event in &supervised {
+        assert_eq!(event["actor"]["role"], "system", "{event}");
+    }
+    // Its listener answers the probes and the scrape the deploy kit points at it.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .expect("the supervisor's listener answers");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let _ = process.0.kill();
+    let _ = process.0.wait();
+    drop(process);
+    app.teardown().await;
 }
