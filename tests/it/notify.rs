@@ -911,3 +911,67 @@ async fn two_engines_on_one_database_send_each_notification_once() {
     twin.teardown_keep_store().await;
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn imported_history_is_not_told_to_residents() {
+    // Arrange: the embedded store with a webhook, and a historical request in a CSV file.
+    let gateway = Gateway::start(Some(0)).await;
+    let url = gateway.url.clone();
+    let app = spawn_app_with(Store::Sqlite, |config| {
+        fast(config);
+        config.notify.webhooks = vec![webhook("sms", url, &[])];
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.csv");
+    let old = external_id();
+    std::fs::write(
+        &path,
+        format!(
+            "external_id,channel,received_at,street,community,grid,text,contact_name,\
+             contact_phone,accepted_at,catalogue_item,classified_at,handling,department,\
+             referred_at,signed_for_at,contacted_at,replied_at,outcome,reviewed_at,rated_at,\
+             satisfaction,resolution,archived_at\n\
+             {old},hotline,2026-02-02 09:12,jd-01,sq-0101,wg-010101,小区北门路灯已坏三天,王芳,\
+             13700009876,2026-02-02 09:20,um-streetlight,2026-02-02 09:35,referral,\
+             urban-management,2026-02-02 09:40,2026-02-02 11:00,2026-02-02 14:00,\
+             2026-02-04 16:00,resolved,2026-02-04 17:00,2026-02-05 10:00,satisfied,resolved,\
+             2026-02-05 10:30\n"
+        ),
+    )
+    .unwrap();
+    let service = &app.command_service;
+    let importer = engine_service::import::Importer::new(
+        service.log().clone(),
+        service.contacts().clone(),
+        std::sync::Arc::new(service.policy().clone()),
+        app.clock.clone(),
+    );
+
+    // Act: the import, then a live request behind it in the log.
+    let report = importer
+        .run(&engine_service::import::ImportOptions::new(&path), None)
+        .await
+        .expect("the import runs");
+    assert_eq!(report.imported, 1, "{report:#?}");
+    let live = intake(&app, intake_document(&external_id())).await;
+    wait_until("the live receipt sent", || async {
+        row(&app, &live, "request_received")
+            .await
+            .is_some_and(|r| r["status"] == "sent")
+    })
+    .await;
+
+    // Assert: nothing recorded or sent for the imported request.
+    let calls = gateway.calls();
+    assert_eq!(calls.len(), 1, "only the live receipt");
+    assert!(!String::from_utf8_lossy(&calls[0].body).contains(&old));
+    let all: Vec<Value> = app
+        .get("/api/v1/notifications", actors::SUPERVISOR)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    app.teardown().await;
+}

@@ -262,6 +262,13 @@ impl Notifier {
                 if !self.cfg.kinds.contains(&kind) {
                     continue;
                 }
+                // History brought in by `bianmin import` happened long ago: residents are
+                // not told about it again.
+                if envelope.correlation_id
+                    == crate::import::plan::import_correlation_id(envelope.request_id)
+                {
+                    continue;
+                }
                 let channels = self.sender.channels(kind);
                 if channels.is_empty() {
                     continue;
