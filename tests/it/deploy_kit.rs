@@ -505,6 +505,7 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
         "BianminOverdueBacklog",
         "BianminAppendErrors",
         "BianminDown",
+        "BianminNotReady",
     ] {
         assert!(alerts.contains(needed), "an alert rule {needed}");
     }
@@ -529,6 +530,20 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
         targets,
         ["127.0.0.1:8080", "127.0.0.1:8082"],
         "serve and supervise"
+    );
+    let probed: Vec<&str> = scrape["scrape_configs"][1]["static_configs"][0]["targets"]
+        .as_vec()
+        .expect("readiness probe targets")
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(
+        probed,
+        [
+            "http://127.0.0.1:8080/readyz",
+            "http://127.0.0.1:8082/readyz"
+        ],
+        "readiness is probed on both listeners"
     );
 
     // A running engine with projections, after an intake, a command and a refusal, so that
