@@ -589,3 +589,46 @@ async fn wait_caught_up(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test]
+async fn creates_are_rate_limited_per_api_key() {
+    let app = spawn_app_with(Store::Sqlite, |config| {
+        config.http.intake_rate_limit.per_second = 0.001;
+        config.http.intake_rate_limit.burst = 2;
+        config.auth.tokens = vec![TokenConfig {
+            id: "fixmystreet".into(),
+            role: Role::IntakeSystem,
+            unit: None,
+            token_sha256: hash_token(API_KEY),
+        }];
+    })
+    .await;
+    let body = |n: usize| {
+        format!(
+            "api_key={API_KEY}&service_code={SERVICE}&address_string=Wenhua+Road&attribute%5Bgrid%5D=wg-010101&description=report+{n}"
+        )
+    };
+    for n in 0..2 {
+        let (status, created) = post_form(&app, body(n)).await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let response = app
+        .client
+        .post(format!("{}/open311/v2/requests.json", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body(2))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    let error: Value = response.json().await.expect("json");
+    assert_same_shape(&error, &fixture_json("error.json"), "rate limited");
+    assert_eq!(error[0]["code"], 429);
+    assert_eq!(
+        app.log_length().await,
+        2,
+        "the refused create recorded nothing"
+    );
+    app.teardown().await;
+}

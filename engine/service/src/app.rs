@@ -402,7 +402,8 @@ impl App {
                 &config.open311,
                 directory.as_deref(),
                 projectors.as_ref().map(|r| r.projections().clone()),
-            );
+            )
+            .with_rate_limit(config.http.intake_rate_limit);
             router = router
                 .merge(crate::http::open311::router(open311, limits).with_state(state.clone()));
         }

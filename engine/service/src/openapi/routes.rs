@@ -596,7 +596,7 @@ pub fn operations() -> Vec<Operation> {
                 (201, "Created", JSON, array_of(schema_ref("CreatedRequest"))),
                 (200, "The same call was received before today: the same request", JSON, array_of(schema_ref("CreatedRequest"))),
             ],
-            errors: &[400, 403, 404, 413, 503],
+            errors: &[400, 403, 404, 413, 429, 503],
             error_shape: Errors::Open311,
             ..op("post", "/open311/v2/requests.json", "open311_create", "open311", "GeoReport v2: create a request", "Form-encoded (or a JSON object). `api_key` required.")
         },

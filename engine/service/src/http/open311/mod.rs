@@ -108,6 +108,7 @@ pub struct Open311State {
     /// Grid code → (path, label).
     grids: Arc<BTreeMap<String, (GridPath, String)>>,
     projections: Option<projections::Projections>,
+    limiter: Option<crate::ratelimit::IntakeRateLimiter>,
 }
 
 impl Open311State {
@@ -153,7 +154,15 @@ impl Open311State {
             departments: Arc::new(departments),
             grids: Arc::new(grids),
             projections,
+            limiter: None,
         }
+    }
+
+    /// Limits creates per submitter (the api key's identity) with `config`, like
+    /// `http.intake_rate_limit` limits `POST /api/v1/requests` per client.
+    pub fn with_rate_limit(mut self, config: crate::ratelimit::RateLimitConfig) -> Open311State {
+        self.limiter = Some(crate::ratelimit::IntakeRateLimiter::new(config));
+        self
     }
 
     fn datetime(&self, t: DateTime<Utc>) -> String {
@@ -389,6 +398,21 @@ pub async fn create_request(
     }
     check_jurisdiction(&state, &params)?;
     let actor = submitter(&app, &params, &headers)?;
+    if let Some(limiter) = &state.limiter
+        && let crate::ratelimit::Decision::Refuse(wait) =
+            limiter.check(&format!("actor:{}", actor.id), std::time::Instant::now())
+    {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = Open311Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many requests from this api_key; retry in {seconds} s"),
+        )
+        .into_response();
+        if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
     let create = CreateRequest::parse(&params)?;
     let policy = app.commands.policy();
     let item = policy
