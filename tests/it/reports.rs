@@ -929,3 +929,42 @@ async fn live_projections_on_postgres_skip_report_streams_and_agree_with_the_rep
     app.teardown().await;
     db.drop_db().await;
 }
+
+#[test]
+fn serve_refuses_a_bad_schedule_naming_its_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("bianmin.toml");
+    std::fs::write(
+        &config,
+        "[http]\nlisten = \"127.0.0.1:0\"\n[[reports.schedules]]\nlevel = \"street\"\nevery = \"month\"\nday = 31\nat = \"09:00\"\n",
+    )
+    .expect("config written");
+    let mut child = std::process::Command::new(tests::faults::bianmin_binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("BIANMIN_NATS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("BIANMIN_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bianmin starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with a bad schedule");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("reports.schedules.day"), "{stderr}");
+}

@@ -235,8 +235,14 @@ pub async fn run(
     config: ReportsConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ReportError> {
-    for schedule in &config.schedules {
-        schedule.validate(&directory)?;
+    for (i, schedule) in config.schedules.iter().enumerate() {
+        schedule.validate(&directory).map_err(|e| match e {
+            ReportError::Invalid { field, message } => ReportError::Invalid {
+                message: format!("[[reports.schedules]] number {}: {field}: {message}", i + 1),
+                field,
+            },
+            other => other,
+        })?;
     }
     if config.schedules.is_empty() {
         // Nothing to fire; a background task that ends would stop the app.
