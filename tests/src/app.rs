@@ -203,7 +203,7 @@ impl TestApp {
         self.stop().await;
     }
 
-    /// Stops the app and deletes its NATS stream (if any).
+    /// Stops the app and deletes its NATS streams (event log and notifications), if any.
     pub async fn teardown(mut self) {
         self.stop().await;
         if self.store == Store::Nats
@@ -211,6 +211,11 @@ impl TestApp {
         {
             let js = async_nats::jetstream::new(client);
             let _ = js.delete_stream(&self.config.nats.stream).await;
+            let notify = self
+                .config
+                .notify
+                .stream_name(&self.config.nats.subject_prefix);
+            let _ = js.delete_stream(&notify).await;
         }
     }
 
