@@ -3,7 +3,9 @@
 //! installed by `scripts/services`), and every figure the page shows — headline rates and their
 //! counts, the weekly trend, the rates by community, the department ranking, the overdue list,
 //! a request's timeline — is read out of the rendered DOM and compared with the JSON API's
-//! answer. A screenshot is saved to `target/screenshots/dashboard.png`.
+//! answer. A screenshot is saved to `target/screenshots/dashboard.png`. A wall screen's kiosk
+//! address (a `dashboard`-role bearer token in the fragment) shows the same aggregates and no
+//! request list.
 //!
 //! The page is driven with Chromium's own command line (`--dump-dom`, `--screenshot`) and a
 //! virtual-time budget: no WebDriver, no extra crate. The identity and the period come from the
@@ -12,11 +14,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use engine_service::auth::{TokenConfig, hash_token};
+use schemas::Role;
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, spawn_app_with};
 
 /// The day the page is pointed at (its month and the eight weeks before it are shown).
 const PAGE_DATE: &str = "2026-03-27";
+/// The bearer token of a wall screen (role `dashboard`: aggregates only).
+const SCREEN_TOKEN: &str = "wall-screen-token-5d1c";
 /// The month of the seeded requests.
 const MONTH: &str = "2026-03";
 
@@ -375,6 +381,12 @@ async fn scenario() {
     eprintln!("browser: {}", browser.display());
     let app = spawn_app_with(Store::Sqlite, |config| {
         config.projections.enabled = true;
+        config.auth.tokens = vec![TokenConfig {
+            id: "wall-screen-1".into(),
+            role: Role::Dashboard,
+            unit: None,
+            token_sha256: hash_token(SCREEN_TOKEN),
+        }];
     })
     .await;
     let ids = seed_street_month(&app).await;
@@ -601,6 +613,36 @@ async fn scenario() {
     .await;
     assert_png(&png, 1280, 3200);
     eprintln!("screenshot: {}", png.display());
+
+    // A wall screen's kiosk address: a `dashboard`-role bearer token in the fragment. The
+    // screen shows the same aggregates and is told it may not read request lists.
+    let kiosk = format!(
+        "{}/dashboard#date={PAGE_DATE}&token={SCREEN_TOKEN}",
+        app.address
+    );
+    let dom = run_chromium(&kiosk, &["--dump-dom".to_string()]).await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    assert!(dom.contains("wall-screen-1"), "signed in with the token");
+    assert!(
+        !dom.contains(SCREEN_TOKEN),
+        "the token is not shown in the page"
+    );
+    let headline = region(&dom, "headline", "</dl>");
+    assert_eq!(
+        shown(headline, "data-metric", "received"),
+        row["counts"]["received"].to_string()
+    );
+    assert_percent(
+        shown(headline, "data-metric", "satisfaction_rate"),
+        &row["rates"]["satisfaction_rate"],
+        "kiosk satisfaction",
+    );
+    let overdue = region(&dom, "overdue-msg", "</p>");
+    assert!(
+        overdue.contains("aggregates only"),
+        "lists are refused to the screen role: {overdue}"
+    );
+    assert!(rows(region(&dom, "overdue", "</table>"), "data-request-id").is_empty());
 
     app.teardown().await;
 }
