@@ -459,7 +459,7 @@ async fn bad_calls_get_the_spec_error_array_and_record_nothing() {
             404,
         ),
         ("/open311/v2/services/no-such-item.json", 404),
-        ("/open311/v2/services/um-street-vending.xml", 400),
+        ("/open311/v2/services/um-street-vending.csv", 400),
         (
             "/open311/v2/requests/0190b5b4-0000-7000-8000-000000000000.json",
             404,
@@ -630,5 +630,181 @@ async fn creates_are_rate_limited_per_api_key() {
         2,
         "the refused create recorded nothing"
     );
+    app.teardown().await;
+}
+
+/// An XML element: name, child elements, text.
+#[derive(Debug, Default)]
+struct Node {
+    name: String,
+    children: Vec<Node>,
+    text: String,
+}
+
+impl Node {
+    fn child_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.children.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn child(&self, name: &str) -> &Node {
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("<{name}> in <{}>", self.name))
+    }
+}
+
+/// Parses a whole document (it must be well-formed).
+fn parse_xml(text: &str) -> Node {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack = vec![Node::default()];
+    let name = |qname: &str| qname.to_string();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) => stack.push(Node {
+                name: name(e.name().as_ref()),
+                ..Node::default()
+            }),
+            Event::Empty(e) => stack.last_mut().expect("open").children.push(Node {
+                name: name(e.name().as_ref()),
+                ..Node::default()
+            }),
+            Event::End(_) => {
+                let done = stack.pop().expect("balanced");
+                stack.last_mut().expect("parent").children.push(done);
+            }
+            Event::Text(t) => stack
+                .last_mut()
+                .expect("open")
+                .text
+                .push_str(AsRef::<str>::as_ref(&t)),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut document = stack.pop().expect("document");
+    assert_eq!(document.children.len(), 1, "one root element");
+    document.children.remove(0)
+}
+
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+async fn get_xml(app: &TestApp, path: &str) -> (u16, Node) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/xml"),
+        "{path}: {content_type}"
+    );
+    (status, parse_xml(&response.text().await.expect("text")))
+}
+
+/// The XML format: the same documents, with the spec's element names, and the same keys as
+/// the spec's examples.
+#[tokio::test]
+async fn the_xml_format_serves_the_same_documents() {
+    let app = spawn(Store::Sqlite, None, false).await;
+    let (status, services) = get_xml(&app, "/open311/v2/services.xml").await;
+    assert_eq!(status, 200);
+    assert_eq!(services.name, "services");
+    let example = fixture_json("services.json");
+    assert!(services.children.len() > 10);
+    for service in &services.children {
+        assert_eq!(service.name, "service");
+        assert_eq!(service.child_names(), keys(&example[0]));
+    }
+
+    let (status, definition) = get_xml(&app, &format!("/open311/v2/services/{SERVICE}.xml")).await;
+    assert_eq!(status, 200);
+    assert_eq!(definition.name, "service_definition");
+    let example = fixture_json("service_definition.json");
+    assert_eq!(definition.child_names(), keys(&example));
+    let attribute = &definition.child("attributes").children[0];
+    assert_eq!(attribute.name, "attribute");
+    assert_eq!(attribute.child_names(), keys(&example["attributes"][0]));
+    assert!(
+        attribute
+            .child("values")
+            .children
+            .iter()
+            .any(|v| v.child("key").text == "wg-010102")
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/open311/v2/requests.xml", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(spec_example_form("路灯不亮 & 很暗 <北门>"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 201);
+    let created = parse_xml(&response.text().await.expect("text"));
+    assert_eq!(created.name, "service_requests");
+    let request = &created.children[0];
+    assert_eq!(request.name, "request");
+    assert_eq!(
+        request.child_names(),
+        keys(&fixture_json("create_request.json")[0])
+    );
+    let id = request.child("service_request_id").text.clone();
+    uuid::Uuid::parse_str(&id).expect("a request id");
+
+    let (status, one) = get_xml(&app, &format!("/open311/v2/requests/{id}.xml")).await;
+    assert_eq!(status, 200);
+    assert_eq!(one.name, "service_requests");
+    let request = &one.children[0];
+    assert_eq!(
+        request.child_names(),
+        keys(&fixture_json("requests.json")[0])
+    );
+    assert_eq!(request.child("status").text, "open");
+    assert_eq!(request.child("service_code").text, SERVICE);
+    let (status, both) = get_xml(
+        &app,
+        &format!("/open311/v2/requests.xml?service_request_id={id}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(both.children.len(), 1);
+
+    // Errors as <errors><error>.
+    let response = app
+        .client
+        .post(format!("{}/open311/v2/requests.xml", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("service_code={SERVICE}&address_string=x"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 403);
+    let errors = parse_xml(&response.text().await.expect("text"));
+    assert_eq!(errors.name, "errors");
+    let error = &errors.children[0];
+    assert_eq!(error.name, "error");
+    assert_eq!(error.child_names(), keys(&fixture_json("error.json")[0]));
+    assert_eq!(error.child("code").text, "403");
+    let (status, missing) = get_xml(&app, "/open311/v2/services/no-such-item.xml").await;
+    assert_eq!(status, 404);
+    assert_eq!(missing.name, "errors");
+    assert_eq!(app.log_length().await, 1);
     app.teardown().await;
 }

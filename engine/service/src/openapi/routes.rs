@@ -25,6 +25,8 @@ pub enum Errors {
     Api,
     /// Open311's `[{code, description}]`.
     Open311,
+    /// Open311's `<errors><error><code/><description/></error></errors>`.
+    Open311Xml,
 }
 
 /// One parameter.
@@ -88,17 +90,19 @@ impl Operation {
             responses.insert(status.to_string(), answer);
         }
         for status in self.errors {
-            let schema = match self.error_shape {
-                Errors::Api => schema_ref("ErrorBody"),
-                Errors::Open311 => {
-                    json!({"type": "array", "items": schema_ref("Open311ErrorItem")})
-                }
+            let (media, schema) = match self.error_shape {
+                Errors::Api => (JSON, schema_ref("ErrorBody")),
+                Errors::Open311 => (
+                    JSON,
+                    json!({"type": "array", "items": schema_ref("Open311ErrorItem")}),
+                ),
+                Errors::Open311Xml => (XML, string()),
             };
             responses.insert(
                 status.to_string(),
                 json!({
                     "description": error_text(*status),
-                    "content": { "application/json": { "schema": schema } }
+                    "content": { media: { "schema": schema } }
                 }),
             );
         }
@@ -216,6 +220,7 @@ fn array_of(items: Value) -> Value {
 }
 
 const JSON: &str = "application/json";
+const XML: &str = "text/xml";
 
 /// Component schemas of responses without a wire type of their own.
 pub fn inline_components() -> Vec<(&'static str, Value)> {
@@ -568,7 +573,7 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("service_file", "`<service_code>.json`."), open311_jurisdiction()],
+            params: vec![path("service_file", "`<service_code>.json` or `<service_code>.xml`."), open311_jurisdiction()],
             ok: vec![(200, "The service definition", JSON, schema_ref("ServiceDefinition"))],
             errors: &[400, 404],
             error_shape: Errors::Open311,
@@ -617,11 +622,46 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("request_file", "`<service_request_id>.json`."), open311_jurisdiction()],
+            params: vec![path("request_file", "`<service_request_id>.json` or `.xml`."), open311_jurisdiction()],
             ok: vec![(200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest")))],
             errors: &[400, 404, 503],
             error_shape: Errors::Open311,
             ..op("get", "/open311/v2/requests/{request_file}", "open311_request", "open311", "GeoReport v2: one request", "Public; never shows contact data.")
+        },
+        // The same three literal paths in the XML format (the `{…_file}` paths take `.xml` too).
+        Operation {
+            access: Access::Public,
+            params: vec![open311_jurisdiction()],
+            ok: vec![(200, "`<services><service>…`", XML, string())],
+            errors: &[400, 404],
+            error_shape: Errors::Open311Xml,
+            ..op("get", "/open311/v2/services.xml", "open311_services_xml", "open311", "GeoReport v2: service list (XML)", "Public.")
+        },
+        Operation {
+            access: Access::ApiKey,
+            body: Some(("application/x-www-form-urlencoded", object("As `POST /open311/v2/requests.json`."))),
+            ok: vec![
+                (201, "`<service_requests><request>…`", XML, string()),
+                (200, "The same call was received before today: the same request", XML, string()),
+            ],
+            errors: &[400, 403, 404, 413, 429, 503],
+            error_shape: Errors::Open311Xml,
+            ..op("post", "/open311/v2/requests.xml", "open311_create_xml", "open311", "GeoReport v2: create a request (XML answer)", "As the JSON form.")
+        },
+        Operation {
+            access: Access::Public,
+            params: vec![
+                open311_jurisdiction(),
+                query("service_request_id", string(), "Comma-separated request ids."),
+                query("service_code", string(), "Comma-separated service codes."),
+                query("status", string(), "`open`, `closed` or `open,closed`."),
+                query("start_date", datetime(), "Received at or after."),
+                query("end_date", datetime(), "Received at or before."),
+            ],
+            ok: vec![(200, "`<service_requests><request>…`", XML, string())],
+            errors: &[400, 404, 503],
+            error_shape: Errors::Open311Xml,
+            ..op("get", "/open311/v2/requests.xml", "open311_requests_xml", "open311", "GeoReport v2: requests (XML)", "Public; never shows contact data.")
         },
         // ---------------------------------------------------------------- operations
         Operation {

@@ -17,6 +17,7 @@
 pub mod params;
 pub mod status;
 pub mod wire;
+pub mod xml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,6 +176,7 @@ impl Open311State {
 pub fn router(state: Open311State, limits: super::HttpLimits) -> Router<AppState> {
     Router::new()
         .route("/open311/v2/services.json", get(services))
+        .route("/open311/v2/services.xml", get(services))
         .route(
             "/open311/v2/services/{service_file}",
             get(service_definition),
@@ -183,7 +185,12 @@ pub fn router(state: Open311State, limits: super::HttpLimits) -> Router<AppState
             "/open311/v2/requests.json",
             get(list_requests).post(create_request),
         )
+        .route(
+            "/open311/v2/requests.xml",
+            get(list_requests).post(create_request),
+        )
         .route("/open311/v2/requests/{request_file}", get(get_request))
+        .layer(axum::middleware::from_fn(xml::xml_format))
         .layer(Extension(state))
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(ConcurrencyLimitLayer::new(limits.concurrency_limit))
@@ -193,15 +200,15 @@ pub fn router(state: Open311State, limits: super::HttpLimits) -> Router<AppState
         ))
 }
 
-/// `name.json` → `name`; any other extension is refused (JSON is the only format served).
+/// `name.json` or `name.xml` → `name` (the format is applied by [`xml::xml_format`]).
 fn strip_json(file: &str) -> Result<&str, Open311Error> {
     match file.rsplit_once('.') {
-        Some((name, "json")) if !name.is_empty() => Ok(name),
-        Some((_, "xml")) => Err(Open311Error::bad_request(
-            "only the JSON format is served: use .json",
-        )),
+        Some((name, "json" | "xml")) if !name.is_empty() => Ok(name),
+        Some((_, other)) => Err(Open311Error::bad_request(format!(
+            "format `{other}` is not served: use .json or .xml"
+        ))),
         _ => Err(Open311Error::not_found(
-            "no such resource: expected <id>.json",
+            "no such resource: expected <id>.json or <id>.xml",
         )),
     }
 }
