@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, intake_document, spawn_app_with};
 use uuid::Uuid;
 
-use crate::audit::{Rig, nats, randomized_run, supervisor, unique};
+use crate::audit::{Rig, all_commits, nats, randomized_run, supervisor, unique};
 
 fn at(month: u32, day: u32, hour: u32) -> Timestamp {
     Utc.with_ymd_and_hms(2026, month, day, hour, 0, 0)
@@ -154,6 +154,29 @@ async fn a_month_report_is_revised_replayed_byte_for_byte_and_resent_in_order() 
     assert_eq!(p1.figures["totals"]["counts"]["received"], json!(ids.len()));
     assert_eq!(p1.figures_sha256, compute::figures_sha256(&p1.figures));
     assert_eq!(rev1.published_by, publisher());
+    // Backlog and overdue as the projections' own backlog query counts them at that position.
+    let scratch = tempfile::tempdir().unwrap();
+    let check = projections::Projections::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        scratch.path().join("check.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let upto: Vec<_> = all_commits(log)
+        .await
+        .into_iter()
+        .filter(|c| c.position <= p1.log_position)
+        .collect();
+    for projector in projections::Projections::projector_names() {
+        check.apply(projector, &upto).await.unwrap();
+    }
+    let (open, overdue) = check.backlog(as_of).await.unwrap();
+    assert!(open > 0, "the simulation leaves some requests open");
+    assert_eq!(
+        p1.figures["backlog"],
+        json!({"open": open, "overdue": overdue})
+    );
+    assert_eq!(p1.figures["overdue_cases"]["total"], json!(overdue));
     // April has no requests: its report counts none.
     let april = ReportSpec {
         period: ReportPeriod::parse("2026-04").unwrap(),

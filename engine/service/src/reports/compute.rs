@@ -351,13 +351,17 @@ fn sub_dim(level: ReportLevel) -> Dim {
     }
 }
 
-/// Every summary row of a list (all pages).
+/// Walks a list page by page and counts the rows `matches` accepts; with `keep_rows` it also
+/// returns them (otherwise only counted, so a long list is never held in memory).
 async fn walk(
     p: &Projections,
     list: RequestList,
     spec: &ReportSpec,
     as_of: Timestamp,
-) -> Result<Vec<Summary>, ReportError> {
+    matches: impl Fn(&Summary) -> bool,
+    keep_rows: bool,
+) -> Result<(usize, Vec<Summary>), ReportError> {
+    let mut counted = 0;
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -374,10 +378,15 @@ async fn walk(
                 now: as_of,
             })
             .await?;
-        out.extend(page.items);
+        for row in page.items.into_iter().filter(&matches) {
+            counted += 1;
+            if keep_rows {
+                out.push(row);
+            }
+        }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => return Ok(out),
+            None => return Ok((counted, out)),
         }
     }
 }
@@ -453,9 +462,8 @@ async fn figures(
     }
 
     // Backlog and overdue cases at `as_of`, whatever their period.
-    let everything = walk(p, RequestList::All, spec, as_of).await?;
-    let open = everything.iter().filter(|s| s.open).count();
-    let overdue = walk(p, RequestList::Overdue, spec, as_of).await?;
+    let (open, _) = walk(p, RequestList::All, spec, as_of, |s| s.open, false).await?;
+    let (_, overdue) = walk(p, RequestList::Overdue, spec, as_of, |_| true, true).await?;
     let mut listed: Vec<&Summary> = overdue.iter().collect();
     listed.sort_by(|a, b| {
         a.due_at
