@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine_core::{Clock, ManualClock, Policy, Request};
 use engine_service::audit::verify;
@@ -552,4 +553,84 @@ async fn the_example_files_import() {
         );
     }
     stores.close().await;
+}
+
+/// `bianmin import` next to a running `bianmin serve` on the same stores (the embedded SQLite
+/// files, then a JetStream stream): the engine's own projectors pick the imported commits up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_next_to_a_running_engine() {
+    use tests::faults::{Api, ServeOptions, ServeProcess, wait_projections_caught_up};
+    for nats in [false, true] {
+        let stream = format!("IMPSERVE_{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+        let env: Vec<(String, String)> = if nats {
+            vec![
+                ("BIANMIN_NATS__STREAM".into(), stream.clone()),
+                ("BIANMIN_NATS__SUBJECT_PREFIX".into(), stream.to_lowercase()),
+            ]
+        } else {
+            Vec::new()
+        };
+        let nats_url = tests::nats::shared_nats_url();
+        let engine = ServeProcess::start(ServeOptions {
+            nats_url: nats.then(|| nats_url.clone()),
+            env: env.clone(),
+            extra_toml: "[projections]\nenabled = true\n".into(),
+            ..ServeOptions::default()
+        })
+        .await;
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/import/example.csv");
+        let mut command = Command::new(bianmin_binary());
+        command.arg("--data-dir").arg(engine.data_dir());
+        if nats {
+            command.arg("--nats-url").arg(&nats_url);
+        }
+        let output = command
+            .envs(env)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&example)
+            .output()
+            .expect("bianmin import runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "nats {nats}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("5 imported"), "{stdout}");
+        let api = Api::new(engine.url());
+        wait_projections_caught_up(&api, Duration::from_secs(60)).await;
+        let projections = Projections::connect(&engine.projections_url())
+            .await
+            .expect("the engine's projections");
+        let page = projections
+            .requests(&ListQuery {
+                list: RequestList::All,
+                filter: Filter::default(),
+                since_position: None,
+                limit: 100,
+                cursor: None,
+                now: tests::app::start_time(),
+            })
+            .await
+            .expect("the request list");
+        let ids: std::collections::BTreeSet<String> =
+            page.items.iter().map(|s| s.request_id.clone()).collect();
+        for ticket in [
+            "12345-2025-000101",
+            "12345-2025-000102",
+            "12345-2025-000140",
+        ] {
+            assert!(
+                ids.contains(&request_id(ticket).to_string()),
+                "nats {nats}: {ticket}"
+            );
+        }
+        assert_eq!(ids.len(), 5, "nats {nats}");
+        drop(engine);
+        if nats {
+            tests::nats::delete_stream(&tests::nats::shared_nats().await, &stream).await;
+        }
+    }
 }
