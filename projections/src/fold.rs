@@ -490,7 +490,7 @@ impl RequestState {
 }
 
 /// One `request_summary` row (see docs/metrics.md for each column).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Summary {
     pub request_id: String,

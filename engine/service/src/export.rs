@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use projections::Projections;
+use projections::fold::Summary;
 use projections::query::{Counts, Dim, Filter, ListQuery, Period, Rates, RequestList, StatsQuery};
 use serde::Serialize;
 
@@ -284,54 +285,8 @@ fn field_names<T: Serialize>(value: &T) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The header of the requests export (written alone when no request matches).
-pub fn summary_columns() -> Vec<&'static str> {
-    vec![
-        "request_id",
-        "stage",
-        "kind",
-        "channel",
-        "street",
-        "community",
-        "grid",
-        "category",
-        "catalogue_item",
-        "request_type",
-        "urgency",
-        "lead_department",
-        "owner",
-        "anonymous",
-        "received_at",
-        "received_day",
-        "received_week",
-        "received_month",
-        "accepted_at",
-        "declined_at",
-        "classified_at",
-        "referred_at",
-        "signed_at",
-        "first_contact_at",
-        "responded_at",
-        "replied_at",
-        "reply_outcome",
-        "rated_at",
-        "archived_at",
-        "response_due_at",
-        "completion_due_at",
-        "due_at",
-        "response_on_time",
-        "completed_on_time",
-        "handling_seconds",
-        "overdue",
-        "open",
-        "dispatched",
-        "satisfaction",
-        "resolution",
-        "rating_excluded",
-        "reopen_count",
-        "referral_returns",
-        "escalation_level",
-        "last_position",
-        "paused_since",
-    ]
+/// The header of the requests export (written alone when no request matches): the fields
+/// of a request summary, in the order rows serialize them.
+pub fn summary_columns() -> Vec<String> {
+    field_names(&Summary::default())
 }

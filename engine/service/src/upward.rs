@@ -42,8 +42,6 @@ use crate::log::{EventLog, LogError};
 pub const POSITION_HEADER: &str = "Bianmin-Position";
 /// Header marking a message re-published by [`replay`].
 pub const REPLAY_HEADER: &str = "Bianmin-Replay";
-/// Commits read per batch while scanning the log.
-const READ_BATCH_LEN: usize = 512;
 /// Most stored messages the publisher walks back over (replayed ones) to find where it was.
 const RESUME_WALK_MAX: u64 = 10_000;
 /// First retry delay of a failed publish; doubles up to [`PUBLISH_BACKOFF_MAX`].
@@ -286,24 +284,14 @@ pub async fn recorded_messages(
     level: Option<UpwardLevel>,
 ) -> Result<Vec<(u64, Outbound)>, UpwardError> {
     let mut out = Vec::new();
-    let mut from = 1;
-    loop {
-        let batch = log.read_from(from, READ_BATCH_LEN).await?;
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            for (envelope, message) in messages_of(logged) {
-                if envelope.recorded_at >= since && level.is_none_or(|l| l == message.level()) {
-                    out.push((logged.position, message));
-                }
+    log.scan(1, |logged| {
+        for (envelope, message) in messages_of(logged) {
+            if envelope.recorded_at >= since && level.is_none_or(|l| l == message.level()) {
+                out.push((logged.position, message));
             }
         }
-        from = last + 1;
-        if batch.len() < READ_BATCH_LEN {
-            break;
-        }
-    }
+    })
+    .await?;
     Ok(out)
 }
 
@@ -367,39 +355,29 @@ pub struct Delivery {
 pub async fn deliveries(log: &EventLog, sent_through: u64) -> Result<Vec<Delivery>, UpwardError> {
     let mut out: Vec<Delivery> = Vec::new();
     let mut index: HashMap<Uuid, usize> = HashMap::new();
-    let mut from = 1;
-    loop {
-        let batch = log.read_from(from, READ_BATCH_LEN).await?;
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            for e in &logged.commit.events {
-                match &e.event {
-                    Event::ReportedUpward(r) => {
-                        index.insert(r.report_id, out.len());
-                        out.push(Delivery {
-                            report_id: r.report_id,
-                            request_id: e.request_id,
-                            level: r.level,
-                            sent: logged.position <= sent_through,
-                            acknowledged: false,
-                        });
-                    }
-                    Event::UpwardAcknowledged(a) => {
-                        if let Some(&i) = index.get(&a.report_id) {
-                            out[i].acknowledged = true;
-                        }
-                    }
-                    _ => {}
+    log.scan(1, |logged| {
+        for e in &logged.commit.events {
+            match &e.event {
+                Event::ReportedUpward(r) => {
+                    index.insert(r.report_id, out.len());
+                    out.push(Delivery {
+                        report_id: r.report_id,
+                        request_id: e.request_id,
+                        level: r.level,
+                        sent: logged.position <= sent_through,
+                        acknowledged: false,
+                    });
                 }
+                Event::UpwardAcknowledged(a) => {
+                    if let Some(&i) = index.get(&a.report_id) {
+                        out[i].acknowledged = true;
+                    }
+                }
+                _ => {}
             }
         }
-        from = last + 1;
-        if batch.len() < READ_BATCH_LEN {
-            break;
-        }
-    }
+    })
+    .await?;
     Ok(out)
 }
 
@@ -528,22 +506,7 @@ pub async fn record_ack(
 /// Builds the report index from the whole log.
 async fn build_index(log: &EventLog) -> Result<(ReportIndex, u64), UpwardError> {
     let index: ReportIndex = Arc::default();
-    let mut from = 1;
-    let mut head = 0;
-    loop {
-        let batch = log.read_from(from, READ_BATCH_LEN).await?;
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            index_commit(&index, logged);
-        }
-        head = last;
-        from = last + 1;
-        if batch.len() < READ_BATCH_LEN {
-            break;
-        }
-    }
+    let head = log.scan(1, |logged| index_commit(&index, logged)).await?;
     Ok((index, head))
 }
 

@@ -24,6 +24,9 @@ use schemas::{Commit, DecodeError, LoggedCommit, RequestId};
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use sqlite::SqliteLog;
 
+/// Commits read per batch by [`EventLog::scan`].
+pub const SCAN_BATCH_LEN: usize = 512;
+
 /// The result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -150,6 +153,27 @@ impl EventLog {
             EventLog::Sqlite(log) => log.read_raw_from(from.max(1), max).await?,
         };
         decode_all(raw)
+    }
+
+    /// Calls `visit` with every commit from position `from` to the end of the log as it stands
+    /// now, in global order, reading [`SCAN_BATCH_LEN`] commits at a time. Returns the last
+    /// position visited (`from - 1` when there was nothing to visit).
+    pub async fn scan(
+        &self,
+        from: u64,
+        mut visit: impl FnMut(&LoggedCommit),
+    ) -> Result<u64, LogError> {
+        let mut last = from.max(1) - 1;
+        loop {
+            let batch = self.read_from(last + 1, SCAN_BATCH_LEN).await?;
+            for logged in &batch {
+                visit(logged);
+                last = logged.position;
+            }
+            if batch.len() < SCAN_BATCH_LEN {
+                return Ok(last);
+            }
+        }
     }
 
     /// A live stream of commits from position `from` onward, in global order. It never ends:

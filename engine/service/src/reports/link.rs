@@ -30,8 +30,6 @@ use super::{ReportError, nats_err};
 use crate::log::EventLog;
 use crate::upward::{POSITION_HEADER, REPLAY_HEADER, sent_through};
 
-/// Commits read per batch while scanning the log.
-const READ_BATCH_LEN: usize = 512;
 /// First retry delay of a failed publish; doubles up to 10 s.
 const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 
@@ -301,26 +299,16 @@ pub async fn recorded_messages(
 ) -> Result<Vec<(u64, Outbound)>, ReportError> {
     let mut units = Units::default();
     let mut out = Vec::new();
-    let mut from = 1;
-    loop {
-        let batch = log.read_from(from, READ_BATCH_LEN).await?;
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            units.note(logged);
-            let mut lookup = |id| units.0.get(&id).cloned();
-            for (at, message) in messages_of(logged, &mut lookup) {
-                if at >= since && level.is_none_or(|l| l == message.level()) {
-                    out.push((logged.position, message));
-                }
+    log.scan(1, |logged| {
+        units.note(logged);
+        let mut lookup = |id| units.0.get(&id).cloned();
+        for (at, message) in messages_of(logged, &mut lookup) {
+            if at >= since && level.is_none_or(|l| l == message.level()) {
+                out.push((logged.position, message));
             }
         }
-        from = last + 1;
-        if batch.len() < READ_BATCH_LEN {
-            break;
-        }
-    }
+    })
+    .await?;
     Ok(out)
 }
 
