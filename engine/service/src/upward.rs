@@ -249,21 +249,34 @@ async fn publish(
     position: u64,
     replayed: bool,
 ) -> Result<(), UpwardError> {
+    let payload = serde_json::to_vec(message).expect("outbound messages always serialise");
+    let id = message.message_id().to_string();
+    publish_logged(js, message.subject(cfg), &id, position, replayed, payload)
+        .await
+        .map_err(nats_err)
+}
+
+/// Publishes a message derived from the commit at log `position` through JetStream with
+/// `Nats-Msg-Id` = `message_id`, the [`POSITION_HEADER`] (and [`REPLAY_HEADER`] when
+/// `replayed`), and waits for its acknowledgement. Shared by the upward link and the rate
+/// report link, whose publishers resume from the position of the last live message.
+pub(crate) async fn publish_logged(
+    js: &jetstream::Context,
+    subject: String,
+    message_id: &str,
+    position: u64,
+    replayed: bool,
+    payload: Vec<u8>,
+) -> Result<(), jetstream::context::PublishError> {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        message.message_id().to_string().as_str(),
-    );
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
     headers.insert(POSITION_HEADER, position.to_string().as_str());
     if replayed {
         headers.insert(REPLAY_HEADER, "true");
     }
-    let payload = serde_json::to_vec(message).expect("outbound messages always serialise");
-    js.publish_with_headers(message.subject(cfg), headers, payload.into())
-        .await
-        .map_err(nats_err)?
-        .await
-        .map_err(nats_err)?;
+    js.publish_with_headers(subject, headers, payload.into())
+        .await?
+        .await?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::store::{self, FeedbackDocument};
 use super::{ReportError, nats_err};
 use crate::log::EventLog;
-use crate::upward::{POSITION_HEADER, REPLAY_HEADER, sent_through};
+use crate::upward::{publish_logged, sent_through};
 
 /// First retry delay of a failed publish; doubles up to 10 s.
 const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
@@ -272,22 +272,11 @@ pub async fn publish(
     position: u64,
     replayed: bool,
 ) -> Result<(), ReportError> {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        message.message_id().to_string().as_str(),
-    );
-    headers.insert(POSITION_HEADER, position.to_string().as_str());
-    if replayed {
-        headers.insert(REPLAY_HEADER, "true");
-    }
     let payload = serde_json::to_vec(message).expect("outbound messages always serialise");
-    js.publish_with_headers(message.subject(cfg), headers, payload.into())
+    let id = message.message_id().to_string();
+    publish_logged(js, message.subject(cfg), &id, position, replayed, payload)
         .await
-        .map_err(nats_err)?
-        .await
-        .map_err(nats_err)?;
-    Ok(())
+        .map_err(nats_err)
 }
 
 /// Every report message recorded since `since` (by `recorded_at`), at `level` when given, in
