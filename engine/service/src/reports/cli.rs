@@ -4,9 +4,11 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use engine_core::directory::Directory;
+use indicatif::{ProgressBar, ProgressStyle};
 use schemas::event::ReportLevel;
 use schemas::{Actor, Role, Timestamp};
 use uuid::Uuid;
@@ -137,6 +139,18 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).expect("serialisable") + "\n"
 }
 
+/// A spinner on stderr (hidden when stderr is not a terminal) while a command folds the whole
+/// log into a scratch projection, which takes as long as a projections rebuild.
+fn folding(message: String) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        spinner.set_style(style);
+    }
+    spinner.set_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    spinner
+}
+
 /// Runs one subcommand and returns its output and exit code.
 pub async fn execute(
     command: ReportCommand,
@@ -155,6 +169,12 @@ pub async fn execute(
                 role: Role::Supervisor,
                 unit: Some(args.unit.clone()),
             };
+            let spinner = folding(format!(
+                "computing the {} report of {} for {} from the log",
+                args.level.as_str(),
+                args.unit,
+                args.period
+            ));
             let outcome = store::publish(
                 &ctx.log,
                 &ctx.directory,
@@ -164,7 +184,9 @@ pub async fn execute(
                 args.reason.as_deref(),
                 false,
             )
-            .await?;
+            .await;
+            spinner.finish_and_clear();
+            let outcome = outcome?;
             let mut sent = None;
             if let (PublishOutcome::Published { revision }, Some(client)) = (&outcome, &ctx.nats) {
                 sent = Some(
@@ -226,7 +248,10 @@ pub async fn execute(
             revision,
             json: as_json,
         } => {
-            let r = store::replay(&ctx.log, report, revision).await?;
+            let spinner = folding(format!("recomputing report {report} from the log"));
+            let r = store::replay(&ctx.log, report, revision).await;
+            spinner.finish_and_clear();
+            let r = r?;
             let code = if r.identical() {
                 ExitCode::SUCCESS
             } else {
