@@ -18,6 +18,7 @@
 //! - [`upcast`]: reading older event versions as the current one.
 //! - [`error`]: [`DecodeError`] and the structured [`ErrorBody`] every edge returns.
 //! - [`json_schema`]: generation of the published JSON Schema files.
+//! - [`names`]: every NATS subject, stream, consumer and queue group of an instance.
 
 pub mod command;
 pub mod envelope;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod intake;
 pub mod json_schema;
+pub mod names;
 pub mod types;
 pub mod upcast;
 
@@ -33,4 +35,5 @@ pub use envelope::{CommandEnvelope, Commit, EventEnvelope, LoggedCommit};
 pub use error::{DecodeError, ErrorBody};
 pub use event::{Event, EventKind};
 pub use intake::IntakeDocument;
+pub use names::Names;
 pub use types::*;

@@ -67,8 +67,7 @@ impl Rig {
     ) -> Rig {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = JetStreamConfig {
-            stream: stream.into(),
-            subject_prefix: prefix.into(),
+            names: schemas::Names::new(prefix, stream).expect("valid names"),
             ..JetStreamConfig::default()
         };
         let log = EventLog::connect_jetstream(client, cfg)
@@ -389,7 +388,7 @@ async fn verify_holds_on_a_clean_run_and_catches_edited_sqlite_rows() {
 async fn verify_catches_a_forged_commit_on_jetstream() {
     let client = nats().await;
     let id = unique();
-    let (stream, prefix) = (format!("TAUD_{id}"), format!("taud{id}.events"));
+    let (stream, prefix) = (format!("TAUD_{id}"), format!("taud{id}"));
     let rig = Rig::jetstream(client.clone(), &stream, &prefix, march(2, 1)).await;
     let ids = randomized_run(&rig, 23, 4, march(2, 1), chrono::Duration::days(2)).await;
     let clean = verify::verify_all(rig.log(), None).await.expect("verify");
@@ -414,7 +413,7 @@ async fn verify_catches_a_forged_commit_on_jetstream() {
     let js = async_nats::jetstream::new(client.clone());
     let ack = js
         .publish_with_headers(
-            format!("{prefix}.{victim}"),
+            format!("{prefix}.events.{victim}"),
             headers,
             serde_json::to_vec(&forged).expect("json").into(),
         )
@@ -447,7 +446,7 @@ async fn daily_digests_are_recorded_once_published_and_recomputable() {
     let client = nats().await;
     let prefix = format!("tdig{}", unique());
     let cfg = DigestConfig {
-        subject_prefix: prefix.clone(),
+        names: schemas::Names::for_prefix(&prefix).expect("valid names"),
         grace_secs: 60,
         poll_secs: 1,
     };

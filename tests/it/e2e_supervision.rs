@@ -249,7 +249,7 @@ impl NatsApi {
         loop {
             let probe = tokio::time::timeout(
                 Duration::from_millis(500),
-                client.request(cfg.intake_subject("probe"), "{}".into()),
+                client.request(cfg.names.intake_subject("probe"), "{}".into()),
             )
             .await;
             if matches!(probe, Ok(Ok(_))) {
@@ -281,7 +281,7 @@ impl NatsApi {
         let reply = tokio::time::timeout(
             Duration::from_secs(10),
             self.client.request_with_headers(
-                self.cfg.cmd_subject(&action),
+                self.cfg.names.cmd_subject(&action),
                 headers,
                 envelope.to_string().into(),
             ),

@@ -50,8 +50,7 @@ fn stream_env(stream: &str) -> Vec<(String, String)> {
 /// Retried for a while: just after a node restart the JetStream API may time out.
 async fn jetstream_log(client: async_nats::Client, stream: &str, replicas: usize) -> EventLog {
     let config = JetStreamConfig {
-        stream: stream.into(),
-        subject_prefix: format!("{}.events", stream.to_lowercase()),
+        names: schemas::Names::new(&stream.to_lowercase(), stream).expect("valid names"),
         replicas,
         ..JetStreamConfig::default()
     };

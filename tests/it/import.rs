@@ -148,7 +148,7 @@ impl Stores {
             Store::Nats => {
                 let client = tests::nats::shared_nats().await;
                 let cfg = tests::nats::unique_log_config();
-                let stream = cfg.stream.clone();
+                let stream = cfg.names.events_stream().to_string();
                 let log = EventLog::connect_jetstream(client.clone(), cfg)
                     .await
                     .expect("jetstream log");

@@ -71,7 +71,7 @@ enum Guard {
 async fn jetstream_log() -> (EventLog, Guard) {
     let client = shared_nats().await;
     let cfg = unique_log_config();
-    let stream = cfg.stream.clone();
+    let stream = cfg.names.events_stream().to_string();
     let log = EventLog::connect_jetstream(client.clone(), cfg)
         .await
         .expect("connect jetstream log");

@@ -12,6 +12,7 @@ mod hostile_input;
 mod http_bad_input;
 mod http_lifecycle;
 mod import;
+mod jurisdictions;
 mod log_cluster;
 mod log_conformance;
 mod nats_intake;

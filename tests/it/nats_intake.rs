@@ -72,12 +72,10 @@ impl Engine {
         let client = connect().await;
         let id = unique();
         let cfg = NatsApiConfig {
-            inbox_stream: format!("TI_{id}"),
-            rejects_stream: format!("TR_{id}"),
             inbox_nak_delay_ms: 200,
             ..NatsApiConfig::with_prefix(&format!("t{id}"))
         };
-        let mut streams = vec![cfg.inbox_stream.clone(), cfg.rejects_stream.clone()];
+        let mut streams = vec![cfg.names.inbox_stream(), cfg.names.rejects_stream()];
         let log = match store {
             Store::Sqlite => EventLog::open_sqlite(&dir.path().join("events.db")).await,
             Store::JetStream => {
@@ -86,8 +84,8 @@ impl Engine {
                 EventLog::connect_jetstream(
                     client.clone(),
                     JetStreamConfig {
-                        stream,
-                        subject_prefix: format!("t{id}.events"),
+                        names: schemas::Names::new(&format!("t{id}"), &stream)
+                            .expect("valid names"),
                         ..JetStreamConfig::default()
                     },
                 )
@@ -105,12 +103,10 @@ impl Engine {
         let client = connect().await;
         let id = unique();
         let cfg = NatsApiConfig {
-            inbox_stream: format!("TI_{id}"),
-            rejects_stream: format!("TR_{id}"),
             inbox_nak_delay_ms: 200,
             ..NatsApiConfig::with_prefix(&format!("t{id}"))
         };
-        let streams = vec![cfg.inbox_stream.clone(), cfg.rejects_stream.clone()];
+        let streams = vec![cfg.names.inbox_stream(), cfg.names.rejects_stream()];
         Engine::assemble(log, client, cfg, streams, dir).await
     }
 
@@ -182,7 +178,7 @@ impl Engine {
             let probe = tokio::time::timeout(
                 Duration::from_millis(500),
                 self.client
-                    .request(self.cfg.intake_subject("probe"), "{}".into()),
+                    .request(self.cfg.names.intake_subject("probe"), "{}".into()),
             )
             .await;
             if matches!(probe, Ok(Ok(_))) {
@@ -253,7 +249,7 @@ impl Engine {
             json!({"command_id": Uuid::now_v7(), "request_id": request_id, "command": command});
         let (error, body) = self
             .request(
-                self.cfg.cmd_subject(&action),
+                self.cfg.names.cmd_subject(&action),
                 Some(actor),
                 envelope.to_string().into_bytes(),
             )
@@ -304,7 +300,7 @@ async fn intake_over_request_reply_returns_the_request_id(store: Store) {
     let document = intake_document("hotline", "HL-0001");
     let (error, body) = engine
         .request(
-            engine.cfg.intake_subject("hotline"),
+            engine.cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             document.to_string().into_bytes(),
         )
@@ -346,7 +342,7 @@ async fn twenty_concurrent_duplicate_intakes_make_one_request(store: Store) {
         async move {
             engine
                 .request(
-                    engine.cfg.intake_subject("online"),
+                    engine.cfg.names.intake_subject("online"),
                     Some(INTAKE_ACTOR),
                     document.into_bytes(),
                 )
@@ -392,7 +388,7 @@ async fn commands_over_nats_drive_a_lifecycle(store: Store) {
     let (shutdown, task) = engine.serve().await;
     let (_, body) = engine
         .request(
-            engine.cfg.intake_subject("hotline"),
+            engine.cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             intake_document("hotline", "HL-LIFE")
                 .to_string()
@@ -468,14 +464,14 @@ async fn commands_over_nats_drive_a_lifecycle(store: Store) {
     let envelope = json!({"command_id": Uuid::now_v7(), "request_id": id, "command": {"action": "note_progress", "note": "x"}});
     let (_, first) = engine
         .request(
-            engine.cfg.cmd_subject("note_progress"),
+            engine.cfg.names.cmd_subject("note_progress"),
             Some(WORKER),
             envelope.to_string().into_bytes(),
         )
         .await;
     let (_, again) = engine
         .request(
-            engine.cfg.cmd_subject("note_progress"),
+            engine.cfg.names.cmd_subject("note_progress"),
             Some(WORKER),
             envelope.to_string().into_bytes(),
         )
@@ -505,7 +501,7 @@ async fn a_retried_command_is_recorded_once() {
     let (shutdown, task) = engine.serve().await;
     let (_, body) = engine
         .request(
-            engine.cfg.intake_subject("window"),
+            engine.cfg.names.intake_subject("window"),
             Some(INTAKE_ACTOR),
             intake_document("window", "W-7").to_string().into_bytes(),
         )
@@ -516,14 +512,14 @@ async fn a_retried_command_is_recorded_once() {
 
     let (e1, first) = engine
         .request(
-            engine.cfg.cmd_subject("accept"),
+            engine.cfg.names.cmd_subject("accept"),
             Some(WORKER),
             envelope.to_string().into_bytes(),
         )
         .await;
     let (e2, second) = engine
         .request(
-            engine.cfg.cmd_subject("accept"),
+            engine.cfg.names.cmd_subject("accept"),
             Some(WORKER),
             envelope.to_string().into_bytes(),
         )
@@ -559,7 +555,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     let (shutdown, task) = engine.serve().await;
     let (_, body) = engine
         .request(
-            engine.cfg.intake_subject("hotline"),
+            engine.cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             intake_document("hotline", "HL-BAD")
                 .to_string()
@@ -589,7 +585,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     let cases: Vec<BadCase> = vec![
         (
             "malformed JSON",
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             b"{not json".to_vec(),
             "malformed",
@@ -597,7 +593,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "unknown field",
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             unknown_field.to_string().into_bytes(),
             "malformed",
@@ -605,7 +601,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "wrong type",
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             wrong_type.to_string().into_bytes(),
             "malformed",
@@ -613,7 +609,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "oversize",
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             oversize.to_string().into_bytes(),
             "payload_too_large",
@@ -621,7 +617,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "channel mismatch",
-            cfg.intake_subject("email"),
+            cfg.names.intake_subject("email"),
             Some(INTAKE_ACTOR),
             intake_document("hotline", "HL-M").to_string().into_bytes(),
             "channel_mismatch",
@@ -629,7 +625,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "unknown channel",
-            cfg.intake_subject("fax"),
+            cfg.names.intake_subject("fax"),
             Some(INTAKE_ACTOR),
             intake_document("hotline", "HL-F").to_string().into_bytes(),
             "unknown_channel",
@@ -637,7 +633,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "no identity",
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             None,
             intake_document("hotline", "HL-N").to_string().into_bytes(),
             "unauthenticated",
@@ -645,7 +641,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "unknown action",
-            cfg.cmd_subject("teleport"),
+            cfg.names.cmd_subject("teleport"),
             Some(WORKER),
             envelope(id, json!({"action": "accept"})),
             "unknown_type",
@@ -653,7 +649,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "action mismatch",
-            cfg.cmd_subject("archive"),
+            cfg.names.cmd_subject("archive"),
             Some(WORKER),
             envelope(id, json!({"action": "accept"})),
             "action_mismatch",
@@ -661,7 +657,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "receive as a command",
-            cfg.cmd_subject("receive"),
+            cfg.names.cmd_subject("receive"),
             Some(WORKER),
             envelope(id, json!({"action": "receive"})),
             "unknown_type",
@@ -669,7 +665,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "command wrong type",
-            cfg.cmd_subject("reply"),
+            cfg.names.cmd_subject("reply"),
             Some(WORKER),
             envelope(id, json!({"action": "reply", "outcome": 7, "content": "x"})),
             "malformed",
@@ -677,7 +673,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
         ),
         (
             "command malformed",
-            cfg.cmd_subject("accept"),
+            cfg.names.cmd_subject("accept"),
             Some(WORKER),
             b"[]".to_vec(),
             "malformed",
@@ -696,7 +692,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     // Errors the command service decides: unknown request, illegal transition.
     let (_, unknown) = engine
         .request(
-            cfg.cmd_subject("accept"),
+            cfg.names.cmd_subject("accept"),
             Some(WORKER),
             envelope(Uuid::now_v7(), json!({"action": "accept"})),
         )
@@ -704,7 +700,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     assert_eq!(unknown["error"]["code"], json!("not_found"), "{unknown}");
     let (_, illegal) = engine
         .request(
-            cfg.cmd_subject("archive"),
+            cfg.names.cmd_subject("archive"),
             Some(WORKER),
             envelope(id, json!({"action": "archive"})),
         )
@@ -730,7 +726,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     // Still serving.
     let (error, body) = engine
         .request(
-            cfg.intake_subject("hotline"),
+            cfg.names.intake_subject("hotline"),
             Some(INTAKE_ACTOR),
             intake_document("hotline", "HL-AFTER")
                 .to_string()
@@ -792,7 +788,7 @@ async fn inbox_documents_published_while_no_engine_runs_are_processed_later(stor
         let document = intake_document("grid_patrol", &format!("GP-{n}"));
         publish_to_inbox(
             &js,
-            engine.cfg.inbox_subject("grid_patrol"),
+            engine.cfg.names.inbox_subject("grid_patrol"),
             document.to_string().into_bytes(),
         )
         .await;
@@ -800,7 +796,7 @@ async fn inbox_documents_published_while_no_engine_runs_are_processed_later(stor
     // The same ticket published twice still makes one request.
     publish_to_inbox(
         &js,
-        engine.cfg.inbox_subject("grid_patrol"),
+        engine.cfg.names.inbox_subject("grid_patrol"),
         intake_document("grid_patrol", "GP-0")
             .to_string()
             .into_bytes(),
@@ -830,7 +826,7 @@ async fn inbox_documents_published_while_no_engine_runs_are_processed_later(stor
     eventually(
         Duration::from_secs(10),
         "the inbox to be acknowledged",
-        || async { stream_messages(&js, &engine.cfg.inbox_stream).await == Some(0) },
+        || async { stream_messages(&js, &engine.cfg.names.inbox_stream()).await == Some(0) },
     )
     .await;
 
@@ -856,7 +852,9 @@ async fn invalid_inbox_documents_end_up_in_the_rejects_stream() {
     let (shutdown, task) = engine.consume_inbox();
     // The consumer creates the streams; wait for them.
     eventually(Duration::from_secs(10), "the inbox stream", || async {
-        js.get_stream(&engine.cfg.inbox_stream).await.is_ok()
+        js.get_stream(&engine.cfg.names.inbox_stream())
+            .await
+            .is_ok()
     })
     .await;
 
@@ -871,11 +869,11 @@ async fn invalid_inbox_documents_end_up_in_the_rejects_stream() {
         ),
     ];
     for (channel, payload) in rejected {
-        publish_to_inbox(&js, engine.cfg.inbox_subject(channel), payload).await;
+        publish_to_inbox(&js, engine.cfg.names.inbox_subject(channel), payload).await;
     }
     publish_to_inbox(
         &js,
-        engine.cfg.inbox_subject("hotline"),
+        engine.cfg.names.inbox_subject("hotline"),
         intake_document("hotline", "HL-OK").to_string().into_bytes(),
     )
     .await;
@@ -886,11 +884,11 @@ async fn invalid_inbox_documents_end_up_in_the_rejects_stream() {
     })
     .await;
     eventually(Duration::from_secs(15), "three rejects", || async {
-        stream_messages(&js, &engine.cfg.rejects_stream).await == Some(3)
+        stream_messages(&js, &engine.cfg.names.rejects_stream()).await == Some(3)
     })
     .await;
     let rejects = js
-        .get_stream(&engine.cfg.rejects_stream)
+        .get_stream(&engine.cfg.names.rejects_stream())
         .await
         .expect("rejects stream");
 
@@ -901,12 +899,12 @@ async fn invalid_inbox_documents_end_up_in_the_rejects_stream() {
         stored.push((message.subject.to_string(), reject));
     }
     stored.sort_by_key(|(_, r)| r["inbox_sequence"].as_u64());
-    assert_eq!(stored[0].0, engine.cfg.rejects_subject("hotline"));
+    assert_eq!(stored[0].0, engine.cfg.names.rejects_subject("hotline"));
     assert_eq!(stored[0].1["external_id"], Value::Null);
     assert_eq!(stored[0].1["error"]["code"], json!("malformed"));
     assert_eq!(stored[1].1["external_id"], json!("HL-R2"));
     assert_eq!(stored[1].1["error"]["field"], json!("location"));
-    assert_eq!(stored[2].0, engine.cfg.rejects_subject("email"));
+    assert_eq!(stored[2].0, engine.cfg.names.rejects_subject("email"));
     assert_eq!(stored[2].1["error"]["code"], json!("channel_mismatch"));
     assert_eq!(stored[2].1["channel"], json!("email"));
     for id in [
@@ -937,14 +935,16 @@ async fn inbox_documents_wait_while_the_event_log_is_unavailable() {
     let js = jetstream::new(engine.client.clone());
     let (shutdown, task) = engine.consume_inbox();
     eventually(Duration::from_secs(10), "the inbox stream", || async {
-        js.get_stream(&engine.cfg.inbox_stream).await.is_ok()
+        js.get_stream(&engine.cfg.names.inbox_stream())
+            .await
+            .is_ok()
     })
     .await;
 
     log_server.stop();
     publish_to_inbox(
         &js,
-        engine.cfg.inbox_subject("hotline"),
+        engine.cfg.names.inbox_subject("hotline"),
         intake_document("hotline", "HL-DOWN")
             .to_string()
             .into_bytes(),
@@ -953,11 +953,11 @@ async fn inbox_documents_wait_while_the_event_log_is_unavailable() {
     // While the log is down the document is retried, neither recorded nor rejected.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        stream_messages(&js, &engine.cfg.inbox_stream).await,
+        stream_messages(&js, &engine.cfg.names.inbox_stream()).await,
         Some(1)
     );
     assert_eq!(
-        stream_messages(&js, &engine.cfg.rejects_stream).await,
+        stream_messages(&js, &engine.cfg.names.rejects_stream()).await,
         Some(0)
     );
 
@@ -972,11 +972,11 @@ async fn inbox_documents_wait_while_the_event_log_is_unavailable() {
     eventually(
         Duration::from_secs(10),
         "the inbox to be acknowledged",
-        || async { stream_messages(&js, &engine.cfg.inbox_stream).await == Some(0) },
+        || async { stream_messages(&js, &engine.cfg.names.inbox_stream()).await == Some(0) },
     )
     .await;
     assert_eq!(
-        stream_messages(&js, &engine.cfg.rejects_stream).await,
+        stream_messages(&js, &engine.cfg.names.rejects_stream()).await,
         Some(0)
     );
 
@@ -1000,7 +1000,7 @@ async fn command_throughput_over_nats_is_a_fair_share_of_raw_jetstream() {
     for n in 0..N_REQUESTS {
         let (_, body) = engine
             .request(
-                engine.cfg.intake_subject("hotline"),
+                engine.cfg.names.intake_subject("hotline"),
                 Some(INTAKE_ACTOR),
                 intake_document("hotline", &format!("PERF-{n}"))
                     .to_string()

@@ -164,10 +164,7 @@ async fn intake(app: &TestApp, document: Value) -> String {
 async fn stream_messages(app: &TestApp) -> Vec<(String, String, Value)> {
     let client = async_nats::connect(NATS_URL).await.expect("nats");
     let js = jetstream::new(client);
-    let name = app
-        .config
-        .notify
-        .stream_name(&app.config.nats.subject_prefix);
+    let name = app.names().notify_stream();
     let Ok(mut stream) = js.get_stream(&name).await else {
         return Vec::new();
     };
@@ -190,10 +187,7 @@ async fn stream_messages(app: &TestApp) -> Vec<(String, String, Value)> {
 
 async fn delete_stream(app: &TestApp) {
     if let Ok(client) = async_nats::connect(NATS_URL).await {
-        let name = app
-            .config
-            .notify
-            .stream_name(&app.config.nats.subject_prefix);
+        let name = app.names().notify_stream();
         let _ = jetstream::new(client).delete_stream(&name).await;
     }
 }
@@ -808,7 +802,12 @@ async fn a_template_file_with_an_unknown_placeholder_stops_the_engine_at_start_u
 
     // Act
     let clock = std::sync::Arc::new(engine_core::ManualClock::new(tests::app::start_time()));
-    let built = engine_service::app::App::build_with_clock(config, clock).await;
+    let built = engine_service::app::App::build_with_clock(
+        config,
+        engine_service::app::Role::Serve { supervisor: false },
+        clock,
+    )
+    .await;
 
     // Assert
     let Err(error) = built else {

@@ -163,8 +163,7 @@ async fn the_python_example_submits_and_follows_a_request() {
     let log = EventLog::connect_jetstream(
         client.clone(),
         JetStreamConfig {
-            stream: stream.clone(),
-            subject_prefix: format!("{prefix}.events"),
+            names: schemas::Names::new(&prefix, &stream).expect("valid names"),
             manage_stream: false,
             ..JetStreamConfig::default()
         },

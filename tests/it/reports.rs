@@ -378,13 +378,11 @@ async fn a_month_report_is_revised_replayed_byte_for_byte_and_resent_in_order() 
     // Resend to a subscriber: original ids, log order.
     let client = nats().await;
     let link_cfg = LinkConfig {
-        subject_prefix: format!("r{}", unique()),
-        stream: format!("BIANMIN_REPORTS_T_{}", unique()),
+        names: schemas::Names::for_prefix(&format!("r{}", unique())).expect("valid names"),
         replicas: 1,
-        queue_group: "q".into(),
     };
     let mut sub = client
-        .subscribe(format!("{}.reports.>", link_cfg.subject_prefix))
+        .subscribe(format!("{}.reports.>", link_cfg.names.prefix()))
         .await
         .unwrap();
     client.flush().await.unwrap();
@@ -436,7 +434,10 @@ async fn a_month_report_is_revised_replayed_byte_for_byte_and_resent_in_order() 
     .await
     .unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let mut stream = js.get_stream(&link_cfg.stream).await.unwrap();
+    let mut stream = js
+        .get_stream(&link_cfg.names.reports_stream())
+        .await
+        .unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 4);
     // A level with nothing: nothing resent.
     assert!(
@@ -451,7 +452,9 @@ async fn a_month_report_is_revised_replayed_byte_for_byte_and_resent_in_order() 
         .unwrap()
         .is_empty()
     );
-    js.delete_stream(&link_cfg.stream).await.unwrap();
+    js.delete_stream(&link_cfg.names.reports_stream())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -461,7 +464,8 @@ async fn the_cli_publishes_replays_and_refuses_bad_periods() {
     let ctx = cli::ReportContext {
         log: rig.log().clone(),
         nats: None,
-        link: engine_service::reports::schedule::ReportsConfig::default().link("bianmin"),
+        link: engine_service::reports::schedule::ReportsConfig::default()
+            .link(&schemas::Names::default()),
         directory: Policy::for_tests().directory().clone(),
         now: at(3, 20, 1),
     };
@@ -541,7 +545,6 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
     };
     let app = spawn_app_with(Store::Nats, |c| {
         c.reports.schedules = vec![schedule.clone()];
-        c.reports.stream = format!("BIANMIN_REPORTS_T_{}", unique());
         c.reports.poll_secs = 1;
     })
     .await;
@@ -565,7 +568,7 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
         .collect();
     assert_eq!(periods, ["2026-02"; 3]);
     // They may have gone out before the subscription: read them from the stream.
-    let scheduled = stored_messages(&client, &app.config.reports.stream, 3).await;
+    let scheduled = stored_messages(&client, &app.names().reports_stream(), 3).await;
     // One fold served every street: the same log position; each replays identical.
     let mut positions = Vec::new();
     for (id, m) in &scheduled {
@@ -614,10 +617,8 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
     assert_eq!(live[0].0, rev.published.message_id.to_string());
     assert_eq!(
         live[0].1.subject(&LinkConfig {
-            subject_prefix: prefix.clone(),
-            stream: String::new(),
+            names: app.names(),
             replicas: 1,
-            queue_group: String::new(),
         }),
         format!("{prefix}.reports.street.jd-01")
     );

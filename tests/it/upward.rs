@@ -87,13 +87,11 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     let client = nats().await;
     let id = unique();
     let cfg = UpwardConfig {
-        subject_prefix: format!("tup{id}"),
-        stream: format!("TUP_{id}"),
-        queue_group: format!("q{id}"),
+        names: schemas::Names::for_prefix(&format!("tup{id}")).expect("valid names"),
         ..UpwardConfig::default()
     };
     let mut live = client
-        .subscribe(format!("{}.upward.>", cfg.subject_prefix))
+        .subscribe(format!("{}.upward.>", cfg.names.prefix()))
         .await
         .expect("subscribe");
     client.flush().await.expect("flush");
@@ -156,14 +154,17 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     );
     assert_eq!(
         reports[1].0,
-        format!("{}.upward.reports.street", cfg.subject_prefix)
+        format!("{}.upward.reports.street", cfg.names.prefix())
     );
 
     // Feedback from the higher level, by request-reply.
     let feedback = json!({"request_id": a, "report_id": a_reports[0], "kind": "instruction", "content": "请街道牵头处理", "message_id": "F-1"});
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request(cfg.feedback_subject(), feedback.to_string().into()),
+        client.request(
+            cfg.names.upward_feedback_subject(),
+            feedback.to_string().into(),
+        ),
     )
     .await
     .expect("a reply within 10 s")
@@ -173,7 +174,10 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     assert_eq!(body["duplicate"], json!(false), "{body}");
     // The same document again (same sender message id) is recorded once.
     let again = client
-        .request(cfg.feedback_subject(), feedback.to_string().into())
+        .request(
+            cfg.names.upward_feedback_subject(),
+            feedback.to_string().into(),
+        )
         .await
         .expect("reply");
     let again: Value = serde_json::from_slice(&again.payload).expect("json");
@@ -182,7 +186,10 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     let unknown =
         json!({"request_id": a, "report_id": Uuid::now_v7(), "kind": "decision", "content": "x"});
     let refused = client
-        .request(cfg.feedback_subject(), unknown.to_string().into())
+        .request(
+            cfg.names.upward_feedback_subject(),
+            unknown.to_string().into(),
+        )
         .await
         .expect("reply");
     assert!(
@@ -197,7 +204,10 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     let feedback_b =
         json!({"request_id": b, "report_id": b_reports[0], "kind": "decision", "content": "同意"});
     let reply = client
-        .request(cfg.feedback_subject(), feedback_b.to_string().into())
+        .request(
+            cfg.names.upward_feedback_subject(),
+            feedback_b.to_string().into(),
+        )
         .await
         .expect("reply");
     assert!(
@@ -236,7 +246,7 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     // The higher level acknowledges one report; delivery shows it.
     client
         .publish(
-            cfg.ack_subject(),
+            cfg.names.upward_ack_subject(),
             json!({"report_id": b_reports[1]}).to_string().into(),
         )
         .await
@@ -277,7 +287,7 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
         .expect("recorded");
     assert_eq!(recorded.len(), 5);
     let mut receiver = client
-        .subscribe(format!("{}.upward.>", cfg.subject_prefix))
+        .subscribe(format!("{}.upward.>", cfg.names.prefix()))
         .await
         .expect("subscribe");
     client.flush().await.expect("flush");
@@ -334,5 +344,5 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
     );
 
     let js = async_nats::jetstream::new(client.clone());
-    let _ = js.delete_stream(&cfg.stream).await;
+    let _ = js.delete_stream(&cfg.names.upward_stream()).await;
 }

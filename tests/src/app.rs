@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use engine_core::ManualClock;
-use engine_service::app::{App, AppError};
+use engine_service::app::{App, AppError, Role};
 use engine_service::commands::CommandService;
 use engine_service::config::Config;
 use serde_json::{Value, json};
@@ -121,7 +121,8 @@ async fn start(
     data_dir: Arc<tempfile::TempDir>,
     clock: Arc<ManualClock>,
 ) -> TestApp {
-    let app = App::build_with_clock(config.clone(), clock.clone())
+    let role = Role::Serve { supervisor: false };
+    let app = App::build_with_clock(config.clone(), role, clock.clone())
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -203,20 +204,25 @@ impl TestApp {
         self.stop().await;
     }
 
-    /// Stops the app and deletes its NATS streams (event log and notifications), if any.
+    /// Stops the app and deletes every NATS stream of its instance (log, inbox, rejects,
+    /// upward, reports, notifications), if any.
     pub async fn teardown(mut self) {
         self.stop().await;
         if self.store == Store::Nats
             && let Ok(client) = async_nats::connect(NATS_URL).await
         {
             let js = async_nats::jetstream::new(client);
-            let _ = js.delete_stream(&self.config.nats.stream).await;
-            let notify = self
-                .config
-                .notify
-                .stream_name(&self.config.nats.subject_prefix);
-            let _ = js.delete_stream(&notify).await;
+            for stream in self.names().all_streams() {
+                let _ = js.delete_stream(&stream).await;
+            }
         }
+    }
+
+    /// Every NATS name of the app's instance.
+    pub fn names(&self) -> schemas::Names {
+        self.config
+            .names()
+            .expect("the test configuration names a valid instance")
     }
 
     /// `POST path` with a JSON body as `actor`.

@@ -37,8 +37,7 @@ pub async fn shared_nats() -> async_nats::Client {
 pub fn unique_log_config() -> JetStreamConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
     JetStreamConfig {
-        stream: format!("T_{id}"),
-        subject_prefix: format!("t{id}.events"),
+        names: schemas::Names::new(&format!("t{id}"), &format!("T_{id}")).expect("valid names"),
         ..JetStreamConfig::default()
     }
 }

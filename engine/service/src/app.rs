@@ -37,6 +37,9 @@ pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
 /// Why the app could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The configuration names no valid instance (prefix, stream).
+    #[error("configuration: {0}")]
+    Config(#[source] Box<crate::config::ConfigError>),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -97,9 +100,36 @@ pub enum AppError {
 
 type Task = (String, BoxFuture<'static, Result<(), TaskError>>);
 
+/// What one process of the engine runs; [`App::build`] adds exactly the tasks of its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `bianmin serve`: HTTP, the NATS edge (request-reply, inbox, upward link) when the log
+    /// is on JetStream, projectors when `projections.enabled`, notifications, digests,
+    /// retention and report schedules — and the deadline supervisor unless `supervisor` is
+    /// false (`--no-supervisor`, when a separate `bianmin supervise` runs it).
+    Serve {
+        /// Run the deadline supervisor in this process.
+        supervisor: bool,
+    },
+    /// `bianmin supervise`: the deadline supervisor next to a listener for probes and
+    /// `/metrics`; no projectors and no NATS edge.
+    Supervise,
+}
+
+impl Role {
+    fn supervisor(self) -> bool {
+        matches!(self, Role::Supervise | Role::Serve { supervisor: true })
+    }
+
+    fn nats_edge(self) -> bool {
+        matches!(self, Role::Serve { .. })
+    }
+}
+
 /// A built, bound, not yet running engine.
 pub struct App {
     config: Config,
+    names: schemas::Names,
     listener: TcpListener,
     address: SocketAddr,
     commands: CommandService,
@@ -121,13 +151,22 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Builds everything on the system clock and binds the listener.
-    pub async fn build(config: Config) -> Result<App, AppError> {
-        App::build_with_clock(config, Arc::new(SystemClock)).await
+    /// Builds every part and task of `role` on the system clock and binds the listener.
+    pub async fn build(config: Config, role: Role) -> Result<App, AppError> {
+        App::build_with_clock(config, role, Arc::new(SystemClock)).await
     }
 
-    /// Builds everything on `clock` (tests pass a `ManualClock`) and binds the listener.
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<App, AppError> {
+    /// Builds every part and task of `role` on `clock` (tests pass a `ManualClock`) and binds
+    /// the listener. `main` and the test harness both build through here.
+    pub async fn build_with_clock(
+        mut config: Config,
+        role: Role,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, AppError> {
+        if role == Role::Supervise {
+            config.projections.enabled = false;
+        }
+        let names = config.names().map_err(|e| AppError::Config(Box::new(e)))?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -172,7 +211,7 @@ impl App {
             contacts.clone(),
             &config.projections_url(),
             nats.clone(),
-            &config.nats.subject_prefix,
+            &names,
             metrics.registry(),
         )
         .await
@@ -209,6 +248,7 @@ impl App {
         })?;
         let mut app = App {
             config,
+            names,
             listener,
             address,
             commands,
@@ -230,14 +270,67 @@ impl App {
         if let Some((runtime, gauges)) = projectors {
             app.add_projectors(runtime, gauges, clock);
         }
+        if role.nats_edge() {
+            app.add_nats_edge();
+        }
+        if role.supervisor() {
+            app.add_supervisor();
+        } else {
+            tracing::info!("supervisor off in this process");
+        }
         Ok(app)
+    }
+
+    /// The deadline supervisor.
+    fn add_supervisor(&mut self) {
+        let supervisor = crate::supervisor::run(
+            self.commands.clone(),
+            crate::supervisor::SupervisorConfig::default(),
+            self.shutdown.clone(),
+        );
+        self.spawn_background("supervisor", async move { Ok(supervisor.await?) });
+    }
+
+    /// On JetStream: request-reply intake and commands, the durable inbox and the upward link.
+    fn add_nats_edge(&mut self) {
+        let Some(client) = self.nats.clone() else {
+            return;
+        };
+        let (service, token) = (self.commands.clone(), self.shutdown.clone());
+        let api = crate::nats::NatsApiConfig::new(self.names.clone());
+        let intake = crate::nats::run_intake(
+            service.clone(),
+            (*self.auth).clone(),
+            client.clone(),
+            api.clone(),
+            token.clone(),
+        );
+        self.spawn_background("nats-intake", async move { Ok(intake.await?) });
+        let inbox =
+            crate::nats::inbox::run_inbox(service.clone(), client.clone(), api, token.clone());
+        self.spawn_background("nats-inbox", async move { Ok(inbox.await?) });
+        let upward = crate::upward::run(service, client, self.upward_config(), token);
+        self.spawn_background("upward", async move { Ok(upward.await?) });
+    }
+
+    /// The upward link's settings for this instance.
+    pub fn upward_config(&self) -> crate::upward::UpwardConfig {
+        crate::upward::UpwardConfig {
+            names: self.names.clone(),
+            ..crate::upward::UpwardConfig::default()
+        }
+    }
+
+    /// Every NATS name of this instance.
+    pub fn names(&self) -> &schemas::Names {
+        &self.names
     }
 
     /// The daily digest of the log and the retention sweep of resident contact keys.
     fn add_audit_and_privacy_tasks(&mut self, clock: Arc<dyn Clock>) {
         let log = self.commands.log().clone();
         let digest_config = crate::audit::digest::DigestConfig {
-            subject_prefix: self.config.nats.subject_prefix.clone(),
+            names: self.names.clone(),
             ..self.config.digest.clone()
         };
         let digest = crate::audit::digest::run(
@@ -267,7 +360,7 @@ impl App {
             let link = crate::reports::link::run(
                 log.clone(),
                 client,
-                reports.link(&self.config.nats.subject_prefix),
+                reports.link(&self.names),
                 clock.clone(),
                 crate::clock::IdSource,
                 self.shutdown.clone(),
@@ -519,8 +612,7 @@ pub async fn open_log_with(
                     message: e.to_string(),
                 })?;
             let cfg = JetStreamConfig {
-                stream: config.nats.stream.clone(),
-                subject_prefix: format!("{}.events", config.nats.subject_prefix),
+                names: config.names().map_err(|e| AppError::Config(Box::new(e)))?,
                 replicas: config.nats.replicas,
                 manage_stream,
                 ..JetStreamConfig::default()

@@ -72,7 +72,10 @@ pub struct NatsConfig {
     pub url: Option<String>,
     /// The stream holding the event log.
     pub stream: String,
-    /// Subject prefix of the log and of intake/command subjects.
+    /// First token of every subject (`<prefix>.events.<id>`, `<prefix>.intake.<channel>`, …);
+    /// every other stream, consumer and queue group is named from it (`<PREFIX>_INBOX`,
+    /// `<prefix>-engine`), so two instances on one NATS server need only different prefixes
+    /// and streams.
     pub subject_prefix: String,
     /// Stream replicas (3 in a clustered production deployment).
     pub replicas: usize,
@@ -176,8 +179,8 @@ impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
             url: None,
-            stream: "BIANMIN_EVENTS".into(),
-            subject_prefix: "bianmin".into(),
+            stream: schemas::names::DEFAULT_EVENTS_STREAM.into(),
+            subject_prefix: schemas::names::DEFAULT_PREFIX.into(),
             replicas: 1,
             startup_wait_secs: 30,
         }
@@ -308,6 +311,7 @@ impl Config {
         ) {
             return fail("policy.profile must be `community-station` or `city-hotline-12345`");
         }
+        self.names()?;
         if self.nats.replicas == 0 || self.nats.replicas > 5 {
             return fail("nats.replicas must be between 1 and 5");
         }
@@ -334,6 +338,13 @@ impl Config {
             webhook.secret = "****".into();
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Every NATS subject, stream, consumer and queue group of this instance, derived from
+    /// `nats.subject_prefix` and `nats.stream` (see [`schemas::names`]).
+    pub fn names(&self) -> Result<schemas::Names, ConfigError> {
+        schemas::Names::new(&self.nats.subject_prefix, &self.nats.stream)
+            .map_err(|e| ConfigError::Value(format!("{}: {e}", e.field())))
     }
 
     /// Where the embedded event log lives.

@@ -11,14 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use engine_service::app::{App, open_log};
+use engine_service::app::{App, Role, open_log};
 use engine_service::audit::cli::{AuditCommand, CliContext};
 use engine_service::config::{Config, Overrides};
-use engine_service::nats::{self, NatsApiConfig};
 use engine_service::privacy::PrivacyCommand;
 use engine_service::projector::{self, ProjectorRuntime, ProjectorSettings};
 use engine_service::reports::cli::{ReportCommand, ReportContext};
-use engine_service::supervisor::{self, SupervisorConfig};
 use engine_service::telemetry::{self, LogFormat};
 use engine_service::upward::UpwardConfig;
 
@@ -157,7 +155,10 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Commands::Serve(args) => {
-            serve(load_config(&cli.global, Some(&args))?, !args.no_supervisor).await?;
+            let role = Role::Serve {
+                supervisor: !args.no_supervisor,
+            };
+            run_app(load_config(&cli.global, Some(&args))?, role).await?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Config(args) => {
@@ -171,7 +172,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dev_identity: false,
                 no_supervisor: false,
             };
-            supervise(load_config(&cli.global, Some(&serve_args))?).await?;
+            run_app(
+                load_config(&cli.global, Some(&serve_args))?,
+                Role::Supervise,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Project(args) => {
@@ -206,7 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let context = ReportContext {
                 log,
                 nats,
-                link: config.reports.link(&config.nats.subject_prefix),
+                link: config.reports.link(&config.names()?),
                 directory: policy.directory().clone(),
                 now: engine_core::Clock::now(&engine_service::clock::SystemClock),
             };
@@ -220,7 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 nats,
                 projections_url: config.database_url.clone(),
                 upward: UpwardConfig {
-                    subject_prefix: config.nats.subject_prefix.clone(),
+                    names: config.names()?,
                     ..UpwardConfig::default()
                 },
             };
@@ -241,38 +246,14 @@ fn load_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result
     Config::load(global.config.as_deref(), &overrides).context("loading configuration")
 }
 
-async fn serve(config: Config, with_supervisor: bool) -> anyhow::Result<()> {
-    let mut app = App::build(config).await.context("starting bianmin")?;
-    if with_supervisor {
-        add_supervisor(&mut app);
-    } else {
-        tracing::info!("supervisor off in this process (--no-supervisor)");
-    }
-    add_background_tasks(&mut app);
-    tracing::info!(port = app.port(), "bianmin started");
-    app.run_until_stopped(shutdown_signal()).await?;
-    Ok(())
-}
-
-/// `bianmin supervise`: the engine without projectors and NATS intake, running the deadline
-/// supervisor; its listener answers /healthz, /readyz and /metrics.
-async fn supervise(mut config: Config) -> anyhow::Result<()> {
-    config.projections.enabled = false;
-    let mut app = App::build(config)
+/// `bianmin serve` and `bianmin supervise`: the app of `role`, until SIGINT or SIGTERM.
+async fn run_app(config: Config, role: Role) -> anyhow::Result<()> {
+    let app = App::build(config, role)
         .await
-        .context("starting the supervisor")?;
-    add_supervisor(&mut app);
-    tracing::info!(port = app.port(), "bianmin supervisor started");
+        .with_context(|| format!("starting bianmin ({role:?})"))?;
+    tracing::info!(port = app.port(), ?role, "bianmin started");
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
-}
-
-/// The deadline supervisor as a background task of `app`.
-fn add_supervisor(app: &mut App) {
-    let service = app.commands().clone();
-    let token = app.shutdown_token();
-    let supervisor = supervisor::run(service, SupervisorConfig::default(), token);
-    app.spawn_background("supervisor", async move { Ok(supervisor.await?) });
 }
 
 /// `bianmin project`: the projectors of `only` (or all), each in its own task.
@@ -338,34 +319,6 @@ async fn rebuild(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         println!("{name}: rebuilt and swapped in at log position {position}");
     }
     Ok(())
-}
-
-/// The engine's NATS loops when the log runs on JetStream: intake, commands, inbox and
-/// upward-report links.
-fn add_background_tasks(app: &mut App) {
-    let service = app.commands().clone();
-    let token = app.shutdown_token();
-    let Some(client) = app.nats().cloned() else {
-        return;
-    };
-    let prefix = app.config().nats.subject_prefix.clone();
-    let api = NatsApiConfig::with_prefix(&prefix);
-    let intake = nats::run_intake(
-        service.clone(),
-        app.authenticator().clone(),
-        client.clone(),
-        api.clone(),
-        token.clone(),
-    );
-    app.spawn_background("nats-intake", async move { Ok(intake.await?) });
-    let inbox = nats::inbox::run_inbox(service.clone(), client.clone(), api, token.clone());
-    app.spawn_background("nats-inbox", async move { Ok(inbox.await?) });
-    let upward_config = UpwardConfig {
-        subject_prefix: prefix,
-        ..UpwardConfig::default()
-    };
-    let upward = engine_service::upward::run(service, client, upward_config, token);
-    app.spawn_background("upward", async move { Ok(upward.await?) });
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

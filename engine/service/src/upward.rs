@@ -3,7 +3,7 @@
 //! Outbound: every `reported_upward` event is published to `<prefix>.upward.reports.<level>`
 //! with `Nats-Msg-Id` = the report id, and every recorded `upward_feedback_received` to
 //! `<prefix>.upward.feedback_log.<level>` with `Nats-Msg-Id` = the feedback event's id. A
-//! JetStream stream (`BIANMIN_UPWARD` by default, created idempotently) captures both, so
+//! JetStream stream (`<PREFIX>_UPWARD`, e.g. `BIANMIN_UPWARD`, created idempotently) captures both, so
 //! delivery is durable: a report is *sent* once JetStream acknowledged it, and *acknowledged*
 //! once the higher level answered on `<prefix>.upward.ack` (recorded as `acknowledge_upward`).
 //! The publisher resumes after a restart from the log position named by the last message it
@@ -65,26 +65,20 @@ fn nats_err(e: impl std::fmt::Display) -> UpwardError {
 }
 
 /// Settings of the upward link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpwardConfig {
-    /// First subject token (`bianmin` → `bianmin.upward.reports.district`).
-    pub subject_prefix: String,
-    /// The JetStream stream capturing the outbound subjects.
-    pub stream: String,
+    /// The instance's names: `<prefix>.upward.reports.<level>`, the stream `<PREFIX>_UPWARD`,
+    /// the queue group `<prefix>-upward` of the inbound subscriptions.
+    pub names: schemas::Names,
     /// Stream replicas.
     pub replicas: usize,
-    /// Queue group of the inbound subscriptions, so several engines share them.
-    pub queue_group: String,
 }
 
 impl Default for UpwardConfig {
     fn default() -> UpwardConfig {
         UpwardConfig {
-            subject_prefix: "bianmin".into(),
-            stream: "BIANMIN_UPWARD".into(),
+            names: schemas::Names::default(),
             replicas: 1,
-            queue_group: "bianmin-upward".into(),
         }
     }
 }
@@ -92,37 +86,20 @@ impl Default for UpwardConfig {
 impl UpwardConfig {
     /// `<prefix>.upward.reports.<level>`.
     pub fn reports_subject(&self, level: UpwardLevel) -> String {
-        format!("{}.upward.reports.{}", self.subject_prefix, level.as_str())
+        self.names.upward_reports_subject(level.as_str())
     }
 
     /// `<prefix>.upward.feedback_log.<level>`.
     pub fn feedback_log_subject(&self, level: UpwardLevel) -> String {
-        format!(
-            "{}.upward.feedback_log.{}",
-            self.subject_prefix,
-            level.as_str()
-        )
-    }
-
-    /// `<prefix>.upward.feedback` (inbound feedback documents, request-reply).
-    pub fn feedback_subject(&self) -> String {
-        format!("{}.upward.feedback", self.subject_prefix)
-    }
-
-    /// `<prefix>.upward.ack` (the higher level acknowledging a report).
-    pub fn ack_subject(&self) -> String {
-        format!("{}.upward.ack", self.subject_prefix)
+        self.names.upward_feedback_log_subject(level.as_str())
     }
 
     /// The stream configuration: file storage, everything kept, deduplication on message ids.
     pub fn stream_config(&self) -> stream::Config {
         stream::Config {
-            name: self.stream.clone(),
+            name: self.names.upward_stream(),
             description: Some("Bianmin upward reports and recorded feedback, outbound".into()),
-            subjects: vec![
-                format!("{}.upward.reports.>", self.subject_prefix),
-                format!("{}.upward.feedback_log.>", self.subject_prefix),
-            ],
+            subjects: self.names.upward_stream_subjects(),
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             num_replicas: self.replicas,
@@ -238,7 +215,9 @@ pub async fn ensure_stream(
     js.create_or_update_stream(cfg.stream_config())
         .await
         .map_err(nats_err)?;
-    js.get_stream(&cfg.stream).await.map_err(nats_err)
+    js.get_stream(cfg.names.upward_stream())
+        .await
+        .map_err(nats_err)
 }
 
 /// Publishes one message through JetStream and waits for its acknowledgement.
@@ -534,15 +513,21 @@ pub async fn run(
     let stream = ensure_stream(&client, &cfg).await?;
     let (index, _) = build_index(service.log()).await?;
     let mut feedback = client
-        .queue_subscribe(cfg.feedback_subject(), cfg.queue_group.clone())
+        .queue_subscribe(
+            cfg.names.upward_feedback_subject(),
+            cfg.names.upward_queue_group(),
+        )
         .await
         .map_err(nats_err)?;
     let mut acks = client
-        .queue_subscribe(cfg.ack_subject(), cfg.queue_group.clone())
+        .queue_subscribe(
+            cfg.names.upward_ack_subject(),
+            cfg.names.upward_queue_group(),
+        )
         .await
         .map_err(nats_err)?;
     let resume = sent_through(&stream).await?;
-    tracing::info!(stream = %cfg.stream, resume_after = resume, "upward link running");
+    tracing::info!(stream = %cfg.names.upward_stream(), resume_after = resume, "upward link running");
 
     let publisher = publish_loop(
         service.log().clone(),

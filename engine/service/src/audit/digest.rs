@@ -174,8 +174,10 @@ async fn first_day(log: &EventLog) -> Result<Option<NaiveDate>, AuditError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DigestConfig {
-    /// NATS subject prefix; digests go to `<prefix>.audit.digest.<day>`.
-    pub subject_prefix: String,
+    /// The instance's names (set by the composition root from `[nats]`, not configurable
+    /// here); digests go to `<prefix>.audit.digest.<day>`.
+    #[serde(skip)]
+    pub names: schemas::Names,
     /// Seconds after a day's end before it is digested (lets in-flight appends land).
     pub grace_secs: u64,
     /// Seconds between checks for a newly closed day.
@@ -185,7 +187,7 @@ pub struct DigestConfig {
 impl Default for DigestConfig {
     fn default() -> DigestConfig {
         DigestConfig {
-            subject_prefix: "bianmin".into(),
+            names: schemas::Names::default(),
             grace_secs: 300,
             poll_secs: 60,
         }
@@ -272,7 +274,7 @@ async fn last_hash(log: &EventLog) -> Result<String, AuditError> {
 
 /// The subject a day's digest is published to.
 pub fn subject(cfg: &DigestConfig, day: &str) -> String {
-    format!("{}.audit.digest.{day}", cfg.subject_prefix)
+    cfg.names.digest_subject(day)
 }
 
 /// Publishes one digest (JSON) with its stable message id.

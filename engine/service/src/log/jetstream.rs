@@ -41,11 +41,9 @@ const _: () = assert!(PUBLISH_ATTEMPTS_MAX >= 1);
 /// Where and how the JetStream log keeps its commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JetStreamConfig {
-    /// Stream name (default `BIANMIN_EVENTS`).
-    pub stream: String,
-    /// Subject prefix; a request's commits go to `<prefix>.<request_id>` and the stream
-    /// captures `<prefix>.>` (default `bianmin.events`).
-    pub subject_prefix: String,
+    /// The instance's names: the stream (`nats.stream`, default `BIANMIN_EVENTS`) and the
+    /// subjects, a request's commits going to `<prefix>.events.<request_id>`.
+    pub names: schemas::Names,
     /// Stream replicas: 1 on a single server, 3 on a cluster (tolerates one node lost).
     pub replicas: usize,
     /// The server's own deduplication window on `Nats-Msg-Id`. Re-appends after it are still
@@ -62,8 +60,7 @@ pub struct JetStreamConfig {
 impl Default for JetStreamConfig {
     fn default() -> JetStreamConfig {
         JetStreamConfig {
-            stream: "BIANMIN_EVENTS".to_string(),
-            subject_prefix: "bianmin.events".to_string(),
+            names: schemas::Names::default(),
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             request_timeout: Duration::from_secs(2),
@@ -77,9 +74,9 @@ impl JetStreamConfig {
     /// no deletes or purges.
     pub fn stream_config(&self) -> stream::Config {
         stream::Config {
-            name: self.stream.clone(),
+            name: self.names.events_stream().to_string(),
             description: Some("Bianmin event log: one message per commit".to_string()),
-            subjects: vec![format!("{}.>", self.subject_prefix)],
+            subjects: vec![self.names.events_wildcard()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,
@@ -126,7 +123,7 @@ impl JetStreamLog {
             .create_or_update_stream(cfg.stream_config())
             .await
             .map_err(|e| {
-                let message = format!("create or update stream {}: {e}", cfg.stream);
+                let message = format!("create or update stream {}: {e}", cfg.names.events_stream());
                 match e.kind() {
                     // A configuration the server rejects; retrying will not help.
                     CreateStreamErrorKind::EmptyStreamName
@@ -154,9 +151,11 @@ impl JetStreamLog {
             Self::manage_stream(&context, &cfg).await?;
         }
         let stream = context
-            .get_stream(&cfg.stream)
+            .get_stream(&cfg.names.events_stream())
             .await
-            .map_err(|e| LogError::Unavailable(format!("get stream {}: {e}", cfg.stream)))?;
+            .map_err(|e| {
+                LogError::Unavailable(format!("get stream {}: {e}", cfg.names.events_stream()))
+            })?;
         let log = JetStreamLog {
             shared: Arc::new(Shared {
                 context,
@@ -166,7 +165,7 @@ impl JetStreamLog {
             }),
         };
         tracing::info!(
-            stream = %log.shared.cfg.stream,
+            stream = %log.shared.cfg.names.events_stream(),
             replicas = log.shared.cfg.replicas,
             durability = %log.describe(),
             "event log on JetStream"
@@ -175,7 +174,7 @@ impl JetStreamLog {
     }
 
     fn subject(&self, request_id: RequestId) -> String {
-        format!("{}.{}", self.shared.cfg.subject_prefix, request_id)
+        self.shared.cfg.names.event_subject(request_id)
     }
 
     /// See [`super::EventLog::append`].
@@ -447,7 +446,10 @@ impl JetStreamLog {
         };
         format!(
             "nats-server {}: stream {} (file storage, {} replica(s), no limits, deny delete/purge); {}",
-            self.shared.server_version, self.shared.cfg.stream, self.shared.cfg.replicas, sync
+            self.shared.server_version,
+            self.shared.cfg.names.events_stream(),
+            self.shared.cfg.replicas,
+            sync
         )
     }
 }

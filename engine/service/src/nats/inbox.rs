@@ -54,8 +54,8 @@ pub async fn ensure_streams(
 ) -> Result<(stream::Stream, stream::Stream), NatsApiError> {
     let inbox = js
         .get_or_create_stream(stream::Config {
-            name: cfg.inbox_stream.clone(),
-            subjects: vec![cfg.inbox_subject(">")],
+            name: cfg.names.inbox_stream(),
+            subjects: vec![cfg.names.inbox_subject(">")],
             description: Some("Bianmin durable intake inbox".into()),
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
@@ -67,8 +67,8 @@ pub async fn ensure_streams(
         .map_err(|e| NatsApiError::JetStream(format!("inbox stream: {e}")))?;
     let rejects = js
         .get_or_create_stream(stream::Config {
-            name: cfg.rejects_stream.clone(),
-            subjects: vec![cfg.rejects_subject(">")],
+            name: cfg.names.rejects_stream(),
+            subjects: vec![cfg.names.rejects_subject(">")],
             description: Some("Bianmin inbox documents that can never be recorded".into()),
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
@@ -92,11 +92,12 @@ pub async fn run_inbox(
 ) -> Result<(), NatsApiError> {
     let js = jetstream::new(client);
     let (inbox, _) = ensure_streams(&js, &cfg).await?;
+    let consumer_name = cfg.names.inbox_consumer();
     let consumer: consumer::PullConsumer = inbox
         .get_or_create_consumer(
-            &cfg.inbox_consumer,
+            &consumer_name,
             consumer::pull::Config {
-                durable_name: Some(cfg.inbox_consumer.clone()),
+                durable_name: Some(consumer_name.clone()),
                 description: Some("Bianmin engine intake".into()),
                 deliver_policy: consumer::DeliverPolicy::All,
                 ack_policy: consumer::AckPolicy::Explicit,
@@ -107,7 +108,7 @@ pub async fn run_inbox(
         )
         .await
         .map_err(|e| NatsApiError::JetStream(format!("inbox consumer: {e}")))?;
-    tracing::info!(stream = %cfg.inbox_stream, consumer = %cfg.inbox_consumer, "consuming the NATS inbox");
+    tracing::info!(stream = %cfg.names.inbox_stream(), consumer = %consumer_name, "consuming the NATS inbox");
 
     let shared = Arc::new(Worker { service, js, cfg });
     let permits = Arc::new(Semaphore::new(shared.cfg.max_in_flight.max(1)));
@@ -252,9 +253,17 @@ impl Worker {
         // A redelivered document rejected twice is stored once.
         headers.insert(
             "Nats-Msg-Id",
-            format!("{}:{}", self.cfg.inbox_stream, reject.inbox_sequence).as_str(),
+            format!(
+                "{}:{}",
+                self.cfg.names.inbox_stream(),
+                reject.inbox_sequence
+            )
+            .as_str(),
         );
-        let subject = self.cfg.rejects_subject(&subject_token(&reject.channel));
+        let subject = self
+            .cfg
+            .names
+            .rejects_subject(&subject_token(&reject.channel));
         let ack = self
             .js
             .publish_with_headers(subject, headers, payload.into())

@@ -43,23 +43,15 @@ pub const DEV_ACTOR_HEADER: &str = "X-Bianmin-Actor";
 pub const ERROR_HEADER: &str = "Bianmin-Error";
 
 /// Settings of the NATS edge. Every field has a default; see `docs/nats-api.md`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsApiConfig {
-    /// First subject token of every subject (`bianmin` → `bianmin.intake.hotline`).
-    pub subject_prefix: String,
-    /// Queue group of the request-reply subscriptions, so several engines share the load.
-    pub queue_group: String,
+    /// The instance's subjects, streams, durable consumer and queue group
+    /// ([`schemas::names`]): `<prefix>.intake.<channel>`, `<PREFIX>_INBOX`, `<prefix>-engine`.
+    pub names: schemas::Names,
     /// Messages processed at once by one engine (request-reply and inbox each).
     pub max_in_flight: usize,
     /// Largest accepted payload in bytes; larger messages get a `payload_too_large` error.
     pub max_payload_bytes: usize,
-    /// Name of the JetStream stream holding the durable inbox.
-    pub inbox_stream: String,
-    /// Name of the JetStream stream holding rejected inbox documents.
-    pub rejects_stream: String,
-    /// Durable name of the inbox consumer (shared by every engine).
-    pub inbox_consumer: String,
     /// Unacknowledged inbox messages the server hands out at once.
     pub inbox_max_ack_pending: i64,
     /// Milliseconds the server waits for an ack before redelivering.
@@ -78,13 +70,9 @@ pub struct NatsApiConfig {
 impl Default for NatsApiConfig {
     fn default() -> NatsApiConfig {
         NatsApiConfig {
-            subject_prefix: "bianmin".into(),
-            queue_group: "bianmin".into(),
+            names: schemas::Names::default(),
             max_in_flight: 256,
             max_payload_bytes: 64 * 1024,
-            inbox_stream: "BIANMIN_INBOX".into(),
-            rejects_stream: "BIANMIN_INBOX_REJECTS".into(),
-            inbox_consumer: "bianmin-engine".into(),
             inbox_max_ack_pending: 256,
             inbox_ack_wait_ms: 30_000,
             inbox_nak_delay_ms: 2_000,
@@ -96,32 +84,20 @@ impl Default for NatsApiConfig {
 }
 
 impl NatsApiConfig {
-    /// The default settings with another subject prefix (tests isolate themselves this way).
-    pub fn with_prefix(prefix: &str) -> NatsApiConfig {
+    /// The default settings for the instance named by `names`.
+    pub fn new(names: schemas::Names) -> NatsApiConfig {
         NatsApiConfig {
-            subject_prefix: prefix.to_string(),
+            names,
             ..NatsApiConfig::default()
         }
     }
 
-    /// `<prefix>.intake.<channel>`.
-    pub fn intake_subject(&self, channel: &str) -> String {
-        format!("{}.intake.{channel}", self.subject_prefix)
-    }
-
-    /// `<prefix>.cmd.<action>`.
-    pub fn cmd_subject(&self, action: &str) -> String {
-        format!("{}.cmd.{action}", self.subject_prefix)
-    }
-
-    /// `<prefix>.inbox.<channel>`.
-    pub fn inbox_subject(&self, channel: &str) -> String {
-        format!("{}.inbox.{channel}", self.subject_prefix)
-    }
-
-    /// `<prefix>.inbox_rejects.<channel>`.
-    pub fn rejects_subject(&self, channel: &str) -> String {
-        format!("{}.inbox_rejects.{channel}", self.subject_prefix)
+    /// The default settings with another subject prefix (tests isolate themselves this way).
+    ///
+    /// # Panics
+    /// When `prefix` is not a valid subject token.
+    pub fn with_prefix(prefix: &str) -> NatsApiConfig {
+        NatsApiConfig::new(schemas::Names::for_prefix(prefix).expect("a valid subject prefix"))
     }
 
     fn ack_wait(&self) -> Duration {
@@ -162,10 +138,11 @@ pub async fn run_intake(
     cfg: NatsApiConfig,
     shutdown: CancellationToken,
 ) -> Result<(), NatsApiError> {
-    let intake_subject = cfg.intake_subject("*");
-    let cmd_subject = cfg.cmd_subject("*");
-    let mut intake_sub = queue_subscribe(&client, &intake_subject, &cfg.queue_group).await?;
-    let mut cmd_sub = queue_subscribe(&client, &cmd_subject, &cfg.queue_group).await?;
+    let intake_subject = cfg.names.intake_subject("*");
+    let cmd_subject = cfg.names.cmd_subject("*");
+    let group = cfg.names.edge_queue_group();
+    let mut intake_sub = queue_subscribe(&client, &intake_subject, &group).await?;
+    let mut cmd_sub = queue_subscribe(&client, &cmd_subject, &group).await?;
     // Make sure the server registered both subscriptions before callers are told we serve.
     let _ = client.flush().await;
     tracing::info!(intake = %intake_subject, commands = %cmd_subject, "serving NATS request-reply");

@@ -15,10 +15,8 @@ pub struct NotifyConfig {
     /// Run the notifier inside `bianmin serve`. It runs only when there is somewhere to send:
     /// the JetStream log (NATS configured) or at least one webhook.
     pub enabled: bool,
-    /// The JetStream stream capturing `<prefix>.notify.>`; empty: the subject prefix
-    /// upper-cased with `_NOTIFY` appended (`BIANMIN_NOTIFY` for the prefix `bianmin`).
-    pub stream: String,
-    /// Stream replicas.
+    /// Replicas of the JetStream stream `<PREFIX>_NOTIFY` capturing `<prefix>.notify.>`
+    /// (names: [`schemas::names`]).
     pub replicas: usize,
     /// A template file replacing the built-in `deploy/notify/templates.toml`.
     pub templates_file: Option<PathBuf>,
@@ -68,7 +66,6 @@ impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             enabled: true,
-            stream: String::new(),
             replicas: 1,
             templates_file: None,
             locale: "zh-CN".into(),
@@ -125,30 +122,15 @@ impl NotifyConfig {
         Ok(())
     }
 
-    /// The stream name in force (see [`NotifyConfig::stream`]).
-    pub fn stream_name(&self, subject_prefix: &str) -> String {
-        if !self.stream.is_empty() {
-            return self.stream.clone();
-        }
-        let prefix: String = subject_prefix
-            .chars()
-            .map(|c| match c {
-                c if c.is_ascii_alphanumeric() => c.to_ascii_uppercase(),
-                _ => '_',
-            })
-            .collect();
-        format!("{prefix}_NOTIFY")
-    }
-
     /// The stream configuration: file storage, deduplication on notification ids.
-    pub fn stream_config(&self, subject_prefix: &str) -> stream::Config {
+    pub fn stream_config(&self, names: &schemas::Names) -> stream::Config {
         stream::Config {
-            name: self.stream_name(subject_prefix),
+            name: names.notify_stream(),
             description: Some(
                 "Bianmin resident notifications (carry contact data: resident gateways only)"
                     .into(),
             ),
-            subjects: vec![format!("{subject_prefix}.notify.>")],
+            subjects: vec![names.notify_wildcard()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             num_replicas: self.replicas,
@@ -178,18 +160,6 @@ mod tests {
         };
         let delays: Vec<u64> = (1..=6).map(|a| cfg.backoff(a).as_millis() as u64).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000]);
-    }
-
-    #[test]
-    fn the_stream_name_follows_the_prefix_unless_set() {
-        let cfg = NotifyConfig::default();
-        assert_eq!(cfg.stream_name("bianmin"), "BIANMIN_NOTIFY");
-        assert_eq!(cfg.stream_name("city.bm"), "CITY_BM_NOTIFY");
-        let named = NotifyConfig {
-            stream: "GW".into(),
-            ..NotifyConfig::default()
-        };
-        assert_eq!(named.stream_name("bianmin"), "GW");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Sender {
     nats: Option<(async_nats::Client, String, stream::Config)>,
     stream_ready: OnceCell<()>,
     http: reqwest::Client,
-    subject_prefix: String,
+    names: schemas::Names,
     webhooks: Vec<WebhookConfig>,
 }
 
@@ -41,7 +41,7 @@ impl Sender {
     /// A sender for `cfg`; `nats` is the client when the engine runs on JetStream.
     pub fn new(
         cfg: &NotifyConfig,
-        subject_prefix: &str,
+        names: &schemas::Names,
         nats: Option<async_nats::Client>,
     ) -> Result<Sender, String> {
         let http = reqwest::Client::builder()
@@ -49,12 +49,12 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        let stream_config = cfg.stream_config(subject_prefix);
+        let stream_config = cfg.stream_config(names);
         Ok(Sender {
             nats: nats.map(|c| (c, stream_config.name.clone(), stream_config)),
             stream_ready: OnceCell::new(),
             http,
-            subject_prefix: subject_prefix.to_string(),
+            names: names.clone(),
             webhooks: cfg.webhooks.clone(),
         })
     }
@@ -123,7 +123,7 @@ impl Sender {
             async_nats::header::NATS_MESSAGE_ID,
             document.notification_id.to_string().as_str(),
         );
-        let subject = format!("{}.notify.{}", self.subject_prefix, document.kind.as_str());
+        let subject = self.names.notify_subject(document.kind.as_str());
         js.publish_with_headers(subject, headers, body.into())
             .await
             .map_err(|e| format!("publish: {e}"))?

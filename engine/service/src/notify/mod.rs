@@ -162,13 +162,13 @@ impl Notifier {
         contacts: ContactStore,
         store: DeliveryStore,
         nats: Option<async_nats::Client>,
-        subject_prefix: &str,
+        names: &schemas::Names,
         cfg: NotifyConfig,
         metrics: NotifyMetrics,
     ) -> Result<Notifier, NotifyError> {
         cfg.validate().map_err(NotifyError::Config)?;
         let templates = load_templates(&cfg)?;
-        let sender = Sender::new(&cfg, subject_prefix, nats).map_err(NotifyError::Config)?;
+        let sender = Sender::new(&cfg, names, nats).map_err(NotifyError::Config)?;
         Ok(Notifier {
             log,
             contacts,
@@ -482,7 +482,7 @@ pub async fn build(
     contacts: ContactStore,
     database_url: &str,
     nats: Option<async_nats::Client>,
-    subject_prefix: &str,
+    names: &schemas::Names,
     registry: &Registry,
 ) -> Result<Option<(Notifier, DeliveryStore)>, NotifyError> {
     if !cfg.enabled {
@@ -501,7 +501,7 @@ pub async fn build(
         contacts,
         store.clone(),
         nats,
-        subject_prefix,
+        names,
         cfg.clone(),
         metrics,
     )?;

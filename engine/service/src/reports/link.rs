@@ -3,7 +3,7 @@
 //! Outbound: every recorded revision goes to `<prefix>.reports.<level>.<unit>` with
 //! `Nats-Msg-Id` = its message id (UUIDv5 of unit, period and revision), and every recorded
 //! feedback to `<prefix>.reports.feedback_log.<level>.<unit>` with `Nats-Msg-Id` = its event id.
-//! The JetStream stream `BIANMIN_REPORTS` (created idempotently) captures both, so a message is
+//! The JetStream stream `<PREFIX>_REPORTS` (`BIANMIN_REPORTS`; created idempotently) captures both, so a message is
 //! *sent* once JetStream stored it. The live publisher in `serve` follows the log and resumes
 //! after a restart from the position named by the last live message it stored (header
 //! `Bianmin-Position`, as the upward link does).
@@ -36,46 +36,33 @@ const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// NATS names of the report link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkConfig {
-    /// First subject token.
-    pub subject_prefix: String,
-    /// The outbound JetStream stream.
-    pub stream: String,
-    /// Its replicas.
+    /// The instance's names: `<prefix>.reports.<level>.<unit>`, the stream `<PREFIX>_REPORTS`,
+    /// the queue group `<prefix>-reports` of the feedback subscription.
+    pub names: schemas::Names,
+    /// Stream replicas.
     pub replicas: usize,
-    /// Queue group of the feedback subscription.
-    pub queue_group: String,
 }
 
 impl LinkConfig {
     /// `<prefix>.reports.<level>.<unit>`.
     pub fn report_subject(&self, level: ReportLevel, unit: &str) -> String {
-        format!("{}.reports.{}.{unit}", self.subject_prefix, level.as_str())
+        self.names.report_subject(level.as_str(), unit)
     }
 
     /// `<prefix>.reports.feedback_log.<level>.<unit>`.
     pub fn feedback_log_subject(&self, level: ReportLevel, unit: &str) -> String {
-        format!(
-            "{}.reports.feedback_log.{}.{unit}",
-            self.subject_prefix,
-            level.as_str()
-        )
-    }
-
-    /// `<prefix>.reports.feedback` (inbound, request-reply; not captured by the stream).
-    pub fn feedback_subject(&self) -> String {
-        format!("{}.reports.feedback", self.subject_prefix)
+        self.names.report_feedback_log_subject(level.as_str(), unit)
     }
 
     /// The stream: file storage, everything kept, deduplication on message ids.
     pub fn stream_config(&self) -> stream::Config {
-        let p = &self.subject_prefix;
         let mut subjects: Vec<String> = ReportLevel::ALL
             .iter()
-            .map(|l| format!("{p}.reports.{}.>", l.as_str()))
+            .map(|l| self.names.report_level_wildcard(l.as_str()))
             .collect();
-        subjects.push(format!("{p}.reports.feedback_log.>"));
+        subjects.push(self.names.report_feedback_log_wildcard());
         stream::Config {
-            name: self.stream.clone(),
+            name: self.names.reports_stream(),
             description: Some("Bianmin rate reports and recorded feedback, outbound".into()),
             subjects,
             storage: stream::StorageType::File,
@@ -261,7 +248,9 @@ pub async fn ensure_stream(
     js.create_or_update_stream(cfg.stream_config())
         .await
         .map_err(nats_err)?;
-    js.get_stream(&cfg.stream).await.map_err(nats_err)
+    js.get_stream(cfg.names.reports_stream())
+        .await
+        .map_err(nats_err)
 }
 
 /// Publishes one message through JetStream and waits for its acknowledgement.
@@ -379,13 +368,16 @@ pub async fn run(
 ) -> Result<(), ReportError> {
     let stream = ensure_stream(&client, &cfg).await?;
     let mut feedback = client
-        .queue_subscribe(cfg.feedback_subject(), cfg.queue_group.clone())
+        .queue_subscribe(
+            cfg.names.report_feedback_subject(),
+            cfg.names.reports_queue_group(),
+        )
         .await
         .map_err(nats_err)?;
     let resume = sent_through(&stream)
         .await
         .map_err(|e| ReportError::Nats(e.to_string()))?;
-    tracing::info!(stream = %cfg.stream, resume_after = resume, "rate report link running");
+    tracing::info!(stream = %cfg.names.reports_stream(), resume_after = resume, "rate report link running");
     let publisher = publish_loop(
         log.clone(),
         client.clone(),

@@ -29,12 +29,9 @@ use crate::log::EventLog;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportsConfig {
-    /// The JetStream stream capturing `<prefix>.reports.<level>.>` and the feedback log.
-    pub stream: String,
-    /// Its replicas.
+    /// Replicas of the JetStream stream `<PREFIX>_REPORTS` capturing
+    /// `<prefix>.reports.<level>.>` and the feedback log (names: [`schemas::names`]).
     pub replicas: usize,
-    /// Queue group of the inbound feedback subscription.
-    pub queue_group: String,
     /// Seconds between checks of the schedules.
     pub poll_secs: u64,
     /// The schedules (none by default).
@@ -44,9 +41,7 @@ pub struct ReportsConfig {
 impl Default for ReportsConfig {
     fn default() -> ReportsConfig {
         ReportsConfig {
-            stream: "BIANMIN_REPORTS".into(),
             replicas: 1,
-            queue_group: "bianmin-reports".into(),
             poll_secs: 60,
             schedules: Vec::new(),
         }
@@ -54,13 +49,11 @@ impl Default for ReportsConfig {
 }
 
 impl ReportsConfig {
-    /// The NATS names under `subject_prefix`.
-    pub fn link(&self, subject_prefix: &str) -> LinkConfig {
+    /// The report link's settings for the instance named by `names`.
+    pub fn link(&self, names: &schemas::Names) -> LinkConfig {
         LinkConfig {
-            subject_prefix: subject_prefix.to_string(),
-            stream: self.stream.clone(),
+            names: names.clone(),
             replicas: self.replicas,
-            queue_group: self.queue_group.clone(),
         }
     }
 }

@@ -1,0 +1,203 @@
+//! Two jurisdictions (two engine instances with their own prefix and event stream) on one
+//! NATS server: each runs full lifecycles, request-reply and inbox intake, upward reports,
+//! scheduled rate reports and notifications, and afterwards every stream, consumer and read
+//! model of one holds nothing of the other.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use schemas::event::ReportLevel;
+use serde_json::{Value, json};
+use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app_with};
+use uuid::Uuid;
+
+use crate::e2e_supervision::{in_progress, ok};
+
+/// An engine for jurisdiction `tag` on the shared server: prefix `<tag><unique>`, stream
+/// `<TAG><UNIQUE>_EVENTS`, projections on SQLite, a monthly street report schedule.
+async fn jurisdiction(tag: &str) -> TestApp {
+    let unique = Uuid::now_v7().simple().to_string();
+    spawn_app_with(Store::Nats, |c| {
+        c.nats.subject_prefix = format!("{tag}{unique}");
+        c.nats.stream = format!("{}{}_EVENTS", tag.to_uppercase(), unique.to_uppercase());
+        c.projections.enabled = true;
+        c.reports.poll_secs = 1;
+        c.reports.schedules = vec![engine_service::reports::schedule::Schedule {
+            level: ReportLevel::Street,
+            units: vec![],
+            every: engine_service::reports::schedule::Every::Month,
+            day: 1,
+            at: "09:00".into(),
+        }];
+    })
+    .await
+}
+
+/// Drives one jurisdiction: a lifecycle over HTTP reported upward, an intake over NATS
+/// request-reply and one through the durable inbox. Returns the request ids it created.
+async fn drive(app: &TestApp, client: &async_nats::Client) -> BTreeSet<String> {
+    let names = app.names();
+    let mut ids = BTreeSet::new();
+    let lifecycle = in_progress(app).await;
+    ok(
+        app,
+        &lifecycle,
+        "report_upward",
+        actors::URBAN,
+        json!({"level": "district", "summary": "需区级协调"}),
+    )
+    .await;
+    ids.insert(lifecycle);
+
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("X-Bianmin-Actor", actors::INTAKE);
+    let document = intake_document(&external_id()).to_string();
+    let reply = client
+        .request_with_headers(names.intake_subject("hotline"), headers, document.into())
+        .await
+        .expect("a request-reply answer");
+    let body: Value = serde_json::from_slice(&reply.payload).expect("a JSON reply");
+    ids.insert(
+        body["request_id"]
+            .as_str()
+            .expect("a request id")
+            .to_string(),
+    );
+
+    let js = jetstream::new(client.clone());
+    let inboxed = intake_document(&external_id());
+    js.publish(names.inbox_subject("hotline"), inboxed.to_string().into())
+        .await
+        .expect("inbox publish")
+        .await
+        .expect("inbox ack");
+    ids
+}
+
+/// Every request id in the app's event log (the engine's own streams excluded).
+async fn logged_requests(app: &TestApp) -> BTreeSet<String> {
+    let log = app.command_service.log();
+    let (mut ids, mut from) = (BTreeSet::new(), 1);
+    loop {
+        let batch = log.read_from(from, 500).await.expect("the log reads");
+        let Some(last) = batch.last() else { break };
+        from = last.position + 1;
+        ids.extend(
+            batch
+                .iter()
+                .filter(|c| !c.commit.command.is_internal())
+                .map(|c| c.commit.request_id.to_string()),
+        );
+    }
+    ids
+}
+
+/// The subjects of every message in `stream` (empty when the stream does not exist).
+async fn stream_subjects(js: &jetstream::Context, stream: &str) -> Vec<String> {
+    let Ok(mut stream) = js.get_stream(stream).await else {
+        return Vec::new();
+    };
+    let info = stream.info().await.expect("stream info").clone();
+    let mut subjects = Vec::new();
+    for seq in info.state.first_sequence.max(1)..=info.state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            subjects.push(message.subject.to_string());
+        }
+    }
+    subjects
+}
+
+/// Waits up to 20 s for `check`.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} within 20 s");
+}
+
+#[tokio::test]
+async fn two_jurisdictions_on_one_nats_server_keep_to_their_own_streams() {
+    let client = async_nats::connect(tests::app::NATS_URL)
+        .await
+        .expect("nats");
+    let js = jetstream::new(client.clone());
+    let (yc, sz) = (jurisdiction("yc").await, jurisdiction("sz").await);
+    let yc_ids = drive(&yc, &client).await;
+    let sz_ids = drive(&sz, &client).await;
+    let yc_inbox = yc_ids.len() + 1;
+    let sz_inbox = sz_ids.len() + 1;
+
+    // Each inbox document is recorded by its own jurisdiction, none by the other.
+    eventually("each log holds its inbox request", || async {
+        logged_requests(&yc).await.len() == yc_inbox && logged_requests(&sz).await.len() == sz_inbox
+    })
+    .await;
+    let (yc_log, sz_log) = (logged_requests(&yc).await, logged_requests(&sz).await);
+    assert!(yc_log.is_superset(&yc_ids), "{yc_log:?} ⊉ {yc_ids:?}");
+    assert!(sz_log.is_superset(&sz_ids), "{sz_log:?} ⊉ {sz_ids:?}");
+    assert!(yc_log.is_disjoint(&sz_log), "{yc_log:?} ∩ {sz_log:?}");
+
+    for (app, other) in [(&yc, &sz), (&sz, &yc)] {
+        let (names, other_names) = (app.names(), other.names());
+        let own = format!("{}.", names.prefix());
+        // Upward reports and scheduled rate reports are stored in its own streams only.
+        eventually("the upward report is stored", || async {
+            !stream_subjects(&js, &names.upward_stream())
+                .await
+                .is_empty()
+        })
+        .await;
+        eventually("the scheduled rate reports are stored", || async {
+            !stream_subjects(&js, &names.reports_stream())
+                .await
+                .is_empty()
+        })
+        .await;
+        for stream in names.all_streams() {
+            let subjects = stream_subjects(&js, &stream).await;
+            assert!(
+                subjects.iter().all(|s| s.starts_with(&own)),
+                "{stream} holds another instance's subjects: {subjects:?}"
+            );
+            assert!(
+                !other_names.all_streams().contains(&stream),
+                "{stream} is shared"
+            );
+        }
+        // The inbox stream has exactly one durable consumer: this instance's.
+        let inbox = js.get_stream(names.inbox_stream()).await.expect("inbox");
+        let consumers: Vec<String> = inbox
+            .consumer_names()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|c| c.expect("consumer name"))
+            .collect();
+        assert_eq!(consumers, [names.inbox_consumer()]);
+    }
+
+    // The API of one jurisdiction knows nothing of the other's requests.
+    for (app, foreign) in [(&yc, &sz_ids), (&sz, &yc_ids)] {
+        for id in foreign {
+            let answer = app
+                .get(&format!("/api/v1/requests/{id}"), actors::AUDITOR)
+                .await;
+            assert_eq!(
+                answer.status(),
+                404,
+                "{id} is visible to another jurisdiction"
+            );
+        }
+    }
+    yc.teardown().await;
+    sz.teardown().await;
+}
