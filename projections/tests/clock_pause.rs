@@ -117,6 +117,7 @@ impl Log {
                 request_id: r.id,
                 command,
                 events: vec![env],
+                signature: None,
             },
         });
     }

@@ -90,6 +90,42 @@ pub struct Commit {
     pub command: CommandKind,
     /// The events, versions consecutive.
     pub events: Vec<EventEnvelope>,
+    /// The writing engine's Ed25519 signature over [`signing_payload`] of this commit; absent
+    /// on commits written before signing began (and on commits not yet appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<CommitSignature>,
+}
+
+/// An engine's signature of one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitSignature {
+    /// Which key signed: the first 16 hex digits of SHA-256 over the public key.
+    pub key_id: String,
+    /// The Ed25519 signature (64 bytes, hex).
+    pub ed25519: String,
+}
+
+/// Domain separation tag of the signed payload (changes only with its layout).
+const SIGNING_TAG: &str = "bianmin-commit-signature-v1";
+
+/// The bytes an engine signs for a commit, computed from its stored JSON (never upcast):
+/// the tag, `commit_id`, `request_id`, `command` and every event's `hash`, one per line. The
+/// event hashes already cover each event's whole content, so the signature binds the commit;
+/// `None` when the record lacks one of those fields.
+pub fn signing_payload(raw: &serde_json::Value) -> Option<Vec<u8>> {
+    let field = |name: &str| raw.get(name).and_then(serde_json::Value::as_str);
+    let mut payload = format!(
+        "{SIGNING_TAG}\n{}\n{}\n{}\n",
+        field("commit_id")?,
+        field("request_id")?,
+        field("command")?
+    );
+    for event in raw.get("events")?.as_array()? {
+        payload.push_str(event.get("hash")?.as_str()?);
+        payload.push('\n');
+    }
+    Some(payload.into_bytes())
 }
 
 impl Commit {

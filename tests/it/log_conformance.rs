@@ -58,6 +58,7 @@ pub(crate) fn commit(request_id: RequestId, first_version: u64, n_events: usize)
         request_id,
         command: CommandKind::NoteProgress,
         events,
+        signature: None,
     }
 }
 
@@ -413,8 +414,12 @@ async fn empty_commit_is_refused(log: &EventLog) {
 async fn ping_answers_and_describe_names_the_store(log: &EventLog) {
     log.ping().await.expect("ping");
     let description = log.describe();
-    match log {
-        EventLog::JetStream(_) => assert!(description.contains("nats-server"), "{description}"),
-        EventLog::Sqlite(_) => assert!(description.contains("synchronous=FULL"), "{description}"),
+    match log.store() {
+        engine_service::log::Store::JetStream(_) => {
+            assert!(description.contains("nats-server"), "{description}")
+        }
+        engine_service::log::Store::Sqlite(_) => {
+            assert!(description.contains("synchronous=FULL"), "{description}")
+        }
     }
 }

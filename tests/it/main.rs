@@ -27,5 +27,6 @@ mod reports;
 mod restart;
 mod roles;
 mod shutdown;
+mod signatures;
 mod supervision;
 mod upward;

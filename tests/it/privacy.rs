@@ -9,7 +9,6 @@ use std::sync::Arc;
 use engine_core::{Clock, ManualClock};
 use engine_service::audit::verify;
 use engine_service::contacts::{ContactStore, StoredContact};
-use engine_service::log::EventLog;
 use engine_service::privacy::{
     self, ContactStatus, PrivacyConfig, PrivacyError, PrivacyLedger, RetentionPolicy, retention,
 };
@@ -126,9 +125,7 @@ async fn contact_data_stays_out_of_responses_stores_and_logs_and_erasure_keeps_c
 
     // Erase through the stores the engine uses, while it runs.
     let clock: Arc<dyn Clock> = Arc::new(engine_service::clock::SystemClock);
-    let log = EventLog::open_sqlite(&engine.data_dir().join("events.db"))
-        .await
-        .expect("log");
+    let log = engine.event_log().await;
     let contacts = ContactStore::open_sqlite(&engine.data_dir().join("contacts.db"), clock.clone())
         .await
         .expect("contacts");
@@ -237,9 +234,7 @@ async fn contact_reads_need_an_explicit_permission_and_are_recorded() {
     let api = Api::new(engine.url());
     let (id, _) = lifecycle(&api, &format!("PII-R-{}", Uuid::now_v7().simple())).await;
     let clock: Arc<dyn Clock> = Arc::new(engine_service::clock::SystemClock);
-    let log = EventLog::open_sqlite(&engine.data_dir().join("events.db"))
-        .await
-        .expect("log");
+    let log = engine.event_log().await;
     let contacts = ContactStore::open_sqlite(&engine.data_dir().join("contacts.db"), clock.clone())
         .await
         .expect("contacts");
@@ -333,9 +328,7 @@ async fn retention_erases_contacts_only_after_the_period_and_records_it() {
         .expect("intake");
     let open: Uuid = serde_json::from_value(reply.body["request_id"].clone()).expect("an id");
 
-    let log = EventLog::open_sqlite(&engine.data_dir().join("events.db"))
-        .await
-        .expect("log");
+    let log = engine.event_log().await;
     let archived_at = log
         .load(archived)
         .await

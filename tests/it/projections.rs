@@ -120,6 +120,7 @@ impl Log {
                 request_id: r.id,
                 command,
                 events: envs,
+                signature: None,
             },
         });
         ids

@@ -187,6 +187,19 @@ impl ServeProcess {
         self.dir.path().join("data")
     }
 
+    /// The process's embedded event log, opened as the engine opens it: signing with the
+    /// process's key (`<data dir>/signing.key`) and trusting it.
+    pub async fn event_log(&self) -> EventLog {
+        use engine_service::signing::{CommitSigner, Keyring, SigningConfig};
+        let dir = self.data_dir();
+        let signer = CommitSigner::load(&dir.join("signing.key")).expect("the engine's key");
+        let keyring = Keyring::load(&SigningConfig::default(), &dir).expect("keyring");
+        EventLog::open_sqlite(&dir.join("events.db"))
+            .await
+            .expect("the event log opens")
+            .signed_by(Arc::new(signer), keyring)
+    }
+
     /// Where stdout and stderr of every run go.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("output.log")

@@ -40,6 +40,9 @@ pub enum AppError {
     /// The configuration names no valid instance (prefix, stream).
     #[error("configuration: {0}")]
     Config(#[source] Box<crate::config::ConfigError>),
+    /// The commit signing key or the trusted keys could not be loaded.
+    #[error("commit signing: {0}")]
+    Signing(#[source] crate::signing::SigningError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -600,6 +603,22 @@ pub async fn open_log(config: &Config) -> Result<(EventLog, Option<async_nats::C
 /// created or updated to the configuration, otherwise it must already exist and is left as it
 /// is, so a reading tool never rescales or reconfigures a production stream.
 pub async fn open_log_with(
+    config: &Config,
+    manage_stream: bool,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    let (log, nats) = open_store(config, manage_stream).await?;
+    let signing = &config.signing;
+    let key_file = crate::signing::signing_key_path(signing, &config.data_dir);
+    let signer =
+        crate::signing::CommitSigner::load_or_create(&key_file).map_err(AppError::Signing)?;
+    let keyring =
+        crate::signing::Keyring::load(signing, &config.data_dir).map_err(AppError::Signing)?;
+    tracing::debug!(key_id = signer.key_id(), "commits are signed");
+    Ok((log.signed_by(Arc::new(signer), keyring), nats))
+}
+
+/// Opens the store of the event log the config names, unsigned.
+async fn open_store(
     config: &Config,
     manage_stream: bool,
 ) -> Result<(EventLog, Option<async_nats::Client>), AppError> {

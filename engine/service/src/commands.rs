@@ -449,6 +449,7 @@ impl CommandService {
             request_id: id,
             command: request.command.kind(),
             events: envelopes,
+            signature: None,
         };
         let started = Instant::now();
         let appended = self.inner.log.append(&commit, cached.position).await;

@@ -44,6 +44,8 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// Open311 GeoReport v2 endpoints.
     pub open311: crate::http::open311::Open311Config,
+    /// The commit signing key and the trusted public keys.
+    pub signing: crate::signing::SigningConfig,
 }
 
 /// HTTP server settings.
@@ -158,6 +160,7 @@ impl Default for Config {
             reports: crate::reports::schedule::ReportsConfig::default(),
             notify: crate::notify::NotifyConfig::default(),
             open311: crate::http::open311::Open311Config::default(),
+            signing: crate::signing::SigningConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod privacy;
 pub mod projector;
 pub mod ratelimit;
 pub mod reports;
+pub mod signing;
 pub(crate) mod sqlite_batch;
 pub mod supervisor;
 pub mod telemetry;

@@ -221,6 +221,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
                     "{} chains, {} records, {} events verified\n",
                     report.requests, report.commits, report.events_verified
                 );
+                text.push_str(&describe_signatures(&report));
                 for broken in &report.broken {
                     text.push_str(&describe_break(broken));
                 }
@@ -385,6 +386,21 @@ fn describe_chain(report: &verify::ChainReport) -> String {
             report.head.as_deref().unwrap_or("(no events)")
         ),
         Some(b) => describe_break(b),
+    }
+}
+
+/// One line on the log's signatures: how many records are signed by a trusted key, and how
+/// many unsigned records precede the first signed one.
+fn describe_signatures(report: &verify::LogReport) -> String {
+    match report.signing_began_at {
+        Some(began) => format!(
+            "{} records signed by a trusted key; {} unsigned, before signing began at position {began}\n",
+            report.signed, report.unsigned_before_signing
+        ),
+        None => format!(
+            "no record is signed: {} unsigned records, written before signing began\n",
+            report.unsigned_before_signing
+        ),
     }
 }
 

@@ -245,6 +245,7 @@ pub async fn record_closed_days(
             request_id: digest_stream_id(),
             command: schemas::CommandKind::RecordDigest,
             events: vec![envelope],
+            signature: None,
         };
         match log.append(&commit, stream_last).await {
             Ok(appended) => {

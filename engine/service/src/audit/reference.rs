@@ -156,6 +156,7 @@ pub async fn record(
             request_id: stream,
             command: schemas::CommandKind::RecordReferenceData,
             events: sealed,
+            signature: None,
         };
         match log.append(&commit, expected).await {
             Ok(_) => {

@@ -5,6 +5,12 @@
 //! stored `hash`, checks that `prev_hash` names the previous event's hash ([`GENESIS_HASH`] for
 //! the first), that versions run densely from 1, and that every record and event belongs to the
 //! request. The first broken link is reported with its log position.
+//!
+//! Signatures: from the log's first signed record on, every record must carry a signature by
+//! a key of the log's keyring ([`crate::signing`]); a record without one (a client that may
+//! publish to the event subjects forging a chained commit), with an unknown key or with a
+//! signature that does not hold is a broken link. Unsigned records before signing began are
+//! counted as such, never as signed.
 
 use std::collections::HashSet;
 
@@ -17,6 +23,7 @@ use uuid::Uuid;
 
 use super::AuditError;
 use crate::log::{EventLog, LogError};
+use crate::signing::{Keyring, SignatureCheck};
 
 /// Commits read per batch while enumerating the log.
 const SCAN_BATCH_LEN: usize = 256;
@@ -49,6 +56,21 @@ pub struct ChainReport {
     pub head: Option<String>,
     /// The first broken link; `None` when the whole chain holds.
     pub broken: Option<BrokenLink>,
+    /// Records whose signature by a trusted key holds.
+    pub signed: usize,
+    /// Unsigned records written before signing began (see [`LogReport::signing_began_at`]).
+    pub unsigned_before_signing: usize,
+}
+
+/// What signature checks a chain check makes: the trusted keys, and the position of the
+/// log's first signed record — every record from there on must be signed by a trusted key;
+/// unsigned records before it are counted, never taken for signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    /// The trusted public keys.
+    pub keyring: &'a Keyring,
+    /// The log's first signed record, if any.
+    pub signing_began_at: Option<u64>,
 }
 
 impl ChainReport {
@@ -73,6 +95,14 @@ pub struct LogReport {
     /// a check that read fewer records than this did not see the whole log (e.g. it read a
     /// lagging replica) and does not pass.
     pub log_head: u64,
+    /// Records whose signature by a trusted key holds.
+    pub signed: usize,
+    /// Unsigned records before [`LogReport::signing_began_at`] (written before the engine
+    /// signed commits); they are chained, but nothing proves which writer wrote them.
+    pub unsigned_before_signing: usize,
+    /// The position of the log's first signed record; from there on every record must carry
+    /// a trusted signature.
+    pub signing_began_at: Option<u64>,
 }
 
 impl LogReport {
@@ -87,14 +117,26 @@ impl LogReport {
     }
 }
 
-/// Checks the chain of one request from the raw records `load_raw` returned (pure).
+/// Checks the chain of one request from the raw records `load_raw` returned (pure), without
+/// signature checks.
 pub fn verify_raw(request_id: RequestId, records: &[(u64, Vec<u8>)]) -> ChainReport {
+    verify_raw_trusting(request_id, records, None)
+}
+
+/// Checks the chain of one request and, with `trust`, every record's signature (pure).
+pub fn verify_raw_trusting(
+    request_id: RequestId,
+    records: &[(u64, Vec<u8>)],
+    trust: Option<Trust<'_>>,
+) -> ChainReport {
     let mut report = ChainReport {
         request_id,
         commits: records.len(),
         events_verified: 0,
         head: None,
         broken: None,
+        signed: 0,
+        unsigned_before_signing: 0,
     };
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut next_version = 1u64;
@@ -154,11 +196,63 @@ pub fn verify_raw(request_id: RequestId, records: &[(u64, Vec<u8>)]) -> ChainRep
             next_version += 1;
             report.events_verified += 1;
         }
+        if let Some(trust) = trust {
+            match signature_problem(&value, position, trust) {
+                Ok(true) => report.signed += 1,
+                Ok(false) => report.unsigned_before_signing += 1,
+                Err(what) => {
+                    report.broken = Some(brk(None, None, what));
+                    return report;
+                }
+            }
+        }
     }
     if report.events_verified > 0 {
         report.head = Some(prev_hash);
     }
     report
+}
+
+/// Whether the record at `position` is signed (`Ok(true)`), unsigned from before signing began
+/// (`Ok(false)`), or what is wrong with its signature.
+fn signature_problem(value: &Value, position: u64, trust: Trust<'_>) -> Result<bool, String> {
+    match trust.keyring.check(value) {
+        SignatureCheck::Valid => Ok(true),
+        SignatureCheck::Unsigned => match trust.signing_began_at {
+            Some(began) if position >= began => Err(format!(
+                "unsigned record after signing began at position {began}"
+            )),
+            _ => Ok(false),
+        },
+        SignatureCheck::UnknownKey(key) => Err(format!("signed by unknown key {key}")),
+        SignatureCheck::Invalid(what) => Err(format!("bad signature: {what}")),
+    }
+}
+
+/// The position of the log's first signed record (scans from the start until it finds one).
+pub async fn signing_began_at(log: &EventLog) -> Result<Option<u64>, AuditError> {
+    let mut found = None;
+    let mut from = 1u64;
+    while found.is_none() {
+        let batch = match log.read_from(from, SCAN_BATCH_LEN).await {
+            Ok(batch) => batch,
+            // An undecodable record is skipped here; the chain check reports it.
+            Err(LogError::Corrupt { position, .. }) => {
+                from = position + 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        found = batch
+            .iter()
+            .find(|c| c.commit.signature.is_some())
+            .map(|c| c.position);
+        match batch.last() {
+            Some(last) if batch.len() == SCAN_BATCH_LEN => from = last.position + 1,
+            _ => break,
+        }
+    }
+    Ok(found)
 }
 
 /// What is wrong with a record's commit-level fields, if anything.
@@ -225,8 +319,21 @@ pub async fn verify_request(
     log: &EventLog,
     request_id: RequestId,
 ) -> Result<ChainReport, AuditError> {
+    let signing_began_at = signing_began_at(log).await?;
+    verify_request_trusting(log, request_id, signing_began_at).await
+}
+
+async fn verify_request_trusting(
+    log: &EventLog,
+    request_id: RequestId,
+    signing_began_at: Option<u64>,
+) -> Result<ChainReport, AuditError> {
     let records = log.load_raw(request_id).await?;
-    Ok(verify_raw(request_id, &records))
+    let trust = Trust {
+        keyring: log.keyring(),
+        signing_began_at,
+    };
+    Ok(verify_raw_trusting(request_id, &records, Some(trust)))
 }
 
 /// Every request id in the log, in order of first appearance; records that do not decode are
@@ -285,17 +392,21 @@ pub async fn verify_all(
 ) -> Result<LogReport, AuditError> {
     let log_head = log.last_position().await?;
     let (ids, undecodable) = request_ids(log).await?;
+    let signing_began_at = signing_began_at(log).await?;
     if let Some(bar) = progress {
         bar.set_length(ids.len() as u64);
     }
     let mut report = LogReport {
         broken: undecodable,
         log_head,
+        signing_began_at,
         ..LogReport::default()
     };
     for id in ids {
-        let chain = verify_request(log, id).await?;
+        let chain = verify_request_trusting(log, id, signing_began_at).await?;
         report.requests += 1;
+        report.signed += chain.signed;
+        report.unsigned_before_signing += chain.unsigned_before_signing;
         report.commits += chain.commits;
         report.events_verified += chain.events_verified;
         if let Some(broken) = chain.broken {

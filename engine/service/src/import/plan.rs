@@ -332,6 +332,7 @@ pub fn decide_steps(
             request_id: plan.request_id,
             command: step.command.kind(),
             events: envelopes,
+            signature: None,
         });
     }
     if let Some(status) = &plan.status

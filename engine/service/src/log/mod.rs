@@ -1,6 +1,8 @@
 //! The event log: the durable, ordered record of every commit, on NATS JetStream or SQLite.
 //!
-//! [`EventLog`] is an enum over the two stores (no trait objects, no async-trait); both give
+//! [`EventLog`] wraps an enum over the two stores (no trait objects, no async-trait), and
+//! signs every commit appended through it when it holds a signer (see [`crate::signing`]);
+//! both stores give
 //! the same guarantees, checked by one conformance suite run against each:
 //! - one record per [`Commit`] (a multi-event command is all-or-nothing);
 //! - a global position per record (JetStream stream sequence / SQLite row id), strictly
@@ -17,9 +19,12 @@ mod jetstream;
 mod sqlite;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use schemas::{Commit, DecodeError, LoggedCommit, RequestId};
+
+use crate::signing::{CommitSigner, Keyring};
 
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use sqlite::SqliteLog;
@@ -82,9 +87,18 @@ impl LogError {
     }
 }
 
-/// The event log, on one of the two supported stores.
+/// The event log, on one of the two supported stores, with the key that signs every commit
+/// appended through it.
 #[derive(Debug, Clone)]
-pub enum EventLog {
+pub struct EventLog {
+    store: Store,
+    signer: Option<Arc<CommitSigner>>,
+    keyring: Arc<Keyring>,
+}
+
+/// The two supported stores.
+#[derive(Debug, Clone)]
+pub enum Store {
     /// NATS JetStream: one stream, one subject per request.
     JetStream(JetStreamLog),
     /// An embedded SQLite database file (single-node deployments, tests, laptops).
@@ -97,14 +111,51 @@ impl EventLog {
         client: async_nats::Client,
         cfg: JetStreamConfig,
     ) -> Result<EventLog, LogError> {
-        Ok(EventLog::JetStream(
+        Ok(EventLog::over(Store::JetStream(
             JetStreamLog::connect(client, cfg).await?,
-        ))
+        )))
     }
 
     /// Opens (creating if missing) an SQLite log file and its schema.
     pub async fn open_sqlite(path: &Path) -> Result<EventLog, LogError> {
-        Ok(EventLog::Sqlite(SqliteLog::open(path).await?))
+        Ok(EventLog::over(Store::Sqlite(SqliteLog::open(path).await?)))
+    }
+
+    fn over(store: Store) -> EventLog {
+        EventLog {
+            store,
+            signer: None,
+            keyring: Arc::new(Keyring::default()),
+        }
+    }
+
+    /// The same log, signing every commit appended through it with `signer`, and trusting
+    /// `keyring` (plus the signer's own key) when verifying.
+    pub fn signed_by(self, signer: Arc<CommitSigner>, mut keyring: Keyring) -> EventLog {
+        keyring.add(signer.public_key());
+        EventLog {
+            signer: Some(signer),
+            keyring: Arc::new(keyring),
+            ..self
+        }
+    }
+
+    /// The same log, trusting `keyring` when verifying (a reading tool without the key).
+    pub fn trusting(self, keyring: Keyring) -> EventLog {
+        EventLog {
+            keyring: Arc::new(keyring),
+            ..self
+        }
+    }
+
+    /// The public keys commits of this log are verified against.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Appends one commit for `commit.request_id`. `expected` is the position of the
@@ -122,9 +173,20 @@ impl EventLog {
                 "every event of a commit belongs to the commit's request",
             ));
         }
-        match self {
-            EventLog::JetStream(log) => log.append(commit, expected).await,
-            EventLog::Sqlite(log) => log.append(commit, expected).await,
+        let signed;
+        let commit = match &self.signer {
+            Some(signer) => {
+                signed = Commit {
+                    signature: Some(signer.sign(commit)),
+                    ..commit.clone()
+                };
+                &signed
+            }
+            None => commit,
+        };
+        match &self.store {
+            Store::JetStream(log) => log.append(commit, expected).await,
+            Store::Sqlite(log) => log.append(commit, expected).await,
         }
     }
 
@@ -136,9 +198,9 @@ impl EventLog {
     /// All commits of one request as the raw stored bytes, with their positions, in order
     /// (for hash-chain verification and tamper tests).
     pub async fn load_raw(&self, request_id: RequestId) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-        match self {
-            EventLog::JetStream(log) => log.load_raw(request_id).await,
-            EventLog::Sqlite(log) => log.load_raw(request_id).await,
+        match &self.store {
+            Store::JetStream(log) => log.load_raw(request_id).await,
+            Store::Sqlite(log) => log.load_raw(request_id).await,
         }
     }
 
@@ -148,9 +210,9 @@ impl EventLog {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let raw = match self {
-            EventLog::JetStream(log) => log.read_raw_from(from.max(1), max).await?,
-            EventLog::Sqlite(log) => log.read_raw_from(from.max(1), max).await?,
+        let raw = match &self.store {
+            Store::JetStream(log) => log.read_raw_from(from.max(1), max).await?,
+            Store::Sqlite(log) => log.read_raw_from(from.max(1), max).await?,
         };
         decode_all(raw)
     }
@@ -181,33 +243,33 @@ impl EventLog {
     /// a store that stays unreachable yields [`LogError::Unavailable`] and the stream goes on
     /// trying.
     pub fn follow(&self, from: u64) -> BoxStream<'static, Result<LoggedCommit, LogError>> {
-        match self {
-            EventLog::JetStream(log) => log.follow(from.max(1)),
-            EventLog::Sqlite(log) => log.follow(from.max(1)),
+        match &self.store {
+            Store::JetStream(log) => log.follow(from.max(1)),
+            Store::Sqlite(log) => log.follow(from.max(1)),
         }
     }
 
     /// Highest position written (0 when the log is empty).
     pub async fn last_position(&self) -> Result<u64, LogError> {
-        match self {
-            EventLog::JetStream(log) => log.last_position().await,
-            EventLog::Sqlite(log) => log.last_position().await,
+        match &self.store {
+            Store::JetStream(log) => log.last_position().await,
+            Store::Sqlite(log) => log.last_position().await,
         }
     }
 
     /// Cheap reachability check for readiness probes.
     pub async fn ping(&self) -> Result<(), LogError> {
-        match self {
-            EventLog::JetStream(log) => log.ping().await,
-            EventLog::Sqlite(log) => log.ping().await,
+        match &self.store {
+            Store::JetStream(log) => log.ping().await,
+            Store::Sqlite(log) => log.ping().await,
         }
     }
 
     /// A human description of the store and its durability guarantees, for start-up logs.
     pub fn describe(&self) -> String {
-        match self {
-            EventLog::JetStream(log) => log.describe(),
-            EventLog::Sqlite(log) => log.describe(),
+        match &self.store {
+            Store::JetStream(log) => log.describe(),
+            Store::Sqlite(log) => log.describe(),
         }
     }
 }

@@ -385,6 +385,7 @@ mod tests {
             request_id,
             command: CommandKind::NoteProgress,
             events: vec![envelope],
+            signature: None,
         }
     }
 

@@ -465,6 +465,7 @@ async fn append(
         request_id: report_id,
         command,
         events: vec![envelope],
+        signature: None,
     };
     log.append(&commit, loaded.last_position).await?;
     Ok(())
