@@ -14,6 +14,7 @@ mod http_lifecycle;
 mod import;
 mod log_cluster;
 mod log_conformance;
+mod nats_auth;
 mod nats_intake;
 mod notify;
 mod open311;

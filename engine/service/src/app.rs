@@ -45,14 +45,9 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
-    /// NATS could not be reached.
-    #[error("cannot connect to NATS at {url}: {message}")]
-    Nats {
-        /// The URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
+    /// NATS could not be reached or refused the login.
+    #[error(transparent)]
+    Nats(#[from] crate::nats_client::NatsConnectError),
     /// The event log could not be opened.
     #[error("event log: {0}")]
     Log(#[from] LogError),
@@ -498,43 +493,49 @@ async fn open_projections(
 }
 
 /// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
-/// a tool: an existing JetStream stream is used as it is.
+/// a tool: one attempt to reach NATS, and an existing JetStream stream is used as it is.
 pub async fn open_log(config: &Config) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
     open_log_with(config, false).await
 }
 
-/// Opens the event log; with `manage_stream` (only `bianmin serve`) the JetStream stream is
-/// created or updated to the configuration, otherwise it must already exist and is left as it
-/// is, so a reading tool never rescales or reconfigures a production stream.
+/// Opens the event log; with `manage_stream` (`bianmin serve`, `supervise`, `import`) the
+/// JetStream stream is created or updated to the configuration, otherwise it must already
+/// exist and is left as it is, so a reading tool never rescales or reconfigures a production
+/// stream. With `manage_stream` start-up also waits (bounded by `nats.startup_wait_secs`) for
+/// a NATS server that refuses connections or a JetStream that is not available yet.
 pub async fn open_log_with(
     config: &Config,
     manage_stream: bool,
 ) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
-    match &config.nats.url {
-        Some(url) => {
-            let client = async_nats::connect(url.as_str())
-                .await
-                .map_err(|e| AppError::Nats {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
-            let cfg = JetStreamConfig {
-                stream: config.nats.stream.clone(),
-                subject_prefix: format!("{}.events", config.nats.subject_prefix),
-                replicas: config.nats.replicas,
-                manage_stream,
-                ..JetStreamConfig::default()
-            };
-            let wait = if manage_stream {
-                Duration::from_secs(config.nats.startup_wait_secs)
-            } else {
-                Duration::ZERO
-            };
-            let log = connect_jetstream_patiently(&client, cfg, wait).await?;
-            Ok((log, Some(client)))
-        }
-        None => Ok((EventLog::open_sqlite(&config.events_db()).await?, None)),
+    let wait = match manage_stream {
+        true => Duration::from_secs(config.nats.startup_wait_secs),
+        false => Duration::ZERO,
+    };
+    open_log_waiting(config, manage_stream, wait).await
+}
+
+/// Opens the event log as [`open_log_with`] does, waiting up to `wait` for NATS and
+/// JetStream (`bianmin project` waits like `serve` but leaves the stream as it is).
+pub async fn open_log_waiting(
+    config: &Config,
+    manage_stream: bool,
+    wait: Duration,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    if config.nats.url.is_none() {
+        return Ok((EventLog::open_sqlite(&config.events_db()).await?, None));
     }
+    let started = tokio::time::Instant::now();
+    let client = crate::nats_client::connect(&config.nats, wait).await?;
+    let cfg = JetStreamConfig {
+        stream: config.nats.stream.clone(),
+        subject_prefix: format!("{}.events", config.nats.subject_prefix),
+        replicas: config.nats.replicas,
+        manage_stream,
+        ..JetStreamConfig::default()
+    };
+    let left = wait.saturating_sub(started.elapsed());
+    let log = connect_jetstream_patiently(&client, cfg, left).await?;
+    Ok((log, Some(client)))
 }
 
 /// Connects the JetStream log, retrying with backoff for up to `wait` while the server
@@ -545,17 +546,16 @@ async fn connect_jetstream_patiently(
     cfg: JetStreamConfig,
     wait: Duration,
 ) -> Result<EventLog, AppError> {
-    const BACKOFF_MAX: Duration = Duration::from_secs(2);
     let give_up_at = tokio::time::Instant::now() + wait;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::startup();
     loop {
         match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
             Ok(log) => return Ok(log),
             Err(error) if error.is_retryable() && tokio::time::Instant::now() < give_up_at => {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
                     "event log not available yet; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(delay).await;
             }
             Err(error) => return Err(error.into()),
         }

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod cache;
 pub mod clock;
 pub mod commands;
@@ -19,6 +20,7 @@ pub mod import;
 pub mod log;
 pub mod metrics;
 pub mod nats;
+pub mod nats_client;
 pub mod notify;
 pub mod openapi;
 pub mod privacy;

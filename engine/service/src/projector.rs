@@ -52,6 +52,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::backoff::Backoff;
 use crate::config::ProjectionsConfig;
 use crate::http::error::ApiError;
 use crate::http::{AppState, Caller, HttpLimits};
@@ -128,34 +129,6 @@ impl Status {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(error.to_string());
         }
-    }
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
     }
 }
 
@@ -752,15 +725,6 @@ mod tests {
         let up = actor("city", Role::HigherLevel, None);
         assert!(read_model_access(&up, "/api/v1/upward", &none).is_ok());
         assert!(read_model_access(&up, "/api/v1/overdue", &none).is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let delays: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 
     #[test]
