@@ -23,6 +23,7 @@ mod privacy;
 mod projections;
 mod projector;
 mod python_example;
+mod read_models_down;
 mod reports;
 mod restart;
 mod roles;

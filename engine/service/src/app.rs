@@ -30,6 +30,7 @@ use crate::log::{EventLog, JetStreamConfig, LogError};
 use crate::metrics::Metrics;
 use crate::privacy::PrivacyLedger;
 use crate::projector::{ProjectorRuntime, ProjectorSettings};
+use crate::readiness::{LateRoutes, Readiness};
 
 /// The error a background task ends with.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
@@ -103,6 +104,9 @@ pub struct App {
     projectors: Option<ProjectorRuntime>,
     privacy: PrivacyLedger,
     notify: Option<crate::notify::DeliveryStore>,
+    open311: Option<crate::http::open311::Open311State>,
+    late_routes: LateRoutes,
+    state: AppState,
     shutdown: CancellationToken,
     tasks: Vec<Task>,
 }
@@ -157,21 +161,56 @@ impl App {
             .map_err(|e| AppError::Privacy(e.to_string()))?;
         let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
         let metrics = Metrics::new();
-        let projectors = match config.projections.enabled {
-            true => Some(open_projections(&config, &log, &metrics).await?),
+        let readiness = Readiness::default();
+        let gauges = match config.projections.enabled {
+            true => Some(
+                projections::metrics::Gauges::register(metrics.registry())
+                    .map_err(|e| AppError::Projections(e.to_string()))?,
+            ),
             false => None,
         };
-        let notifier = crate::notify::build(
-            &config.notify,
-            log.clone(),
-            contacts.clone(),
-            &config.projections_url(),
-            nats.clone(),
-            &config.nats.subject_prefix,
-            metrics.registry(),
-        )
-        .await
-        .map_err(|e| AppError::Notify(e.to_string()))?;
+        let needs_database =
+            config.projections.enabled || crate::read_models::notify_needs_database(&config, &nats);
+        let database = match needs_database {
+            true => Some(crate::read_models::connect_once(&config.projections_url()).await),
+            false => None,
+        };
+        let (projectors, notifier) = match &database {
+            Some(Ok(projections)) => {
+                let settings = ProjectorSettings::from_config(&config.projections);
+                let runtime = config
+                    .projections
+                    .enabled
+                    .then(|| ProjectorRuntime::new(projections.clone(), log.clone(), settings));
+                let notifier = crate::notify::build(
+                    &config.notify,
+                    log.clone(),
+                    contacts.clone(),
+                    &config.projections_url(),
+                    nats.clone(),
+                    &config.nats.subject_prefix,
+                    metrics.registry(),
+                )
+                .await
+                .map_err(|e| AppError::Notify(e.to_string()))?;
+                if runtime.is_some() {
+                    readiness.set(crate::read_models::PROJECTIONS, crate::readiness::OK);
+                }
+                if notifier.is_some() {
+                    readiness.set(crate::read_models::NOTIFICATIONS, crate::readiness::OK);
+                }
+                (runtime, notifier)
+            }
+            Some(Err(state)) => {
+                crate::read_models::report_missing(&readiness, &config, &nats, state);
+                tracing::warn!(error = %state,
+                    "projections database not reachable: serving intake and commands, \
+                     connecting the read models in the background");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let deferred = matches!(database, Some(Err(_)));
         let commands = CommandService::with_cache_capacity(
             log,
             policy,
@@ -202,6 +241,15 @@ impl App {
             address: config.http.listen,
             source,
         })?;
+        let state = AppState {
+            commands: commands.clone(),
+            auth: auth.clone(),
+            readiness: readiness.clone(),
+        };
+        let open311 = config
+            .open311
+            .enabled
+            .then(|| open311_state(&config, &projectors));
         let mut app = App {
             config,
             listener,
@@ -212,8 +260,15 @@ impl App {
             projectors: None,
             privacy,
             notify: None,
+            open311,
+            late_routes: LateRoutes::new(readiness.clone()),
+            state,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
+        };
+        let gauges = match deferred {
+            true => app.add_late_read_models(gauges, clock.clone(), readiness),
+            false => gauges,
         };
         if let Some((notifier, store)) = notifier {
             let token = app.shutdown.clone();
@@ -222,10 +277,37 @@ impl App {
         }
         app.add_audit_and_privacy_tasks(clock.clone());
         app.add_report_tasks(clock.clone());
-        if let Some((runtime, gauges)) = projectors {
+        if let (Some(runtime), Some(gauges)) = (projectors, gauges) {
             app.add_projectors(runtime, gauges, clock);
         }
         Ok(app)
+    }
+
+    /// The background task that connects the projections database and then starts what
+    /// needs it (see [`crate::read_models::run_late`]); it takes the gauges.
+    fn add_late_read_models(
+        &mut self,
+        gauges: Option<projections::metrics::Gauges>,
+        clock: Arc<dyn Clock>,
+        readiness: Readiness,
+    ) -> Option<projections::metrics::Gauges> {
+        let late = crate::read_models::Late {
+            config: self.config.clone(),
+            log: self.commands.log().clone(),
+            contacts: self.commands.contacts().clone(),
+            nats: self.nats.clone(),
+            registry: self.commands.metrics().registry().clone(),
+            gauges,
+            clock,
+            state: self.state.clone(),
+            limits: http_limits(&self.config),
+            routes: self.late_routes.clone(),
+            open311: self.open311.as_ref().map(|o| o.projections_slot()),
+            readiness,
+            token: self.shutdown.clone(),
+        };
+        self.spawn_background("read-models", crate::read_models::run_late(late));
+        None
     }
 
     /// The daily digest of the log and the retention sweep of resident contact keys.
@@ -364,21 +446,17 @@ impl App {
             config,
             listener,
             address,
-            commands,
-            auth,
             projectors,
             privacy,
             notify,
+            open311,
+            late_routes,
+            state,
             shutdown: token,
             tasks,
             ..
         } = self;
-        let limits = HttpLimits {
-            body_limit_bytes: config.http.body_limit_bytes,
-            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            concurrency_limit: config.http.concurrency_limit,
-        };
-        let state = AppState { commands, auth };
+        let limits = http_limits(&config);
         let mut router = http::router(state.clone(), limits);
         if let Some(runtime) = &projectors {
             router = router.merge(crate::projector::read_router(
@@ -387,18 +465,7 @@ impl App {
                 limits,
             ));
         }
-        if config.open311.enabled {
-            let directory = config
-                .policy
-                .directory_file
-                .as_ref()
-                .and_then(|path| std::fs::read_to_string(path).ok());
-            let open311 = crate::http::open311::Open311State::new(
-                &config.open311,
-                directory.as_deref(),
-                projectors.as_ref().map(|r| r.projections().clone()),
-            )
-            .with_rate_limit(config.http.intake_rate_limit);
+        if let Some(open311) = open311 {
             router = router
                 .merge(crate::http::open311::router(open311, limits).with_state(state.clone()));
         }
@@ -413,6 +480,7 @@ impl App {
                 })
                 .with_state(state.clone()),
             )
+            .fallback(move |request: axum::extract::Request| late_routes.clone().answer(request))
             .layer(axum::middleware::from_fn_with_state(
                 crate::ratelimit::IntakeRateLimiter::new(config.http.intake_rate_limit),
                 crate::ratelimit::limit_intake,
@@ -474,22 +542,32 @@ impl App {
     }
 }
 
-/// Opens the projections database the config names and registers its gauges.
-async fn open_projections(
+/// The HTTP limits of the configuration.
+fn http_limits(config: &Config) -> HttpLimits {
+    HttpLimits {
+        body_limit_bytes: config.http.body_limit_bytes,
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        concurrency_limit: config.http.concurrency_limit,
+    }
+}
+
+/// The Open311 routes' state, reading request lists from the projectors' database when it is
+/// open (or, later, when the read models connect).
+fn open311_state(
     config: &Config,
-    log: &EventLog,
-    metrics: &Metrics,
-) -> Result<(ProjectorRuntime, projections::metrics::Gauges), AppError> {
-    let projections = projections::Projections::connect(&config.projections_url())
-        .await
-        .map_err(|e| AppError::Projections(e.to_string()))?;
-    let gauges = projections::metrics::Gauges::register(metrics.registry())
-        .map_err(|e| AppError::Projections(e.to_string()))?;
-    let settings = ProjectorSettings::from_config(&config.projections);
-    Ok((
-        ProjectorRuntime::new(projections, log.clone(), settings),
-        gauges,
-    ))
+    projectors: &Option<ProjectorRuntime>,
+) -> crate::http::open311::Open311State {
+    let directory = config
+        .policy
+        .directory_file
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    crate::http::open311::Open311State::new(
+        &config.open311,
+        directory.as_deref(),
+        projectors.as_ref().map(|r| r.projections().clone()),
+    )
+    .with_rate_limit(config.http.intake_rate_limit)
 }
 
 /// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for

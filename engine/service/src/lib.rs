@@ -26,6 +26,8 @@ pub mod openapi;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;
+pub mod read_models;
+pub mod readiness;
 pub mod reports;
 pub(crate) mod sqlite_batch;
 pub mod supervisor;

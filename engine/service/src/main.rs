@@ -290,7 +290,7 @@ async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         stop.cancel();
     });
     let Some(projections) =
-        projector::connect_with_retry(&config.projections_url(), settings, &token).await
+        projector::connect_with_retry(&config.projections_url(), settings, &token, |_| {}).await
     else {
         return Ok(());
     };

@@ -442,17 +442,20 @@ pub fn selected_projectors(only: Option<&str>) -> Result<Vec<&'static str>, Proj
 }
 
 /// Connects to the read-model database, retrying with backoff while it is unreachable, until
-/// `token` is cancelled (`None`).
+/// `token` is cancelled (`None`). Each failure is logged and handed to `failed` (which
+/// `serve` shows on `/readyz`).
 pub async fn connect_with_retry(
     url: &str,
     settings: ProjectorSettings,
     token: &CancellationToken,
+    failed: impl Fn(&ProjectionError),
 ) -> Option<Projections> {
     let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
     loop {
         match Projections::connect(url).await {
             Ok(p) => return Some(p),
             Err(error) => {
+                failed(&error);
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
                     "projections database unavailable");
