@@ -30,6 +30,7 @@ use crate::log::{EventLog, JetStreamConfig, LogError};
 use crate::metrics::Metrics;
 use crate::privacy::PrivacyLedger;
 use crate::projector::{ProjectorRuntime, ProjectorSettings};
+use crate::readiness::{LateRoutes, Readiness};
 
 /// The error a background task ends with.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,14 +52,9 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
-    /// NATS could not be reached.
-    #[error("cannot connect to NATS at {url}: {message}")]
-    Nats {
-        /// The URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
+    /// NATS could not be reached or refused the login.
+    #[error(transparent)]
+    Nats(#[from] crate::nats_client::NatsConnectError),
     /// The event log could not be opened.
     #[error("event log: {0}")]
     Log(#[from] LogError),
@@ -141,6 +137,9 @@ pub struct App {
     projectors: Option<ProjectorRuntime>,
     privacy: PrivacyLedger,
     notify: Option<crate::notify::DeliveryStore>,
+    open311: Option<crate::http::open311::Open311State>,
+    late_routes: LateRoutes,
+    state: AppState,
     shutdown: CancellationToken,
     tasks: Vec<Task>,
 }
@@ -204,21 +203,56 @@ impl App {
             .map_err(|e| AppError::Privacy(e.to_string()))?;
         let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
         let metrics = Metrics::new();
-        let projectors = match config.projections.enabled {
-            true => Some(open_projections(&config, &log, &metrics).await?),
+        let readiness = Readiness::default();
+        let gauges = match config.projections.enabled {
+            true => Some(
+                projections::metrics::Gauges::register(metrics.registry())
+                    .map_err(|e| AppError::Projections(e.to_string()))?,
+            ),
             false => None,
         };
-        let notifier = crate::notify::build(
-            &config.notify,
-            log.clone(),
-            contacts.clone(),
-            &config.projections_url(),
-            nats.clone(),
-            &names,
-            metrics.registry(),
-        )
-        .await
-        .map_err(|e| AppError::Notify(e.to_string()))?;
+        let needs_database =
+            config.projections.enabled || crate::read_models::notify_needs_database(&config, &nats);
+        let database = match needs_database {
+            true => Some(crate::read_models::connect_once(&config.projections_url()).await),
+            false => None,
+        };
+        let (projectors, notifier) = match &database {
+            Some(Ok(projections)) => {
+                let settings = ProjectorSettings::from_config(&config.projections);
+                let runtime = config
+                    .projections
+                    .enabled
+                    .then(|| ProjectorRuntime::new(projections.clone(), log.clone(), settings));
+                let notifier = crate::notify::build(
+                    &config.notify,
+                    log.clone(),
+                    contacts.clone(),
+                    &config.projections_url(),
+                    nats.clone(),
+                    &names,
+                    metrics.registry(),
+                )
+                .await
+                .map_err(|e| AppError::Notify(e.to_string()))?;
+                if runtime.is_some() {
+                    readiness.set(crate::read_models::PROJECTIONS, crate::readiness::OK);
+                }
+                if notifier.is_some() {
+                    readiness.set(crate::read_models::NOTIFICATIONS, crate::readiness::OK);
+                }
+                (runtime, notifier)
+            }
+            Some(Err(state)) => {
+                crate::read_models::report_missing(&readiness, &config, &nats, state);
+                tracing::warn!(error = %state,
+                    "projections database not reachable: serving intake and commands, \
+                     connecting the read models in the background");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let deferred = matches!(database, Some(Err(_)));
         let commands = CommandService::with_cache_capacity(
             log,
             policy,
@@ -249,6 +283,15 @@ impl App {
             address: config.http.listen,
             source,
         })?;
+        let state = AppState {
+            commands: commands.clone(),
+            auth: auth.clone(),
+            readiness: readiness.clone(),
+        };
+        let open311 = config
+            .open311
+            .enabled
+            .then(|| open311_state(&config, &projectors));
         let mut app = App {
             config,
             names,
@@ -260,8 +303,15 @@ impl App {
             projectors: None,
             privacy,
             notify: None,
+            open311,
+            late_routes: LateRoutes::new(readiness.clone()),
+            state,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
+        };
+        let gauges = match deferred {
+            true => app.add_late_read_models(gauges, clock.clone(), readiness),
+            false => gauges,
         };
         if let Some((notifier, store)) = notifier {
             let token = app.shutdown.clone();
@@ -270,7 +320,7 @@ impl App {
         }
         app.add_audit_and_privacy_tasks(clock.clone());
         app.add_report_tasks(clock.clone());
-        if let Some((runtime, gauges)) = projectors {
+        if let (Some(runtime), Some(gauges)) = (projectors, gauges) {
             app.add_projectors(runtime, gauges, clock);
         }
         if role.nats_edge() {
@@ -327,6 +377,33 @@ impl App {
     /// Every NATS name of this instance.
     pub fn names(&self) -> &schemas::Names {
         &self.names
+    }
+
+    /// The background task that connects the projections database and then starts what
+    /// needs it (see [`crate::read_models::run_late`]); it takes the gauges.
+    fn add_late_read_models(
+        &mut self,
+        gauges: Option<projections::metrics::Gauges>,
+        clock: Arc<dyn Clock>,
+        readiness: Readiness,
+    ) -> Option<projections::metrics::Gauges> {
+        let late = crate::read_models::Late {
+            config: self.config.clone(),
+            log: self.commands.log().clone(),
+            contacts: self.commands.contacts().clone(),
+            nats: self.nats.clone(),
+            registry: self.commands.metrics().registry().clone(),
+            gauges,
+            clock,
+            state: self.state.clone(),
+            limits: http_limits(&self.config),
+            routes: self.late_routes.clone(),
+            open311: self.open311.as_ref().map(|o| o.projections_slot()),
+            readiness,
+            token: self.shutdown.clone(),
+        };
+        self.spawn_background("read-models", crate::read_models::run_late(late));
+        None
     }
 
     /// The daily digest of the log and the retention sweep of resident contact keys.
@@ -465,21 +542,17 @@ impl App {
             config,
             listener,
             address,
-            commands,
-            auth,
             projectors,
             privacy,
             notify,
+            open311,
+            late_routes,
+            state,
             shutdown: token,
             tasks,
             ..
         } = self;
-        let limits = HttpLimits {
-            body_limit_bytes: config.http.body_limit_bytes,
-            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            concurrency_limit: config.http.concurrency_limit,
-        };
-        let state = AppState { commands, auth };
+        let limits = http_limits(&config);
         let mut router = http::router(state.clone(), limits);
         if let Some(runtime) = &projectors {
             router = router.merge(crate::projector::read_router(
@@ -488,18 +561,7 @@ impl App {
                 limits,
             ));
         }
-        if config.open311.enabled {
-            let directory = config
-                .policy
-                .directory_file
-                .as_ref()
-                .and_then(|path| std::fs::read_to_string(path).ok());
-            let open311 = crate::http::open311::Open311State::new(
-                &config.open311,
-                directory.as_deref(),
-                projectors.as_ref().map(|r| r.projections().clone()),
-            )
-            .with_rate_limit(config.http.intake_rate_limit);
+        if let Some(open311) = open311 {
             router = router
                 .merge(crate::http::open311::router(open311, limits).with_state(state.clone()));
         }
@@ -514,6 +576,7 @@ impl App {
                 })
                 .with_state(state.clone()),
             )
+            .fallback(move |request: axum::extract::Request| late_routes.clone().answer(request))
             .layer(axum::middleware::from_fn_with_state(
                 crate::ratelimit::IntakeRateLimiter::new(config.http.intake_rate_limit),
                 crate::ratelimit::limit_intake,
@@ -575,38 +638,64 @@ impl App {
     }
 }
 
-/// Opens the projections database the config names and registers its gauges.
-async fn open_projections(
+/// The HTTP limits of the configuration.
+fn http_limits(config: &Config) -> HttpLimits {
+    HttpLimits {
+        body_limit_bytes: config.http.body_limit_bytes,
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        concurrency_limit: config.http.concurrency_limit,
+    }
+}
+
+/// The Open311 routes' state, reading request lists from the projectors' database when it is
+/// open (or, later, when the read models connect).
+fn open311_state(
     config: &Config,
-    log: &EventLog,
-    metrics: &Metrics,
-) -> Result<(ProjectorRuntime, projections::metrics::Gauges), AppError> {
-    let projections = projections::Projections::connect(&config.projections_url())
-        .await
-        .map_err(|e| AppError::Projections(e.to_string()))?;
-    let gauges = projections::metrics::Gauges::register(metrics.registry())
-        .map_err(|e| AppError::Projections(e.to_string()))?;
-    let settings = ProjectorSettings::from_config(&config.projections);
-    Ok((
-        ProjectorRuntime::new(projections, log.clone(), settings),
-        gauges,
-    ))
+    projectors: &Option<ProjectorRuntime>,
+) -> crate::http::open311::Open311State {
+    let directory = config
+        .policy
+        .directory_file
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    crate::http::open311::Open311State::new(
+        &config.open311,
+        directory.as_deref(),
+        projectors.as_ref().map(|r| r.projections().clone()),
+    )
+    .with_rate_limit(config.http.intake_rate_limit)
 }
 
 /// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
-/// a tool: an existing JetStream stream is used as it is.
+/// a tool: one attempt to reach NATS, and an existing JetStream stream is used as it is.
 pub async fn open_log(config: &Config) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
     open_log_with(config, false).await
 }
 
-/// Opens the event log; with `manage_stream` (only `bianmin serve`) the JetStream stream is
-/// created or updated to the configuration, otherwise it must already exist and is left as it
-/// is, so a reading tool never rescales or reconfigures a production stream.
+/// Opens the event log; with `manage_stream` (`bianmin serve`, `supervise`, `import`) the
+/// JetStream stream is created or updated to the configuration, otherwise it must already
+/// exist and is left as it is, so a reading tool never rescales or reconfigures a production
+/// stream. With `manage_stream` start-up also waits (bounded by `nats.startup_wait_secs`) for
+/// a NATS server that refuses connections or a JetStream that is not available yet.
 pub async fn open_log_with(
     config: &Config,
     manage_stream: bool,
 ) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
-    let (log, nats) = open_store(config, manage_stream).await?;
+    let wait = match manage_stream {
+        true => Duration::from_secs(config.nats.startup_wait_secs),
+        false => Duration::ZERO,
+    };
+    open_log_waiting(config, manage_stream, wait).await
+}
+
+/// Opens the event log as [`open_log_with`] does, waiting up to `wait` for NATS and
+/// JetStream (`bianmin project` waits like `serve` but leaves the stream as it is).
+pub async fn open_log_waiting(
+    config: &Config,
+    manage_stream: bool,
+    wait: Duration,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    let (log, nats) = open_store(config, manage_stream, wait).await?;
     let signing = &config.signing;
     let key_file = crate::signing::signing_key_path(signing, &config.data_dir);
     let signer =
@@ -621,31 +710,22 @@ pub async fn open_log_with(
 async fn open_store(
     config: &Config,
     manage_stream: bool,
+    wait: Duration,
 ) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
-    match &config.nats.url {
-        Some(url) => {
-            let client = async_nats::connect(url.as_str())
-                .await
-                .map_err(|e| AppError::Nats {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
-            let cfg = JetStreamConfig {
-                names: config.names().map_err(|e| AppError::Config(Box::new(e)))?,
-                replicas: config.nats.replicas,
-                manage_stream,
-                ..JetStreamConfig::default()
-            };
-            let wait = if manage_stream {
-                Duration::from_secs(config.nats.startup_wait_secs)
-            } else {
-                Duration::ZERO
-            };
-            let log = connect_jetstream_patiently(&client, cfg, wait).await?;
-            Ok((log, Some(client)))
-        }
-        None => Ok((EventLog::open_sqlite(&config.events_db()).await?, None)),
+    if config.nats.url.is_none() {
+        return Ok((EventLog::open_sqlite(&config.events_db()).await?, None));
     }
+    let started = tokio::time::Instant::now();
+    let client = crate::nats_client::connect(&config.nats, wait).await?;
+    let cfg = JetStreamConfig {
+        names: config.names().map_err(|e| AppError::Config(Box::new(e)))?,
+        replicas: config.nats.replicas,
+        manage_stream,
+        ..JetStreamConfig::default()
+    };
+    let left = wait.saturating_sub(started.elapsed());
+    let log = connect_jetstream_patiently(&client, cfg, left).await?;
+    Ok((log, Some(client)))
 }
 
 /// Connects the JetStream log, retrying with backoff for up to `wait` while the server
@@ -656,17 +736,16 @@ async fn connect_jetstream_patiently(
     cfg: JetStreamConfig,
     wait: Duration,
 ) -> Result<EventLog, AppError> {
-    const BACKOFF_MAX: Duration = Duration::from_secs(2);
     let give_up_at = tokio::time::Instant::now() + wait;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::startup();
     loop {
         match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
             Ok(log) => return Ok(log),
             Err(error) if error.is_retryable() && tokio::time::Instant::now() < give_up_at => {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
                     "event log not available yet; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(delay).await;
             }
             Err(error) => return Err(error.into()),
         }

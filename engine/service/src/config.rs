@@ -70,8 +70,35 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsConfig {
-    /// Server URL; `None` runs on the embedded SQLite log at `data_dir/events.db`.
+    /// Server URL, or several separated by commas (seeds of a cluster, tried in order);
+    /// `None` runs on the embedded SQLite log at `data_dir/events.db`. Userinfo in a URL
+    /// (`nats://user:password@host`) is a login like `user` + `password`.
     pub url: Option<String>,
+    /// User name, with `password` or `password_file`.
+    pub user: Option<String>,
+    /// The user's password; better `password_file` or the environment
+    /// (`BIANMIN_NATS__PASSWORD`) than the TOML file.
+    pub password: Option<Secret>,
+    /// File holding the user's password (a trailing newline is ignored).
+    pub password_file: Option<PathBuf>,
+    /// Authentication token (server `authorization { token }`).
+    pub token: Option<Secret>,
+    /// File holding the token.
+    pub token_file: Option<PathBuf>,
+    /// File holding an nkey seed (`SU…`); the server lists the user's public key.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// A `.creds` file (user JWT and nkey seed) for operator/JWT deployments.
+    pub credentials_file: Option<PathBuf>,
+    /// PEM file of the CA certificates that sign the servers' certificates.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, when the server verifies clients (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Refuse to talk to a server without TLS (also implied by `tls://` URLs).
+    pub tls_required: bool,
+    /// The connection name the server shows in its monitoring (`connz`); `None`: `bianmin`.
+    pub connection_name: Option<String>,
     /// The stream holding the event log.
     pub stream: String,
     /// First token of every subject (`<prefix>.events.<id>`, `<prefix>.intake.<channel>`, …);
@@ -81,7 +108,8 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     /// Stream replicas (3 in a clustered production deployment).
     pub replicas: usize,
-    /// How long `bianmin serve` keeps trying, at start-up, to create or reach the stream
+    /// How long `bianmin serve` (and `project`, `supervise`) keeps trying, at start-up, to
+    /// reach a NATS server that refuses connections, and then to create or reach the stream
     /// while JetStream answers "unavailable" (a cluster still electing its leaders).
     pub startup_wait_secs: u64,
 }
@@ -182,6 +210,18 @@ impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
             url: None,
+            user: None,
+            password: None,
+            password_file: None,
+            token: None,
+            token_file: None,
+            nkey_seed_file: None,
+            credentials_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_required: false,
+            connection_name: None,
             stream: schemas::names::DEFAULT_EVENTS_STREAM.into(),
             subject_prefix: schemas::names::DEFAULT_PREFIX.into(),
             replicas: 1,
@@ -333,7 +373,13 @@ impl Config {
     pub fn masked_toml(&self) -> String {
         let mut masked = self.clone();
         masked.database_url = masked.database_url.as_deref().map(mask_url);
-        masked.nats.url = masked.nats.url.as_deref().map(mask_url);
+        masked.nats.url = masked.nats.url.as_deref().map(mask_url_list);
+        for secret in [&mut masked.nats.password, &mut masked.nats.token]
+            .into_iter()
+            .flatten()
+        {
+            *secret = Secret::from("****");
+        }
         for token in &mut masked.auth.tokens {
             token.token_sha256 = "****".into();
         }
@@ -375,8 +421,60 @@ impl Config {
     }
 }
 
+/// A secret configuration value (password, token). Its `Debug` shows `****`, so a logged
+/// configuration never carries it; it deserializes from any scalar, because figment reads an
+/// environment value such as `12345` or `true` as a number or a boolean.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Signed(i64),
+            Unsigned(u64),
+            Float(f64),
+            Bool(bool),
+        }
+        Ok(Secret(match Scalar::deserialize(deserializer)? {
+            Scalar::Text(text) => text,
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }))
+    }
+}
+
+/// [`mask_url`] on each entry of a comma-separated list of URLs.
+pub(crate) fn mask_url_list(list: &str) -> String {
+    list.split(',').map(mask_url).collect::<Vec<_>>().join(",")
+}
+
 /// Replaces the password in `scheme://user:password@host/...` with `****`.
-fn mask_url(url: &str) -> String {
+pub(crate) fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -259,7 +259,10 @@ async fn run_app(config: Config, role: Role) -> anyhow::Result<()> {
 /// `bianmin project`: the projectors of `only` (or all), each in its own task.
 async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let names = projector::selected_projectors(only)?;
-    let (log, _nats) = open_log(&config).await.context("opening the event log")?;
+    let wait = std::time::Duration::from_secs(config.nats.startup_wait_secs);
+    let (log, _nats) = engine_service::app::open_log_waiting(&config, false, wait)
+        .await
+        .context("opening the event log")?;
     let settings = ProjectorSettings::from_config(&config.projections);
     let token = tokio_util::sync::CancellationToken::new();
     let stop = token.clone();
@@ -268,7 +271,7 @@ async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         stop.cancel();
     });
     let Some(projections) =
-        projector::connect_with_retry(&config.projections_url(), settings, &token).await
+        projector::connect_with_retry(&config.projections_url(), settings, &token, |_| {}).await
     else {
         return Ok(());
     };

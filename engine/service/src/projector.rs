@@ -52,6 +52,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::backoff::Backoff;
 use crate::config::ProjectionsConfig;
 use crate::http::error::ApiError;
 use crate::http::{AppState, Caller, HttpLimits};
@@ -128,34 +129,6 @@ impl Status {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(error.to_string());
         }
-    }
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
     }
 }
 
@@ -469,17 +442,20 @@ pub fn selected_projectors(only: Option<&str>) -> Result<Vec<&'static str>, Proj
 }
 
 /// Connects to the read-model database, retrying with backoff while it is unreachable, until
-/// `token` is cancelled (`None`).
+/// `token` is cancelled (`None`). Each failure is logged and handed to `failed` (which
+/// `serve` shows on `/readyz`).
 pub async fn connect_with_retry(
     url: &str,
     settings: ProjectorSettings,
     token: &CancellationToken,
+    failed: impl Fn(&ProjectionError),
 ) -> Option<Projections> {
     let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
     loop {
         match Projections::connect(url).await {
             Ok(p) => return Some(p),
             Err(error) => {
+                failed(&error);
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
                     "projections database unavailable");
@@ -752,15 +728,6 @@ mod tests {
         let up = actor("city", Role::HigherLevel, None);
         assert!(read_model_access(&up, "/api/v1/upward", &none).is_ok());
         assert!(read_model_access(&up, "/api/v1/overdue", &none).is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let delays: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 
     #[test]

@@ -12,15 +12,41 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when the event log answers, else 503.
+/// `GET /readyz`: the state of every part, `{"ready", "status", "parts": {"log": "ok", …}}`.
+/// 503 (`ready: false`, with `code`, `message`, `field`) when the event log does not answer:
+/// nothing can be recorded. A read-model part that is not reachable (`projections`,
+/// `notifications`) leaves it 200 with `status: "degraded"`: intake and commands work, the
+/// read API answers 503 until the part is back, and the projectors catch up from the log.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.commands.log().ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+    let log = state.commands.log().ping().await;
+    let mut parts = serde_json::Map::new();
+    parts.insert(
+        "log".into(),
+        match &log {
+            Ok(()) => "ok".into(),
+            Err(error) => format!("unreachable: {error}").into(),
+        },
+    );
+    for (part, status) in state.readiness.parts() {
+        parts.insert(part.into(), status.into());
+    }
+    let missing = state.readiness.missing();
+    match log {
+        Ok(()) => Json(serde_json::json!({
+            "ready": true,
+            "status": if missing.is_empty() { "ready" } else { "degraded" },
+            "parts": parts,
+        }))
+        .into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({
+                "ready": false,
+                "status": "unavailable",
                 "code": "unavailable",
                 "message": format!("event log: {error}"),
+                "field": null,
+                "parts": parts,
             })),
         )
             .into_response(),

@@ -48,6 +48,8 @@ pub struct AppState {
     pub commands: CommandService,
     /// Who is asking.
     pub auth: Arc<Authenticator>,
+    /// The state of the parts besides the log, for `/readyz`.
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// Limits of the HTTP server.

@@ -108,11 +108,19 @@ pub struct Open311State {
     departments: Arc<BTreeMap<String, String>>,
     /// Grid code → (path, label).
     grids: Arc<BTreeMap<String, (GridPath, String)>>,
-    projections: Option<projections::Projections>,
+    /// Filled when the read models run and their database is reachable (possibly after
+    /// start-up); request lists answer 503 until then.
+    projections: Arc<std::sync::OnceLock<projections::Projections>>,
     limiter: Option<crate::ratelimit::IntakeRateLimiter>,
 }
 
 impl Open311State {
+    /// Where the read models go once their database is reachable (shared with the task
+    /// that connects it).
+    pub fn projections_slot(&self) -> Arc<std::sync::OnceLock<projections::Projections>> {
+        self.projections.clone()
+    }
+
     /// The state from the configuration and the directory file in force (`directory_text`,
     /// the built-in one when `None`), reading request lists from `projections` when they run.
     pub fn new(
@@ -154,7 +162,7 @@ impl Open311State {
                 .unwrap_or_else(|_| FixedOffset::east_opt(8 * 3600).expect("valid offset")),
             departments: Arc::new(departments),
             grids: Arc::new(grids),
-            projections,
+            projections: Arc::new(projections.map(Into::into).unwrap_or_default()),
             limiter: None,
         }
     }
@@ -645,11 +653,11 @@ pub async fn list_requests(
     if start > end {
         return Err(Open311Error::bad_request("start_date is after end_date"));
     }
-    let Some(projections) = &state.projections else {
+    let Some(projections) = state.projections.get() else {
         return Err(Open311Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "listing requests needs the read models (projections.enabled); \
-             ask by service_request_id instead",
+            "listing requests needs the read models (projections.enabled), and their \
+             database reachable; ask by service_request_id instead",
         ));
     };
     let candidates = candidates(projections, start, end, now).await?;

@@ -1,0 +1,169 @@
+//! The read models (projections) and the notification delivery table, which live in the
+//! projections database, joined without holding up start-up.
+//!
+//! `App::build` tries the database once, briefly ([`connect_once`]). When it answers, the
+//! projectors, the read API and the notifier are set up at once, as before. When it does not,
+//! [`run_late`] is the background task that keeps connecting with the projector's backoff,
+//! reporting each failure to `/readyz`, and sets the same parts up when it succeeds; the
+//! projectors then catch up from their checkpoints.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use engine_core::Clock;
+use projections::Projections;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::TaskError;
+use crate::config::Config;
+use crate::contacts::ContactStore;
+use crate::http::{AppState, HttpLimits};
+use crate::log::EventLog;
+use crate::projector::{self, ProjectorRuntime, ProjectorSettings};
+use crate::readiness::{self, LateRoutes, Readiness};
+
+/// The `/readyz` part of the read models.
+pub const PROJECTIONS: &str = "projections";
+/// The `/readyz` part of the resident notifications (their delivery table).
+pub const NOTIFICATIONS: &str = "notifications";
+
+/// Longest the start-up attempt waits for the projections database.
+const FIRST_ATTEMPT: Duration = Duration::from_secs(5);
+
+/// One bounded attempt to open the projections database (and migrate it).
+pub async fn connect_once(url: &str) -> Result<Projections, String> {
+    match tokio::time::timeout(FIRST_ATTEMPT, Projections::connect(url)).await {
+        Ok(Ok(projections)) => Ok(projections),
+        Ok(Err(error)) => Err(format!("unreachable: {error}")),
+        Err(_elapsed) => Err(format!(
+            "unreachable: no answer within {} s",
+            FIRST_ATTEMPT.as_secs()
+        )),
+    }
+}
+
+/// Whether resident notifications would use the projections database (see `notify::build`).
+pub fn notify_needs_database(config: &Config, nats: &Option<async_nats::Client>) -> bool {
+    config.notify.enabled && (nats.is_some() || !config.notify.webhooks.is_empty())
+}
+
+/// Shows on `/readyz` that the parts needing the projections database are missing because
+/// of `state` (`unreachable: …`).
+pub fn report_missing(
+    readiness: &Readiness,
+    config: &Config,
+    nats: &Option<async_nats::Client>,
+    state: &str,
+) {
+    if config.projections.enabled {
+        readiness.set(PROJECTIONS, state);
+    }
+    if notify_needs_database(config, nats) {
+        readiness.set(
+            NOTIFICATIONS,
+            format!("waiting for the projections database: {state}"),
+        );
+    }
+}
+
+/// Everything the late set-up needs.
+pub struct Late {
+    /// The configuration.
+    pub config: Config,
+    /// The event log.
+    pub log: EventLog,
+    /// The contact store (the notifier reads phone numbers).
+    pub contacts: ContactStore,
+    /// The NATS client, when the log is on JetStream.
+    pub nats: Option<async_nats::Client>,
+    /// Where the notifier registers its metrics.
+    pub registry: prometheus::Registry,
+    /// The projection gauges, when the read models run here.
+    pub gauges: Option<projections::metrics::Gauges>,
+    /// The clock of the gauges.
+    pub clock: Arc<dyn Clock>,
+    /// The app state of the late routers.
+    pub state: AppState,
+    /// The limits of the late routers.
+    pub limits: HttpLimits,
+    /// Where the late routers go.
+    pub routes: LateRoutes,
+    /// Where Open311 finds the read models.
+    pub open311: Option<Arc<OnceLock<Projections>>>,
+    /// What `/readyz` shows.
+    pub readiness: Readiness,
+    /// Cancelled at shutdown.
+    pub token: CancellationToken,
+}
+
+/// Connects the projections database (retrying until `token` is cancelled), then runs what
+/// depends on it: the projectors and their gauges, the read API, Open311 request lists and
+/// the notifier. Returns when `token` is cancelled, or with the error of a part that failed.
+pub async fn run_late(late: Late) -> Result<(), TaskError> {
+    let parts = |state: &str| report_missing(&late.readiness, &late.config, &late.nats, state);
+    let settings = ProjectorSettings::from_config(&late.config.projections);
+    let url = late.config.projections_url();
+    let connected = projector::connect_with_retry(&url, settings, &late.token, |error| {
+        parts(&format!("unreachable: {error}"))
+    })
+    .await;
+    let Some(projections) = connected else {
+        return Ok(());
+    };
+    tracing::info!("projections database reachable; read models starting");
+    let mut tasks: JoinSet<Result<(), TaskError>> = JoinSet::new();
+    if late.config.projections.enabled {
+        let runtime = ProjectorRuntime::new(projections.clone(), late.log.clone(), settings);
+        late.routes.add(projector::read_router(
+            &runtime,
+            late.state.clone(),
+            late.limits,
+        ));
+        if let Some(slot) = &late.open311 {
+            let _ = slot.set(projections.clone());
+        }
+        spawn_projectors(&mut tasks, &runtime, late.gauges, late.clock, &late.token);
+        late.readiness.set(PROJECTIONS, readiness::OK);
+    }
+    let notifier = crate::notify::build(
+        &late.config.notify,
+        late.log,
+        late.contacts,
+        &url,
+        late.nats,
+        &late.config.names()?,
+        &late.registry,
+    )
+    .await?;
+    if let Some((notifier, store)) = notifier {
+        late.routes
+            .add(crate::notify::http::router(store).with_state(late.state.clone()));
+        let token = late.token.clone();
+        tasks.spawn(async move { Ok(notifier.run(token).await?) });
+        late.readiness.set(NOTIFICATIONS, readiness::OK);
+    }
+    while let Some(ended) = tasks.join_next().await {
+        ended??;
+    }
+    late.token.cancelled().await;
+    Ok(())
+}
+
+/// One task per projector and one refreshing the gauges, into `tasks`.
+pub fn spawn_projectors(
+    tasks: &mut JoinSet<Result<(), TaskError>>,
+    runtime: &ProjectorRuntime,
+    gauges: Option<projections::metrics::Gauges>,
+    clock: Arc<dyn Clock>,
+    token: &CancellationToken,
+) {
+    for name in Projections::projector_names() {
+        let (runtime, token) = (runtime.clone(), token.clone());
+        tasks.spawn(async move { Ok(runtime.run(name, token).await?) });
+    }
+    if let Some(gauges) = gauges {
+        let (runtime, token) = (runtime.clone(), token.clone());
+        tasks.spawn(async move { Ok(runtime.run_gauges(gauges, clock, token).await?) });
+    }
+}
