@@ -16,6 +16,7 @@
 //! This module never interprets events; it stores and returns commits.
 
 mod jetstream;
+pub mod open;
 mod sqlite;
 
 use std::path::Path;

@@ -1,0 +1,97 @@
+//! Opening the event log a configuration names: JetStream when `nats.url` is set (through
+//! [`crate::nats_client::connect`], waiting at start-up for NATS and JetStream), else the
+//! embedded SQLite log; signing every commit appended through it with the instance key
+//! ([`crate::signing`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::AppError;
+use crate::config::Config;
+use crate::log::{EventLog, JetStreamConfig};
+
+/// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
+/// a tool: one attempt to reach NATS, and an existing JetStream stream is used as it is.
+pub async fn open_log(config: &Config) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    open_log_with(config, false).await
+}
+
+/// Opens the event log; with `manage_stream` (`bianmin serve`, `supervise`, `import`) the
+/// JetStream stream is created or updated to the configuration, otherwise it must already
+/// exist and is left as it is, so a reading tool never rescales or reconfigures a production
+/// stream. With `manage_stream` start-up also waits (bounded by `nats.startup_wait_secs`) for
+/// a NATS server that refuses connections or a JetStream that is not available yet.
+pub async fn open_log_with(
+    config: &Config,
+    manage_stream: bool,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    let wait = match manage_stream {
+        true => Duration::from_secs(config.nats.startup_wait_secs),
+        false => Duration::ZERO,
+    };
+    open_log_waiting(config, manage_stream, wait).await
+}
+
+/// Opens the event log as [`open_log_with`] does, waiting up to `wait` for NATS and
+/// JetStream (`bianmin project` waits like `serve` but leaves the stream as it is).
+pub async fn open_log_waiting(
+    config: &Config,
+    manage_stream: bool,
+    wait: Duration,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    let (log, nats) = open_store(config, manage_stream, wait).await?;
+    let signing = &config.signing;
+    let key_file = crate::signing::signing_key_path(signing, &config.data_dir);
+    let signer =
+        crate::signing::CommitSigner::load_or_create(&key_file).map_err(AppError::Signing)?;
+    let keyring =
+        crate::signing::Keyring::load(signing, &config.data_dir).map_err(AppError::Signing)?;
+    tracing::debug!(key_id = signer.key_id(), "commits are signed");
+    Ok((log.signed_by(Arc::new(signer), keyring), nats))
+}
+
+/// Opens the store of the event log the config names, unsigned.
+async fn open_store(
+    config: &Config,
+    manage_stream: bool,
+    wait: Duration,
+) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
+    if config.nats.url.is_none() {
+        return Ok((EventLog::open_sqlite(&config.events_db()).await?, None));
+    }
+    let started = tokio::time::Instant::now();
+    let client = crate::nats_client::connect(&config.nats, wait).await?;
+    let cfg = JetStreamConfig {
+        names: config.names().map_err(|e| AppError::Config(Box::new(e)))?,
+        replicas: config.nats.replicas,
+        manage_stream,
+        ..JetStreamConfig::default()
+    };
+    let left = wait.saturating_sub(started.elapsed());
+    let log = connect_jetstream_patiently(&client, cfg, left).await?;
+    Ok((log, Some(client)))
+}
+
+/// Connects the JetStream log, retrying with backoff for up to `wait` while the server
+/// answers "unavailable" (JetStream not ready, a cluster still electing the meta or stream
+/// leader). Any other error, or one still there after `wait`, is returned as it is.
+async fn connect_jetstream_patiently(
+    client: &async_nats::Client,
+    cfg: JetStreamConfig,
+    wait: Duration,
+) -> Result<EventLog, AppError> {
+    let give_up_at = tokio::time::Instant::now() + wait;
+    let mut backoff = crate::backoff::Backoff::startup();
+    loop {
+        match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
+            Ok(log) => return Ok(log),
+            Err(error) if error.is_retryable() && tokio::time::Instant::now() < give_up_at => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                    "event log not available yet; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
