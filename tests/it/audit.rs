@@ -13,7 +13,7 @@ use engine_core::{Clock, ManualClock, Policy, Request};
 use engine_service::audit::digest::{self, DigestConfig};
 use engine_service::audit::replay::{self, ReplaySpec};
 use engine_service::audit::timeline::{history_with_states, render, state_as_of};
-use engine_service::audit::{as_of, verify};
+use engine_service::audit::{anchor, as_of, verify};
 use engine_service::commands::{CommandRequest, CommandService};
 use engine_service::contacts::ContactStore;
 use engine_service::log::{EventLog, JetStreamConfig};
@@ -445,10 +445,13 @@ async fn verify_catches_a_forged_commit_on_jetstream() {
 async fn daily_digests_are_recorded_once_published_and_recomputable() {
     let client = nats().await;
     let prefix = format!("tdig{}", unique());
+    let outside = tempfile::tempdir().expect("a directory outside the data directory");
+    let anchor_file = outside.path().join("digests.jsonl");
     let cfg = DigestConfig {
         names: schemas::Names::for_prefix(&prefix).expect("valid names"),
         grace_secs: 60,
         poll_secs: 1,
+        anchor_file: Some(anchor_file.clone()),
     };
     let mut published = client
         .subscribe(format!("{prefix}.audit.digest.>"))
@@ -508,6 +511,12 @@ async fn daily_digests_are_recorded_once_published_and_recomputable() {
         .expect("verify digests");
     assert_eq!(checks.len(), expected_days);
     assert!(checks.iter().all(|c| c.ok()), "{checks:?}");
+    // Anchored outside too, once per day, and the log matches every anchor.
+    let anchored = anchor::check(rig.log(), &anchor_file)
+        .await
+        .expect("anchors");
+    assert_eq!(anchored.len(), expected_days, "{anchored:?}");
+    assert!(anchored.iter().all(|c| c.problem.is_none()), "{anchored:?}");
 
     // Published: one message per day, with the day's commit id as message id.
     let mut seen = Vec::new();
@@ -552,6 +561,43 @@ async fn daily_digests_are_recorded_once_published_and_recomputable() {
         .map(|c| c.recorded.day.clone())
         .collect();
     assert_eq!(bad, vec![first_day.format("%Y-%m-%d").to_string()]);
+
+    // The rewrite goes on to the log's own digest record of that day, so the digests in the
+    // log agree with it again: only the anchor outside the data directory still knows.
+    let day = first_day.format("%Y-%m-%d").to_string();
+    let new_root = checks[0].recomputed.merkle_root.clone();
+    let digest_record = all_commits(rig.log())
+        .await
+        .into_iter()
+        .find(|c| {
+            c.commit.request_id == schemas::envelope::digest_stream_id()
+                && matches!(&c.commit.events[0].event,
+                    schemas::Event::DailyDigestRecorded(d) if d.day == day)
+        })
+        .expect("the day's digest record");
+    edit_sqlite_row(&rig.db_path, digest_record.position, |v| {
+        v["events"][0]["data"]["merkle_root"] = json!(new_root);
+        let rehash = hash_of_raw(&v["events"][0]);
+        v["events"][0]["hash"] = json!(rehash);
+    })
+    .await;
+    let in_log = digest::verify_digests(rig.log())
+        .await
+        .expect("verify digests");
+    assert!(
+        in_log[0].ok(),
+        "the rewritten log agrees with itself: {:?}",
+        in_log[0]
+    );
+    let anchored = anchor::check(rig.log(), &anchor_file)
+        .await
+        .expect("anchors");
+    let broken: Vec<&str> = anchored
+        .iter()
+        .filter(|c| c.problem.is_some())
+        .map(|c| c.day.as_str())
+        .collect();
+    assert_eq!(broken, [day.as_str()], "{anchored:?}");
 }
 
 #[tokio::test]

@@ -851,6 +851,11 @@ async fn a_separate_supervise_process_supervises_the_shared_log() {
             "BIANMIN_NATS__SUBJECT_PREFIX",
             &app.config.nats.subject_prefix,
         )
+        // Every process of one instance signs with the instance's one key.
+        .env(
+            "BIANMIN_SIGNING__KEY_FILE",
+            app.config.data_dir.join("signing.key"),
+        )
         .env("BIANMIN_PROJECTIONS__ENABLED", "false")
         .stdout(serve_log.try_clone().expect("log file"))
         .stderr(serve_log)
@@ -901,6 +906,11 @@ async fn a_separate_supervise_process_supervises_the_shared_log() {
         .env(
             "BIANMIN_NATS__SUBJECT_PREFIX",
             &app.config.nats.subject_prefix,
+        )
+        // Every process of one instance signs with the instance's one key.
+        .env(
+            "BIANMIN_SIGNING__KEY_FILE",
+            app.config.data_dir.join("signing.key"),
         )
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)

@@ -24,6 +24,7 @@ mod privacy;
 mod projections;
 mod projector;
 mod python_example;
+mod quarantine;
 mod read_models_down;
 mod reports;
 mod restart;

@@ -174,7 +174,12 @@ async fn serve_project_and_supervise_log_in_as_the_engine_with_a_password_file()
         .start()
         .await;
     let secrets = tempfile::tempdir().expect("dir");
-    let env = engine_login(&secret_file(secrets.path(), "engine.pw", PASSWORD));
+    let mut env = engine_login(&secret_file(secrets.path(), "engine.pw", PASSWORD));
+    // Every process of one instance signs with the instance's one key.
+    env.push((
+        "BIANMIN_SIGNING__KEY_FILE".into(),
+        secrets.path().join("signing.key").display().to_string(),
+    ));
     let serve = ServeProcess::start(ServeOptions {
         nats_url: Some(server.url()),
         env: env.clone(),

@@ -629,16 +629,18 @@ impl CommandService {
         if let Some(hit) = self.cached(id) {
             return Ok(hit);
         }
-        let commits = self.inner.log.load(id).await?;
+        // The head counts quarantined records too: the next append must name the request's
+        // last stored record, while the state folds only the admitted ones.
+        let (commits, head) = self.inner.log.load_with_head(id).await?;
         let mut entry = CachedRequest::empty(id);
         for LoggedCommit { position, commit } in commits {
             for envelope in &commit.events {
                 entry.request.apply(envelope);
                 entry.last_hash = envelope.hash.clone();
             }
-            entry.position = position;
             entry.commit_ids.insert(commit.commit_id, position);
         }
+        entry.position = head;
         if entry.position > 0 {
             self.remember(id, entry.clone());
         }

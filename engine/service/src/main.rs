@@ -228,6 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     names: config.names()?,
                     ..UpwardConfig::default()
                 },
+                anchor_file: config.digest.anchor_file.clone(),
             };
             Ok(engine_service::audit::cli::run(command, &context).await?)
         }

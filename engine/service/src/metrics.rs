@@ -4,7 +4,8 @@
 //! channels): never a request id, an actor or anything a resident wrote.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The service's metrics. Cheap to clone (handles share the underlying collectors).
@@ -16,6 +17,7 @@ pub struct Metrics {
     conflicts: IntCounter,
     refusals: IntCounterVec,
     intake: IntCounterVec,
+    quarantined: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,12 +76,19 @@ impl Metrics {
             &["channel", "outcome"],
         )
         .expect("static metric definition");
+        let quarantined = IntGauge::new(
+            "bianmin_log_quarantined_records",
+            "Log records this process found undecodable, wrongly hashed or wrongly signed and \
+             skipped (bianmin quarantine list).",
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(append_duration.clone()),
             Box::new(conflicts.clone()),
             Box::new(refusals.clone()),
             Box::new(intake.clone()),
+            Box::new(quarantined.clone()),
         ] {
             registry
                 .register(collector)
@@ -92,6 +101,7 @@ impl Metrics {
             conflicts,
             refusals,
             intake,
+            quarantined,
         }
     }
 
@@ -127,6 +137,12 @@ impl Metrics {
     /// `failed`).
     pub fn intake(&self, channel: &str, outcome: &str) {
         self.intake.with_label_values(&[channel, outcome]).inc();
+    }
+
+    /// Sets the number of log records this process has quarantined.
+    pub fn set_quarantined(&self, records: usize) {
+        self.quarantined
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -123,16 +123,21 @@ impl CommitSigner {
         self.key.verifying_key()
     }
 
+    /// Signs arbitrary `bytes` (e.g. an anchored digest) with the same key.
+    pub fn sign_bytes(&self, bytes: &[u8]) -> CommitSignature {
+        CommitSignature {
+            key_id: self.key_id.clone(),
+            ed25519: hex::encode(self.key.sign(bytes).to_bytes()),
+        }
+    }
+
     /// Signs `commit` as it will be stored (any signature it carries is replaced).
     pub fn sign(&self, commit: &Commit) -> CommitSignature {
         let mut unsigned = commit.clone();
         unsigned.signature = None;
         let raw = serde_json::to_value(&unsigned).expect("commits always serialise");
         let payload = signing_payload(&raw).expect("a typed commit has every signed field");
-        CommitSignature {
-            key_id: self.key_id.clone(),
-            ed25519: hex::encode(self.key.sign(&payload).to_bytes()),
-        }
+        self.sign_bytes(&payload)
     }
 }
 
@@ -230,6 +235,26 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// Checks `signature` over `bytes`.
+    pub fn check_bytes(&self, signature: &CommitSignature, bytes: &[u8]) -> SignatureCheck {
+        let Some(key) = self.keys.get(&signature.key_id) else {
+            return SignatureCheck::UnknownKey(signature.key_id.clone());
+        };
+        let Some(raw) = hex::decode(&signature.ed25519)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return SignatureCheck::Invalid("signature is not 64 bytes of hex".into());
+        };
+        match key.verify(bytes, &Signature::from_bytes(&raw)) {
+            Ok(()) => SignatureCheck::Valid,
+            Err(_) => SignatureCheck::Invalid(format!(
+                "signature by key {} does not match the content",
+                signature.key_id
+            )),
+        }
+    }
+
     /// Checks the signature of one stored record (raw JSON, never upcast).
     pub fn check(&self, raw: &serde_json::Value) -> SignatureCheck {
         let Some(signature) = raw.get("signature") else {
@@ -238,25 +263,10 @@ impl Keyring {
         let Ok(signature) = serde_json::from_value::<CommitSignature>(signature.clone()) else {
             return SignatureCheck::Invalid("malformed signature".into());
         };
-        let Some(key) = self.keys.get(&signature.key_id) else {
-            return SignatureCheck::UnknownKey(signature.key_id);
-        };
-        let Some(bytes) = hex::decode(&signature.ed25519)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        else {
-            return SignatureCheck::Invalid("signature is not 64 bytes of hex".into());
-        };
         let Some(payload) = signing_payload(raw) else {
             return SignatureCheck::Invalid("record lacks a signed field".into());
         };
-        match key.verify(&payload, &Signature::from_bytes(&bytes)) {
-            Ok(()) => SignatureCheck::Valid,
-            Err(_) => SignatureCheck::Invalid(format!(
-                "signature by key {} does not match the content",
-                signature.key_id
-            )),
-        }
+        self.check_bytes(&signature, &payload)
     }
 }
 

@@ -23,6 +23,10 @@ use crate::upward::{self, UpwardConfig};
 /// The auditors' subcommands (flattened into the `bianmin` command line).
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
+    /// Log records every reader skips (undecodable, wrongly hashed or wrongly signed):
+    /// list them, or show one.
+    #[command(subcommand)]
+    Quarantine(super::quarantine::QuarantineCommand),
     /// Recompute the hash chains and report the first broken link of each.
     Verify {
         /// One request.
@@ -31,6 +35,13 @@ pub enum AuditCommand {
         /// Every chain in the log (the default when no request is given).
         #[arg(long)]
         all: bool,
+        /// Instead of the chains: check every digest anchored outside the data directory
+        /// (`digest.anchor_file`, or `--anchor-file`) against the log.
+        #[arg(long, conflicts_with_all = ["request", "all"])]
+        digests: bool,
+        /// The anchor file to check (default: `digest.anchor_file` of the configuration).
+        #[arg(long, requires = "digests")]
+        anchor_file: Option<std::path::PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -118,6 +129,8 @@ pub struct CliContext {
     pub projections_url: Option<String>,
     /// The upward link's subjects and stream.
     pub upward: UpwardConfig,
+    /// Where recorded digests are anchored outside the data directory, if anywhere.
+    pub anchor_file: Option<std::path::PathBuf>,
 }
 
 /// Parses an instant: RFC 3339, or a day `YYYY-MM-DD` meaning its midnight in Asia/Shanghai.
@@ -194,6 +207,31 @@ fn failed_if(bad: bool) -> ExitCode {
 /// Runs one subcommand.
 pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditError> {
     match cmd {
+        AuditCommand::Verify {
+            digests: true,
+            anchor_file,
+            json,
+            ..
+        } => {
+            let Some(path) = anchor_file.or_else(|| ctx.anchor_file.clone()) else {
+                return Err(AuditError::Invalid(
+                    "no anchor file: set digest.anchor_file or pass --anchor-file".into(),
+                ));
+            };
+            let checks = super::anchor::check(&ctx.log, &path).await?;
+            let bad = checks.iter().any(|c| c.problem.is_some());
+            if json {
+                print_json(&checks)?;
+            } else {
+                print(&describe_anchors(&checks, &path))?;
+            }
+            Ok(failed_if(bad))
+        }
+        AuditCommand::Quarantine(command) => {
+            let (text, any) = super::quarantine::run(&command, &ctx.log).await?;
+            print(&text)?;
+            Ok(failed_if(any))
+        }
         AuditCommand::Verify {
             request: Some(id),
             json,
@@ -387,6 +425,25 @@ fn describe_chain(report: &verify::ChainReport) -> String {
         ),
         Some(b) => describe_break(b),
     }
+}
+
+/// One line per anchored day, then the verdict.
+fn describe_anchors(checks: &[super::anchor::AnchorCheck], path: &std::path::Path) -> String {
+    let mut text = format!("{} digests anchored in {}\n", checks.len(), path.display());
+    for check in checks {
+        match &check.problem {
+            None => text.push_str(&format!("{}\t{}\tholds\n", check.day, check.anchored_root)),
+            Some(problem) => text.push_str(&format!(
+                "{}\t{}\tBROKEN: {problem}\n",
+                check.day, check.anchored_root
+            )),
+        }
+    }
+    text.push_str(match checks.iter().all(|c| c.problem.is_none()) {
+        true => "OK: the log matches every anchored digest\n",
+        false => "FAILED\n",
+    });
+    text
 }
 
 /// One line on the log's signatures: how many records are signed by a trusted key, and how

@@ -182,6 +182,9 @@ pub struct DigestConfig {
     pub grace_secs: u64,
     /// Seconds between checks for a newly closed day.
     pub poll_secs: u64,
+    /// A file outside the data directory every recorded digest is also appended to, signed
+    /// ([`super::anchor`]); `bianmin verify --digests` checks the log against it.
+    pub anchor_file: Option<std::path::PathBuf>,
 }
 
 impl Default for DigestConfig {
@@ -190,6 +193,7 @@ impl Default for DigestConfig {
             names: schemas::Names::default(),
             grace_secs: 300,
             poll_secs: 60,
+            anchor_file: None,
         }
     }
 }
@@ -251,6 +255,9 @@ pub async fn record_closed_days(
             Ok(appended) => {
                 if !appended.duplicate {
                     tracing::info!(day = %digest.day, root = %digest.merkle_root, events = digest.n_events, "daily digest recorded");
+                }
+                if let Some(path) = &cfg.anchor_file {
+                    super::anchor::append(path, &digest, log)?;
                 }
                 if let Some(client) = nats {
                     publish(client, cfg, &digest).await?;

@@ -13,10 +13,12 @@
 //! - [`http`]: the audit endpoints as an axum router;
 //! - [`cli`]: the `verify`, `history`, `replay`, `digest` and `upward replay` subcommands.
 
+pub mod anchor;
 pub mod as_of;
 pub mod cli;
 pub mod digest;
 pub mod http;
+pub mod quarantine;
 pub mod reference;
 pub mod replay;
 pub mod timeline;

@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::AuditError;
-use crate::log::{EventLog, LogError};
+use crate::log::EventLog;
 use crate::signing::{Keyring, SignatureCheck};
 
 /// Commits read per batch while enumerating the log.
@@ -231,28 +231,7 @@ fn signature_problem(value: &Value, position: u64, trust: Trust<'_>) -> Result<b
 
 /// The position of the log's first signed record (scans from the start until it finds one).
 pub async fn signing_began_at(log: &EventLog) -> Result<Option<u64>, AuditError> {
-    let mut found = None;
-    let mut from = 1u64;
-    while found.is_none() {
-        let batch = match log.read_from(from, SCAN_BATCH_LEN).await {
-            Ok(batch) => batch,
-            // An undecodable record is skipped here; the chain check reports it.
-            Err(LogError::Corrupt { position, .. }) => {
-                from = position + 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        found = batch
-            .iter()
-            .find(|c| c.commit.signature.is_some())
-            .map(|c| c.position);
-        match batch.last() {
-            Some(last) if batch.len() == SCAN_BATCH_LEN => from = last.position + 1,
-            _ => break,
-        }
-    }
-    Ok(found)
+    Ok(log.find_signing_start().await?)
 }
 
 /// What is wrong with a record's commit-level fields, if anything.
@@ -336,49 +315,43 @@ async fn verify_request_trusting(
     Ok(verify_raw_trusting(request_id, &records, Some(trust)))
 }
 
-/// Every request id in the log, in order of first appearance; records that do not decode are
-/// reported as broken links (they cannot be attributed to a chain).
+/// Every request id in the log, in order of first appearance, read from the raw records;
+/// records that name no readable request are reported as broken links (they cannot be
+/// attributed to a chain).
 pub async fn request_ids(log: &EventLog) -> Result<(Vec<RequestId>, Vec<BrokenLink>), AuditError> {
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
     let mut undecodable = Vec::new();
     let mut from = 1u64;
     loop {
-        let batch = match log.read_from(from, SCAN_BATCH_LEN).await {
-            Ok(batch) => batch,
-            Err(LogError::Corrupt { position, source }) => {
-                // Read what precedes the bad record, report it, and go on after it.
-                let before = usize::try_from(position.saturating_sub(from)).unwrap_or(usize::MAX);
-                let mut batch = log.read_from(from, before).await?;
-                batch.retain(|c| c.position < position);
-                for logged in &batch {
-                    if seen.insert(logged.commit.request_id) {
-                        ids.push(logged.commit.request_id);
+        let batch = log.read_raw_from(from, SCAN_BATCH_LEN).await?;
+        for (position, bytes) in &batch {
+            let named = serde_json::from_slice::<Value>(bytes).map(|raw| {
+                raw.get("request_id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<RequestId>().ok())
+            });
+            match named {
+                Ok(Some(id)) => {
+                    if seen.insert(id) {
+                        ids.push(id);
                     }
                 }
-                undecodable.push(BrokenLink {
+                Ok(None) | Err(_) => undecodable.push(BrokenLink {
                     request_id: Uuid::nil(),
                     version: None,
-                    position,
+                    position: *position,
                     event_id: None,
-                    what: format!("record does not decode: {source}"),
-                });
-                from = position + 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let Some(last) = batch.last().map(|c| c.position) else {
-            break;
-        };
-        for logged in &batch {
-            if seen.insert(logged.commit.request_id) {
-                ids.push(logged.commit.request_id);
+                    what: match named {
+                        Err(e) => format!("record does not decode: {e}"),
+                        Ok(_) => "record names no request".into(),
+                    },
+                }),
             }
         }
-        from = last + 1;
-        if batch.len() < SCAN_BATCH_LEN {
-            break;
+        match batch.last() {
+            Some((last, _)) if batch.len() == SCAN_BATCH_LEN => from = last + 1,
+            _ => break,
         }
     }
     Ok((ids, undecodable))
@@ -419,7 +392,12 @@ pub async fn verify_all(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    report.broken.sort_by_key(|b| b.position);
+    // A record that names no request is also seen by its request's chain when the store
+    // files it under one (a JetStream subject): keep the attributed report.
+    report
+        .broken
+        .sort_by_key(|b| (b.position, b.request_id.is_nil()));
+    report.broken.dedup_by_key(|b| b.position);
     Ok(report)
 }
 

@@ -17,6 +17,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// nothing can be recorded. A read-model part that is not reachable (`projections`,
 /// `notifications`) leaves it 200 with `status: "degraded"`: intake and commands work, the
 /// read API answers 503 until the part is back, and the projectors catch up from the log.
+/// Quarantined log records (see [`crate::log::quarantine`]) also make it `degraded`, listed
+/// under `quarantined` with position, request, reason and when this process first read them.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let log = state.commands.log().ping().await;
     let mut parts = serde_json::Map::new();
@@ -30,12 +32,27 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     for (part, status) in state.readiness.parts() {
         parts.insert(part.into(), status.into());
     }
+    let quarantined = state.commands.log().quarantined();
+    if !quarantined.is_empty() {
+        let positions: Vec<String> = quarantined.iter().map(|q| q.position.to_string()).collect();
+        parts.insert(
+            "quarantine".into(),
+            format!(
+                "{} log records quarantined (positions {}); see `bianmin quarantine list`",
+                quarantined.len(),
+                positions.join(", ")
+            )
+            .into(),
+        );
+    }
     let missing = state.readiness.missing();
+    let degraded = !missing.is_empty() || !quarantined.is_empty();
     match log {
         Ok(()) => Json(serde_json::json!({
             "ready": true,
-            "status": if missing.is_empty() { "ready" } else { "degraded" },
+            "status": if degraded { "degraded" } else { "ready" },
             "parts": parts,
+            "quarantined": quarantined,
         }))
         .into_response(),
         Err(error) => (
@@ -60,7 +77,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.commands.metrics().render(),
+        {
+            let metrics = state.commands.metrics();
+            metrics.set_quarantined(state.commands.log().quarantined().len());
+            metrics.render()
+        },
     )
         .into_response()
 }

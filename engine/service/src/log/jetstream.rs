@@ -18,10 +18,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use schemas::{Commit, LoggedCommit, RequestId};
+use schemas::{Commit, RequestId};
 use stream::LastRawMessageErrorKind;
 
-use super::{Appended, LogError, decode};
+use super::{Appended, LogError};
 
 /// Publish attempts for an append whose outcome is unknown (timeout, lost connection) before
 /// the log resolves it by reading and, failing that, reports the server unavailable.
@@ -368,7 +368,7 @@ impl JetStreamLog {
     }
 
     /// See [`super::EventLog::follow`].
-    pub(super) fn follow(&self, from: u64) -> BoxStream<'static, Result<LoggedCommit, LogError>> {
+    pub(super) fn follow(&self, from: u64) -> BoxStream<'static, Result<(u64, Vec<u8>), LogError>> {
         type Messages =
             BoxStream<'static, Result<jetstream::Message, consumer::pull::OrderedError>>;
         struct State {
@@ -403,7 +403,7 @@ impl JetStreamLog {
                             }
                         };
                         state.next = position + 1;
-                        return Some((decode(position, &message.payload), state));
+                        return Some((Ok((position, message.payload.to_vec())), state));
                     }
                     Some(Err(e)) => {
                         state.messages = None;

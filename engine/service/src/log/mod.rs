@@ -17,6 +17,7 @@
 
 mod jetstream;
 pub mod open;
+pub mod quarantine;
 mod sqlite;
 
 use std::path::Path;
@@ -25,7 +26,9 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use schemas::{Commit, DecodeError, LoggedCommit, RequestId};
 
-use crate::signing::{CommitSigner, Keyring};
+use crate::signing::{CommitSigner, Keyring, SignatureCheck};
+use quarantine::Checks;
+pub use quarantine::Quarantined;
 
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use sqlite::SqliteLog;
@@ -94,7 +97,7 @@ impl LogError {
 pub struct EventLog {
     store: Store,
     signer: Option<Arc<CommitSigner>>,
-    keyring: Arc<Keyring>,
+    checks: Arc<Checks>,
 }
 
 /// The two supported stores.
@@ -126,7 +129,7 @@ impl EventLog {
         EventLog {
             store,
             signer: None,
-            keyring: Arc::new(Keyring::default()),
+            checks: Arc::new(Checks::default()),
         }
     }
 
@@ -136,7 +139,7 @@ impl EventLog {
         keyring.add(signer.public_key());
         EventLog {
             signer: Some(signer),
-            keyring: Arc::new(keyring),
+            checks: Arc::new(Checks::new(keyring)),
             ..self
         }
     }
@@ -144,14 +147,62 @@ impl EventLog {
     /// The same log, trusting `keyring` when verifying (a reading tool without the key).
     pub fn trusting(self, keyring: Keyring) -> EventLog {
         EventLog {
-            keyring: Arc::new(keyring),
+            checks: Arc::new(Checks::new(keyring)),
             ..self
         }
     }
 
+    /// The key commits appended through this log are signed with, if any.
+    pub fn signer(&self) -> Option<&CommitSigner> {
+        self.signer.as_deref()
+    }
+
     /// The public keys commits of this log are verified against.
     pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+        &self.checks.keyring
+    }
+
+    /// Finds where signing began (the first record signed by a trusted key, or carrying any
+    /// signature on a log without a keyring), scanning from the start; until then, unsigned records are taken as written before signing began. Call
+    /// once after opening a log that has a keyring.
+    pub async fn find_signing_start(&self) -> Result<Option<u64>, LogError> {
+        let mut from = 1;
+        loop {
+            let batch = self.read_raw_from(from, SCAN_BATCH_LEN).await?;
+            for (position, bytes) in &batch {
+                let signed =
+                    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|raw| match self
+                        .checks
+                        .keyring
+                        .is_empty()
+                    {
+                        true => raw.get("signature").is_some(),
+                        false => self.checks.keyring.check(&raw) == SignatureCheck::Valid,
+                    });
+                if signed {
+                    self.checks.signing_began(*position);
+                    return Ok(Some(*position));
+                }
+            }
+            match batch.last() {
+                Some((last, _)) if batch.len() == SCAN_BATCH_LEN => from = last + 1,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Every record this process has quarantined so far ([`quarantine`]), in log order.
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        self.checks.found()
+    }
+
+    /// Why the stored record `bytes` at `position` would be quarantined, if it would.
+    pub fn quarantine_reason(
+        &self,
+        position: u64,
+        bytes: &[u8],
+    ) -> Option<(Option<RequestId>, String)> {
+        self.checks.check(position, bytes).err()
     }
 
     /// The store underneath.
@@ -185,15 +236,35 @@ impl EventLog {
             }
             None => commit,
         };
-        match &self.store {
-            Store::JetStream(log) => log.append(commit, expected).await,
-            Store::Sqlite(log) => log.append(commit, expected).await,
+        let appended = match &self.store {
+            Store::JetStream(log) => log.append(commit, expected).await?,
+            Store::Sqlite(log) => log.append(commit, expected).await?,
+        };
+        if self.signer.is_some() {
+            self.checks.signing_began(appended.position);
         }
+        Ok(appended)
     }
 
-    /// All commits of one request, in order (empty when the request does not exist).
+    /// All admitted commits of one request, in order (empty when the request does not
+    /// exist); quarantined records are skipped.
     pub async fn load(&self, request_id: RequestId) -> Result<Vec<LoggedCommit>, LogError> {
-        decode_all(self.load_raw(request_id).await?)
+        Ok(self.load_with_head(request_id).await?.0)
+    }
+
+    /// The admitted commits of one request and the position of its last stored record,
+    /// quarantined or not: the position the next append must name as `expected`.
+    pub async fn load_with_head(
+        &self,
+        request_id: RequestId,
+    ) -> Result<(Vec<LoggedCommit>, u64), LogError> {
+        let raw = self.load_raw(request_id).await?;
+        let head = raw.last().map_or(0, |(position, _)| *position);
+        let commits = raw
+            .iter()
+            .filter_map(|(position, bytes)| self.checks.admit(*position, bytes))
+            .collect();
+        Ok((commits, head))
     }
 
     /// All commits of one request as the raw stored bytes, with their positions, in order
@@ -208,14 +279,37 @@ impl EventLog {
     /// Up to `max` commits with position >= `from`, in global order (for projections,
     /// replay and rebuilds). Returns fewer than `max` only at the end of the log.
     pub async fn read_from(&self, from: u64, max: usize) -> Result<Vec<LoggedCommit>, LogError> {
+        let mut admitted = Vec::new();
+        let mut next = from.max(1);
+        while admitted.len() < max {
+            let want = max - admitted.len();
+            let raw = self.read_raw_from(next, want).await?;
+            let at_end = raw.len() < want;
+            for (position, bytes) in raw {
+                next = position + 1;
+                admitted.extend(self.checks.admit(position, &bytes));
+            }
+            if at_end {
+                break;
+            }
+        }
+        Ok(admitted)
+    }
+
+    /// Up to `max` stored records with position >= `from`, raw and unchecked, in global
+    /// order (for verify and the quarantine listing). Fewer than `max` only at the end.
+    pub async fn read_raw_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let raw = match &self.store {
-            Store::JetStream(log) => log.read_raw_from(from.max(1), max).await?,
-            Store::Sqlite(log) => log.read_raw_from(from.max(1), max).await?,
-        };
-        decode_all(raw)
+        match &self.store {
+            Store::JetStream(log) => log.read_raw_from(from.max(1), max).await,
+            Store::Sqlite(log) => log.read_raw_from(from.max(1), max).await,
+        }
     }
 
     /// Calls `visit` with every commit from position `from` to the end of the log as it stands
@@ -244,10 +338,20 @@ impl EventLog {
     /// a store that stays unreachable yields [`LogError::Unavailable`] and the stream goes on
     /// trying.
     pub fn follow(&self, from: u64) -> BoxStream<'static, Result<LoggedCommit, LogError>> {
-        match &self.store {
+        use futures::StreamExt as _;
+        let raw = match &self.store {
             Store::JetStream(log) => log.follow(from.max(1)),
             Store::Sqlite(log) => log.follow(from.max(1)),
-        }
+        };
+        let checks = self.checks.clone();
+        raw.filter_map(move |item| {
+            let admitted = match item {
+                Ok((position, bytes)) => checks.admit(position, &bytes).map(Ok),
+                Err(error) => Some(Err(error)),
+            };
+            std::future::ready(admitted)
+        })
+        .boxed()
     }
 
     /// Highest position written (0 when the log is empty).
@@ -273,18 +377,4 @@ impl EventLog {
             Store::Sqlite(log) => log.describe(),
         }
     }
-}
-
-/// Decodes stored records, naming the position of the first one that does not decode.
-fn decode_all(raw: Vec<(u64, Vec<u8>)>) -> Result<Vec<LoggedCommit>, LogError> {
-    raw.into_iter()
-        .map(|(position, bytes)| decode(position, &bytes))
-        .collect()
-}
-
-/// Decodes one stored record (upcasting older event versions).
-fn decode(position: u64, bytes: &[u8]) -> Result<LoggedCommit, LogError> {
-    let commit =
-        Commit::from_bytes(bytes).map_err(|source| LogError::Corrupt { position, source })?;
-    Ok(LoggedCommit { position, commit })
 }

@@ -47,7 +47,11 @@ pub async fn open_log_waiting(
     let keyring =
         crate::signing::Keyring::load(signing, &config.data_dir).map_err(AppError::Signing)?;
     tracing::debug!(key_id = signer.key_id(), "commits are signed");
-    Ok((log.signed_by(Arc::new(signer), keyring), nats))
+    let log = log.signed_by(Arc::new(signer), keyring);
+    if let Some(began) = log.find_signing_start().await? {
+        tracing::debug!(position = began, "commit signing began");
+    }
+    Ok((log, nats))
 }
 
 /// Opens the store of the event log the config names, unsigned.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use schemas::{Commit, LoggedCommit, RequestId};
+use schemas::{Commit, RequestId};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -174,7 +174,7 @@ impl SqliteLog {
     }
 
     /// See [`super::EventLog::follow`].
-    pub(super) fn follow(&self, from: u64) -> BoxStream<'static, Result<LoggedCommit, LogError>> {
+    pub(super) fn follow(&self, from: u64) -> BoxStream<'static, Result<(u64, Vec<u8>), LogError>> {
         struct State {
             log: SqliteLog,
             next: u64,
@@ -190,7 +190,7 @@ impl SqliteLog {
                 if let Some((position, bytes)) = state.buffered.next() {
                     // A corrupt record is reported and skipped, never stalls the stream.
                     state.next = position + 1;
-                    return Some((super::decode(position, &bytes), state));
+                    return Some((Ok((position, bytes)), state));
                 }
                 // Register interest before reading, so an append between the read and the
                 // wait still wakes us.
