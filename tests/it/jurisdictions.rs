@@ -35,6 +35,21 @@ async fn jurisdiction(tag: &str) -> TestApp {
     .await
 }
 
+/// An engine for jurisdiction `tag` in the NATS account of user `tag` (password
+/// `<tag>-pw`) on `server`, with the default prefix and stream names.
+async fn jurisdiction_in_account(server: &tests::nats::NatsServer, tag: &str) -> TestApp {
+    let (url, user, password) = (server.url(), tag.to_string(), format!("{tag}-pw"));
+    spawn_app_with(Store::Nats, move |c| {
+        c.nats.url = Some(url);
+        c.nats.user = Some(user);
+        c.nats.password = Some(password.as_str().into());
+        c.nats.subject_prefix = schemas::names::DEFAULT_PREFIX.into();
+        c.nats.stream = schemas::names::DEFAULT_EVENTS_STREAM.into();
+        c.projections.enabled = true;
+    })
+    .await
+}
+
 /// Drives one jurisdiction: a lifecycle over HTTP reported upward, an intake over NATS
 /// request-reply and one through the durable inbox. Returns the request ids it created.
 async fn drive(app: &TestApp, client: &async_nats::Client) -> BTreeSet<String> {
@@ -200,4 +215,65 @@ async fn two_jurisdictions_on_one_nats_server_keep_to_their_own_streams() {
     }
     yc.teardown().await;
     sz.teardown().await;
+}
+
+/// Two accounts, one per jurisdiction, each with JetStream.
+const ACCOUNTS: &str = "accounts {
+  YC { jetstream: enabled, users: [ { user: yc, password: yc-pw } ] }
+  SZ { jetstream: enabled, users: [ { user: sz, password: sz-pw } ] }
+}
+";
+
+#[tokio::test]
+async fn two_jurisdictions_in_their_own_accounts_keep_apart_under_the_same_names() {
+    let server = tests::nats::NatsServer::start_with_config(ACCOUNTS).await;
+    let login = |user: &str| {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-pw"))
+            .connect(server.url())
+    };
+    let (yc_client, sz_client) = (
+        login("yc").await.expect("yc"),
+        login("sz").await.expect("sz"),
+    );
+    let (yc, sz) = (
+        jurisdiction_in_account(&server, "yc").await,
+        jurisdiction_in_account(&server, "sz").await,
+    );
+    assert_eq!(yc.names(), sz.names(), "both use the default names");
+    let yc_ids = drive(&yc, &yc_client).await;
+    let sz_ids = drive(&sz, &sz_client).await;
+    let (yc_total, sz_total) = (yc_ids.len() + 1, sz_ids.len() + 1);
+    eventually("each log holds its inbox request", || async {
+        logged_requests(&yc).await.len() == yc_total && logged_requests(&sz).await.len() == sz_total
+    })
+    .await;
+    let (yc_log, sz_log) = (logged_requests(&yc).await, logged_requests(&sz).await);
+    assert!(yc_log.is_superset(&yc_ids) && sz_log.is_superset(&sz_ids));
+    assert!(yc_log.is_disjoint(&sz_log), "{yc_log:?} ∩ {sz_log:?}");
+    for (client, app) in [(&yc_client, &yc), (&sz_client, &sz)] {
+        let js = jetstream::new(client.clone());
+        eventually("the upward report is stored", || async {
+            stream_subjects(&js, &app.names().upward_stream())
+                .await
+                .len()
+                == 1
+        })
+        .await;
+        let events = stream_subjects(&js, app.names().events_stream()).await;
+        assert!(!events.is_empty());
+    }
+    for (app, foreign) in [(&yc, &sz_ids), (&sz, &yc_ids)] {
+        for id in foreign {
+            let answer = app
+                .get(&format!("/api/v1/requests/{id}"), actors::AUDITOR)
+                .await;
+            assert_eq!(
+                answer.status(),
+                404,
+                "{id} is visible to another jurisdiction"
+            );
+        }
+    }
+    yc.teardown_keep_store().await;
+    sz.teardown_keep_store().await;
 }

@@ -90,6 +90,19 @@ impl NatsServer {
         server
     }
 
+    /// Starts a standalone server with JetStream on a free loopback port and `config` (the
+    /// text of a server configuration file, e.g. accounts) on top.
+    pub async fn start_with_config(config: &str) -> NatsServer {
+        let config = config.to_string();
+        let server = NatsServer::spawn_with(move |store| {
+            let path = store.join("nats-server.conf");
+            std::fs::write(&path, config).expect("write the server configuration");
+            vec!["-c".into(), path.display().to_string()]
+        });
+        server.wait_ready().await;
+        server
+    }
+
     /// Builds (and spawns, without waiting) a server; `extra` receives the store dir.
     fn spawn_with(extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> NatsServer {
         let store = tempfile::tempdir().expect("temporary store dir");
