@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use engine_service::audit::{quarantine, verify};
-use schemas::envelope::hash_of_raw;
 use serde_json::{Value, json};
 use tests::app::{
     Store, TestApp, actors, external_id, intake_document, spawn_app_with_projections,
@@ -40,24 +39,6 @@ async fn projected_stage(app: &TestApp, id: &str, stage: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{id} not projected as {stage} within 10 s");
-}
-
-/// A copy of the request's last event as its next version, chained and re-hashed, unsigned.
-fn forged_next(last: &Value) -> Value {
-    let mut commit = last.clone();
-    commit["commit_id"] = json!(Uuid::now_v7());
-    commit.as_object_mut().expect("object").remove("signature");
-    let events = last["events"].as_array().expect("events");
-    let tail = events.last().expect("an event");
-    let mut event = tail.clone();
-    event["event_id"] = json!(Uuid::now_v7());
-    event["version"] = json!(tail["version"].as_u64().expect("version") + 1);
-    event["prev_hash"] = tail["hash"].clone();
-    event.as_object_mut().expect("object").remove("hash");
-    let hash = hash_of_raw(&event);
-    event["hash"] = json!(hash);
-    commit["events"] = json!([event]);
-    commit
 }
 
 /// Publishes `payload` to `subject`, after the subject's current last sequence when given.
@@ -118,7 +99,7 @@ async fn poison_records_on_jetstream_are_quarantined_and_stop_nothing() {
     let (b_head, b_last) = last_raw(&app, &b).await;
     let p3 = publish(
         names.event_subject(&b),
-        serde_json::to_vec(&forged_next(&b_last)).expect("json"),
+        serde_json::to_vec(&tests::forge::next_commit(&b_last)).expect("json"),
         Some(b_head),
     )
     .await;

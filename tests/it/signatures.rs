@@ -4,7 +4,6 @@
 
 use async_nats::HeaderMap;
 use engine_service::audit::verify;
-use schemas::envelope::hash_of_raw;
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app};
 use uuid::Uuid;
@@ -19,32 +18,6 @@ async fn accepted(app: &TestApp) -> Uuid {
         .await;
     assert_eq!(status, 200, "{body}");
     id.parse().expect("a uuid")
-}
-
-/// The request's next commit as a rogue client would write it: the last event copied with
-/// the next version, chained to the last hash, re-hashed; `signature` as given.
-fn forged_next(last: &Value, signature: Option<Value>) -> Value {
-    let mut commit = last.clone();
-    commit["commit_id"] = json!(Uuid::now_v7());
-    let mut event = last["events"][0].clone();
-    let prev = last["events"].as_array().unwrap().last().unwrap()["hash"].clone();
-    let version = last["events"].as_array().unwrap().last().unwrap()["version"]
-        .as_u64()
-        .unwrap();
-    event["event_id"] = json!(Uuid::now_v7());
-    event["version"] = json!(version + 1);
-    event["prev_hash"] = prev;
-    event.as_object_mut().unwrap().remove("hash");
-    let hash = hash_of_raw(&event);
-    event["hash"] = json!(hash);
-    commit["events"] = json!([event]);
-    match signature {
-        Some(signature) => commit["signature"] = signature,
-        None => {
-            commit.as_object_mut().unwrap().remove("signature");
-        }
-    }
-    commit
 }
 
 /// Publishes `commit` to the request's subject with the right expected sequence, as any
@@ -96,17 +69,18 @@ async fn every_commit_is_signed_and_forged_commits_fail_verify_on_jetstream() {
     assert!(stored["signature"]["key_id"].is_string(), "{stored}");
 
     // Forgery 1: chained and hashed, unsigned.
-    let unsigned = forged_next(&last_record(&app, a).await, None);
+    let unsigned = tests::forge::next_commit(&last_record(&app, a).await);
     let at_a = publish(&app, a, &unsigned).await;
     // Forgery 2: signed by a key the engine does not trust.
     let stranger = engine_service::signing::CommitSigner::from_seed([42; 32]);
-    let mut foreign = forged_next(&last_record(&app, b).await, None);
+    let mut foreign = tests::forge::next_commit(&last_record(&app, b).await);
     let typed: schemas::Commit = serde_json::from_value(foreign.clone()).unwrap();
     foreign["signature"] = serde_json::to_value(stranger.sign(&typed)).unwrap();
     let at_b = publish(&app, b, &foreign).await;
     // Forgery 3: the engine's own signature copied from the previous commit.
     let previous = last_record(&app, c).await;
-    let copied = forged_next(&previous, Some(previous["signature"].clone()));
+    let mut copied = tests::forge::next_commit(&previous);
+    copied["signature"] = previous["signature"].clone();
     let at_c = publish(&app, c, &copied).await;
 
     let report = verify::verify_all(&log, None).await.unwrap();

@@ -3,5 +3,6 @@
 
 pub mod app;
 pub mod faults;
+pub mod forge;
 pub mod nats;
 pub mod pg;
