@@ -156,7 +156,7 @@ fn wire<T: Serialize>(v: &T) -> String {
 
 /// Asia/Shanghai (UTC+8, no daylight saving): the zone periods are cut in.
 pub fn shanghai() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+    schemas::local_time::offset()
 }
 
 /// Day (`YYYY-MM-DD`), ISO week (`YYYY-Www`) and month (`YYYY-MM`) of an instant in Asia/Shanghai.

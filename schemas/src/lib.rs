@@ -18,6 +18,7 @@
 //! - [`upcast`]: reading older event versions as the current one.
 //! - [`error`]: [`DecodeError`] and the structured [`ErrorBody`] every edge returns.
 //! - [`json_schema`]: generation of the published JSON Schema files.
+//! - [`local_time`]: the one local time zone (UTC+8) periods and days are cut in.
 //! - [`names`]: every NATS subject, stream, consumer and queue group of an instance.
 
 pub mod command;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod event;
 pub mod intake;
 pub mod json_schema;
+pub mod local_time;
 pub mod names;
 pub mod types;
 pub mod upcast;

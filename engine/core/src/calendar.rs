@@ -30,7 +30,7 @@ use crate::policy::LoadError;
 pub const MAX_SPAN_DAYS: u32 = 11_000;
 
 /// Default offset when no file sets one: Asia/Shanghai, UTC+8.
-pub const DEFAULT_UTC_OFFSET_SECS: i32 = 8 * 3600;
+pub const DEFAULT_UTC_OFFSET_SECS: i32 = schemas::local_time::UTC_OFFSET_SECS;
 
 /// The built-in calendar: PRC public holidays and make-up days for 2025 and 2026.
 pub const BUILTIN_CN_2025_2026: &str =

@@ -40,7 +40,7 @@ const SCAN_BATCH_LEN: usize = 256;
 
 /// The fixed offset days are counted in (Asia/Shanghai, UTC+8).
 pub fn shanghai() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+    schemas::local_time::offset()
 }
 
 /// The Asia/Shanghai calendar day of an instant.

@@ -66,7 +66,7 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 /// Offset of timestamps written without one: Beijing time (UTC+8).
-pub const LOCAL_OFFSET_SECONDS: i32 = 8 * 3600;
+pub const LOCAL_OFFSET_SECONDS: i32 = schemas::local_time::UTC_OFFSET_SECS;
 
 /// Why one row is not imported: `line N: field X: message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

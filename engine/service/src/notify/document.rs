@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use chrono::FixedOffset;
 use schemas::envelope::ID_NAMESPACE;
 use schemas::event::RequestReceived;
 use schemas::{Channel, Event, EventEnvelope, LoggedCommit, RequestId, Timestamp};
@@ -96,7 +95,7 @@ impl RequestFacts {
 
 /// Beijing time, `YYYY-MM-DD HH:MM`.
 fn local_time(t: &Timestamp) -> String {
-    let beijing = FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    let beijing = schemas::local_time::offset();
     t.with_timezone(&beijing)
         .format("%Y-%m-%d %H:%M")
         .to_string()

@@ -159,7 +159,7 @@ impl Open311State {
             offset: config
                 .utc_offset
                 .parse()
-                .unwrap_or_else(|_| FixedOffset::east_opt(8 * 3600).expect("valid offset")),
+                .unwrap_or_else(|_| schemas::local_time::offset()),
             departments: Arc::new(departments),
             grids: Arc::new(grids),
             projections: Arc::new(projections.map(Into::into).unwrap_or_default()),
