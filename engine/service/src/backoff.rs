@@ -18,6 +18,8 @@ impl Backoff {
     /// Largest delay while waiting for a server at start-up: short, so start-up follows a
     /// server that comes back within a second or two.
     pub const STARTUP_MAX: Duration = Duration::from_secs(2);
+    /// Largest delay of an outbound link between attempts to publish one message.
+    pub const LINK_MAX: Duration = Duration::from_secs(10);
 
     /// Delays from `min` doubling up to `max`.
     pub fn new(min: Duration, max: Duration) -> Backoff {
@@ -32,6 +34,12 @@ impl Backoff {
     /// [`Backoff::STARTUP_MAX`]).
     pub fn startup() -> Backoff {
         Backoff::new(Backoff::MIN, Backoff::STARTUP_MAX)
+    }
+
+    /// The policy of an outbound link re-publishing a message the server did not take
+    /// (upward reports, rate reports): [`Backoff::MIN`] up to [`Backoff::LINK_MAX`].
+    pub fn link() -> Backoff {
+        Backoff::new(Backoff::MIN, Backoff::LINK_MAX)
     }
 
     /// Starts again at `min` (after a success).

@@ -44,10 +44,6 @@ pub const POSITION_HEADER: &str = "Bianmin-Position";
 pub const REPLAY_HEADER: &str = "Bianmin-Replay";
 /// Most stored messages the publisher walks back over (replayed ones) to find where it was.
 const RESUME_WALK_MAX: u64 = 10_000;
-/// First retry delay of a failed publish; doubles up to [`PUBLISH_BACKOFF_MAX`].
-const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-/// Longest retry delay of a failed publish.
-const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Why the upward link failed.
 #[derive(Debug, thiserror::Error)]
@@ -578,7 +574,7 @@ async fn publish_loop(
         };
         index_commit(&index, &logged);
         for (_, message) in messages_of(&logged) {
-            let mut backoff = PUBLISH_BACKOFF_INITIAL;
+            let mut backoff = crate::backoff::Backoff::link();
             loop {
                 match publish(&js, &cfg, &message, logged.position, false).await {
                     Ok(()) => break,
@@ -586,9 +582,8 @@ async fn publish_loop(
                         tracing::warn!(%error, message_id = %message.message_id(), "upward publish failed; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
                         }
-                        backoff = (backoff * 2).min(PUBLISH_BACKOFF_MAX);
                     }
                 }
             }

@@ -28,6 +28,8 @@ use super::{Appended, LogError};
 const PUBLISH_ATTEMPTS_MAX: u32 = 4;
 /// First retry delay; doubles per attempt (50, 100, 200 ms).
 const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// Largest delay between two attempts of one ambiguous append.
+const PUBLISH_BACKOFF_MAX: Duration = Duration::from_millis(400);
 /// How long an ephemeral read consumer lives after its reader vanished (normally it is
 /// deleted right after use; this bounds leaks when the delete is lost).
 const READ_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
@@ -195,7 +197,8 @@ impl JetStreamLog {
             expected.to_string().as_str(),
         );
 
-        let mut backoff = PUBLISH_BACKOFF_INITIAL;
+        let mut backoff =
+            crate::backoff::Backoff::new(PUBLISH_BACKOFF_INITIAL, PUBLISH_BACKOFF_MAX);
         let mut last_error = String::new();
         for attempt in 1..=PUBLISH_ATTEMPTS_MAX {
             let published = async {
@@ -229,8 +232,7 @@ impl JetStreamLog {
                         tracing::warn!(attempt, error = %error, "ambiguous append; retrying");
                         last_error = error.to_string();
                         if attempt < PUBLISH_ATTEMPTS_MAX {
-                            tokio::time::sleep(backoff).await;
-                            backoff *= 2;
+                            tokio::time::sleep(backoff.next_delay()).await;
                         }
                     }
                 },

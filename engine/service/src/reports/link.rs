@@ -30,9 +30,6 @@ use super::{ReportError, nats_err};
 use crate::log::EventLog;
 use crate::upward::{publish_logged, sent_through};
 
-/// First retry delay of a failed publish; doubles up to 10 s.
-const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-
 /// NATS names of the report link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkConfig {
@@ -440,7 +437,7 @@ async fn publish_loop(
         }
         let mut lookup = |id| units.0.get(&id).cloned();
         for (_, message) in messages_of(&logged, &mut lookup) {
-            let mut backoff = PUBLISH_BACKOFF_INITIAL;
+            let mut backoff = crate::backoff::Backoff::link();
             loop {
                 match publish(&js, &cfg, &message, logged.position, false).await {
                     Ok(()) => break,
@@ -448,9 +445,8 @@ async fn publish_loop(
                         tracing::warn!(%error, message_id = %message.message_id(), "rate report publish failed; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
                 }
             }
