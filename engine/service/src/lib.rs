@@ -23,6 +23,7 @@ pub mod nats;
 pub mod nats_client;
 pub mod notify;
 pub mod openapi;
+pub mod outbound;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;

@@ -38,12 +38,8 @@ pub use tokio_util::sync::CancellationToken;
 use crate::commands::{CommandError, CommandRequest, CommandService};
 use crate::log::{EventLog, LogError};
 
-/// Header naming the log position of the commit a message was published from.
-pub const POSITION_HEADER: &str = "Bianmin-Position";
-/// Header marking a message re-published by [`replay`].
-pub const REPLAY_HEADER: &str = "Bianmin-Replay";
-/// Most stored messages the publisher walks back over (replayed ones) to find where it was.
-const RESUME_WALK_MAX: u64 = 10_000;
+use crate::outbound::publish_logged;
+pub use crate::outbound::{POSITION_HEADER, REPLAY_HEADER};
 
 /// Why the upward link failed.
 #[derive(Debug, thiserror::Error)]
@@ -231,30 +227,6 @@ async fn publish(
         .map_err(nats_err)
 }
 
-/// Publishes a message derived from the commit at log `position` through JetStream with
-/// `Nats-Msg-Id` = `message_id`, the [`POSITION_HEADER`] (and [`REPLAY_HEADER`] when
-/// `replayed`), and waits for its acknowledgement. Shared by the upward link and the rate
-/// report link, whose publishers resume from the position of the last live message.
-pub(crate) async fn publish_logged(
-    js: &jetstream::Context,
-    subject: String,
-    message_id: &str,
-    position: u64,
-    replayed: bool,
-    payload: Vec<u8>,
-) -> Result<(), jetstream::context::PublishError> {
-    let mut headers = HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
-    headers.insert(POSITION_HEADER, position.to_string().as_str());
-    if replayed {
-        headers.insert(REPLAY_HEADER, "true");
-    }
-    js.publish_with_headers(subject, headers, payload.into())
-        .await?
-        .await?;
-    Ok(())
-}
-
 /// The outbound messages of a commit, in event order.
 fn messages_of(logged: &LoggedCommit) -> impl Iterator<Item = (EventEnvelope, Outbound)> + '_ {
     logged
@@ -304,24 +276,9 @@ pub async fn replay(
 /// The log position the live publisher has published through (0: nothing yet), read from the
 /// last live message in the stream.
 pub async fn sent_through(stream: &stream::Stream) -> Result<u64, UpwardError> {
-    let info = stream.get_info().await.map_err(nats_err)?;
-    let (first, mut seq) = (info.state.first_sequence, info.state.last_sequence);
-    let mut walked = 0;
-    while seq >= first.max(1) && seq > 0 && walked < RESUME_WALK_MAX {
-        match stream.get_raw_message(seq).await {
-            Ok(message) => {
-                let replayed = message.headers.get(REPLAY_HEADER).is_some();
-                if !replayed && let Some(p) = message.headers.get(POSITION_HEADER) {
-                    return Ok(p.as_str().parse().unwrap_or(0));
-                }
-            }
-            // A gap (deleted message) is skipped.
-            Err(error) => tracing::debug!(%error, seq, "upward stream message not readable"),
-        }
-        seq -= 1;
-        walked += 1;
-    }
-    Ok(0)
+    crate::outbound::sent_through(stream)
+        .await
+        .map_err(nats_err)
 }
 
 /// Delivery state of one upward report.
@@ -560,35 +517,19 @@ async fn publish_loop(
 ) -> Result<(), UpwardError> {
     let js = jetstream::new(client);
     let mut commits = log.follow(resume.max(1));
-    loop {
-        let logged = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            item = commits.next() => match item {
-                Some(Ok(logged)) => logged,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "following the log for upward reports failed");
-                    continue;
-                }
-                None => return Ok(()),
-            },
-        };
+    while let Some(logged) =
+        crate::outbound::next_commit(&mut commits, &shutdown, "upward reports").await
+    {
         index_commit(&index, &logged);
         for (_, message) in messages_of(&logged) {
-            let mut backoff = crate::backoff::Backoff::link();
-            loop {
-                match publish(&js, &cfg, &message, logged.position, false).await {
-                    Ok(()) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, message_id = %message.message_id(), "upward publish failed; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        }
-                    }
-                }
+            let id = message.message_id().to_string();
+            let attempt = || publish(&js, &cfg, &message, logged.position, false);
+            if !crate::outbound::until_stored(attempt, &id, &shutdown).await {
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 /// Answers one feedback document.

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::store::{self, FeedbackDocument};
 use super::{ReportError, nats_err};
 use crate::log::EventLog;
-use crate::upward::{publish_logged, sent_through};
+use crate::outbound::{publish_logged, sent_through};
 
 /// NATS names of the report link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,18 +410,9 @@ async fn publish_loop(
     let js = jetstream::new(client);
     let mut units = Units::default();
     let mut commits = log.follow(resume + 1);
-    loop {
-        let logged = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            item = commits.next() => match item {
-                Some(Ok(logged)) => logged,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "following the log for rate reports failed");
-                    continue;
-                }
-                None => return Ok(()),
-            },
-        };
+    while let Some(logged) =
+        crate::outbound::next_commit(&mut commits, &shutdown, "rate reports").await
+    {
         units.note(&logged);
         let pending: Vec<Uuid> = logged
             .commit
@@ -437,21 +428,14 @@ async fn publish_loop(
         }
         let mut lookup = |id| units.0.get(&id).cloned();
         for (_, message) in messages_of(&logged, &mut lookup) {
-            let mut backoff = crate::backoff::Backoff::link();
-            loop {
-                match publish(&js, &cfg, &message, logged.position, false).await {
-                    Ok(()) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, message_id = %message.message_id(), "rate report publish failed; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        }
-                    }
-                }
+            let id = message.message_id().to_string();
+            let attempt = || publish(&js, &cfg, &message, logged.position, false);
+            if !crate::outbound::until_stored(attempt, &id, &shutdown).await {
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 /// Answers one feedback document (reply: [`store::FeedbackReply`] or `{code, message, field}`
