@@ -62,21 +62,33 @@ pub enum AppError {
     /// The contact store could not be opened.
     #[error("contact store: {0}")]
     Contacts(#[from] ContactError),
-    /// The projections database could not be opened or its gauges registered.
+    /// The projections' gauges could not be registered.
     #[error("projections: {0}")]
-    Projections(String),
-    /// The policy could not be loaded.
+    Projections(#[source] prometheus::Error),
+    /// The policy names no built-in profile.
     #[error("policy: {0}")]
     Policy(String),
+    /// A reference-data file could not be read.
+    #[error("policy: cannot read {path}: {source}")]
+    PolicyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reference data do not parse or do not fit together.
+    #[error("policy: {0}")]
+    PolicyInvalid(#[source] engine_core::policy::LoadError),
     /// The reference data in force could not be recorded in the log.
     #[error("recording reference data: {0}")]
-    Reference(String),
+    Reference(#[source] crate::audit::AuditError),
     /// The privacy ledger could not be opened.
     #[error("privacy ledger: {0}")]
-    Privacy(String),
+    Privacy(#[source] crate::privacy::PrivacyError),
     /// The resident notifier could not be set up (templates, delivery table).
     #[error("notifications: {0}")]
-    Notify(String),
+    Notify(#[source] crate::notify::NotifyError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -195,20 +207,20 @@ impl App {
         };
         let recorded = crate::audit::reference::record(&log, &reference, &engine, clock.now())
             .await
-            .map_err(|e| AppError::Reference(e.to_string()))?;
+            .map_err(AppError::Reference)?;
         for change in &recorded {
             tracing::info!(kind = ?change.kind, version = %change.version, source = %change.source, "reference data recorded");
         }
         let privacy = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir))
             .await
-            .map_err(|e| AppError::Privacy(e.to_string()))?;
+            .map_err(AppError::Privacy)?;
         let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
         let metrics = Metrics::new();
         let readiness = Readiness::default();
         let gauges = match config.projections.enabled {
             true => Some(
                 projections::metrics::Gauges::register(metrics.registry())
-                    .map_err(|e| AppError::Projections(e.to_string()))?,
+                    .map_err(AppError::Projections)?,
             ),
             false => None,
         };
@@ -235,7 +247,7 @@ impl App {
                     metrics.registry(),
                 )
                 .await
-                .map_err(|e| AppError::Notify(e.to_string()))?;
+                .map_err(AppError::Notify)?;
                 if runtime.is_some() {
                     readiness.set(crate::read_models::PROJECTIONS, crate::readiness::OK);
                 }
@@ -704,7 +716,10 @@ pub fn load_policy_with_sources(
         |path: &Option<std::path::PathBuf>, builtin: &'static str, name: &'static str| match path {
             Some(path) => std::fs::read_to_string(path)
                 .map(|text| (path.display().to_string(), text))
-                .map_err(|e| AppError::Policy(format!("cannot read {}: {e}", path.display()))),
+                .map_err(|source| AppError::PolicyFile {
+                    path: path.clone(),
+                    source,
+                }),
             None => Ok((format!("built-in {name}"), builtin.to_string())),
         };
     let profile = read(&config.profile_file, builtin_profile, "profile")?;
@@ -717,7 +732,7 @@ pub fn load_policy_with_sources(
         &[(&calendar.0, &calendar.1)],
         (&directory.0, &directory.1),
     )
-    .map_err(|e| AppError::Policy(e.to_string()))?;
+    .map_err(AppError::PolicyInvalid)?;
     let years: Vec<String> = policy.calendar().years().map(|y| y.to_string()).collect();
     let item = |kind, version: String, (source, text): (String, String)| ReferenceItem {
         kind,
