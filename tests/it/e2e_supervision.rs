@@ -315,7 +315,7 @@ impl NatsApi {
 
 async fn extensions_move_the_deadline_by_working_days(store: Store) {
     let app = spawn_app(store).await;
-    let calendar = engine_service::app::load_policy(&app.config.policy)
+    let calendar = engine_service::policy_files::load_policy(&app.config.policy)
         .expect("policy")
         .calendar()
         .clone();

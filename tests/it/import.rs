@@ -160,9 +160,10 @@ impl Stores {
         let contacts = ContactStore::open_sqlite(&dir.path().join("contacts.db"), clock.clone())
             .await
             .expect("contact store");
-        let policy =
-            engine_service::app::load_policy(&engine_service::config::Config::default().policy)
-                .expect("the built-in policy");
+        let policy = engine_service::policy_files::load_policy(
+            &engine_service::config::Config::default().policy,
+        )
+        .expect("the built-in policy");
         Stores {
             log,
             contacts,

@@ -24,6 +24,7 @@ pub mod nats_client;
 pub mod notify;
 pub mod openapi;
 pub mod outbound;
+pub mod policy_files;
 pub mod privacy;
 pub mod projector;
 pub mod ratelimit;

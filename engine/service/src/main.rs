@@ -207,7 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Report(command) => {
             let config = load_config(&cli.global, None)?;
             let (log, nats) = open_log(&config).await.context("opening the event log")?;
-            let policy = engine_service::app::load_policy(&config.policy)?;
+            let policy = engine_service::policy_files::load_policy(&config.policy)?;
             let context = ReportContext {
                 log,
                 nats,

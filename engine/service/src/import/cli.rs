@@ -69,7 +69,8 @@ impl ImportArgs {
             }
         };
         let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
-        let policy = crate::app::load_policy(&config.policy).map_err(|e| open("the policy")(&e))?;
+        let policy =
+            crate::policy_files::load_policy(&config.policy).map_err(|e| open("the policy")(&e))?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| open("the data directory")(&e))?;
         // The import writes the log like `serve`: the JetStream stream is created (or brought
         // to the configuration) when missing, so history can be imported before the first start.
