@@ -2,6 +2,7 @@
 mod audit;
 mod browser;
 mod concurrency;
+mod contact_changes;
 mod dashboard;
 mod deploy_kit;
 mod e2e_corrections;
