@@ -22,6 +22,7 @@ mod notify;
 mod open311;
 mod openapi;
 mod privacy;
+mod privacy_notify;
 mod projections;
 mod projector;
 mod python_example;
