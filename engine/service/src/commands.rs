@@ -48,6 +48,9 @@ pub const CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2
 pub const MAX_ATTACHMENTS: usize = 20;
 /// Longest accepted text, in characters.
 pub const MAX_TEXT_CHARS: usize = 10_000;
+/// How far in the past an intake's `raised_at` may lie, in days: a live channel forwards
+/// what residents raised recently; history comes through `bianmin import`.
+pub const RAISED_AT_MAX_AGE_DAYS: i64 = 366;
 /// Longest accepted external id, in characters.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 
@@ -862,6 +865,19 @@ pub fn validate_intake(
             "invalid_value",
             "raised_at",
             "raised_at lies in the future",
+        ));
+    }
+    if document
+        .raised_at
+        .is_some_and(|raised| raised < now - chrono::Duration::days(RAISED_AT_MAX_AGE_DAYS))
+    {
+        return Err(CommandError::invalid(
+            "invalid_value",
+            "raised_at",
+            format!(
+                "raised_at lies more than {RAISED_AT_MAX_AGE_DAYS} days in the past; \
+                 older requests are brought in with `bianmin import`"
+            ),
         ));
     }
     Ok(())
