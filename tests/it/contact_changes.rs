@@ -76,6 +76,27 @@ async fn a_second_intake_for_the_same_ticket_does_not_replace_the_contact() {
     let body: Value = response.json().await.expect("a JSON body");
     assert_eq!(body["contact"]["phone"], RESIDENT_PHONE, "{body}");
 
+    // Rights before facts: who may not read contact data gets the same answer for this
+    // request as for one that does not exist.
+    for actor in [
+        "audit-1;auditor",
+        "urban-1;department_handler;urban-management",
+    ] {
+        let mut answers = Vec::new();
+        for request in [id, Uuid::now_v7()] {
+            let response = app
+                .get(
+                    &format!("/api/v1/requests/{request}/contact?purpose=check"),
+                    actor,
+                )
+                .await;
+            let status = response.status().as_u16();
+            answers.push((status, response.text().await.expect("a body")));
+        }
+        assert_eq!(answers[0].0, 403, "{actor}: {answers:?}");
+        assert_eq!(answers[0], answers[1], "{actor}");
+    }
+
     // A request received anonymously gains no contact from a later intake either.
     let ticket = format!("hijack-{}", external_id());
     let (status, first) = post(
