@@ -360,16 +360,16 @@ async fn run_writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     while queue.recv_many(&mut batch, WRITE_BATCH_MAX).await > 0 {
         let mut results = write_batch(&pool, &batch).await;
-        if batch.iter().any(|w| w.op.destroys()) {
-            if let Err(error) = checkpoint(&pool).await {
-                // The erasure is committed but old pages may still be in the WAL: the
-                // caller hears of it and erases again (idempotent, checkpoints again).
-                for (write, result) in batch.iter().zip(results.iter_mut()) {
-                    if write.op.destroys() && result.is_ok() {
-                        *result = Err(ContactError::Unavailable(format!(
-                            "erased, but the store could not be checkpointed: {error}"
-                        )));
-                    }
+        if batch.iter().any(|w| w.op.destroys())
+            && let Err(error) = checkpoint(&pool).await
+        {
+            // The erasure is committed but old pages may still be in the WAL: the caller
+            // hears of it and erases again (idempotent, checkpoints again).
+            for (write, result) in batch.iter().zip(results.iter_mut()) {
+                if write.op.destroys() && result.is_ok() {
+                    *result = Err(ContactError::Unavailable(format!(
+                        "erased, but the store could not be checkpointed: {error}"
+                    )));
                 }
             }
         }
