@@ -69,6 +69,61 @@ async fn bad_input(store: Store) {
     )
     .await;
 
+    // A key twice in one object: refused naming it, at the top level and nested, and on a
+    // command body as well as intake (the shared extractor).
+    let duplicated = format!(
+        r#"{{"channel":"hotline","external_id":"{}","contact":{{"name":"A","phone":"13800000001","phone":"13800000002"}},"location":{{"street":"jd-01","community":"sq-0101","grid":"wg-010102"}},"text":"t"}}"#,
+        external_id()
+    );
+    let response = app
+        .post_raw(intake, actors::INTAKE, duplicated.into_bytes())
+        .await;
+    expect_refused(
+        &app,
+        "duplicate nested key",
+        response,
+        400,
+        "duplicate_key",
+        Some("contact.phone"),
+    )
+    .await;
+    let duplicated = format!(
+        r#"{{"channel":"hotline","external_id":"{0}","external_id":"{0}x","location":{{"street":"jd-01","community":"sq-0101","grid":"wg-010102"}},"anonymous":true,"text":"t"}}"#,
+        external_id()
+    );
+    let response = app
+        .post_raw(intake, actors::INTAKE, duplicated.into_bytes())
+        .await;
+    expect_refused(
+        &app,
+        "duplicate key",
+        response,
+        400,
+        "duplicate_key",
+        Some("external_id"),
+    )
+    .await;
+
+    // Client timestamps in a plausible range only.
+    for (case, raised_at) in [
+        ("raised_at in year 0", "0000-01-01T00:00:00Z"),
+        ("raised_at two years back", "2024-01-01T00:00:00Z"),
+        ("raised_at next year", "2027-06-01T00:00:00Z"),
+    ] {
+        let mut document = intake_document(&external_id());
+        document["raised_at"] = json!(raised_at);
+        let response = app.post(intake, actors::INTAKE, &document).await;
+        expect_refused(
+            &app,
+            case,
+            response,
+            400,
+            "invalid_value",
+            Some("raised_at"),
+        )
+        .await;
+    }
+
     let mut wrong_type = intake_document(&external_id());
     wrong_type["anonymous"] = json!("yes");
     let response = app.post(intake, actors::INTAKE, &wrong_type).await;

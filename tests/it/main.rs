@@ -2,6 +2,7 @@
 mod audit;
 mod browser;
 mod concurrency;
+mod contact_changes;
 mod dashboard;
 mod deploy_kit;
 mod e2e_corrections;
@@ -21,6 +22,7 @@ mod notify;
 mod open311;
 mod openapi;
 mod privacy;
+mod privacy_notify;
 mod projections;
 mod projector;
 mod python_example;

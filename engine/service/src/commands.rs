@@ -10,8 +10,11 @@
 //!
 //! Intake turns an [`IntakeDocument`] into a `receive` command: it validates at the edge,
 //! derives the request id from `<channel>:<external_id>` (so a resubmission finds the same
-//! request), stores the contact in the [`ContactStore`] and puts only its reference into the
-//! event.
+//! request) and puts only a contact reference into the event. The contact itself goes into
+//! the [`ContactStore`] only once the core has decided that this `receive` creates the
+//! request, under the request's lock and before the commit is appended: a retried or duplicate
+//! intake never changes the contact a request was received with, and a contact whose request
+//! was then not recorded is discarded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -28,9 +31,10 @@ use uuid::Uuid;
 
 use crate::cache::{CachedRequest, RequestCache};
 use crate::clock::IdSource;
-use crate::contacts::{ContactError, ContactStore};
+use crate::contacts::{ContactError, ContactStore, PutOutcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::Metrics;
+use schemas::intake::ResidentContact;
 
 /// How often a command is decided again after losing a race to another writer.
 const MAX_ATTEMPTS: u32 = 8;
@@ -44,6 +48,9 @@ pub const CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2
 pub const MAX_ATTACHMENTS: usize = 20;
 /// Longest accepted text, in characters.
 pub const MAX_TEXT_CHARS: usize = 10_000;
+/// How far in the past an intake's `raised_at` may lie, in days: a live channel forwards
+/// what residents raised recently; history comes through `bianmin import`.
+pub const RAISED_AT_MAX_AGE_DAYS: i64 = 366;
 /// Longest accepted external id, in characters.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 
@@ -211,6 +218,15 @@ impl From<ContactError> for CommandError {
     }
 }
 
+/// A contact write that goes with a command: made after the core decided to record the
+/// command and before its commit is appended, under the request's lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ContactWrite<'a> {
+    /// The contact sent with a `receive`: stored only when that receive creates the request,
+    /// never replacing a stored contact.
+    Intake(&'a ContactRef, &'a ResidentContact),
+}
+
 /// Loads, decides, records. Cheap to clone.
 #[derive(Clone)]
 pub struct CommandService {
@@ -315,6 +331,16 @@ impl CommandService {
 
     /// Decides and records one command.
     pub async fn execute(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
+        self.execute_with(request, None).await
+    }
+
+    /// Decides and records one command, writing `contact` to the contact store once the core
+    /// has decided to record it (see [`ContactWrite`]).
+    pub(crate) async fn execute_with(
+        &self,
+        request: CommandRequest,
+        contact: Option<ContactWrite<'_>>,
+    ) -> Result<CommandOutcome, CommandError> {
         let kind = request.command.kind();
         let span = tracing::info_span!(
             "command",
@@ -322,7 +348,10 @@ impl CommandService {
             command_id = %request.command_id,
             command = kind.as_str(),
         );
-        let result = self.execute_locked(request).instrument(span.clone()).await;
+        let result = self
+            .execute_locked(request, contact)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         match &result {
             Ok(outcome) if outcome.duplicate => {
@@ -355,6 +384,7 @@ impl CommandService {
     async fn execute_locked(
         &self,
         request: CommandRequest,
+        contact: Option<ContactWrite<'_>>,
     ) -> Result<CommandOutcome, CommandError> {
         let lock = self.lock_for(request.request_id);
         let _guard = lock.lock().await;
@@ -364,7 +394,7 @@ impl CommandService {
         // duplicate (the same receive) or conflict, and the next attempt loads it.
         let mut assume_new = request.command.kind() == CommandKind::Receive;
         for _attempt in 0..MAX_ATTEMPTS {
-            match self.attempt(&request, assume_new).await {
+            match self.attempt(&request, assume_new, contact).await {
                 Err(CommandError::Conflict { .. }) => {
                     if !assume_new {
                         self.inner.metrics.conflict();
@@ -386,6 +416,7 @@ impl CommandService {
         &self,
         request: &CommandRequest,
         assume_new: bool,
+        contact: Option<ContactWrite<'_>>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
         let cached = match (assume_new, self.cached(id)) {
@@ -451,8 +482,14 @@ impl CommandService {
             events: envelopes,
             signature: None,
         };
+        let stored_now = self.write_contact(contact).await?;
         let started = Instant::now();
         let appended = self.inner.log.append(&commit, cached.position).await;
+        if stored_now.is_some() && !matches!(&appended, Ok(a) if !a.duplicate) {
+            // The request existed after all (or nothing was recorded): what this attempt
+            // stored belongs to no request.
+            self.discard_contact(stored_now).await;
+        }
         self.inner
             .metrics
             .append_duration(started.elapsed().as_secs_f64());
@@ -486,6 +523,29 @@ impl CommandService {
             events: commit.events,
             duplicate: false,
         })
+    }
+
+    /// Makes `contact`'s write; returns the reference when an intake stored a new contact
+    /// (to discard should its commit not be recorded).
+    async fn write_contact(
+        &self,
+        contact: Option<ContactWrite<'_>>,
+    ) -> Result<Option<ContactRef>, CommandError> {
+        let contacts = &self.inner.contacts;
+        match contact {
+            None => Ok(None),
+            Some(ContactWrite::Intake(reference, data)) => {
+                Ok((contacts.put(reference, data).await? == PutOutcome::Stored)
+                    .then(|| reference.clone()))
+            }
+        }
+    }
+
+    async fn discard_contact(&self, stored: Option<ContactRef>) {
+        let Some(reference) = stored else { return };
+        if let Err(error) = self.inner.contacts.discard(&reference).await {
+            tracing::warn!(contact_ref = %reference.0, %error, "could not discard an unused contact");
+        }
     }
 
     /// The outcome a command recorded earlier, read back from the log.
@@ -542,20 +602,15 @@ impl CommandService {
         validate_intake(&document, &self.inner.policy, now)?;
         let request_id = intake_request_id(&document);
         let command_id = Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes());
-        let contact_ref = match (&document.contact, document.anonymous) {
-            // Anonymous residents' contact data is never stored, even when sent.
-            (_, true) | (None, _) => None,
-            (Some(contact), false) => {
-                let contact_ref =
-                    ContactRef(Uuid::new_v5(&CONTACT_NAMESPACE, request_id.as_bytes()));
-                self.inner.contacts.put(&contact_ref, contact).await?;
-                Some(contact_ref)
-            }
-        };
+        // Anonymous residents' contact data is never stored, even when sent.
+        let contact = document.contact.filter(|_| !document.anonymous);
+        let contact_ref = contact
+            .as_ref()
+            .map(|_| ContactRef(Uuid::new_v5(&CONTACT_NAMESPACE, request_id.as_bytes())));
         let command = Command::Receive(Receive {
             channel: document.channel,
             external_id: document.external_id,
-            contact_ref,
+            contact_ref: contact_ref.clone(),
             anonymous: document.anonymous,
             confidential: document.confidential,
             no_reply_requested: document.no_reply_requested,
@@ -573,7 +628,11 @@ impl CommandService {
             actor,
             command,
         };
-        match self.execute(request).await {
+        let write = contact_ref
+            .as_ref()
+            .zip(contact.as_ref())
+            .map(|(reference, data)| ContactWrite::Intake(reference, data));
+        match self.execute_with(request, write).await {
             Ok(outcome) if !outcome.duplicate => Ok(IntakeOutcome {
                 request_id,
                 created: true,
@@ -808,6 +867,19 @@ pub fn validate_intake(
             "invalid_value",
             "raised_at",
             "raised_at lies in the future",
+        ));
+    }
+    if document
+        .raised_at
+        .is_some_and(|raised| raised < now - chrono::Duration::days(RAISED_AT_MAX_AGE_DAYS))
+    {
+        return Err(CommandError::invalid(
+            "invalid_value",
+            "raised_at",
+            format!(
+                "raised_at lies more than {RAISED_AT_MAX_AGE_DAYS} days in the past; \
+                 older requests are brought in with `bianmin import`"
+            ),
         ));
     }
     Ok(())

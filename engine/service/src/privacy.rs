@@ -775,6 +775,14 @@ pub mod http {
                 Some("request_id"),
             )
         })?;
+        // Rights before facts: who may not read contact data hears the same whether the
+        // request exists or not.
+        if !may_read_contacts(&privacy.config, &actor) {
+            return Err(ApiError::forbidden(format!(
+                "`{}` is not permitted to read contact data",
+                actor.id
+            )));
+        }
         let service = &app.commands;
         if service
             .log()

@@ -87,8 +87,8 @@ impl From<&DecodeError> for ApiError {
     }
 }
 
-/// A JSON body decoded with serde, whose every failure (too large, not JSON, unknown field,
-/// wrong type) is answered with our structured error rather than axum's plain-text one.
+/// A JSON body decoded with serde, whose every failure (too large, not JSON, a key twice in one
+/// object, unknown field, wrong type) is answered with our structured error rather than axum's plain-text one.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -101,6 +101,14 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
+        if let Some(crate::json_keys::DuplicateKey(key)) = crate::json_keys::duplicate_key(&bytes) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "duplicate_key",
+                format!("the key `{key}` appears more than once in one object"),
+                Some(&key),
+            ));
+        }
         let value = if bytes.iter().all(u8::is_ascii_whitespace) {
             serde_json::Value::Null
         } else {

@@ -60,6 +60,13 @@ pub(crate) fn decode(
         ));
     };
     check_size(cfg, payload)?;
+    if let Some(crate::json_keys::DuplicateKey(key)) = crate::json_keys::duplicate_key(payload) {
+        return Err(Reply::error(
+            "duplicate_key",
+            format!("the key `{key}` appears more than once in one object"),
+            Some(&key),
+        ));
+    }
     let document: IntakeDocument = serde_json::from_slice(payload)
         .map_err(|e| Reply::Error((&schemas::DecodeError::from_serde(e)).into()))?;
     if document.channel != channel {

@@ -18,6 +18,10 @@ pub struct NotifyConfig {
     /// Replicas of the JetStream stream `<PREFIX>_NOTIFY` capturing `<prefix>.notify.>`
     /// (names: [`schemas::names`]).
     pub replicas: usize,
+    /// How long the notification stream keeps a document, seconds (default 3 days: long
+    /// enough for a gateway consumer to be down over a weekend, short enough that the
+    /// stream is no archive). Documents there carry no recipient either way.
+    pub max_age_secs: u64,
     /// A template file replacing the built-in `deploy/notify/templates.toml`.
     pub templates_file: Option<PathBuf>,
     /// Locale of the texts (falls back to the template set's default locale).
@@ -67,6 +71,7 @@ impl Default for NotifyConfig {
         NotifyConfig {
             enabled: true,
             replicas: 1,
+            max_age_secs: 3 * 24 * 3600,
             templates_file: None,
             locale: "zh-CN".into(),
             kinds: NotifyKind::ALL.to_vec(),
@@ -94,6 +99,11 @@ impl NotifyConfig {
         }
         if self.webhook_timeout_ms == 0 {
             return Err("notify.webhook_timeout_ms must be positive".into());
+        }
+        if self.max_age_secs == 0 {
+            return Err(
+                "notify.max_age_secs must be positive (0 would keep documents forever)".into(),
+            );
         }
         if self.replicas == 0 || self.replicas > 5 {
             return Err("notify.replicas must be between 1 and 5".into());
@@ -127,14 +137,14 @@ impl NotifyConfig {
         stream::Config {
             name: names.notify_stream(),
             description: Some(
-                "Bianmin resident notifications (carry contact data: resident gateways only)"
-                    .into(),
+                "Bianmin resident notifications (references and texts, no contact data)".into(),
             ),
             subjects: vec![names.notify_wildcard()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             num_replicas: self.replicas,
             duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(self.max_age_secs),
             ..Default::default()
         }
     }

@@ -75,11 +75,20 @@ impl Sender {
     }
 
     /// Sends `document` (with its recipient) on `channel`; `Err` names why it failed.
+    ///
+    /// The JetStream stream keeps what is published for `notify.max_age_secs`, so what goes
+    /// there carries no recipient: no name or phone outlives the delivery. Only a webhook,
+    /// answered at once and signed, receives the recipient.
     pub async fn send(&self, channel: &str, document: &NotificationDocument) -> Result<(), String> {
-        let body = serde_json::to_vec(document).map_err(|e| e.to_string())?;
         if channel == "nats" {
-            return self.publish(document, body).await;
+            let stored = NotificationDocument {
+                recipient: None,
+                ..document.clone()
+            };
+            let body = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
+            return self.publish(&stored, body).await;
         }
+        let body = serde_json::to_vec(document).map_err(|e| e.to_string())?;
         let name = channel.strip_prefix("webhook:").unwrap_or(channel);
         let Some(webhook) = self.webhooks.iter().find(|w| w.name() == name) else {
             return Err(format!("no webhook named `{name}` is configured"));

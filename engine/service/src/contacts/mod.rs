@@ -12,6 +12,12 @@
 //! Every intake writes here before its `receive` is recorded, so writes use group commit
 //! (see [`ContactStore`]): one transaction and one fsync for all the writes queued at once,
 //! instead of one each.
+//!
+//! Erasure destroys, it does not only hide: every connection runs with `secure_delete=ON`
+//! (freed cells and pages are overwritten with zeros), an erase deletes the ciphertext as well
+//! as the key, and the transaction holding an erase is followed by
+//! `wal_checkpoint(TRUNCATE)` before the erase is confirmed, so neither the database file nor
+//! its write-ahead log keeps a copy of the key or the ciphertext once `erase` returns.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -88,8 +94,9 @@ struct Write {
     now: String,
     /// What to write.
     op: WriteOp,
-    /// Put: always `true`; erase: whether a key was destroyed.
-    reply: oneshot::Sender<Result<bool, ContactError>>,
+    /// Put: how it ended; erase: whether a key was destroyed; discard: whether anything was
+    /// removed.
+    reply: oneshot::Sender<Result<PutOutcome, ContactError>>,
 }
 
 enum WriteOp {
@@ -97,9 +104,33 @@ enum WriteOp {
     Put {
         plaintext: Vec<u8>,
         fresh_key: Vec<u8>,
+        /// Whether a contact already stored under the reference is replaced (a correction)
+        /// or kept (an intake: a second intake never changes a stored contact).
+        replace: bool,
     },
-    /// Destroy the key.
+    /// Destroy the key and the ciphertext, keeping a tombstone (erasure is final).
     Erase,
+    /// Remove a contact stored for a request that was then not recorded, leaving no
+    /// tombstone: the reference may be used again.
+    Discard,
+}
+
+impl WriteOp {
+    /// Whether the store must be checkpointed before this write is confirmed.
+    fn destroys(&self) -> bool {
+        matches!(self, WriteOp::Erase | WriteOp::Discard)
+    }
+}
+
+/// How a put ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The contact is now stored (new, or replacing the previous one).
+    Stored,
+    /// A contact was already stored under the reference and was kept.
+    Kept,
+    /// The reference was erased: nothing is stored, ever again.
+    Erased,
 }
 
 const SCHEMA: [&str; 2] = [
@@ -126,6 +157,9 @@ impl ContactStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // Deleted content (an erased key, a discarded ciphertext) is overwritten with
+            // zeros in the page that held it instead of left in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         // One connection: the only writer of this process.
         let writer = SqlitePoolOptions::new()
@@ -173,7 +207,11 @@ impl ContactStore {
     }
 
     /// Queues a write and waits until the transaction holding it has committed.
-    async fn write(&self, contact_ref: &ContactRef, op: WriteOp) -> Result<bool, ContactError> {
+    async fn write(
+        &self,
+        contact_ref: &ContactRef,
+        op: WriteOp,
+    ) -> Result<PutOutcome, ContactError> {
         let (reply, confirmed) = oneshot::channel();
         let write = Write {
             contact_ref: contact_ref.clone(),
@@ -186,14 +224,34 @@ impl ContactStore {
         confirmed.await.map_err(|_| writer_gone())?
     }
 
-    /// Stores `contact` under `contact_ref`, replacing what was there. Idempotent; a
-    /// reference whose key was erased stays erased (erasure is final). Returns once the
-    /// write is durable.
+    /// Stores `contact` under `contact_ref` unless a contact is stored there already, which is
+    /// kept: intake calls this, and a retried or duplicate intake never changes the contact a
+    /// request was received with. A reference whose key was erased stays erased (erasure is
+    /// final). Returns once the write is durable.
     pub async fn put(
         &self,
         contact_ref: &ContactRef,
         contact: &ResidentContact,
-    ) -> Result<(), ContactError> {
+    ) -> Result<PutOutcome, ContactError> {
+        self.put_op(contact_ref, contact, false).await
+    }
+
+    /// Stores `contact` under `contact_ref`, replacing what was there: an explicit correction.
+    /// An erased reference stays erased.
+    pub async fn replace(
+        &self,
+        contact_ref: &ContactRef,
+        contact: &ResidentContact,
+    ) -> Result<PutOutcome, ContactError> {
+        self.put_op(contact_ref, contact, true).await
+    }
+
+    async fn put_op(
+        &self,
+        contact_ref: &ContactRef,
+        contact: &ResidentContact,
+        replace: bool,
+    ) -> Result<PutOutcome, ContactError> {
         let plaintext =
             serde_json::to_vec(contact).map_err(|_| ContactError::Corrupt(contact_ref.0))?;
         let fresh_key = ChaCha20Poly1305::generate_key(&mut OsRng).to_vec();
@@ -202,10 +260,16 @@ impl ContactStore {
             WriteOp::Put {
                 plaintext,
                 fresh_key,
+                replace,
             },
         )
         .await
-        .map(|_| ())
+    }
+
+    /// Removes the contact under `contact_ref` without a tombstone, for a put whose request
+    /// was then not recorded. Returns once nothing of it is left on disk.
+    pub async fn discard(&self, contact_ref: &ContactRef) -> Result<(), ContactError> {
+        self.write(contact_ref, WriteOp::Discard).await.map(|_| ())
     }
 
     /// The contact under `contact_ref`: `None` when never stored.
@@ -214,8 +278,8 @@ impl ContactStore {
         contact_ref: &ContactRef,
     ) -> Result<Option<StoredContact>, ContactError> {
         let row = sqlx::query(
-            "SELECT c.nonce, c.ciphertext, k.key FROM resident_contacts c
-             JOIN contact_keys k ON k.key_id = c.key_id WHERE c.contact_ref = ?",
+            "SELECT c.nonce, c.ciphertext, k.key FROM contact_keys k
+             LEFT JOIN resident_contacts c ON c.key_id = k.key_id WHERE k.key_id = ?",
         )
         .bind(contact_ref.0.to_string())
         .fetch_optional(&self.readers)
@@ -225,8 +289,11 @@ impl ContactStore {
         let Some(key_bytes): Option<Vec<u8>> = row.try_get("key")? else {
             return Ok(Some(StoredContact::Erased));
         };
-        let nonce: Vec<u8> = row.try_get("nonce")?;
-        let ciphertext: Vec<u8> = row.try_get("ciphertext")?;
+        let (Some(nonce), Some(ciphertext)): (Option<Vec<u8>>, Option<Vec<u8>>) =
+            (row.try_get("nonce")?, row.try_get("ciphertext")?)
+        else {
+            return Ok(None);
+        };
         if key_bytes.len() != 32 || nonce.len() != 12 {
             return Err(corrupt());
         }
@@ -244,10 +311,12 @@ impl ContactStore {
         Ok(Some(StoredContact::Present(contact)))
     }
 
-    /// Erases the contact by destroying its key; returns whether there was a key to destroy.
-    /// Returns once the erasure is durable.
+    /// Erases the contact by destroying its key and its ciphertext; returns whether there was
+    /// a key to destroy. Returns once the erasure is durable and the store is checkpointed:
+    /// no file of the store (database, `-wal`, `-shm`) holds the key or the ciphertext any
+    /// more. Erasing again is harmless and checkpoints again.
     pub async fn erase(&self, contact_ref: &ContactRef) -> Result<bool, ContactError> {
-        self.write(contact_ref, WriteOp::Erase).await
+        Ok(self.write(contact_ref, WriteOp::Erase).await? == PutOutcome::Stored)
     }
 
     /// Checks the database answers.
@@ -271,6 +340,18 @@ impl ContactStore {
             None => None,
         })
     }
+
+    /// The raw stored key, for checks that an erased key is gone from every file.
+    #[doc(hidden)]
+    pub async fn raw_key(&self, contact_ref: &ContactRef) -> Result<Option<Vec<u8>>, ContactError> {
+        Ok(
+            sqlx::query_scalar("SELECT key FROM contact_keys WHERE key_id = ?")
+                .bind(contact_ref.0.to_string())
+                .fetch_optional(&self.readers)
+                .await?
+                .flatten(),
+        )
+    }
 }
 
 /// The writer task: takes every queued write, applies them in one transaction, commits, then
@@ -278,7 +359,20 @@ impl ContactStore {
 async fn run_writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     while queue.recv_many(&mut batch, WRITE_BATCH_MAX).await > 0 {
-        let results = write_batch(&pool, &batch).await;
+        let mut results = write_batch(&pool, &batch).await;
+        if batch.iter().any(|w| w.op.destroys())
+            && let Err(error) = checkpoint(&pool).await
+        {
+            // The erasure is committed but old pages may still be in the WAL: the caller
+            // hears of it and erases again (idempotent, checkpoints again).
+            for (write, result) in batch.iter().zip(results.iter_mut()) {
+                if write.op.destroys() && result.is_ok() {
+                    *result = Err(ContactError::Unavailable(format!(
+                        "erased, but the store could not be checkpointed: {error}"
+                    )));
+                }
+            }
+        }
         for (write, result) in batch.drain(..).zip(results) {
             // A caller that stopped waiting does not stop the others.
             let _ = write.reply.send(result);
@@ -286,8 +380,26 @@ async fn run_writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
     }
 }
 
+/// Copies every page of the WAL into the database file and truncates the WAL to zero bytes, so
+/// the page images written before an erasure (holding the key) are gone from the WAL. Waits
+/// for readers of older snapshots (busy timeout), retrying a few times.
+async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for _ in 0..20 {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(sqlx::Error::Protocol(
+        "wal_checkpoint(TRUNCATE) stayed busy".into(),
+    ))
+}
+
 /// Applies `batch` in one transaction (see [`crate::sqlite_batch::write_batch`]).
-async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Vec<Result<bool, ContactError>> {
+async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Vec<Result<PutOutcome, ContactError>> {
     crate::sqlite_batch::write_batch(
         pool,
         batch,
@@ -301,10 +413,14 @@ async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Vec<Result<bool, Con
 async fn apply(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     write: &Write,
-) -> Result<bool, ContactError> {
+) -> Result<PutOutcome, ContactError> {
     let id = write.contact_ref.0.to_string();
-    let (plaintext, fresh_key) = match &write.op {
+    let (plaintext, fresh_key, replace) = match &write.op {
         WriteOp::Erase => {
+            sqlx::query("DELETE FROM resident_contacts WHERE contact_ref = ?")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
             let result = sqlx::query(
                 "UPDATE contact_keys SET key = NULL, erased_at = ?
                  WHERE key_id = ? AND key IS NOT NULL",
@@ -313,12 +429,29 @@ async fn apply(
             .bind(&id)
             .execute(&mut **tx)
             .await?;
-            return Ok(result.rows_affected() > 0);
+            return Ok(if result.rows_affected() > 0 {
+                PutOutcome::Stored
+            } else {
+                PutOutcome::Kept
+            });
+        }
+        WriteOp::Discard => {
+            sqlx::query("DELETE FROM resident_contacts WHERE contact_ref = ?")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            // An erased reference keeps its tombstone.
+            sqlx::query("DELETE FROM contact_keys WHERE key_id = ? AND key IS NOT NULL")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(PutOutcome::Stored);
         }
         WriteOp::Put {
             plaintext,
             fresh_key,
-        } => (plaintext, fresh_key),
+            replace,
+        } => (plaintext, fresh_key, *replace),
     };
     // The key id is the reference itself, so concurrent first puts (from this or another
     // process) agree on one key: whichever insert wins, both read the winner's key back.
@@ -337,8 +470,18 @@ async fn apply(
         .await?;
     let Some(key_bytes) = key else {
         // Erased: erasure is final, nothing is stored.
-        return Ok(true);
+        return Ok(PutOutcome::Erased);
     };
+    if !replace {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM resident_contacts WHERE contact_ref = ?")
+                .bind(&id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if stored.is_some() {
+            return Ok(PutOutcome::Kept);
+        }
+    }
     let corrupt = || ContactError::Corrupt(write.contact_ref.0);
     if key_bytes.len() != 32 {
         return Err(corrupt());
@@ -367,147 +510,8 @@ async fn apply(
     .bind(&write.now)
     .execute(&mut **tx)
     .await?;
-    Ok(true)
+    Ok(PutOutcome::Stored)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use engine_core::ManualClock;
-
-    fn contact() -> ResidentContact {
-        ResidentContact {
-            name: Some("Wang Fang".into()),
-            phone: Some("13800001111".into()),
-            id_number: None,
-            address_detail: Some("Building 3, Unit 2".into()),
-        }
-    }
-
-    async fn store() -> ContactStore {
-        let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
-        ContactStore::in_memory(clock).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_stored_contact_reads_back_and_is_not_stored_in_plaintext() {
-        let store = store().await;
-        let reference = ContactRef(uuid::Uuid::from_u128(7));
-        store.put(&reference, &contact()).await.unwrap();
-        assert_eq!(
-            store.get(&reference).await.unwrap(),
-            Some(StoredContact::Present(contact()))
-        );
-        let raw = store.raw_ciphertext(&reference).await.unwrap().unwrap();
-        let needle = b"13800001111";
-        assert!(!raw.windows(needle.len()).any(|w| w == needle));
-    }
-
-    #[tokio::test]
-    async fn put_twice_keeps_one_record_with_the_latest_content() {
-        let store = store().await;
-        let reference = ContactRef(uuid::Uuid::from_u128(8));
-        store.put(&reference, &contact()).await.unwrap();
-        let mut changed = contact();
-        changed.phone = Some("13900002222".into());
-        store.put(&reference, &changed).await.unwrap();
-        assert_eq!(
-            store.get(&reference).await.unwrap(),
-            Some(StoredContact::Present(changed))
-        );
-    }
-
-    #[tokio::test]
-    async fn erasure_destroys_the_key_and_is_final() {
-        let store = store().await;
-        let reference = ContactRef(uuid::Uuid::from_u128(9));
-        store.put(&reference, &contact()).await.unwrap();
-        assert!(store.erase(&reference).await.unwrap());
-        assert_eq!(
-            store.get(&reference).await.unwrap(),
-            Some(StoredContact::Erased)
-        );
-        store.put(&reference, &contact()).await.unwrap();
-        assert_eq!(
-            store.get(&reference).await.unwrap(),
-            Some(StoredContact::Erased)
-        );
-        assert!(!store.erase(&reference).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn concurrent_puts_on_a_file_are_all_durable_and_readable() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("contacts.db");
-        let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
-        let store = ContactStore::open_sqlite(&path, clock.clone())
-            .await
-            .unwrap();
-        let puts = (0..300u128).map(|i| {
-            let store = store.clone();
-            async move {
-                let mut contact = contact();
-                contact.phone = Some(format!("1380000{i:04}"));
-                store
-                    .put(&ContactRef(uuid::Uuid::from_u128(1000 + i)), &contact)
-                    .await
-            }
-        });
-        for result in futures::future::join_all(puts).await {
-            result.unwrap();
-        }
-        drop(store);
-        // A fresh handle on the same file sees every acknowledged put.
-        let reopened = ContactStore::open_sqlite(&path, clock).await.unwrap();
-        for i in 0..300u128 {
-            let Some(StoredContact::Present(read)) = reopened
-                .get(&ContactRef(uuid::Uuid::from_u128(1000 + i)))
-                .await
-                .unwrap()
-            else {
-                panic!("contact {i} missing");
-            };
-            assert_eq!(read.phone, Some(format!("1380000{i:04}")));
-        }
-    }
-
-    #[tokio::test]
-    async fn a_failing_write_does_not_fail_the_others_queued_with_it() {
-        let store = store().await;
-        let broken = ContactRef(uuid::Uuid::from_u128(20));
-        sqlx::query("INSERT INTO contact_keys (key_id, key, created_at) VALUES (?, ?, 'x')")
-            .bind(broken.0.to_string())
-            .bind(vec![0u8; 5])
-            .execute(&store.readers)
-            .await
-            .unwrap();
-        let others: Vec<ContactRef> = (21..40u128)
-            .map(|i| ContactRef(uuid::Uuid::from_u128(i)))
-            .collect();
-        let contact = contact();
-        let (broken_result, other_results) = tokio::join!(
-            store.put(&broken, &contact),
-            futures::future::join_all(others.iter().map(|r| store.put(r, &contact)))
-        );
-        assert!(matches!(broken_result, Err(ContactError::Corrupt(id)) if id == broken.0));
-        for (reference, result) in others.iter().zip(other_results) {
-            result.unwrap();
-            assert_eq!(
-                store.get(reference).await.unwrap(),
-                Some(StoredContact::Present(contact.clone()))
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn an_unknown_reference_is_none() {
-        let store = store().await;
-        assert_eq!(
-            store
-                .get(&ContactRef(uuid::Uuid::from_u128(10)))
-                .await
-                .unwrap(),
-            None
-        );
-    }
-}
+mod tests;
