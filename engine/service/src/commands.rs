@@ -485,9 +485,15 @@ impl CommandService {
         let stored_now = self.write_contact(contact).await?;
         let started = Instant::now();
         let appended = self.inner.log.append(&commit, cached.position).await;
-        if stored_now.is_some() && !matches!(&appended, Ok(a) if !a.duplicate) {
-            // The request existed after all (or nothing was recorded): what this attempt
-            // stored belongs to no request.
+        // The request existed after all, or the log refused the commit: what this attempt
+        // stored belongs to no request. An unavailable log may still have recorded it (an
+        // ambiguous append), so the contact stays for the retry that finds the request.
+        let not_recorded = match &appended {
+            Ok(appended) => appended.duplicate,
+            Err(LogError::Unavailable(_)) => false,
+            Err(_) => true,
+        };
+        if stored_now.is_some() && not_recorded {
             self.discard_contact(stored_now).await;
         }
         self.inner
