@@ -381,12 +381,21 @@ pub fn encode_cursor(key: &[String]) -> String {
     hex::encode(serde_json::to_vec(key).unwrap_or_default())
 }
 
+fn bad_cursor() -> ProjectionError {
+    ProjectionError::InvalidParam {
+        field: "cursor".into(),
+        reason: "not a cursor this list made".into(),
+    }
+}
+
 /// Decodes a cursor made by [`encode_cursor`].
+/// A key holding a control character (NUL cannot reach PostgreSQL) is no cursor of ours.
 pub fn decode_cursor(c: &str) -> Result<Vec<String>, ProjectionError> {
     hex::decode(c)
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ProjectionError::BadQuery("invalid cursor".into()))
+        .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
+        .filter(|key| key.iter().all(|k| !k.chars().any(char::is_control)))
+        .ok_or_else(bad_cursor)
 }
 
 /// One page of a list.
@@ -622,8 +631,14 @@ impl Projections {
                 );
             }
             RequestList::DueSoon(window) => {
+                let until = q.now.checked_add_signed(*window).ok_or_else(|| {
+                    ProjectionError::InvalidParam {
+                        field: "within_hours".into(),
+                        reason: "the window ends beyond the representable time".into(),
+                    }
+                })?;
                 args.push(q.now.into());
-                args.push((q.now + *window).into());
+                args.push(until.into());
                 wher += &format!(
                     " AND is_open AND NOT overdue AND {RUNNING} AND due_at >= ${} AND due_at < ${}",
                     args.len() - 1,
@@ -650,17 +665,17 @@ impl Projections {
         if let Some(c) = &q.cursor {
             let key = decode_cursor(c)?;
             let [k, id] = key.as_slice() else {
-                return Err(ProjectionError::BadQuery("invalid cursor".into()));
+                return Err(bad_cursor());
             };
             if by_position {
                 let k: i64 = k
                     .parse()
-                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                    .map_err(|_| bad_cursor())?;
                 args.push(k.into());
             } else {
                 let k: DateTime<Utc> = k
                     .parse()
-                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                    .map_err(|_| bad_cursor())?;
                 args.push(k.into());
             }
             args.push(id.clone().into());
@@ -723,11 +738,11 @@ impl Projections {
         if let Some(c) = cursor {
             let key = decode_cursor(c)?;
             let [k, id] = key.as_slice() else {
-                return Err(ProjectionError::BadQuery("invalid cursor".into()));
+                return Err(bad_cursor());
             };
             let k: i64 = k
                 .parse()
-                .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                .map_err(|_| bad_cursor())?;
             args.push(k.into());
             args.push(id.clone().into());
             let (a, b) = (args.len() - 1, args.len());

@@ -648,7 +648,9 @@ pub async fn list_requests(
     let end = parse_date(&params, "end_date")?.unwrap_or(now);
     let start = match parse_date(&params, "start_date")? {
         Some(start) => start,
-        None => end - Duration::days(i64::from(state.config.list_days)),
+        None => end
+            .checked_sub_signed(Duration::days(i64::from(state.config.list_days)))
+            .ok_or_else(|| Open311Error::bad_request("end_date is out of range"))?,
     };
     if start > end {
         return Err(Open311Error::bad_request("start_date is after end_date"));
