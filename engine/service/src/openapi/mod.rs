@@ -8,6 +8,7 @@
 //! committed file drifts from [`document`], when a route of the router is missing from the
 //! document, or when a documented route does not exist.
 
+pub mod operation;
 pub mod routes;
 
 use schemars::JsonSchema;
