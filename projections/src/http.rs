@@ -70,7 +70,11 @@ struct Params(HashMap<String, String>);
 
 impl Params {
     /// Parses `raw`, allowing the dimension filters when `dims` and the names in `allowed`.
-    fn parse(raw: Option<&str>, dims: bool, allowed: &[&[&str]]) -> Result<Params, ProjectionError> {
+    fn parse(
+        raw: Option<&str>,
+        dims: bool,
+        allowed: &[&[&str]],
+    ) -> Result<Params, ProjectionError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
             .map_err(|e| ProjectionError::BadQuery(format!("invalid query string: {e}")))?;
         let mut map = HashMap::new();
@@ -200,7 +204,7 @@ fn list_query(p: &Params, list: RequestList) -> Result<ListQuery, ProjectionErro
         filter: filter(p)?,
         since_position: since_position(p)?,
         limit: limit(p)?,
-        cursor: p.get("cursor").cloned(),
+        cursor: p.get("cursor").filter(|c| !c.is_empty()).cloned(),
         now: now(p)?,
     })
 }
@@ -290,7 +294,10 @@ async fn department(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
     let code = segment("code", code)?;
-    list(&s, raw.as_deref(), &[], |_| Ok(RequestList::Department(code))).await
+    list(&s, raw.as_deref(), &[], |_| {
+        Ok(RequestList::Department(code))
+    })
+    .await
 }
 
 async fn unassigned(
@@ -315,7 +322,9 @@ async fn upward(
             p.flag("open")?,
             since_position(&p)?,
             limit(&p)?,
-            p.get("cursor").map(String::as_str),
+            p.get("cursor")
+                .map(String::as_str)
+                .filter(|c| !c.is_empty()),
         )
         .await?;
     Ok(Json(page).into_response())
@@ -340,7 +349,7 @@ async fn rankings(
         satisfaction: p.weight("w3")?.unwrap_or(d.satisfaction),
     };
     let all = s.department_ranking(&month, w, now).await?;
-    let offset: usize = match p.get("cursor") {
+    let offset: usize = match p.get("cursor").filter(|c| !c.is_empty()) {
         Some(c) => crate::query::decode_cursor(c)?
             .first()
             .and_then(|o| o.parse().ok())

@@ -668,14 +668,10 @@ impl Projections {
                 return Err(bad_cursor());
             };
             if by_position {
-                let k: i64 = k
-                    .parse()
-                    .map_err(|_| bad_cursor())?;
+                let k: i64 = k.parse().map_err(|_| bad_cursor())?;
                 args.push(k.into());
             } else {
-                let k: DateTime<Utc> = k
-                    .parse()
-                    .map_err(|_| bad_cursor())?;
+                let k: DateTime<Utc> = k.parse().map_err(|_| bad_cursor())?;
                 args.push(k.into());
             }
             args.push(id.clone().into());
@@ -740,9 +736,7 @@ impl Projections {
             let [k, id] = key.as_slice() else {
                 return Err(bad_cursor());
             };
-            let k: i64 = k
-                .parse()
-                .map_err(|_| bad_cursor())?;
+            let k: i64 = k.parse().map_err(|_| bad_cursor())?;
             args.push(k.into());
             args.push(id.clone().into());
             let (a, b) = (args.len() - 1, args.len());

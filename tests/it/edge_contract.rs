@@ -24,10 +24,16 @@ async fn refused(case: &str, response: reqwest::Response, status: u16, field: Op
         .to_owned();
     let text = response.text().await.unwrap_or_default();
     assert_eq!(got, status, "{case}: status ({text})");
-    assert!(media.starts_with("application/json"), "{case}: {media} {text}");
+    assert!(
+        media.starts_with("application/json"),
+        "{case}: {media} {text}"
+    );
     let body: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{case}: not JSON ({e}): {text}"));
-    assert!(body["code"].as_str().is_some_and(|c| !c.is_empty()), "{case}: {body}");
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{case}: {body}"
+    );
     let message = body["message"].as_str().unwrap_or_default();
     assert!(!message.is_empty(), "{case}: {body}");
     assert!(
@@ -73,7 +79,10 @@ async fn out_of_range_numbers_are_refused_naming_the_parameter() {
     for (query, field) in [
         ("/api/v1/requests?limit=0", "limit"),
         ("/api/v1/requests?limit=1001", "limit"),
-        ("/api/v1/requests?since_position=18446744073709551615", "since_position"),
+        (
+            "/api/v1/requests?since_position=18446744073709551615",
+            "since_position",
+        ),
         ("/api/v1/upward?limit=-1", "limit"),
         ("/api/v1/rankings/departments?w1=NaN", "w1"),
         ("/api/v1/rankings/departments?w2=1e308", "w2"),
@@ -106,7 +115,11 @@ async fn nul_and_invalid_text_are_refused_at_the_edge() {
         refused(path, response, 400, Some(field)).await;
     }
     let response = app
-        .post_raw("/api/v1/requests/%FF%FE/accept", actors::STATION, b"{}".to_vec())
+        .post_raw(
+            "/api/v1/requests/%FF%FE/accept",
+            actors::STATION,
+            b"{}".to_vec(),
+        )
         .await;
     refused("POST bad path", response, 400, Some("path")).await;
     // A cursor that decodes to a NUL key is no cursor of ours.
@@ -125,15 +138,36 @@ async fn unknown_repeated_and_malformed_parameters_are_refused_as_json() {
     assert_eq!(status, 201);
     let id = created["request_id"].as_str().expect("id").to_string();
     for (path, field) in [
-        (format!("/api/v1/audit/requests/{id}/timeline?as_of=bad"), "as_of"),
-        (format!("/api/v1/audit/requests/{id}/state?version=null"), "version"),
+        (
+            format!("/api/v1/audit/requests/{id}/timeline?as_of=bad"),
+            "as_of",
+        ),
+        (
+            format!("/api/v1/audit/requests/{id}/state?version=null"),
+            "version",
+        ),
         ("/api/v1/audit/verify?request=null".to_string(), "request"),
-        (format!("/api/v1/audit/verify?request={id}&colour=red"), "colour"),
+        (
+            format!("/api/v1/audit/verify?request={id}&colour=red"),
+            "colour",
+        ),
         (format!("/api/v1/requests/{id}?as_of=bad"), "as_of"),
-        (format!("/api/v1/requests/{id}?version=1&version=2"), "version"),
-        (format!("/api/v1/requests/{id}/history?with_state=maybe"), "with_state"),
-        (format!("/api/v1/requests/{id}/history?colour=red"), "colour"),
-        (format!("/api/v1/requests/{id}/contact?purpose=a&purpose=b"), "purpose"),
+        (
+            format!("/api/v1/requests/{id}?version=1&version=2"),
+            "version",
+        ),
+        (
+            format!("/api/v1/requests/{id}/history?with_state=maybe"),
+            "with_state",
+        ),
+        (
+            format!("/api/v1/requests/{id}/history?colour=red"),
+            "colour",
+        ),
+        (
+            format!("/api/v1/requests/{id}/contact?purpose=a&purpose=b"),
+            "purpose",
+        ),
         ("/api/v1/stats?colour=red".to_string(), "colour"),
         ("/api/v1/stats?street=a&street=b".to_string(), "street"),
         ("/api/v1/stats?period=year".to_string(), "period"),
@@ -178,7 +212,10 @@ async fn bodies_unknown_routes_and_methods_are_answered_as_json() {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         assert_eq!(status, 413, "{path}: {text}");
-        assert!(serde_json::from_str::<Value>(&text).is_ok(), "{path}: {text}");
+        assert!(
+            serde_json::from_str::<Value>(&text).is_ok(),
+            "{path}: {text}"
+        );
     }
     let response = app.get("/api/v1/no-such-thing", actors::AUDITOR).await;
     refused("unknown route", response, 404, None).await;
@@ -239,13 +276,28 @@ async fn a_panicking_handler_is_answered_500_json_with_its_request_id() {
         .expect("an answer, not a dropped connection");
     assert_eq!(response.status().as_u16(), 500);
     assert_eq!(
-        response.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
         Some("req-42")
     );
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["code"], "internal");
-    assert!(body["message"].as_str().unwrap_or_default().contains("req-42"), "{body}");
-    assert!(!body["message"].as_str().unwrap_or_default().contains("gave up"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("req-42"),
+        "{body}"
+    );
+    assert!(
+        !body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gave up"),
+        "{body}"
+    );
     // The server keeps serving after the panic.
     let again = client
         .get(format!("http://{address}/boom"))

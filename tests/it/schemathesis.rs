@@ -42,7 +42,14 @@ fn schemathesis_dir() -> Option<PathBuf> {
     Command::new("python3").arg("--version").output().ok()?;
     eprintln!("schemathesis: installing into {}", dir.display());
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--target",
+        ])
         .arg(&dir)
         .arg("schemathesis")
         .status()

@@ -119,9 +119,10 @@ fn rewritten(status: StatusCode, text: &str) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the body exceeds the size limit"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "the body must be application/json")
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the body must be application/json",
+        ),
         StatusCode::UNPROCESSABLE_ENTITY => ("malformed", "the body does not match its schema"),
         StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
         StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "service unavailable"),
@@ -180,16 +181,16 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 /// holds a control character.
 fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
     for segment in uri.path().split('/') {
-        check_text(segment, false).map_err(|why| invalid("path", &format!("a path segment {why}")))?;
+        check_text(segment, false)
+            .map_err(|why| invalid("path", &format!("a path segment {why}")))?;
     }
     let Some(query) = uri.query() else {
         return Ok(());
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = check_text(name, true).map_err(|why| {
-            invalid("query", &format!("a query parameter name {why}"))
-        })?;
+        let name = check_text(name, true)
+            .map_err(|why| invalid("query", &format!("a query parameter name {why}")))?;
         check_text(value, true)
             .map_err(|why| invalid(&name, &format!("query parameter `{name}` {why}")))?;
     }

@@ -29,8 +29,7 @@ where
 
 /// Decodes `raw` (`a=1&b=2`) into `T`; the error names the parameter at fault.
 pub fn decode_query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
-    let deserializer =
-        serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let inner = error.inner().to_string();
         let path = error.path().to_string();
@@ -77,7 +76,9 @@ fn path_error(rejection: &PathRejection) -> ApiError {
         PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
             ErrorKind::ParseErrorAtKey { key, .. }
             | ErrorKind::InvalidUtf8InPathParam { key }
-            | ErrorKind::DeserializeError { key, .. } => (StatusCode::BAD_REQUEST, Some(key.clone())),
+            | ErrorKind::DeserializeError { key, .. } => {
+                (StatusCode::BAD_REQUEST, Some(key.clone()))
+            }
             _ => (StatusCode::BAD_REQUEST, None),
         },
         _ => (StatusCode::INTERNAL_SERVER_ERROR, None),

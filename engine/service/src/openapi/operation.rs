@@ -254,4 +254,3 @@ pub(super) fn array_of(items: Value) -> Value {
 
 pub(super) const JSON: &str = "application/json";
 pub(super) const XML: &str = "text/xml";
-

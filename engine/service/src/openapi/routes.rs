@@ -424,9 +424,9 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", text(), "Comma-separated request ids."),
+                query("service_request_id", pattern("^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$"), "Comma-separated request ids (UUIDs)."),
                 query("service_code", text(), "Comma-separated service codes."),
-                query("status", pattern("^(open|closed|open,closed|closed,open)$"), "`open`, `closed` or `open,closed`."),
+                query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
                 query("start_date", datetime(), "Received at or after."),
                 query("end_date", datetime(), "Received at or before."),
             ],
@@ -467,9 +467,9 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", text(), "Comma-separated request ids."),
+                query("service_request_id", pattern("^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$"), "Comma-separated request ids (UUIDs)."),
                 query("service_code", text(), "Comma-separated service codes."),
-                query("status", pattern("^(open|closed|open,closed|closed,open)$"), "`open`, `closed` or `open,closed`."),
+                query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
                 query("start_date", datetime(), "Received at or after."),
                 query("end_date", datetime(), "Received at or before."),
             ],
