@@ -59,7 +59,14 @@ async fn edge(request: Request, next: Next) -> Response {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let open311 = request.uri().path().starts_with("/open311/");
+    let path = request.uri().path();
+    let open311 = if !path.starts_with("/open311/") {
+        Shape::Api
+    } else if path.ends_with(".xml") {
+        Shape::Open311Xml
+    } else {
+        Shape::Open311
+    };
     let span = tracing::info_span!(
         "http",
         request_id = %request_id,
@@ -146,10 +153,21 @@ pub(crate) fn backticked(message: &str) -> Option<String> {
     (!name.is_empty() && name.len() <= 64).then(|| name.to_owned())
 }
 
+/// How a path's errors are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `{code, message, field}`.
+    Api,
+    /// The GeoReport v2 error array.
+    Open311,
+    /// The GeoReport v2 `<errors>` document (the `.xml` paths).
+    Open311Xml,
+}
+
 /// `error` as this edge answers it: `{code, message, field}`, or under `/open311/` the
-/// GeoReport v2 error array.
-fn shaped(error: ApiError, open311: bool) -> Response {
-    if !open311 {
+/// GeoReport v2 error array (as XML on the `.xml` paths).
+fn shaped(error: ApiError, shape: Shape) -> Response {
+    if shape == Shape::Api {
         return error.into_response();
     }
     let description = match &error.body.field {
@@ -157,6 +175,15 @@ fn shaped(error: ApiError, open311: bool) -> Response {
         None => format!("{} ({})", error.body.message, error.body.code),
     };
     let body = serde_json::json!([{ "code": error.status.as_u16(), "description": description }]);
+    if shape == Shape::Open311Xml {
+        let text = super::open311::xml::document("errors", &body);
+        return (
+            error.status,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            text,
+        )
+            .into_response();
+    }
     (error.status, axum::Json(body)).into_response()
 }
 
