@@ -350,16 +350,17 @@ async fn rankings(
     };
     let all = s.department_ranking(&month, w, now).await?;
     let offset: usize = match p.get("cursor").filter(|c| !c.is_empty()) {
-        Some(c) => crate::query::decode_cursor(c)?
-            .first()
-            .and_then(|o| o.parse().ok())
+        // The ranking's cursor is the offset of the next page.
+        Some(c) => c
+            .parse()
+            .ok()
+            .filter(|_| c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| bad("cursor", "not a cursor this list made"))?,
         None => 0,
     };
     let limit = limit(&p)? as usize;
     let items: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
-    let next = (offset.saturating_add(limit) < all.len())
-        .then(|| crate::query::encode_cursor(&[(offset + limit).to_string()]));
+    let next = (offset.saturating_add(limit) < all.len()).then(|| (offset + limit).to_string());
     Ok(Json(
         serde_json::json!({ "month": month, "weights": w, "items": items, "next_cursor": next }),
     )

@@ -122,11 +122,10 @@ async fn nul_and_invalid_text_are_refused_at_the_edge() {
         )
         .await;
     refused("POST bad path", response, 400, Some("path")).await;
-    // A cursor that decodes to a NUL key is no cursor of ours.
-    let cursor = hex::encode(serde_json::to_vec(&json!(["1", "\u{0}"])).expect("json"));
-    let path = format!("/api/v1/requests?cursor={cursor}");
+    // A cursor whose id is not a UUID is no cursor of ours.
+    let path = "/api/v1/requests?cursor=1.not-an-id".to_string();
     let response = app.get(&path, actors::SUPERVISOR).await;
-    refused("NUL in a cursor", response, 400, Some("cursor")).await;
+    refused("a cursor of another form", response, 400, Some("cursor")).await;
     app.teardown().await;
     db.drop_db().await;
 }
