@@ -59,6 +59,8 @@ fn components() -> Map<String, Value> {
     c.add::<schemas::Command>();
     c.add::<schemas::EventEnvelope>();
     c.add::<schemas::ErrorBody>();
+    c.add::<crate::upward::FeedbackDocument>();
+    c.add::<crate::reports::store::FeedbackDocument>();
     c.add::<crate::http::open311::wire::Service>();
     c.add::<crate::http::open311::wire::ServiceDefinition>();
     c.add::<crate::http::open311::wire::CreatedRequest>();

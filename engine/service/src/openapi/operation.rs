@@ -26,6 +26,8 @@ pub enum Errors {
     Open311,
     /// Open311's `<errors><error><code/><description/></error></errors>`.
     Open311Xml,
+    /// A `{…_file}` path: the array for `.json`, the XML document for `.xml`.
+    Open311File,
 }
 
 /// One parameter.
@@ -82,6 +84,15 @@ impl Operation {
             } else {
                 json!({ *media: { "schema": schema } })
             };
+            // A status listed again adds another media type (the Open311 `.json`/`.xml` files).
+            if let Some(known) = responses.get_mut(&status.to_string()) {
+                if let (Some(known), Value::Object(more)) =
+                    (known["content"].as_object_mut(), content)
+                {
+                    known.extend(more);
+                }
+                continue;
+            }
             let mut answer = json!({ "description": description });
             if !content.is_null() {
                 answer["content"] = content;
@@ -98,20 +109,19 @@ impl Operation {
         errors.sort_unstable();
         errors.dedup();
         for status in &errors {
-            let (media, schema) = match self.error_shape {
-                Errors::Api => (JSON, schema_ref("ErrorBody")),
-                Errors::Open311 => (
-                    JSON,
-                    json!({"type": "array", "items": schema_ref("Open311ErrorItem")}),
-                ),
-                Errors::Open311Xml => (XML, string()),
+            let open311 = || json!({"type": "array", "items": schema_ref("Open311ErrorItem")});
+            let content = match self.error_shape {
+                Errors::Api => json!({ JSON: { "schema": schema_ref("ErrorBody") } }),
+                Errors::Open311 => json!({ JSON: { "schema": open311() } }),
+                Errors::Open311Xml => json!({ XML: { "schema": string() } }),
+                Errors::Open311File => json!({
+                    JSON: { "schema": open311() },
+                    XML: { "schema": string() }
+                }),
             };
             responses.insert(
                 status.to_string(),
-                json!({
-                    "description": error_text(*status),
-                    "content": { media: { "schema": schema } }
-                }),
+                json!({ "description": error_text(*status), "content": content }),
             );
         }
         let mut op = json!({
@@ -177,6 +187,17 @@ pub(super) fn path(name: &'static str, description: &'static str) -> Param {
         description,
     }
 }
+
+/// A `{…_file}` path segment: a name and the format, `.json` or `.xml`.
+pub(super) fn file_path(name: &'static str, description: &'static str) -> Param {
+    Param {
+        schema: pattern(FILE_PATTERN),
+        ..path(name, description)
+    }
+}
+
+/// `<name>.json` or `<name>.xml`, the name without control characters.
+pub(super) const FILE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]+\\.(json|xml)$";
 
 pub(super) fn uuid_path(name: &'static str, description: &'static str) -> Param {
     Param {

@@ -141,7 +141,16 @@ fn limit() -> Param {
 fn cursor() -> Param {
     query(
         "cursor",
-        pattern("^([0-9a-f]{2})*$"),
+        pattern(projections::query::CURSOR_PATTERN),
+        "From the previous page's `next_cursor` (any other value: 400).",
+    )
+}
+
+/// The ranking's cursor: the offset of the next page.
+fn offset_cursor() -> Param {
+    query(
+        "cursor",
+        pattern("^[0-9]{1,18}$"),
         "From the previous page's `next_cursor` (any other value: 400).",
     )
 }
@@ -157,6 +166,12 @@ fn as_of_params() -> Vec<Param> {
     ]
 }
 
+/// An Open311 date: a date-time, or blank (GeoReport clients send empty form fields, which
+/// count as absent).
+fn open311_date() -> Value {
+    json!({"anyOf": [datetime(), {"type": "string", "pattern": "^ *$"}]})
+}
+
 fn open311_jurisdiction() -> Param {
     query(
         "jurisdiction_id",
@@ -164,6 +179,10 @@ fn open311_jurisdiction() -> Param {
         "This deployment's `open311.jurisdiction_id`; another answers 404.",
     )
 }
+
+/// `<uuid>.json` or `<uuid>.xml`.
+const REQUEST_FILE: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.(json|xml)$";
 
 /// Any of the dimensions, comma-separated.
 const GROUP_BY: &str = "^((street|community|grid|department|category|channel)(,(street|community|grid|department|category|channel))*)?$";
@@ -284,7 +303,7 @@ pub fn operations() -> Vec<Operation> {
                 query("w2", weight(), "Weight of the resolution rate (default 45)."),
                 query("w3", weight(), "Weight of the satisfaction rate (default 45)."),
                 limit(),
-                cursor(),
+                offset_cursor(),
                 query("now", datetime(), "The instant deadlines are judged against."),
             ],
             ok: vec![(200, "The ranking", JSON, object("`{month, weights, items, next_cursor}`."))],
@@ -307,9 +326,10 @@ pub fn operations() -> Vec<Operation> {
             ..op("get", "/api/v1/upward", "upward_ledger", "upward", "The report-upward ledger", "Read-model roles.")
         },
         Operation {
+            access: Access::Public,
             ok: vec![(200, "Each projector's checkpoint and lag", JSON, object("`{status, projectors}`."))],
             errors: &[503],
-            ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "503 when the read-model database does not answer within 2 s.")
+            ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "Public, like `/healthz`. 503 when the read-model database does not answer within 2 s.")
         },
         // ---------------------------------------------------------------- audit, upward
         Operation {
@@ -338,14 +358,14 @@ pub fn operations() -> Vec<Operation> {
         }
         .with_params(as_of_params()),
         Operation {
-            body: Some((JSON, object("A feedback document: request_id, report_id, kind, content, …"))),
+            body: Some((JSON, schema_ref("UpwardFeedbackDocument"))),
             ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
             errors: &[400, 401, 403, 404, 408, 413, 422, 503],
             ..op("post", "/api/v1/upward/feedback", "upward_feedback", "upward", "A higher level's feedback on an upward report", "Higher-level and system roles.")
         },
         // ---------------------------------------------------------------- reports
         Operation {
-            params: vec![query("level", json!({"type": "string", "enum": ["street", "district", "city"]}), "Only reports to this level.")],
+            params: vec![query("level", json!({"type": "string", "enum": ["", "street", "district", "city"]}), "Only reports to this level; empty: every level.")],
             ok: vec![(200, "Published reports", JSON, array_of(object("A report: revisions (without figures) and feedback.")))],
             ..op("get", "/api/v1/reports", "reports", "reports", "Published rate reports", "Auditor, supervisor, higher-level, dashboard and system roles.")
         },
@@ -356,7 +376,7 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             params: vec![uuid_path("id", "The report.")],
-            body: Some((JSON, object("`{kind, comments, revision?, message_id?}`."))),
+            body: Some((JSON, schema_ref("ReportFeedbackDocument"))),
             ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
             errors: &[400, 401, 403, 404, 409, 413, 503],
             ..op("post", "/api/v1/reports/{id}/feedback", "report_feedback", "reports", "The higher level's feedback on a report", "Higher-level and system roles.")
@@ -372,7 +392,7 @@ pub fn operations() -> Vec<Operation> {
             ..op("get", "/api/v1/notifications", "notifications", "notifications", "Resident notifications and their delivery", "Supervisor, auditor and system roles; never carries contact data.")
         },
         Operation {
-            params: vec![path("id", "The notification.")],
+            params: vec![uuid_path("id", "The notification.")],
             ok: vec![(200, "Queued again", JSON, object("The delivery."))],
             errors: &[400, 401, 403, 404, 503],
             ..op("post", "/api/v1/notifications/{id}/replay", "notification_replay", "notifications", "Send a notification again", "Supervisor and system roles.")
@@ -388,10 +408,13 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("service_file", "`<service_code>.json` or `<service_code>.xml`."), open311_jurisdiction()],
-            ok: vec![(200, "The service definition", JSON, schema_ref("ServiceDefinition"))],
+            params: vec![file_path("service_file", "`<service_code>.json` or `<service_code>.xml`."), open311_jurisdiction()],
+            ok: vec![
+                (200, "The service definition", JSON, schema_ref("ServiceDefinition")),
+                (200, "`<service_definition>…` (the `.xml` file)", XML, string()),
+            ],
             errors: &[400, 404],
-            error_shape: Errors::Open311,
+            error_shape: Errors::Open311File,
             ..op("get", "/open311/v2/services/{service_file}", "open311_service_definition", "open311", "GeoReport v2: service definition", "Public. Attributes `grid` and `priority_lane`.")
         },
         Operation {
@@ -424,11 +447,11 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", pattern("^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$"), "Comma-separated request ids (UUIDs)."),
+                query("service_request_id", pattern("^\\s*(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*)?\\s*$"), "Comma-separated request ids (UUIDs); blank: any."),
                 query("service_code", text(), "Comma-separated service codes."),
                 query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
-                query("start_date", datetime(), "Received at or after."),
-                query("end_date", datetime(), "Received at or before."),
+                query("start_date", open311_date(), "Received at or after; blank: the default window."),
+                query("end_date", open311_date(), "Received at or before; blank: now."),
             ],
             ok: vec![(200, "Requests created over Open311, newest first", JSON, array_of(schema_ref("ServiceRequest")))],
             errors: &[400, 404, 503],
@@ -437,10 +460,13 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("request_file", "`<service_request_id>.json` or `.xml`."), open311_jurisdiction()],
-            ok: vec![(200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest")))],
+            params: vec![Param { schema: pattern(REQUEST_FILE), ..path("request_file", "`<service_request_id>.json` or `.xml`.") }, open311_jurisdiction()],
+            ok: vec![
+                (200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest"))),
+                (200, "`<service_requests><request>…` (the `.xml` file)", XML, string()),
+            ],
             errors: &[400, 404, 503],
-            error_shape: Errors::Open311,
+            error_shape: Errors::Open311File,
             ..op("get", "/open311/v2/requests/{request_file}", "open311_request", "open311", "GeoReport v2: one request", "Public; never shows contact data.")
         },
         // The same three literal paths in the XML format (the `{…_file}` paths take `.xml` too).
@@ -467,11 +493,11 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", pattern("^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$"), "Comma-separated request ids (UUIDs)."),
+                query("service_request_id", pattern("^\\s*(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*)?\\s*$"), "Comma-separated request ids (UUIDs); blank: any."),
                 query("service_code", text(), "Comma-separated service codes."),
                 query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
-                query("start_date", datetime(), "Received at or after."),
-                query("end_date", datetime(), "Received at or before."),
+                query("start_date", open311_date(), "Received at or after; blank: the default window."),
+                query("end_date", open311_date(), "Received at or before; blank: now."),
             ],
             ok: vec![(200, "`<service_requests><request>…`", XML, string())],
             errors: &[400, 404, 503],
