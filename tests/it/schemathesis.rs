@@ -21,6 +21,23 @@ const MAX_EXAMPLES: &str = "25";
 const SEED: &str = "20260302";
 /// The whole run's budget.
 const DEADLINE: Duration = Duration::from_secs(240);
+/// The notifications routes exist only with a notifier, so the server gets one: a webhook to
+/// a loopback port nothing listens on (deliveries fail and are retried; nothing leaves the host).
+const NOTIFY: &str = r#"
+[[notify.webhooks]]
+name = "closed-port"
+url = "http://127.0.0.1:9/notify"
+secret = "conformance"
+"#;
+/// Where a schema-valid request may still be refused (400) for what no schema can state:
+/// an intake's location must name a grid of the server's policy (server state), and an Open311
+/// list's `start_date` must not lie after its `end_date` (two parameters compared). Only these
+/// operations, and only the "valid data accepted" check, also take 400 as an answer.
+const CONFIG: &str = r#"
+[[operations]]
+include-operation-id = ["intake", "open311_requests", "open311_requests_xml"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+"#;
 /// The caller: the system role may call every operation, so the checks reach the handlers.
 const ACTOR: &str = "X-Bianmin-Actor: schemathesis;system";
 
@@ -67,8 +84,13 @@ async fn the_live_server_conforms_to_its_openapi_document() {
         eprintln!("SKIPPED: no python3 on PATH, so schemathesis cannot run");
         return;
     };
-    let server = ServeProcess::start(ServeOptions::default()).await;
+    let server = ServeProcess::start(ServeOptions {
+        extra_toml: NOTIFY.into(),
+        ..ServeOptions::default()
+    })
+    .await;
     let reports = tempfile::tempdir().expect("a report dir");
+    std::fs::write(reports.path().join("schemathesis.toml"), CONFIG).expect("write the config");
     let mut command = tokio::process::Command::new("python3");
     command
         .env("PYTHONPATH", &dir)
@@ -78,6 +100,8 @@ async fn the_live_server_conforms_to_its_openapi_document() {
         .args([
             "-c",
             "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; schemathesis()",
+            "--config-file",
+            "schemathesis.toml",
             "run",
         ])
         .arg(format!("{}/openapi.json", server.url()))
@@ -85,7 +109,11 @@ async fn the_live_server_conforms_to_its_openapi_document() {
         .args(["--checks", "all"])
         .args(["--seed", SEED])
         .args(["--max-examples", MAX_EXAMPLES])
-        .args(["--workers", "2"])
+        // One worker: with several, hypothesis parses lambda sources with `ast.parse` on
+        // concurrent threads, which CPython 3.11 fails at ("AST constructor recursion depth
+        // mismatch", a KeyError in its lambda cache) and reports as errors of the run. One
+        // worker also keeps the run in one order, so the seed reproduces it.
+        .args(["--workers", "1"])
         .args(["--header", ACTOR])
         .args(["--request-timeout", "15"])
         .args(["--generation-database", "none"])
