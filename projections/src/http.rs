@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,29 +19,151 @@ use schemas::ErrorBody;
 use crate::query::{Dim, Filter, ListQuery, Period, RequestList, StatsQuery, Weights};
 use crate::{ProjectionError, Projections};
 
-type Params = HashMap<String, String>;
+/// Widest `within_hours` of `/api/v1/due-soon` (366 days).
+pub const MAX_WITHIN_HOURS: i64 = 366 * 24;
+/// Largest page (`limit`) of every list.
+pub const MAX_LIMIT: u32 = 1000;
+/// Largest ranking weight (`w1`, `w2`, `w3`).
+pub const MAX_WEIGHT: f64 = 100.0;
 
 impl IntoResponse for ProjectionError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            ProjectionError::BadQuery(_) => (StatusCode::BAD_REQUEST, "malformed"),
-            ProjectionError::UnknownProjector(_) => (StatusCode::NOT_FOUND, "not_found"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        let (status, code, field) = match &self {
+            ProjectionError::BadQuery(_) => (StatusCode::BAD_REQUEST, "malformed", None),
+            ProjectionError::InvalidParam { field, .. } => {
+                (StatusCode::BAD_REQUEST, "malformed", Some(field.clone()))
+            }
+            ProjectionError::UnknownProjector(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         };
-        if status.is_server_error() {
+        // A server error's detail (SQL, driver messages) is logged, never answered.
+        let message = if status.is_server_error() {
             tracing::error!(error = %self, "read api failed");
-        }
+            "internal error reading the read models".to_owned()
+        } else {
+            self.to_string()
+        };
         let body = ErrorBody {
             code: code.into(),
-            message: self.to_string(),
-            field: None,
+            message,
+            field,
         };
         (status, Json(body)).into_response()
     }
 }
 
-fn bad(field: &str) -> ProjectionError {
-    ProjectionError::BadQuery(format!("invalid parameter {field}"))
+fn bad(field: &str, reason: impl Into<String>) -> ProjectionError {
+    ProjectionError::InvalidParam {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The parameters shared by every list route (besides the dimension filters).
+const FILTER: &[&str] = &["from", "to", "dispatched", "now"];
+const PAGE: &[&str] = &["since_position", "limit", "cursor"];
+
+/// A read route's query string: each parameter at most once, only names the route reads,
+/// text without control characters.
+#[derive(Debug, Default)]
+struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses `raw`, allowing the dimension filters when `dims` and the names in `allowed`.
+    fn parse(
+        raw: Option<&str>,
+        dims: bool,
+        allowed: &[&[&str]],
+    ) -> Result<Params, ProjectionError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+            .map_err(|e| ProjectionError::BadQuery(format!("invalid query string: {e}")))?;
+        let mut map = HashMap::new();
+        for (key, value) in pairs {
+            let known = allowed.iter().any(|names| names.contains(&key.as_str()))
+                || (dims && Dim::parse(&key).is_some());
+            if !known {
+                return Err(bad(&key, "unknown parameter"));
+            }
+            text(&key, &value)?;
+            if map.insert(key.clone(), value).is_some() {
+                return Err(bad(&key, "given more than once"));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, key: &str) -> Option<&String> {
+        self.0.get(key)
+    }
+
+    /// `true`, `false` or absent (false).
+    fn flag(&self, key: &str) -> Result<bool, ProjectionError> {
+        match self.get(key).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(bad(key, "expected true or false")),
+        }
+    }
+
+    /// An integer in `min..=max`, or absent.
+    fn int<T>(&self, key: &str, min: T, max: T) -> Result<Option<T>, ProjectionError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let n: T = v
+            .parse()
+            .map_err(|_| bad(key, format!("expected an integer in {min}..={max}")))?;
+        if n < min || n > max {
+            return Err(bad(key, format!("out of range {min}..={max}")));
+        }
+        Ok(Some(n))
+    }
+
+    /// A finite weight in `0..=MAX_WEIGHT`, or absent.
+    fn weight(&self, key: &str) -> Result<Option<f64>, ProjectionError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        match v.parse::<f64>() {
+            Ok(w) if w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w) => Ok(Some(w)),
+            _ => Err(bad(key, format!("expected a number in 0..={MAX_WEIGHT}"))),
+        }
+    }
+
+    /// A period key (`YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM`), or absent.
+    fn period_key(&self, key: &str) -> Result<Option<String>, ProjectionError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        if is_period_key(v) {
+            Ok(Some(v.clone()))
+        } else {
+            Err(bad(key, "expected YYYY-MM-DD, YYYY-Www or YYYY-MM"))
+        }
+    }
+}
+
+/// Refuses text a database cannot store or a filter cannot mean (NUL, control characters).
+fn text(field: &str, value: &str) -> Result<(), ProjectionError> {
+    if value.chars().any(char::is_control) {
+        return Err(bad(field, "holds a control character"));
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM` with digits where digits belong.
+fn is_period_key(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    match b.len() {
+        7 => digits(0..4) && b[4] == b'-' && digits(5..7),
+        8 => digits(0..4) && &b[4..6] == b"-W" && digits(6..8),
+        10 => digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10),
+        _ => false,
+    }
 }
 
 /// `?now=` or the current time (the one clock read of the crate, at the HTTP edge).
@@ -49,127 +171,160 @@ fn now(p: &Params) -> Result<DateTime<Utc>, ProjectionError> {
     match p.get("now") {
         Some(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| bad("now")),
+            .map_err(|_| bad("now", "expected an RFC 3339 date-time")),
         #[allow(clippy::disallowed_methods)]
         None => Ok(Utc::now()),
     }
 }
 
-fn filter(p: &Params) -> Filter {
-    Filter {
+fn filter(p: &Params) -> Result<Filter, ProjectionError> {
+    Ok(Filter {
         dims: Dim::ALL
             .into_iter()
             .filter_map(|d| p.get(d.name()).map(|v| (d, v.clone())))
             .collect(),
-        from: p.get("from").cloned(),
-        to: p.get("to").cloned(),
-        dispatched_only: p.get("dispatched").is_some_and(|v| v == "true"),
-    }
+        from: p.period_key("from")?,
+        to: p.period_key("to")?,
+        dispatched_only: p.flag("dispatched")?,
+    })
 }
 
-fn num<T: std::str::FromStr>(p: &Params, key: &str) -> Result<Option<T>, ProjectionError> {
-    p.get(key)
-        .map(|v| v.parse().map_err(|_| bad(key)))
-        .transpose()
+/// `since_position`: log positions are stored as signed 64-bit integers.
+fn since_position(p: &Params) -> Result<Option<u64>, ProjectionError> {
+    p.int("since_position", 0, i64::MAX as u64)
+}
+
+fn limit(p: &Params) -> Result<u32, ProjectionError> {
+    Ok(p.int("limit", 1, MAX_LIMIT)?.unwrap_or(100))
 }
 
 fn list_query(p: &Params, list: RequestList) -> Result<ListQuery, ProjectionError> {
     Ok(ListQuery {
         list,
-        filter: filter(p),
-        since_position: num(p, "since_position")?,
-        limit: num(p, "limit")?.unwrap_or(100),
-        cursor: p.get("cursor").cloned(),
+        filter: filter(p)?,
+        since_position: since_position(p)?,
+        limit: limit(p)?,
+        cursor: p.get("cursor").filter(|c| !c.is_empty()).cloned(),
         now: now(p)?,
     })
 }
 
+/// A path parameter's text.
+fn segment(field: &str, value: String) -> Result<String, ProjectionError> {
+    text(field, &value)?;
+    Ok(value)
+}
+
 async fn stats(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
+    let p = Params::parse(raw.as_deref(), true, &[FILTER, &["period", "group_by"]])?;
     let period = match p.get("period") {
-        Some(v) => Period::parse(v).ok_or_else(|| bad("period"))?,
+        Some(v) => Period::parse(v).ok_or_else(|| bad("period", "expected day, week or month"))?,
         None => Period::Month,
     };
     let group_by = match p.get("group_by") {
         Some(v) if !v.is_empty() => v
             .split(',')
-            .map(|d| Dim::parse(d).ok_or_else(|| bad("group_by")))
+            .map(|d| {
+                Dim::parse(d).ok_or_else(|| bad("group_by", format!("unknown dimension {d:?}")))
+            })
             .collect::<Result<Vec<_>, _>>()?,
         _ => Vec::new(),
     };
     let q = StatsQuery {
         period,
         group_by,
-        filter: filter(&p),
+        filter: filter(&p)?,
         now: now(&p)?,
     };
     Ok(Json(serde_json::json!({ "items": s.stats(&q).await? })).into_response())
 }
 
-async fn list(s: &Projections, p: &Params, l: RequestList) -> Result<Response, ProjectionError> {
-    let q = list_query(p, l)?;
+/// A list route: the filters, the page and `extra` parameters.
+async fn list(
+    s: &Projections,
+    raw: Option<&str>,
+    extra: &[&str],
+    l: impl FnOnce(&Params) -> Result<RequestList, ProjectionError>,
+) -> Result<Response, ProjectionError> {
+    let p = Params::parse(raw, true, &[FILTER, PAGE, extra])?;
+    let q = list_query(&p, l(&p)?)?;
     Ok(Json(s.requests(&q).await?).into_response())
 }
 
 async fn overdue(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    list(&s, &p, RequestList::Overdue).await
+    list(&s, raw.as_deref(), &[], |_| Ok(RequestList::Overdue)).await
 }
 
 async fn due_soon(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    let hours: i64 = num(&p, "within_hours")?.unwrap_or(24);
-    list(&s, &p, RequestList::DueSoon(Duration::hours(hours))).await
+    list(&s, raw.as_deref(), &["within_hours"], |p| {
+        let hours = p.int("within_hours", 1, MAX_WITHIN_HOURS)?.unwrap_or(24);
+        Ok(RequestList::DueSoon(Duration::hours(hours)))
+    })
+    .await
 }
 
 async fn requests(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    list(&s, &p, RequestList::All).await
+    list(&s, raw.as_deref(), &[], |_| Ok(RequestList::All)).await
 }
 
 async fn worker(
     State(s): State<Projections>,
     Path(id): Path<String>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    list(&s, &p, RequestList::Worker(id)).await
+    let id = segment("id", id)?;
+    list(&s, raw.as_deref(), &[], |_| Ok(RequestList::Worker(id))).await
 }
 
 async fn department(
     State(s): State<Projections>,
     Path(code): Path<String>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    list(&s, &p, RequestList::Department(code)).await
+    let code = segment("code", code)?;
+    list(&s, raw.as_deref(), &[], |_| {
+        Ok(RequestList::Department(code))
+    })
+    .await
 }
 
 async fn unassigned(
     State(s): State<Projections>,
     Path(community): Path<String>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    list(&s, &p, RequestList::Unassigned(community)).await
+    let community = segment("community", community)?;
+    list(&s, raw.as_deref(), &[], |_| {
+        Ok(RequestList::Unassigned(community))
+    })
+    .await
 }
 
 async fn upward(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
-    let open = p.get("open").is_some_and(|v| v == "true");
+    let p = Params::parse(raw.as_deref(), false, &[PAGE, &["open"]])?;
     let page = s
         .upward(
-            open,
-            num(&p, "since_position")?,
-            num(&p, "limit")?.unwrap_or(100),
-            p.get("cursor").map(String::as_str),
+            p.flag("open")?,
+            since_position(&p)?,
+            limit(&p)?,
+            p.get("cursor")
+                .map(String::as_str)
+                .filter(|c| !c.is_empty()),
         )
         .await?;
     Ok(Json(page).into_response())
@@ -177,31 +332,35 @@ async fn upward(
 
 async fn rankings(
     State(s): State<Projections>,
-    Query(p): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ProjectionError> {
+    let allowed: &[&str] = &["now", "month", "w1", "w2", "w3", "cursor", "limit"];
+    let p = Params::parse(raw.as_deref(), false, &[allowed])?;
     let now = now(&p)?;
     let month = match p.get("month") {
-        Some(m) => m.clone(),
+        Some(m) if m.len() == 7 && is_period_key(m) => m.clone(),
+        Some(_) => return Err(bad("month", "expected YYYY-MM")),
         None => crate::fold::periods(now).2,
     };
     let d = Weights::default();
     let w = Weights {
-        response: num(&p, "w1")?.unwrap_or(d.response),
-        resolution: num(&p, "w2")?.unwrap_or(d.resolution),
-        satisfaction: num(&p, "w3")?.unwrap_or(d.satisfaction),
+        response: p.weight("w1")?.unwrap_or(d.response),
+        resolution: p.weight("w2")?.unwrap_or(d.resolution),
+        satisfaction: p.weight("w3")?.unwrap_or(d.satisfaction),
     };
     let all = s.department_ranking(&month, w, now).await?;
-    let offset: usize = match p.get("cursor") {
-        Some(c) => crate::query::decode_cursor(c)?
-            .first()
-            .and_then(|o| o.parse().ok())
-            .ok_or_else(|| bad("cursor"))?,
+    let offset: usize = match p.get("cursor").filter(|c| !c.is_empty()) {
+        // The ranking's cursor is the offset of the next page.
+        Some(c) => c
+            .parse()
+            .ok()
+            .filter(|_| c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| bad("cursor", "not a cursor this list made"))?,
         None => 0,
     };
-    let limit: usize = num(&p, "limit")?.unwrap_or(100usize).clamp(1, 1000);
+    let limit = limit(&p)? as usize;
     let items: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
-    let next = (offset + limit < all.len())
-        .then(|| crate::query::encode_cursor(&[(offset + limit).to_string()]));
+    let next = (offset.saturating_add(limit) < all.len()).then(|| (offset + limit).to_string());
     Ok(Json(
         serde_json::json!({ "month": month, "weights": w, "items": items, "next_cursor": next }),
     )

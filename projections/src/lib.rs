@@ -56,6 +56,14 @@ pub enum ProjectionError {
     /// A query parameter was invalid.
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// The query or path parameter `field` was missing its form or range.
+    #[error("invalid parameter `{field}`: {reason}")]
+    InvalidParam {
+        /// The parameter's name.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Most commits a rebuild applies in one transaction (source batches are gathered up to it).

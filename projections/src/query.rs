@@ -2,7 +2,8 @@
 //! request list and the report-upward ledger. Every time-dependent answer takes `now`.
 //!
 //! Formulas are those of docs/metrics.md; each function computing one names it.
-//! Lists page with an opaque cursor (hex of the last row's sort key) and accept
+//! Lists page with a cursor (`<key>.<id>` of the last row: its log position or due instant in
+//! microseconds, and its UUID; see [`encode_cursor`]) and accept
 //! `since_position` (rows whose `last_position` is greater).
 
 use std::collections::BTreeMap;
@@ -376,17 +377,36 @@ fn counts_from(r: &Row, start: usize) -> Result<Counts, sqlx::Error> {
     })
 }
 
-/// An opaque paging cursor: the sort key of the last row returned.
-pub fn encode_cursor(key: &[String]) -> String {
-    hex::encode(serde_json::to_vec(key).unwrap_or_default())
+/// The cursor after a row: `<key>.<id>`, the row's sort key (a log position, or an instant in
+/// microseconds since the epoch) and its UUID. [`CURSOR_PATTERN`] states the form.
+pub fn encode_cursor(key: i64, id: &str) -> String {
+    format!("{key}.{id}")
 }
 
-/// Decodes a cursor made by [`encode_cursor`].
-pub fn decode_cursor(c: &str) -> Result<Vec<String>, ProjectionError> {
-    hex::decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ProjectionError::BadQuery("invalid cursor".into()))
+/// The form of [`encode_cursor`]'s cursors, as the OpenAPI document states it.
+pub const CURSOR_PATTERN: &str =
+    "^-?[0-9]{1,18}\\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+fn bad_cursor() -> ProjectionError {
+    ProjectionError::InvalidParam {
+        field: "cursor".into(),
+        reason: "not a cursor this list made".into(),
+    }
+}
+
+/// Decodes a cursor made by [`encode_cursor`]: the key and the id (a UUID, as text).
+pub fn decode_cursor(c: &str) -> Result<(i64, String), ProjectionError> {
+    let (key, id) = c.split_once('.').ok_or_else(bad_cursor)?;
+    let key_ok = !key.is_empty()
+        && key.len() <= 19
+        && key
+            .strip_prefix('-')
+            .unwrap_or(key)
+            .bytes()
+            .all(|b| b.is_ascii_digit());
+    let key: i64 = key.parse().ok().filter(|_| key_ok).ok_or_else(bad_cursor)?;
+    let id = uuid::Uuid::try_parse(id).map_err(|_| bad_cursor())?;
+    Ok((key, id.to_string()))
 }
 
 /// One page of a list.
@@ -622,8 +642,14 @@ impl Projections {
                 );
             }
             RequestList::DueSoon(window) => {
+                let until = q.now.checked_add_signed(*window).ok_or_else(|| {
+                    ProjectionError::InvalidParam {
+                        field: "within_hours".into(),
+                        reason: "the window ends beyond the representable time".into(),
+                    }
+                })?;
                 args.push(q.now.into());
-                args.push((q.now + *window).into());
+                args.push(until.into());
                 wher += &format!(
                     " AND is_open AND NOT overdue AND {RUNNING} AND due_at >= ${} AND due_at < ${}",
                     args.len() - 1,
@@ -648,22 +674,14 @@ impl Projections {
             wher += &format!(" AND last_position > ${}", args.len());
         }
         if let Some(c) = &q.cursor {
-            let key = decode_cursor(c)?;
-            let [k, id] = key.as_slice() else {
-                return Err(ProjectionError::BadQuery("invalid cursor".into()));
-            };
+            let (k, id) = decode_cursor(c)?;
             if by_position {
-                let k: i64 = k
-                    .parse()
-                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
                 args.push(k.into());
             } else {
-                let k: DateTime<Utc> = k
-                    .parse()
-                    .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+                let k = DateTime::<Utc>::from_timestamp_micros(k).ok_or_else(bad_cursor)?;
                 args.push(k.into());
             }
-            args.push(id.clone().into());
+            args.push(id.into());
             let (a, b) = (args.len() - 1, args.len());
             let col = if by_position {
                 "last_position"
@@ -691,11 +709,11 @@ impl Projections {
             items.truncate(limit);
             items.last().map(|s| {
                 let k = if by_position {
-                    s.last_position.to_string()
+                    s.last_position
                 } else {
-                    s.due_at.to_rfc3339()
+                    s.due_at.timestamp_micros()
                 };
-                encode_cursor(&[k, s.request_id.clone()])
+                encode_cursor(k, &s.request_id)
             })
         } else {
             None
@@ -721,15 +739,9 @@ impl Projections {
             wher += &format!(" AND last_position > ${}", args.len());
         }
         if let Some(c) = cursor {
-            let key = decode_cursor(c)?;
-            let [k, id] = key.as_slice() else {
-                return Err(ProjectionError::BadQuery("invalid cursor".into()));
-            };
-            let k: i64 = k
-                .parse()
-                .map_err(|_| ProjectionError::BadQuery("invalid cursor".into()))?;
+            let (k, id) = decode_cursor(c)?;
             args.push(k.into());
-            args.push(id.clone().into());
+            args.push(id.into());
             let (a, b) = (args.len() - 1, args.len());
             wher += &format!(
                 " AND (last_position > ${a} OR (last_position = ${a} AND report_id > ${b}))"
@@ -767,7 +779,7 @@ impl Projections {
             items.truncate(limit);
             items
                 .last()
-                .map(|u| encode_cursor(&[u.last_position.to_string(), u.report_id.clone()]))
+                .map(|u| encode_cursor(u.last_position, &u.report_id))
         } else {
             None
         };

@@ -28,15 +28,37 @@ pub struct ResidentContact {
 
 /// A new request as submitted by an upstream system (`POST /api/v1/requests`,
 /// `bianmin.intake.<channel>`, `bianmin.inbox.<channel>`).
+///
+/// Beyond this schema the engine refuses (400) a location that names no grid of its policy and
+/// a `raised_at` more than five minutes ahead of its clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "if" = { "properties": { "anonymous": { "const": true } }, "required": ["anonymous"] },
+    "else" = {
+        "required": ["contact"],
+        "properties": { "contact": { "type": "object", "properties": {
+            "name": { "maxLength": 256 },
+            "phone": { "maxLength": 256 },
+            "id_number": { "maxLength": 256 },
+            "address_detail": { "maxLength": 256 }
+        }, "anyOf": [
+            { "required": ["name"], "properties": { "name": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["phone"], "properties": { "phone": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["id_number"], "properties": { "id_number": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["address_detail"], "properties": { "address_detail": { "type": "string", "pattern": "\\S" } } }
+        ] } }
+    }
+))]
 pub struct IntakeDocument {
     /// Intake channel (over NATS it must match the subject's channel).
     pub channel: Channel,
     /// The upstream ticket id (1..=128 chars). With the channel, the idempotency key:
     /// the same pair always yields the same request.
+    #[schemars(length(min = 1, max = 128), extend("pattern" = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub external_id: String,
-    /// Contact data; required unless `anonymous`.
+    /// Contact data; unless `anonymous`, required with at least one field not blank and each
+    /// field at most 256 characters.
     #[serde(default)]
     pub contact: Option<ResidentContact>,
     /// Anonymous: never contacted by handling units.
@@ -50,13 +72,16 @@ pub struct IntakeDocument {
     pub no_reply_requested: bool,
     /// Location in the grid tree.
     pub location: GridPath,
-    /// The matter in the resident's words (1..=10000 chars).
+    /// The matter in the resident's words (1..=10000 chars, not blank).
+    #[schemars(length(min = 1, max = 10000), extend("pattern" = "\\S"))]
     pub text: String,
-    /// Attachments by reference.
+    /// Attachments by reference (at most 20; each uri 1..=2048 bytes, not blank).
     #[serde(default)]
+    #[schemars(length(max = 20))]
     pub attachments: Vec<AttachmentRef>,
-    /// Priority lanes.
+    /// Priority lanes (at most 3).
     #[serde(default)]
+    #[schemars(length(max = 3))]
     pub priority_lanes: Vec<PriorityLane>,
     /// Service flow or dispute mediation.
     #[serde(default)]

@@ -593,6 +593,7 @@ impl App {
                 crate::ratelimit::IntakeRateLimiter::new(config.http.intake_rate_limit),
                 crate::ratelimit::limit_intake,
             ));
+        let router = crate::http::edge::wrap(router, limits);
         let drain = Duration::from_millis(config.http.drain_timeout_ms);
         let server_token = token.clone();
         let mut server = tokio::spawn(async move {

@@ -36,6 +36,9 @@ pub enum AuthError {
     /// The token is not one this server knows.
     #[error("unknown bearer token")]
     UnknownToken,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    #[error("malformed Authorization header: expected `Bearer <token>`")]
+    MalformedAuthorization,
     /// The dev actor header is malformed.
     #[error("malformed actor header: expected `<id>;<role>[;<unit>]`")]
     MalformedActor,
@@ -47,6 +50,7 @@ impl AuthError {
         match self {
             AuthError::Missing => "unauthenticated",
             AuthError::UnknownToken => "unauthenticated",
+            AuthError::MalformedAuthorization => "unauthenticated",
             AuthError::MalformedActor => "malformed_actor",
         }
     }
@@ -123,6 +127,26 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization` header value: `None` without a header, the part after
+/// `Bearer ` otherwise. A header that is present but not a bearer credential (another scheme,
+/// no token, bytes that are not text) is refused rather than ignored, so a wrong credential
+/// never falls back to the dev actor header.
+pub fn bearer_token(authorization: Option<&[u8]>) -> Result<Option<&str>, AuthError> {
+    let Some(value) = authorization else {
+        return Ok(None);
+    };
+    let value = std::str::from_utf8(value).map_err(|_| AuthError::MalformedAuthorization)?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthError::MalformedAuthorization)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::MalformedAuthorization);
+    }
+    Ok(Some(token))
+}
+
 /// Parses `<id>;<role>[;<unit>]`.
 pub fn parse_actor(header: &str) -> Result<Actor, AuthError> {
     let mut parts = header.split(';').map(str::trim);
@@ -183,6 +207,26 @@ mod tests {
             role,
             unit: Some("u1".into()),
             token_sha256: hash_token(secret),
+        }
+    }
+
+    #[test]
+    fn an_authorization_header_that_is_no_bearer_credential_is_refused() {
+        assert_eq!(bearer_token(None), Ok(None));
+        assert_eq!(bearer_token(Some(b"Bearer s3cret")), Ok(Some("s3cret")));
+        assert_eq!(bearer_token(Some(b"bearer  s3cret ")), Ok(Some("s3cret")));
+        for bad in [
+            &b"Basic eDp5"[..],
+            b"s3cret",
+            b"Bearer ",
+            b"Bearer",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(
+                bearer_token(Some(bad)),
+                Err(AuthError::MalformedAuthorization),
+                "{bad:?}"
+            );
         }
     }
 

@@ -327,8 +327,9 @@ pub async fn deliveries(log: &EventLog, sent_through: u64) -> Result<Vec<Deliver
 }
 
 /// A feedback document from the higher-level system.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "UpwardFeedbackDocument")]
 pub struct FeedbackDocument {
     /// The request.
     pub request_id: RequestId,

@@ -14,7 +14,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use schemas::{RequestId, Role};
@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use super::timeline::{AsOf, Step};
 use super::{AuditError, as_of, digest, reference, verify};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiJson};
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::{AppState, Caller};
 use crate::upward::{FeedbackDocument, FeedbackReply, record_feedback};
 
@@ -96,6 +97,7 @@ fn not_found(id: RequestId) -> ApiError {
 
 /// Query of the verify endpoint.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// One request; every chain when absent.
     pub request: Option<Uuid>,
@@ -104,7 +106,7 @@ pub struct VerifyQuery {
 async fn verify_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<VerifyQuery>,
+    ApiQuery(q): ApiQuery<VerifyQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_auditor(&caller)?;
     let log = state.commands.log();
@@ -134,8 +136,8 @@ async fn reference_handler(
 async fn timeline_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    Query(at): Query<AsOf>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(at): ApiQuery<AsOf>,
 ) -> Result<Json<Vec<Step>>, ApiError> {
     require_auditor(&caller)?;
     let id = parse_id(&id)?;
@@ -153,8 +155,8 @@ async fn timeline_handler(
 async fn state_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    Query(at): Query<AsOf>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(at): ApiQuery<AsOf>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_auditor(&caller)?;
     let id = parse_id(&id)?;
@@ -173,7 +175,7 @@ async fn state_handler(
 async fn feedback_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Json(document): Json<FeedbackDocument>,
+    ApiJson(document): ApiJson<FeedbackDocument>,
 ) -> Result<Json<FeedbackReply>, ApiError> {
     if !matches!(caller.0.role, Role::HigherLevel | Role::System) {
         return Err(ApiError::forbidden(

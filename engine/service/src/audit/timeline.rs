@@ -55,6 +55,7 @@ pub fn history_with_states(events: &[EventEnvelope]) -> Vec<Step> {
 
 /// Which past state to rebuild.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct AsOf {
     /// Only events the engine had recorded at or before this instant (`recorded_at`).
     #[serde(default)]

@@ -10,17 +10,23 @@
 //! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
 //! | `/api/v1/reports...` | periodic rate reports upward, their revisions and feedback ([`crate::reports::http`]) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of every route ([`crate::openapi`]) |
 //! | `/open311/v2/...` | Open311 GeoReport v2 ([`open311`]; errors are the spec's array) |
 //!
+//! Every route sits behind [`edge::wrap`] (request id, one body limit, path and query text
+//! check, panic catcher, rewrite of unstructured errors), and reads its path and query with
+//! [`extract::ApiPath`] / [`extract::ApiQuery`] and its body with [`error::ApiJson`].
 //! Every error is `{code, message, field}`: 400 malformed or invalid input; 401 no or unknown
 //! credentials; 403 a role or unit that may not do or see this; 404 unknown request, action or
 //! route; 408 timeout; 409 lost a race for the request repeatedly; 413 body over the limit;
-//! 422 refused by the workflow rules (e.g. `wrong_stage`); 503 event log unavailable.
+//! 500 internal (detail logged with the request id, never answered); 422 refused by the workflow rules (e.g. `wrong_stage`); 503 event log unavailable.
 //! Commands run to completion in their own task even when the client goes away, so a command
 //! is never half-applied; retrying with the same `Idempotency-Key` returns the original result.
 
 pub mod dashboard;
+pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod open311;
 pub mod requests;
@@ -90,6 +96,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi_document))
         .merge(api)
         .merge(crate::audit::router())
         .merge(crate::reports::http::router())
@@ -106,6 +113,14 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .with_state(state)
 }
 
+/// `GET /openapi.json`: the OpenAPI document of this server (the committed one; a test keeps
+/// the two equal).
+async fn openapi_document() -> impl axum::response::IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(crate::openapi::document_text).clone();
+    ([(header::CONTENT_TYPE, "application/json")], text)
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Actor);
@@ -114,14 +129,12 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+        let bearer = crate::auth::bearer_token(
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )?;
         let dev = parts
             .headers
             .get(DEV_ACTOR_HEADER)

@@ -1,8 +1,7 @@
 //! Handlers of `/api/v1/requests`: intake, commands and reads.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use schemas::{Command, CommandKind, DecodeError, Event, EventEnvelope, IntakeDocument, RequestId};
@@ -10,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiJson, read_body};
+use super::extract::{ApiPath, ApiQuery};
 use super::{AppState, Caller};
 use crate::audit::as_of;
 use crate::audit::timeline::AsOf;
@@ -70,7 +70,7 @@ pub async fn intake(
 pub async fn command(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path((id, action)): Path<(String, String)>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -122,11 +122,10 @@ pub async fn command(
 pub async fn get_request(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(id): Path<String>,
-    at: Result<Query<AsOf>, QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(at): ApiQuery<AsOf>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let request_id = parse_request_id(&id)?;
-    let Query(at) = at.map_err(|e| malformed_query(&e))?;
     authorize_read(&state, &actor, request_id).await?;
     if at.is_present() {
         let request = as_of::request_as_of(state.commands.log(), request_id, at)
@@ -155,6 +154,7 @@ pub async fn get_request(
 
 /// Query of `GET /api/v1/requests/{id}/history`.
 #[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Each event with the request's state after it (and the correction that neutralised it).
     #[serde(default)]
@@ -166,11 +166,10 @@ pub struct HistoryQuery {
 pub async fn history(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let request_id = parse_request_id(&id)?;
-    let Query(query) = query.map_err(|e| malformed_query(&e))?;
     authorize_read(&state, &actor, request_id).await?;
     if query.with_state {
         let steps = as_of::history(state.commands.log(), request_id)
@@ -180,15 +179,6 @@ pub async fn history(
     }
     let events: Vec<EventEnvelope> = state.commands.history(request_id).await?;
     Ok(Json(events).into_response())
-}
-
-fn malformed_query(rejection: &QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed",
-        format!("invalid query: {}", rejection.body_text()),
-        None,
-    )
 }
 
 /// Checks `actor` may read `request_id` (see [`read_access`]).

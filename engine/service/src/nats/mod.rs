@@ -294,14 +294,10 @@ pub(crate) fn authenticate(
             .map(|v| v.as_str().to_string())
     };
     let authorization = header(AUTHORIZATION_HEADER);
-    let bearer = authorization.as_deref().map(|value| {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value)
-    });
+    let bearer = crate::auth::bearer_token(authorization.as_deref().map(str::as_bytes))
+        .map_err(auth_error)?;
     let dev = header(DEV_ACTOR_HEADER);
-    auth.authenticate(bearer.map(str::trim), dev.as_deref())
+    auth.authenticate(bearer, dev.as_deref())
         .map_err(auth_error)
 }
 

@@ -8,6 +8,7 @@
 //! committed file drifts from [`document`], when a route of the router is missing from the
 //! document, or when a documented route does not exist.
 
+pub mod operation;
 pub mod routes;
 
 use schemars::JsonSchema;
@@ -58,6 +59,8 @@ fn components() -> Map<String, Value> {
     c.add::<schemas::Command>();
     c.add::<schemas::EventEnvelope>();
     c.add::<schemas::ErrorBody>();
+    c.add::<crate::upward::FeedbackDocument>();
+    c.add::<crate::reports::store::FeedbackDocument>();
     c.add::<crate::http::open311::wire::Service>();
     c.add::<crate::http::open311::wire::ServiceDefinition>();
     c.add::<crate::http::open311::wire::CreatedRequest>();

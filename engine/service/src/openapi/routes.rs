@@ -5,222 +5,8 @@
 
 use serde_json::{Value, json};
 
+use super::operation::*;
 use super::schema_ref;
-
-/// Who may call an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// No credentials.
-    Public,
-    /// A bearer token (or the dev actor header), with the roles named in the description.
-    Token,
-    /// Open311: `api_key` parameter (an intake-system token).
-    ApiKey,
-}
-
-/// How errors are shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Errors {
-    /// `{code, message, field}`.
-    Api,
-    /// Open311's `[{code, description}]`.
-    Open311,
-    /// Open311's `<errors><error><code/><description/></error></errors>`.
-    Open311Xml,
-}
-
-/// One parameter.
-#[derive(Debug, Clone)]
-pub struct Param {
-    /// Name.
-    pub name: &'static str,
-    /// `path`, `query` or `header`.
-    pub place: &'static str,
-    /// Required.
-    pub required: bool,
-    /// Schema.
-    pub schema: Value,
-    /// What it does.
-    pub description: &'static str,
-}
-
-/// One method on one path.
-#[derive(Debug, Clone)]
-pub struct Operation {
-    /// Lower-case HTTP method.
-    pub method: &'static str,
-    /// Path in OpenAPI form (`{id}`).
-    pub path: &'static str,
-    /// Unique operation id.
-    pub id: &'static str,
-    /// Tag.
-    pub tag: &'static str,
-    /// One line.
-    pub summary: &'static str,
-    /// Roles and behaviour.
-    pub description: &'static str,
-    /// Credentials.
-    pub access: Access,
-    /// Parameters.
-    pub params: Vec<Param>,
-    /// Request body: (media type, schema).
-    pub body: Option<(&'static str, Value)>,
-    /// Success answers: (status, description, media type, schema).
-    pub ok: Vec<(u16, &'static str, &'static str, Value)>,
-    /// Error statuses.
-    pub errors: &'static [u16],
-    /// Error shape.
-    pub error_shape: Errors,
-}
-
-impl Operation {
-    /// The OpenAPI operation object.
-    pub fn to_value(&self) -> Value {
-        let mut responses = serde_json::Map::new();
-        for (status, description, media, schema) in &self.ok {
-            let content = if media.is_empty() {
-                json!(null)
-            } else {
-                json!({ *media: { "schema": schema } })
-            };
-            let mut answer = json!({ "description": description });
-            if !content.is_null() {
-                answer["content"] = content;
-            }
-            responses.insert(status.to_string(), answer);
-        }
-        for status in self.errors {
-            let (media, schema) = match self.error_shape {
-                Errors::Api => (JSON, schema_ref("ErrorBody")),
-                Errors::Open311 => (
-                    JSON,
-                    json!({"type": "array", "items": schema_ref("Open311ErrorItem")}),
-                ),
-                Errors::Open311Xml => (XML, string()),
-            };
-            responses.insert(
-                status.to_string(),
-                json!({
-                    "description": error_text(*status),
-                    "content": { media: { "schema": schema } }
-                }),
-            );
-        }
-        let mut op = json!({
-            "operationId": self.id,
-            "tags": [self.tag],
-            "summary": self.summary,
-            "description": self.description,
-            "responses": responses,
-        });
-        let params: Vec<Value> = self
-            .params
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.name, "in": p.place, "required": p.required,
-                    "description": p.description, "schema": p.schema
-                })
-            })
-            .collect();
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
-        }
-        if let Some((media, schema)) = &self.body {
-            op["requestBody"] = json!({
-                "required": true,
-                "content": { *media: { "schema": schema } }
-            });
-        }
-        match self.access {
-            Access::Public => op["security"] = json!([]),
-            Access::Token => op["security"] = json!([{ "bearer": [] }, { "devActor": [] }]),
-            Access::ApiKey => op["security"] = json!([]),
-        }
-        op
-    }
-}
-
-fn error_text(status: u16) -> &'static str {
-    match status {
-        400 => "Malformed or invalid input",
-        401 => "No or unknown credentials",
-        403 => "The role or unit may not do or see this",
-        404 => "Unknown resource",
-        405 => "Method not allowed",
-        408 => "Timed out",
-        409 => "Conflict",
-        413 => "Body over the size limit",
-        422 => "Refused by the workflow rules",
-        429 => "Rate limited",
-        503 => "A backing store is unavailable",
-        _ => "Error",
-    }
-}
-
-fn path(name: &'static str, description: &'static str) -> Param {
-    Param {
-        name,
-        place: "path",
-        required: true,
-        schema: json!({"type": "string"}),
-        description,
-    }
-}
-
-fn uuid_path(name: &'static str, description: &'static str) -> Param {
-    Param {
-        schema: json!({"type": "string", "format": "uuid"}),
-        ..path(name, description)
-    }
-}
-
-fn query(name: &'static str, schema: Value, description: &'static str) -> Param {
-    Param {
-        name,
-        place: "query",
-        required: false,
-        schema,
-        description,
-    }
-}
-
-fn header(name: &'static str, schema: Value, description: &'static str) -> Param {
-    Param {
-        name,
-        place: "header",
-        required: false,
-        schema,
-        description,
-    }
-}
-
-fn string() -> Value {
-    json!({"type": "string"})
-}
-
-fn datetime() -> Value {
-    json!({"type": "string", "format": "date-time"})
-}
-
-fn integer() -> Value {
-    json!({"type": "integer", "minimum": 0})
-}
-
-fn boolean() -> Value {
-    json!({"type": "boolean"})
-}
-
-fn object(description: &'static str) -> Value {
-    json!({"type": "object", "description": description})
-}
-
-fn array_of(items: Value) -> Value {
-    json!({"type": "array", "items": items})
-}
-
-const JSON: &str = "application/json";
-const XML: &str = "text/xml";
 
 /// Component schemas of responses without a wire type of their own.
 pub fn inline_components() -> Vec<(&'static str, Value)> {
@@ -304,7 +90,7 @@ fn dims() -> Vec<Param> {
         ("channel", "Only this intake channel."),
     ]
     .into_iter()
-    .map(|(name, description)| query(name, string(), description))
+    .map(|(name, description)| query(name, text(), description))
     .collect()
 }
 
@@ -316,19 +102,11 @@ fn list_params(extra: Vec<Param>) -> Vec<Param> {
             datetime(),
             "The instant deadlines are judged against; default now.",
         ),
-        query(
-            "since_position",
-            integer(),
-            "Only rows changed after this log position.",
-        ),
-        query("limit", integer(), "Page size (1..=1000)."),
-        query(
-            "cursor",
-            string(),
-            "From the previous page's `next_cursor`.",
-        ),
-        query("from", string(), "First period key included."),
-        query("to", string(), "Last period key included."),
+        since_position(),
+        limit(),
+        cursor(),
+        query("from", period_key(), "First period key included."),
+        query("to", period_key(), "Last period key included."),
         query(
             "dispatched",
             boolean(),
@@ -337,6 +115,44 @@ fn list_params(extra: Vec<Param>) -> Vec<Param> {
     ]);
     params.extend(extra);
     params
+}
+
+/// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM`.
+fn period_key() -> Value {
+    pattern("^[0-9]{4}-([0-9]{2}(-[0-9]{2})?|W[0-9]{2})$")
+}
+
+fn since_position() -> Param {
+    query(
+        "since_position",
+        int_range(0, i64::MAX as u64, None),
+        "Only rows changed after this log position.",
+    )
+}
+
+fn limit() -> Param {
+    query(
+        "limit",
+        int_range(1, u64::from(projections::http::MAX_LIMIT), Some(100)),
+        "Page size.",
+    )
+}
+
+fn cursor() -> Param {
+    query(
+        "cursor",
+        pattern(projections::query::CURSOR_PATTERN),
+        "From the previous page's `next_cursor` (any other value: 400).",
+    )
+}
+
+/// The ranking's cursor: the offset of the next page.
+fn offset_cursor() -> Param {
+    query(
+        "cursor",
+        pattern("^[0-9]{1,18}$"),
+        "From the previous page's `next_cursor` (any other value: 400).",
+    )
 }
 
 fn as_of_params() -> Vec<Param> {
@@ -350,12 +166,30 @@ fn as_of_params() -> Vec<Param> {
     ]
 }
 
+/// An Open311 date: a date-time, or blank (GeoReport clients send empty form fields, which
+/// count as absent).
+fn open311_date() -> Value {
+    json!({"anyOf": [datetime(), {"type": "string", "pattern": "^ *$"}]})
+}
+
 fn open311_jurisdiction() -> Param {
     query(
         "jurisdiction_id",
-        string(),
+        text(),
         "This deployment's `open311.jurisdiction_id`; another answers 404.",
     )
+}
+
+/// `<uuid>.json` or `<uuid>.xml`.
+const REQUEST_FILE: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.(json|xml)$";
+
+/// Any of the dimensions, comma-separated.
+const GROUP_BY: &str = "^((street|community|grid|department|category|channel)(,(street|community|grid|department|category|channel))*)?$";
+
+/// A ranking weight.
+fn weight() -> Value {
+    json!({"type": "number", "minimum": 0, "maximum": projections::http::MAX_WEIGHT})
 }
 
 const READ_ERRORS: &[u16] = &[400, 401, 403, 404, 408, 503];
@@ -436,7 +270,7 @@ pub fn operations() -> Vec<Operation> {
         Operation {
             params: vec![
                 uuid_path("id", "The request."),
-                query("purpose", string(), "Why the data is read (recorded in the privacy ledger)."),
+                query("purpose", text(), "Why the data is read (recorded in the privacy ledger)."),
             ],
             ok: vec![(200, "The contact data", JSON, object("The resident's contact record."))],
             errors: &[400, 401, 403, 404, 503],
@@ -448,9 +282,9 @@ pub fn operations() -> Vec<Operation> {
                 let mut p = dims();
                 p.extend([
                     query("period", json!({"type": "string", "enum": ["day", "week", "month"]}), "Period grain."),
-                    query("group_by", string(), "Comma-separated dimensions."),
-                    query("from", string(), "First period key included."),
-                    query("to", string(), "Last period key included."),
+                    query("group_by", pattern(GROUP_BY), "Comma-separated dimensions."),
+                    query("from", period_key(), "First period key included."),
+                    query("to", period_key(), "Last period key included."),
                     query("dispatched", boolean(), "Only requests referred at least once."),
                     query("now", datetime(), "The instant deadlines are judged against."),
                 ]);
@@ -461,15 +295,15 @@ pub fn operations() -> Vec<Operation> {
             ..op("get", "/api/v1/stats", "stats", "read models", "Rates by period and dimension", "Every role that reads aggregates, including dashboard.")
         },
         list("/api/v1/overdue", "overdue", "Open requests past a deadline", vec![]),
-        list("/api/v1/due-soon", "due_soon", "Open requests due soon", vec![query("within_hours", integer(), "Window, hours (default 24).")]),
+        list("/api/v1/due-soon", "due_soon", "Open requests due soon", vec![query("within_hours", int_range(1, projections::http::MAX_WITHIN_HOURS as u64, Some(24)), "Window, hours.")]),
         Operation {
             params: vec![
-                query("month", string(), "`YYYY-MM`; default the current month."),
-                query("w1", json!({"type": "number"}), "Weight of the response rate."),
-                query("w2", json!({"type": "number"}), "Weight of the resolution rate."),
-                query("w3", json!({"type": "number"}), "Weight of the satisfaction rate."),
-                query("limit", integer(), "Page size."),
-                query("cursor", string(), "Next page."),
+                query("month", pattern("^[0-9]{4}-[0-9]{2}$"), "`YYYY-MM`; default the current month."),
+                query("w1", weight(), "Weight of the response rate (default 10)."),
+                query("w2", weight(), "Weight of the resolution rate (default 45)."),
+                query("w3", weight(), "Weight of the satisfaction rate (default 45)."),
+                limit(),
+                offset_cursor(),
                 query("now", datetime(), "The instant deadlines are judged against."),
             ],
             ok: vec![(200, "The ranking", JSON, object("`{month, weights, items, next_cursor}`."))],
@@ -483,18 +317,19 @@ pub fn operations() -> Vec<Operation> {
         Operation {
             params: vec![
                 query("open", boolean(), "Only open reports."),
-                query("since_position", integer(), "Only rows changed after this log position."),
-                query("limit", integer(), "Page size."),
-                query("cursor", string(), "Next page."),
+                since_position(),
+                limit(),
+                cursor(),
             ],
             ok: vec![(200, "A page of the ledger", JSON, schema_ref("Page"))],
             errors: &[400, 401, 403, 408, 500],
             ..op("get", "/api/v1/upward", "upward_ledger", "upward", "The report-upward ledger", "Read-model roles.")
         },
         Operation {
+            access: Access::Public,
             ok: vec![(200, "Each projector's checkpoint and lag", JSON, object("`{status, projectors}`."))],
             errors: &[503],
-            ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "503 when the read-model database does not answer within 2 s.")
+            ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "Public, like `/healthz`. 503 when the read-model database does not answer within 2 s.")
         },
         // ---------------------------------------------------------------- audit, upward
         Operation {
@@ -523,14 +358,14 @@ pub fn operations() -> Vec<Operation> {
         }
         .with_params(as_of_params()),
         Operation {
-            body: Some((JSON, object("A feedback document: request_id, report_id, kind, content, …"))),
+            body: Some((JSON, schema_ref("UpwardFeedbackDocument"))),
             ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
             errors: &[400, 401, 403, 404, 408, 413, 422, 503],
             ..op("post", "/api/v1/upward/feedback", "upward_feedback", "upward", "A higher level's feedback on an upward report", "Higher-level and system roles.")
         },
         // ---------------------------------------------------------------- reports
         Operation {
-            params: vec![query("level", string(), "Only reports to this level.")],
+            params: vec![query("level", json!({"type": "string", "enum": ["", "street", "district", "city"]}), "Only reports to this level; empty: every level.")],
             ok: vec![(200, "Published reports", JSON, array_of(object("A report: revisions (without figures) and feedback.")))],
             ..op("get", "/api/v1/reports", "reports", "reports", "Published rate reports", "Auditor, supervisor, higher-level, dashboard and system roles.")
         },
@@ -541,7 +376,7 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             params: vec![uuid_path("id", "The report.")],
-            body: Some((JSON, object("`{kind, comments, revision?, message_id?}`."))),
+            body: Some((JSON, schema_ref("ReportFeedbackDocument"))),
             ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
             errors: &[400, 401, 403, 404, 409, 413, 503],
             ..op("post", "/api/v1/reports/{id}/feedback", "report_feedback", "reports", "The higher level's feedback on a report", "Higher-level and system roles.")
@@ -551,13 +386,13 @@ pub fn operations() -> Vec<Operation> {
             params: vec![
                 query("status", json!({"type": "string", "enum": ["pending", "failed", "sent", "dead", "suppressed"]}), "Only this delivery status."),
                 query("request_id", json!({"type": "string", "format": "uuid"}), "Only this request's notifications."),
-                query("limit", integer(), "Most rows (≤ 1000)."),
+                query("limit", int_range(1, 1000, None), "Most rows."),
             ],
             ok: vec![(200, "Notifications without recipients", JSON, array_of(object("A delivery with its text.")))],
             ..op("get", "/api/v1/notifications", "notifications", "notifications", "Resident notifications and their delivery", "Supervisor, auditor and system roles; never carries contact data.")
         },
         Operation {
-            params: vec![path("id", "The notification.")],
+            params: vec![uuid_path("id", "The notification.")],
             ok: vec![(200, "Queued again", JSON, object("The delivery."))],
             errors: &[400, 401, 403, 404, 503],
             ..op("post", "/api/v1/notifications/{id}/replay", "notification_replay", "notifications", "Send a notification again", "Supervisor and system roles.")
@@ -573,10 +408,13 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("service_file", "`<service_code>.json` or `<service_code>.xml`."), open311_jurisdiction()],
-            ok: vec![(200, "The service definition", JSON, schema_ref("ServiceDefinition"))],
+            params: vec![file_path("service_file", "`<service_code>.json` or `<service_code>.xml`."), open311_jurisdiction()],
+            ok: vec![
+                (200, "The service definition", JSON, schema_ref("ServiceDefinition")),
+                (200, "`<service_definition>…` (the `.xml` file)", XML, string()),
+            ],
             errors: &[400, 404],
-            error_shape: Errors::Open311,
+            error_shape: Errors::Open311File,
             ..op("get", "/open311/v2/services/{service_file}", "open311_service_definition", "open311", "GeoReport v2: service definition", "Public. Attributes `grid` and `priority_lane`.")
         },
         Operation {
@@ -609,11 +447,11 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", string(), "Comma-separated request ids."),
-                query("service_code", string(), "Comma-separated service codes."),
-                query("status", string(), "`open`, `closed` or `open,closed`."),
-                query("start_date", datetime(), "Received at or after."),
-                query("end_date", datetime(), "Received at or before."),
+                query("service_request_id", pattern("^\\s*(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*)?\\s*$"), "Comma-separated request ids (UUIDs); blank: any."),
+                query("service_code", text(), "Comma-separated service codes."),
+                query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
+                query("start_date", open311_date(), "Received at or after; blank: the default window."),
+                query("end_date", open311_date(), "Received at or before; blank: now."),
             ],
             ok: vec![(200, "Requests created over Open311, newest first", JSON, array_of(schema_ref("ServiceRequest")))],
             errors: &[400, 404, 503],
@@ -622,10 +460,13 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
-            params: vec![path("request_file", "`<service_request_id>.json` or `.xml`."), open311_jurisdiction()],
-            ok: vec![(200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest")))],
+            params: vec![Param { schema: pattern(REQUEST_FILE), ..path("request_file", "`<service_request_id>.json` or `.xml`.") }, open311_jurisdiction()],
+            ok: vec![
+                (200, "The request (a one-element array)", JSON, array_of(schema_ref("ServiceRequest"))),
+                (200, "`<service_requests><request>…` (the `.xml` file)", XML, string()),
+            ],
             errors: &[400, 404, 503],
-            error_shape: Errors::Open311,
+            error_shape: Errors::Open311File,
             ..op("get", "/open311/v2/requests/{request_file}", "open311_request", "open311", "GeoReport v2: one request", "Public; never shows contact data.")
         },
         // The same three literal paths in the XML format (the `{…_file}` paths take `.xml` too).
@@ -652,11 +493,11 @@ pub fn operations() -> Vec<Operation> {
             access: Access::Public,
             params: vec![
                 open311_jurisdiction(),
-                query("service_request_id", string(), "Comma-separated request ids."),
-                query("service_code", string(), "Comma-separated service codes."),
-                query("status", string(), "`open`, `closed` or `open,closed`."),
-                query("start_date", datetime(), "Received at or after."),
-                query("end_date", datetime(), "Received at or before."),
+                query("service_request_id", pattern("^\\s*(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*)?\\s*$"), "Comma-separated request ids (UUIDs); blank: any."),
+                query("service_code", text(), "Comma-separated service codes."),
+                query("status", pattern("^(open|closed|open,closed|closed,open)?$"), "`open`, `closed` or `open,closed`."),
+                query("start_date", open311_date(), "Received at or after; blank: the default window."),
+                query("end_date", open311_date(), "Received at or before; blank: now."),
             ],
             ok: vec![(200, "`<service_requests><request>…`", XML, string())],
             errors: &[400, 404, 503],
@@ -675,6 +516,12 @@ pub fn operations() -> Vec<Operation> {
             ok: vec![(200, "The event log answers", JSON, object("`{status: ready}`."))],
             errors: &[503],
             ..op("get", "/readyz", "readyz", "operations", "Readiness", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "This document", JSON, object("The OpenAPI 3.1 document."))],
+            errors: &[],
+            ..op("get", "/openapi.json", "openapi", "operations", "The OpenAPI document", "Public; the same document as schemas/openapi/bianmin.openapi.json.")
         },
         Operation {
             access: Access::Public,

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::ReportError;
 use super::store::{self, FeedbackDocument, FeedbackReply, ReportRecord};
 use crate::http::error::{ApiError, ApiJson};
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::{AppState, Caller};
 
 /// The report routes, to merge into the main router.
@@ -76,6 +77,7 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// Query of the list.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `street`, `district` or `city`.
     pub level: Option<String>,
@@ -158,7 +160,7 @@ async fn list_handler(
     State(state): State<AppState>,
     Extension(cache): Extension<Arc<store::ReportList>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<ReportLine>>, ApiError> {
     require_reader(&caller)?;
     let level = match q.level.as_deref() {
@@ -180,7 +182,7 @@ async fn list_handler(
 async fn get_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReportRecord>, ApiError> {
     require_reader(&caller)?;
     let id = parse_id(&id)?;
@@ -193,7 +195,7 @@ async fn get_handler(
 async fn feedback_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut document): ApiJson<FeedbackDocument>,
 ) -> Result<Json<FeedbackReply>, ApiError> {
     if !matches!(caller.0.role, Role::HigherLevel | Role::System) {

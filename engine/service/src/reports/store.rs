@@ -471,24 +471,59 @@ async fn append(
     Ok(())
 }
 
-/// A feedback document from the higher level (HTTP body or NATS request).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A feedback document from the higher level (HTTP body or NATS request). Its schema is the
+/// HTTP body's, where the report comes from the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    rename = "ReportFeedbackDocument",
+    extend(
+        "if" = { "properties": { "kind": { "enum": ["questioned", "returned"] } } },
+        "then" = {
+            "required": ["comments"],
+            "properties": { "comments": { "pattern": "\\S" } }
+        }
+    )
+)]
 pub struct FeedbackDocument {
     /// The report (required on NATS; taken from the path over HTTP).
     #[serde(default)]
+    #[schemars(skip)]
     pub report_id: Option<Uuid>,
     /// The revision answered; the latest when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_revision")]
+    #[schemars(range(max = 4_294_967_295u32))]
     pub revision: Option<u32>,
     /// received | questioned | returned | accepted.
     pub kind: ReportFeedbackKind,
-    /// Comments (required when questioned or returned).
+    /// Comments (required, not blank, when questioned or returned); at most 4096 characters
+    /// after trimming.
     #[serde(default)]
     pub comments: String,
-    /// The sender's own message id; a resent document with the same id is recorded once.
+    /// The sender's own message id (1..=200 characters); a resent document with the same id
+    /// is recorded once.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
     pub message_id: Option<String>,
+}
+
+/// A revision number: any JSON integer in range, `3.0` included (JSON Schema counts a number
+/// without fraction as an integer).
+fn whole_revision<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u64)
+        })
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("revision must be a whole number 0..=4294967295"))
 }
 
 /// The answer to a feedback document.
@@ -517,10 +552,10 @@ pub async fn record_feedback(
         .report_id
         .ok_or_else(|| ReportError::invalid("report_id", "report_id is required"))?;
     let comments = document.comments.trim().to_string();
-    if comments.len() > COMMENTS_MAX {
+    if comments.chars().count() > COMMENTS_MAX {
         return Err(ReportError::invalid(
             "comments",
-            format!("comments longer than {COMMENTS_MAX} bytes"),
+            format!("comments longer than {COMMENTS_MAX} characters"),
         ));
     }
     if matches!(
@@ -537,11 +572,11 @@ pub async fn record_feedback(
         ));
     }
     if let Some(id) = &document.message_id
-        && (id.is_empty() || id.len() > 200)
+        && (id.is_empty() || id.chars().count() > 200)
     {
         return Err(ReportError::invalid(
             "message_id",
-            "message_id must be 1-200 bytes",
+            "message_id must be 1-200 characters",
         ));
     }
     let commit_id = match &document.message_id {

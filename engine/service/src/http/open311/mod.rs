@@ -364,13 +364,15 @@ fn submitter(
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<schemas::Actor, Open311Error> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+    let forbidden = |_| {
+        Open311Error::new(
+            StatusCode::FORBIDDEN,
+            "api_key missing or invalid -- cannot create the request",
+        )
+    };
+    let bearer =
+        crate::auth::bearer_token(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+            .map_err(forbidden)?;
     let key = params.get("api_key").or(bearer);
     let dev = headers.get(DEV_ACTOR_HEADER).and_then(|v| v.to_str().ok());
     let actor = app.auth.authenticate(key, dev).map_err(|_| {
@@ -648,7 +650,9 @@ pub async fn list_requests(
     let end = parse_date(&params, "end_date")?.unwrap_or(now);
     let start = match parse_date(&params, "start_date")? {
         Some(start) => start,
-        None => end - Duration::days(i64::from(state.config.list_days)),
+        None => end
+            .checked_sub_signed(Duration::days(i64::from(state.config.list_days)))
+            .ok_or_else(|| Open311Error::bad_request("end_date is out of range"))?,
     };
     if start > end {
         return Err(Open311Error::bad_request("start_date is after end_date"));
