@@ -46,7 +46,16 @@ pub(super) struct Checks {
     /// The position of the earliest signed record seen (`u64::MAX`: none yet).
     signing_began_at: AtomicU64,
     found: Mutex<BTreeMap<u64, Quarantined>>,
+    /// Records this process already checked and admitted, by position, with a keyed hash of
+    /// their bytes: every follower of the process (projectors, supervisor, notifier, links)
+    /// reads each record, and the hash and signature checks need to run once, not per reader.
+    /// A record whose bytes changed since (an edit behind the log's back) is checked again.
+    admitted: Mutex<BTreeMap<u64, u64>>,
+    hasher: std::hash::RandomState,
 }
+
+/// Admitted records remembered per process (oldest forgotten first).
+const ADMITTED_REMEMBERED: usize = 65_536;
 
 impl Default for Checks {
     fn default() -> Checks {
@@ -54,6 +63,8 @@ impl Default for Checks {
             keyring: Keyring::default(),
             signing_began_at: AtomicU64::new(u64::MAX),
             found: Mutex::default(),
+            admitted: Mutex::default(),
+            hasher: std::hash::RandomState::new(),
         }
     }
 }
@@ -69,8 +80,22 @@ impl Checks {
 
     /// The record as a commit, or `None` when it is quarantined (and recorded).
     pub(super) fn admit(&self, position: u64, bytes: &[u8]) -> Option<LoggedCommit> {
+        use std::hash::BuildHasher as _;
+        let fingerprint = self.hasher.hash_one(bytes);
+        if self.lock_admitted().get(&position) == Some(&fingerprint)
+            && let Ok(commit) = Commit::from_bytes(bytes)
+        {
+            return Some(LoggedCommit { position, commit });
+        }
         match self.check(position, bytes) {
-            Ok(commit) => Some(LoggedCommit { position, commit }),
+            Ok(commit) => {
+                let mut admitted = self.lock_admitted();
+                admitted.insert(position, fingerprint);
+                if admitted.len() > ADMITTED_REMEMBERED {
+                    admitted.pop_first();
+                }
+                Some(LoggedCommit { position, commit })
+            }
             Err((request_id, reason)) => {
                 self.record(position, request_id, reason);
                 None
@@ -135,6 +160,12 @@ impl Checks {
             SignatureCheck::UnknownKey(key) => Err(format!("signed by unknown key {key}")),
             SignatureCheck::Invalid(what) => Err(format!("bad signature: {what}")),
         }
+    }
+
+    fn lock_admitted(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Notes a signed record at `position`: signing began there or earlier.
@@ -213,6 +244,60 @@ mod tests {
         );
         assert!(found[0].reason.contains("not JSON"), "{found:?}");
         assert_eq!(found[2].request_id, Some(Uuid::from_u128(2)));
+    }
+
+    /// A commit of one sealed `progress_noted` event.
+    fn noted(note: &str) -> Commit {
+        let at = "2026-03-03T08:00:00Z".parse().unwrap();
+        let envelope = schemas::EventEnvelope {
+            event_id: Uuid::from_u128(3),
+            request_id: Uuid::from_u128(2),
+            version: 1,
+            schema_version: 0,
+            occurred_at: at,
+            recorded_at: at,
+            actor: schemas::Actor {
+                id: "w-1".into(),
+                role: schemas::Role::StationWorker,
+                unit: None,
+            },
+            causation_id: Uuid::from_u128(1),
+            correlation_id: Uuid::from_u128(1),
+            prev_hash: schemas::envelope::GENESIS_HASH.to_string(),
+            hash: String::new(),
+            event: schemas::Event::ProgressNoted(schemas::event::ProgressNoted {
+                note: note.into(),
+            }),
+        }
+        .seal();
+        Commit {
+            commit_id: Uuid::from_u128(1),
+            request_id: Uuid::from_u128(2),
+            command: CommandKind::NoteProgress,
+            events: vec![envelope],
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn a_record_admitted_once_is_checked_again_when_its_bytes_change() {
+        let checks = Checks::default();
+        let bytes = noted("original").to_bytes();
+        assert!(checks.admit(9, &bytes).is_some());
+        assert!(
+            checks.admit(9, &bytes).is_some(),
+            "the remembered record is admitted"
+        );
+        // The same position edited behind the log's back, its hash left stale.
+        let mut edited: Value = serde_json::from_slice(&bytes).unwrap();
+        edited["events"][0]["data"]["note"] = serde_json::json!("edited");
+        let edited = serde_json::to_vec(&edited).unwrap();
+        assert!(checks.admit(9, &edited).is_none());
+        assert!(
+            checks.found()[0].reason.contains("stored hash"),
+            "{:?}",
+            checks.found()
+        );
     }
 
     #[test]
