@@ -15,13 +15,13 @@ use tests::nats::{free_port, nats_server_binary};
 
 /// The password of every role of the shipped accounts file in these tests: it has the
 /// characters a URL must escape, so userinfo decoding is exercised too.
-const PASSWORD: &str = "s3cret/p@ss:word";
+pub(crate) const PASSWORD: &str = "s3cret/p@ss:word";
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
 /// A nats-server with JetStream on a chosen loopback port, from a config file written into
 /// its temporary directory; killed on drop.
-struct ConfiguredServer {
+pub(crate) struct ConfiguredServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
@@ -45,7 +45,7 @@ impl ConfiguredServer {
 
     /// The shipped `accounts.conf`, every role's password `PASSWORD` (bcrypt), included the
     /// way `deploy/nats/nats-server.conf` includes it.
-    fn with_shipped_accounts(port: u16) -> ConfiguredServer {
+    pub(crate) fn with_shipped_accounts(port: u16) -> ConfiguredServer {
         let server = ConfiguredServer::prepare(port, "include ./accounts.conf");
         let shipped = std::fs::read_to_string(repo_file("deploy/nats/accounts.conf"))
             .expect("deploy/nats/accounts.conf");
@@ -75,7 +75,7 @@ impl ConfiguredServer {
     }
 
     /// Starts the server and waits until it accepts TCP connections.
-    async fn start(mut self) -> ConfiguredServer {
+    pub(crate) async fn start(mut self) -> ConfiguredServer {
         self.spawn();
         let deadline = Instant::now() + DEADLINE;
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
@@ -88,7 +88,7 @@ impl ConfiguredServer {
         self
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 }
@@ -114,14 +114,14 @@ fn bcrypt_hash(password: &str) -> String {
 }
 
 /// A file holding `secret` with the newline an editor adds.
-fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
+pub(crate) fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("{secret}\n")).expect("write a secret file");
     path
 }
 
 /// Environment logging in as the engine's user with the password from `file`.
-fn engine_login(file: &Path) -> Vec<(String, String)> {
+pub(crate) fn engine_login(file: &Path) -> Vec<(String, String)> {
     vec![
         ("BIANMIN_NATS__USER".into(), "engine".into()),
         (
@@ -335,7 +335,7 @@ async fn intake_and_staff_cannot_write_the_event_log_or_the_stream_api() {
     })
     .await
     .expect("the engine creates the stream");
-    for user in ["intake", "staff"] {
+    for user in ["intake", "staff", "integrator"] {
         let (client, mut errors) = client_as(&server, user).await;
         for subject in [
             "bianmin.events.request.x",

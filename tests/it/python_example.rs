@@ -82,16 +82,51 @@ async fn the_python_example_submits_and_follows_a_request() {
         ..ServeOptions::default()
     })
     .await;
+    let example = Example {
+        server: nats_url,
+        login: Vec::new(),
+        prefix,
+        stream,
+        py_dir,
+    };
+    let client = tests::nats::shared_nats().await;
+    submit_and_follow(&engine, &example, client.clone()).await;
+    drop(engine);
+    tests::nats::delete_stream(&client, &example.stream).await;
+}
+
+/// How the example is run: its server, its login arguments, the instance's names.
+struct Example {
+    server: String,
+    login: Vec<String>,
+    prefix: String,
+    stream: String,
+    py_dir: PathBuf,
+}
+
+/// Runs the example against `engine`, moves the request through its lifecycle over HTTP, and
+/// checks that the example printed every event the log (read through `log_client`) holds.
+async fn submit_and_follow(
+    engine: &ServeProcess,
+    example: &Example,
+    log_client: async_nats::Client,
+) {
+    let Example {
+        server: nats_url,
+        login,
+        prefix,
+        stream,
+        py_dir,
+    } = example;
     let ticket = format!("PY-{}", uuid::Uuid::now_v7().simple());
     let script = workspace().join("deploy/examples/python/submit_and_follow.py");
     let mut child = tokio::process::Command::new("python3")
         .arg(&script)
-        .args([
-            "--server", &nats_url, "--prefix", &prefix, "--stream", &stream,
-        ])
+        .args(["--server", nats_url, "--prefix", prefix, "--stream", stream])
+        .args(login)
         .args(["--actor", "hotline-gateway;intake_system"])
         .args(["--external-id", &ticket, "--follow-seconds", "60"])
-        .env("PYTHONPATH", &py_dir)
+        .env("PYTHONPATH", py_dir)
         .env("PYTHONUNBUFFERED", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,11 +194,10 @@ async fn the_python_example_submits_and_follows_a_request() {
     );
 
     // Every event of the request, in log order, was printed with its position and version.
-    let client = tests::nats::shared_nats().await;
     let log = EventLog::connect_jetstream(
-        client.clone(),
+        log_client,
         JetStreamConfig {
-            names: schemas::Names::new(&prefix, &stream).expect("valid names"),
+            names: schemas::Names::new(prefix, stream).expect("valid names"),
             manage_stream: false,
             ..JetStreamConfig::default()
         },
@@ -202,6 +236,50 @@ async fn the_python_example_submits_and_follows_a_request() {
         expected.len() >= 11,
         "intake and ten commands: {expected:#?}"
     );
-    drop(engine);
-    tests::nats::delete_stream(&client, &stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_runs_as_the_integrator_user_of_the_shipped_accounts() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: python3 is not installed, the Python example cannot run");
+        return;
+    }
+    let py_dir = workspace().join("target/tools/py");
+    python_with_nats(&py_dir).expect("nats-py for the example");
+    let server =
+        crate::nats_auth::ConfiguredServer::with_shipped_accounts(tests::nats::free_port())
+            .start()
+            .await;
+    let secrets = tempfile::tempdir().expect("dir");
+    let password = crate::nats_auth::secret_file(secrets.path(), "pw", crate::nats_auth::PASSWORD);
+    let engine = ServeProcess::start(ServeOptions {
+        nats_url: Some(server.url()),
+        env: crate::nats_auth::engine_login(&password),
+        ..ServeOptions::default()
+    })
+    .await;
+    let example = Example {
+        server: server.url(),
+        login: vec![
+            "--user".into(),
+            "integrator".into(),
+            "--password-file".into(),
+            password.display().to_string(),
+        ],
+        prefix: "bianmin".into(),
+        stream: "BIANMIN_EVENTS".into(),
+        py_dir,
+    };
+    let engine_client = async_nats::ConnectOptions::with_user_and_password(
+        "engine".into(),
+        crate::nats_auth::PASSWORD.into(),
+    )
+    .connect(server.url())
+    .await
+    .expect("the engine's login");
+    submit_and_follow(&engine, &example, engine_client).await;
 }

@@ -27,6 +27,8 @@ from nats.js.api import DeliverPolicy
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", default="nats://127.0.0.1:4222", help="NATS server URL")
+    p.add_argument("--user", help="NATS user (e.g. 'integrator' of deploy/nats/accounts.conf)")
+    p.add_argument("--password-file", help="file holding the NATS user's password")
     p.add_argument("--prefix", default="bianmin", help="subject prefix (nats.subject_prefix)")
     p.add_argument("--stream", default="BIANMIN_EVENTS", help="event log stream (nats.stream)")
     p.add_argument("--actor", help="dev identity '<id>;<role>[;<unit>]' (engine in dev mode)")
@@ -49,7 +51,13 @@ def identity_headers(args):
 
 async def main():
     args = parse_args()
-    nc = await nats.connect(args.server, name="bianmin-python-example")
+    login = {}
+    if args.user:
+        login["user"] = args.user
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as f:
+            login["password"] = f.read().strip()
+    nc = await nats.connect(args.server, name="bianmin-python-example", **login)
     document = {
         "channel": args.channel,
         "external_id": args.external_id,
