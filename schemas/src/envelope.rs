@@ -115,17 +115,45 @@ const SIGNING_TAG: &str = "bianmin-commit-signature-v1";
 /// `None` when the record lacks one of those fields.
 pub fn signing_payload(raw: &serde_json::Value) -> Option<Vec<u8>> {
     let field = |name: &str| raw.get(name).and_then(serde_json::Value::as_str);
-    let mut payload = format!(
-        "{SIGNING_TAG}\n{}\n{}\n{}\n",
+    let hashes: Option<Vec<&str>> = raw
+        .get("events")?
+        .as_array()?
+        .iter()
+        .map(|event| event.get("hash")?.as_str())
+        .collect();
+    Some(payload_of(
         field("commit_id")?,
         field("request_id")?,
-        field("command")?
-    );
-    for event in raw.get("events")?.as_array()? {
-        payload.push_str(event.get("hash")?.as_str()?);
+        field("command")?,
+        hashes?,
+    ))
+}
+
+impl Commit {
+    /// [`signing_payload`] of this commit as it will be stored, computed from the typed
+    /// fields (no serialisation: the engine signs every append with it).
+    pub fn signing_payload(&self) -> Vec<u8> {
+        payload_of(
+            &self.commit_id.to_string(),
+            &self.request_id.to_string(),
+            self.command.as_str(),
+            self.events.iter().map(|e| e.hash.as_str()),
+        )
+    }
+}
+
+fn payload_of<'a>(
+    commit_id: &str,
+    request_id: &str,
+    command: &str,
+    hashes: impl IntoIterator<Item = &'a str>,
+) -> Vec<u8> {
+    let mut payload = format!("{SIGNING_TAG}\n{commit_id}\n{request_id}\n{command}\n");
+    for hash in hashes {
+        payload.push_str(hash);
         payload.push('\n');
     }
-    Some(payload.into_bytes())
+    payload.into_bytes()
 }
 
 impl Commit {

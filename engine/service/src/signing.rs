@@ -133,11 +133,7 @@ impl CommitSigner {
 
     /// Signs `commit` as it will be stored (any signature it carries is replaced).
     pub fn sign(&self, commit: &Commit) -> CommitSignature {
-        let mut unsigned = commit.clone();
-        unsigned.signature = None;
-        let raw = serde_json::to_value(&unsigned).expect("commits always serialise");
-        let payload = signing_payload(&raw).expect("a typed commit has every signed field");
-        self.sign_bytes(&payload)
+        self.sign_bytes(&commit.signing_payload())
     }
 }
 
