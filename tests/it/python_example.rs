@@ -57,18 +57,27 @@ fn python_with_nats(py_dir: &Path) -> Result<(), String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_submits_and_follows_a_request() {
+/// The `PYTHONPATH` with nats-py, or `None` (skipped, with the reason printed) when python3
+/// is not installed.
+fn python_for_the_example() -> Option<PathBuf> {
     if std::process::Command::new("python3")
         .arg("--version")
         .output()
         .is_err()
     {
         println!("skipped: python3 is not installed, the Python example cannot run");
-        return;
+        return None;
     }
     let py_dir = workspace().join("target/tools/py");
     python_with_nats(&py_dir).expect("nats-py for the example");
+    Some(py_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_submits_and_follows_a_request() {
+    let Some(py_dir) = python_for_the_example() else {
+        return;
+    };
 
     let stream = format!("PY_{}", uuid::Uuid::now_v7().simple()).to_uppercase();
     let prefix = stream.to_lowercase();
@@ -240,16 +249,9 @@ async fn submit_and_follow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_runs_as_the_integrator_user_of_the_shipped_accounts() {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("skipped: python3 is not installed, the Python example cannot run");
+    let Some(py_dir) = python_for_the_example() else {
         return;
-    }
-    let py_dir = workspace().join("target/tools/py");
-    python_with_nats(&py_dir).expect("nats-py for the example");
+    };
     let server =
         crate::nats_auth::ConfiguredServer::with_shipped_accounts(tests::nats::free_port())
             .start()
