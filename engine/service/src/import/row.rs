@@ -10,15 +10,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use engine_core::Policy;
-use schemas::intake::ResidentContact;
 use schemas::{
-    Channel, GridPath, HandlingMode, IntakeDocument, PriorityLane, ReplyOutcome, RequestKind,
-    RequestType, Resolution, Satisfaction, Timestamp, Urgency,
+    HandlingMode, IntakeDocument, ReplyOutcome, RequestType, Resolution, Satisfaction, Timestamp,
+    Urgency,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::commands::{CommandError, validate_intake};
+use super::steps;
 
 /// Every column an import file may carry, in the order of `docs/import.md`.
 pub const COLUMNS: &[&str] = &[
@@ -188,13 +187,13 @@ pub struct ImportRow {
 }
 
 /// Reads the values of one row.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     raw: &'a RawRow,
     external_id: Option<String>,
 }
 
 impl Fields<'_> {
-    fn error(&self, code: &str, field: &str, message: impl Into<String>) -> RowError {
+    pub(super) fn error(&self, code: &str, field: &str, message: impl Into<String>) -> RowError {
         RowError {
             line: self.raw.line,
             external_id: self.external_id.clone(),
@@ -204,21 +203,21 @@ impl Fields<'_> {
         }
     }
 
-    fn get(&self, column: &str) -> Option<&str> {
+    pub(super) fn get(&self, column: &str) -> Option<&str> {
         self.raw.values.get(column).map(String::as_str)
     }
 
-    fn required(&self, column: &str) -> Result<&str, RowError> {
+    pub(super) fn required(&self, column: &str) -> Result<&str, RowError> {
         self.get(column)
             .ok_or_else(|| self.error("required", column, "is required"))
     }
 
-    fn text(&self, column: &str) -> Option<String> {
+    pub(super) fn text(&self, column: &str) -> Option<String> {
         self.get(column).map(str::to_string)
     }
 
     /// A snake_case wire value parsed as `T` (the same names as the JSON API).
-    fn code<T: DeserializeOwned>(
+    pub(super) fn code<T: DeserializeOwned>(
         &self,
         column: &str,
         allowed: &str,
@@ -237,7 +236,7 @@ impl Fields<'_> {
         }
     }
 
-    fn flag(&self, column: &str) -> Result<Option<bool>, RowError> {
+    pub(super) fn flag(&self, column: &str) -> Result<Option<bool>, RowError> {
         match self.get(column).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(None),
             Some("true" | "yes" | "y" | "1" | "是") => Ok(Some(true)),
@@ -250,7 +249,7 @@ impl Fields<'_> {
         }
     }
 
-    fn time(&self, column: &str) -> Result<Option<Timestamp>, RowError> {
+    pub(super) fn time(&self, column: &str) -> Result<Option<Timestamp>, RowError> {
         match self.get(column) {
             None => Ok(None),
             Some(v) => parse_time(v).map(Some).ok_or_else(|| {
@@ -265,7 +264,7 @@ impl Fields<'_> {
         }
     }
 
-    fn list(&self, column: &str) -> Vec<String> {
+    pub(super) fn list(&self, column: &str) -> Vec<String> {
         self.get(column)
             .map(|v| {
                 v.split([';', '；', ','])
@@ -328,293 +327,20 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
     }
     let external_id = f.required("external_id")?.to_string();
     f.external_id = Some(external_id.clone());
-    let channel = Channel::parse(f.required("channel")?).ok_or_else(|| {
-        f.error(
-            "invalid_value",
-            "channel",
-            "must be one of hotline, window, online, grid_patrol, letters_visits, email",
-        )
-    })?;
-    let received_at = f
-        .time("received_at")?
-        .ok_or_else(|| f.error("required", "received_at", "is required"))?;
-    let location = GridPath {
-        street: f.required("street")?.to_string(),
-        community: f.required("community")?.to_string(),
-        grid: f.required("grid")?.to_string(),
-        micro_grid: None,
-    };
-    let contact = ResidentContact {
-        name: f.text("contact_name"),
-        phone: f.text("contact_phone"),
-        id_number: f.text("contact_id_number"),
-        address_detail: f.text("contact_address"),
-    };
-    let has_contact = contact.name.is_some()
-        || contact.phone.is_some()
-        || contact.id_number.is_some()
-        || contact.address_detail.is_some();
-    let anonymous = f.flag("anonymous")?.unwrap_or(!has_contact);
-    let mut priority_lanes = Vec::new();
-    for lane in f.list("priority_lanes") {
-        let parsed: PriorityLane = serde_json::from_value(serde_json::Value::String(lane.clone()))
-            .map_err(|_| {
-                f.error(
-                    "invalid_value",
-                    "priority_lanes",
-                    format!("`{lane}` is not one of elderly, military, disabled"),
-                )
-            })?;
-        if !priority_lanes.contains(&parsed) {
-            priority_lanes.push(parsed);
-        }
-    }
-    let document = IntakeDocument {
-        channel,
-        external_id,
-        contact: (!anonymous && has_contact).then_some(contact),
-        anonymous,
-        confidential: f.flag("confidential")?.unwrap_or(false),
-        no_reply_requested: f.flag("no_reply_requested")?.unwrap_or(false),
-        location,
-        text: f.required("text")?.to_string(),
-        attachments: Vec::new(),
-        priority_lanes,
-        kind: f
-            .code::<RequestKind>("kind", "service, dispute")?
-            .unwrap_or_default(),
-        raised_at: f.time("raised_at")?,
-    };
-    validate_intake(&document, policy, received_at).map_err(|e| match e {
-        CommandError::Invalid {
-            code,
-            message,
-            field,
-        } => {
-            let field = match field.as_deref() {
-                Some("location") => "grid".to_string(),
-                Some("contact") => "contact_name".to_string(),
-                Some(other) => other.to_string(),
-                None => "external_id".to_string(),
-            };
-            let message = if code == "unknown_reference" && field == "grid" {
-                format!(
-                    "{}/{}/{} is not a grid of the directory",
-                    document.location.street, document.location.community, document.location.grid
-                )
-            } else {
-                message
-            };
-            f.error(&code, &field, message)
-        }
-        other => f.error(&other.code(), "external_id", other.to_string()),
-    })?;
-
+    let (document, received_at) = steps::intake(&f, external_id, policy)?;
     let accepted_at = f.time("accepted_at")?;
-    let classified_at = f.time("classified_at")?;
-    let classification = match (f.get("catalogue_item"), classified_at) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(f.error(
-                "required",
-                "catalogue_item",
-                "is required when classified_at is given",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(f.error(
-                "required",
-                "classified_at",
-                "is required when catalogue_item is given",
-            ));
-        }
-        (Some(item_id), Some(at)) => {
-            let Some(item) = policy.catalogue().item(item_id) else {
-                return Err(f.error(
-                    "unknown_reference",
-                    "catalogue_item",
-                    format!("`{item_id}` is not an item of the service catalogue"),
-                ));
-            };
-            if let Some(category) = f.get("category")
-                && category != item.category
-            {
-                return Err(f.error(
-                    "invalid_value",
-                    "category",
-                    format!(
-                        "`{category}` is not the category of item `{item_id}` (`{}`)",
-                        item.category
-                    ),
-                ));
-            }
-            Some(ClassificationRow {
-                catalogue_item: item_id.to_string(),
-                request_type: f
-                    .code::<RequestType>(
-                        "request_type",
-                        "consultation, help, complaint, report, suggestion, praise, other",
-                    )?
-                    .unwrap_or(RequestType::Other),
-                urgency: f
-                    .code::<Urgency>("urgency", "emergency, time_critical, general, complex")?,
-                at,
-            })
-        }
-    };
-
+    let classification = steps::classification(&f, policy)?;
     let replied_at = f.time("replied_at")?;
-    let referred_at = f.time("referred_at")?;
-    let signed_for_at = f.time("signed_for_at")?;
     let contacted_at = f.time("contacted_at")?;
-    let handling = match &classification {
-        None => {
-            for column in ["handling", "department", "referred_at", "signed_for_at"] {
-                if f.get(column).is_some() {
-                    return Err(f.error(
-                        "lifecycle_order",
-                        column,
-                        "is given but the request was never classified (classified_at)",
-                    ));
-                }
-            }
-            None
-        }
-        Some(cl) => {
-            let item = policy.catalogue().item(&cl.catalogue_item);
-            let mode = f
-                .code::<HandlingMode>("handling", "direct, proxy, referral")?
-                .or(item.map(|i| i.handling_mode))
-                .unwrap_or(HandlingMode::Direct);
-            let department = f
-                .text("department")
-                .or_else(|| item.and_then(|i| i.departments.first().cloned()));
-            let assisting = f.list("assisting_departments");
-            let started =
-                referred_at.is_some() || signed_for_at.is_some() || contacted_at.is_some();
-            if !started && replied_at.is_none() {
-                None
-            } else {
-                let department = match (mode, department) {
-                    (HandlingMode::Direct, d) => d.unwrap_or_default(),
-                    (_, Some(d)) => d,
-                    (_, None) => {
-                        return Err(f.error(
-                            "required",
-                            "department",
-                            "is required for proxy and referral handling (the item names none)",
-                        ));
-                    }
-                };
-                if mode != HandlingMode::Referral && signed_for_at.is_some() {
-                    return Err(f.error(
-                        "lifecycle_order",
-                        "signed_for_at",
-                        "only a referral is signed for",
-                    ));
-                }
-                Some(HandlingRow {
-                    mode,
-                    department,
-                    assisting,
-                    at: referred_at.unwrap_or(cl.at),
-                    signed_for_at,
-                })
-            }
-        }
-    };
-
-    let reply = match (replied_at, f.get("outcome")) {
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(f.error(
-                "required",
-                "outcome",
-                "is required when replied_at is given",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(f.error(
-                "required",
-                "replied_at",
-                "is required when outcome is given",
-            ));
-        }
-        (Some(at), Some(_)) => {
-            let outcome = f
-                .code::<ReplyOutcome>(
-                    "outcome",
-                    "resolved, partially_resolved, explained_cannot_solve_now, not_ours_explained",
-                )?
-                .unwrap_or(ReplyOutcome::Resolved);
-            if outcome == ReplyOutcome::Terminated {
-                return Err(f.error(
-                    "invalid_value",
-                    "outcome",
-                    "`terminated` is recorded only by an approved termination, not imported",
-                ));
-            }
-            Some(ReplyRow {
-                outcome,
-                content: f.text("reply_text").unwrap_or_else(|| {
-                    format!(
-                        "办理结果 / result: {}",
-                        f.get("outcome").unwrap_or_default()
-                    )
-                }),
-                at,
-                reviewed_at: f.time("reviewed_at")?.unwrap_or(at),
-            })
-        }
-    };
-    if reply.is_none() && f.get("reviewed_at").is_some() {
-        return Err(f.error(
-            "lifecycle_order",
-            "reviewed_at",
-            "is given but the request was never replied (replied_at)",
-        ));
-    }
-
-    let rated_at = f.time("rated_at")?;
-    let rating = match rated_at {
-        None => {
-            for column in ["satisfaction", "resolution"] {
-                if f.get(column).is_some() {
-                    return Err(f.error(
-                        "required",
-                        "rated_at",
-                        format!("is required when {column} is given"),
-                    ));
-                }
-            }
-            None
-        }
-        Some(at) => Some(RatingRow {
-            satisfaction: f
-                .code::<Satisfaction>(
-                    "satisfaction",
-                    "satisfied, basically_satisfied, dissatisfied",
-                )?
-                .ok_or_else(|| {
-                    f.error(
-                        "required",
-                        "satisfaction",
-                        "is required when rated_at is given",
-                    )
-                })?,
-            resolution: f
-                .code::<Resolution>("resolution", "resolved, partially_resolved, unresolved")?
-                .ok_or_else(|| {
-                    f.error(
-                        "required",
-                        "resolution",
-                        "is required when rated_at is given",
-                    )
-                })?,
-            comment: f.text("rating_comment"),
-            at,
-        }),
-    };
+    let handling = steps::handling(
+        &f,
+        policy,
+        classification.as_ref(),
+        replied_at,
+        contacted_at,
+    )?;
+    let reply = steps::reply(&f, replied_at)?;
+    let rating = steps::rating(&f)?;
 
     let row = ImportRow {
         line: raw.line,

@@ -16,6 +16,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
+
+use crate::backoff::Backoff;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use schemas::{Commit, RequestId};
@@ -35,6 +37,8 @@ const PUBLISH_BACKOFF_MAX: Duration = Duration::from_millis(400);
 const READ_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 /// Messages asked for per pull request while reading history or ranges.
 const FETCH_BATCH_LEN: usize = 512;
+/// Pull rounds in a row that may bring nothing before a read gives up.
+const READ_ROUNDS_MAX: u32 = 8;
 /// Pause before `follow` recreates its consumer after the server was unreachable.
 const FOLLOW_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -457,39 +461,64 @@ impl JetStreamLog {
 }
 
 /// Pulls `count` records from `reader` (they exist: the stream denies deletes).
+///
+/// A pull round that fails or brings nothing is tried again, up to [`READ_ROUNDS_MAX`]
+/// times in a row with the [`Backoff::read`] delays: on a clustered (R3) stream the consumer a
+/// read just created may not answer its first pulls yet (`503`, no responders), and with
+/// `AckPolicy::None` a round that failed delivered nothing that a later round repeats.
 async fn drain(
     reader: &consumer::PullConsumer,
     count: usize,
 ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
     let mut records = Vec::with_capacity(count.min(FETCH_BATCH_LEN));
+    let mut backoff = Backoff::read();
+    let mut failed_rounds = 0;
     while records.len() < count {
-        let want = (count - records.len()).min(FETCH_BATCH_LEN);
-        let mut batch = reader
-            .fetch()
-            .max_messages(want)
-            .messages()
-            .await
-            .map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
         let before = records.len();
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
-            let position = message
-                .info()
-                .map_err(|e| LogError::Unavailable(format!("message metadata: {e}")))?
-                .stream_sequence;
-            records.push((position, message.payload.to_vec()));
-            if records.len() >= count {
-                return Ok(records);
-            }
+        let round = pull_round(reader, count, &mut records).await;
+        if records.len() > before {
+            failed_rounds = 0;
+            backoff.reset();
+            continue;
         }
-        if records.len() == before {
-            // Nothing arrived although records are pending: report rather than spin.
-            return Err(LogError::Unavailable(format!(
-                "read stopped after {before} of {count} records"
-            )));
+        failed_rounds += 1;
+        if failed_rounds >= READ_ROUNDS_MAX {
+            return Err(round.err().unwrap_or_else(|| {
+                // Nothing arrived although records are pending: report rather than spin.
+                LogError::Unavailable(format!("read stopped after {before} of {count} records"))
+            }));
         }
+        tracing::debug!(error = ?round.err(), read = before, of = count, "pull round brought nothing; trying again");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
     Ok(records)
+}
+
+/// One fetch of at most [`FETCH_BATCH_LEN`] records into `records`, stopping at `count`.
+async fn pull_round(
+    reader: &consumer::PullConsumer,
+    count: usize,
+    records: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<(), LogError> {
+    let want = (count - records.len()).min(FETCH_BATCH_LEN);
+    let mut batch = reader
+        .fetch()
+        .max_messages(want)
+        .messages()
+        .await
+        .map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
+    while let Some(message) = batch.next().await {
+        let message = message.map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
+        let position = message
+            .info()
+            .map_err(|e| LogError::Unavailable(format!("message metadata: {e}")))?
+            .stream_sequence;
+        records.push((position, message.payload.to_vec()));
+        if records.len() >= count {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// An ordered consumer over the whole stream from `from`.

@@ -1,0 +1,121 @@
+//! `bianmin privacy …`: erase, show a contact's status, the ledger, the retention sweep.
+
+use super::*;
+
+/// `bianmin privacy …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PrivacyCommand {
+    /// Erase a resident's contact data by destroying its key (crypto-shredding). The event log
+    /// is untouched: histories stay verifiable and show the contact as erased.
+    Erase {
+        /// A request id or a contact reference.
+        target: Uuid,
+        /// Why (recorded; no personal data).
+        #[arg(long, default_value = "resident_request")]
+        reason: String,
+        /// Who is erasing (recorded).
+        #[arg(long, default_value = "operator")]
+        actor: String,
+    },
+    /// Show whether a request's contact is held, erased or absent (never the data).
+    Status {
+        /// The request.
+        request: Uuid,
+    },
+    /// Run one retention sweep now and print what it erased.
+    Retention {
+        /// Override the configured days after archive.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Print the privacy ledger: erasures and contact reads, as JSON lines.
+    Ledger,
+}
+
+impl PrivacyCommand {
+    /// Runs the subcommand against the stores `config` names, printing to stdout.
+    pub async fn run(
+        self,
+        config: &crate::config::Config,
+        privacy: &PrivacyConfig,
+    ) -> Result<ExitCode, PrivacyError> {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let (log, _nats) = crate::app::open_log(config)
+            .await
+            .map_err(|e| PrivacyError::Open {
+                what: "the event log",
+                message: e.to_string(),
+            })?;
+        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
+        let ledger = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir)).await?;
+        match self {
+            PrivacyCommand::Erase {
+                target,
+                reason,
+                actor,
+            } => {
+                let outcome = erase(
+                    &log,
+                    &contacts,
+                    &ledger,
+                    target,
+                    &actor,
+                    &reason,
+                    clock.now(),
+                )
+                .await?;
+                println!(
+                    "contact {} erased{}{}",
+                    outcome.contact_ref.0,
+                    outcome
+                        .request_id
+                        .map(|r| format!(" (request {r})"))
+                        .unwrap_or_default(),
+                    if outcome.key_destroyed {
+                        ""
+                    } else {
+                        "; its key had already been destroyed"
+                    }
+                );
+            }
+            PrivacyCommand::Status { request } => {
+                let status = contact_status(&log, &contacts, request).await?;
+                println!(
+                    "request {request}: contact {}",
+                    serde_json::to_value(status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                );
+            }
+            PrivacyCommand::Retention { days } => {
+                let mut policy = privacy.retention;
+                if let Some(days) = days {
+                    policy.contact_days_after_archive = days;
+                }
+                let mut index = retention::RetentionIndex::new();
+                let report =
+                    retention::sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now())
+                        .await?;
+                println!(
+                    "retention: read to position {}, {} archived requests with contact data, {} erased",
+                    report.position,
+                    report.archived_with_contact,
+                    report.erased.len()
+                );
+                for reference in report.erased {
+                    println!("erased {}", reference.0);
+                }
+            }
+            PrivacyCommand::Ledger => {
+                for record in ledger.erasures().await? {
+                    println!("{}", serde_json::json!({"erasure": record}));
+                }
+                for record in ledger.accesses().await? {
+                    println!("{}", serde_json::json!({"access": record}));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,273 @@
+//! Rates per period and dimension, and the monthly department assessment (composite score
+//! and rank). Formulas are those of docs/metrics.md.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    COUNTS, COUNTS_SQL, Counts, Dim, Filter, Period, RateRow, Rates, StatsQuery, counts_from,
+    percentile, ratio, req,
+};
+use crate::db::Val;
+use crate::{ProjectionError, Projections};
+
+/// One department's monthly assessment row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepartmentRank {
+    /// Department.
+    pub department: String,
+    /// Month (`YYYY-MM`).
+    pub month: String,
+    /// Counts over the requests it led (received in the month, dispatched).
+    pub counts: Counts,
+    /// Rates of those counts.
+    pub rates: Rates,
+    /// Referrals to it in the month.
+    pub referrals: i64,
+    /// Of those, returned.
+    pub referrals_returned: i64,
+    /// 回退率 per department = referrals_returned ÷ referrals.
+    pub return_rate: Option<f64>,
+    /// Composite = w1·response_rate + w2·resolution_rate + w3·satisfaction_rate (None if any is None).
+    pub composite: Option<f64>,
+    /// Bottom-up (以下评上) ratings in the month.
+    pub bottom_up_count: i64,
+    /// Their mean score (1..=5).
+    pub bottom_up_avg: Option<f64>,
+    /// Whistles the department was summoned to in the month.
+    pub whistles: i64,
+    /// Of those, reported (报到).
+    pub whistles_reported: i64,
+    /// Mean whistle response time (department_reported − whistle_blown), seconds.
+    pub whistle_response_avg_seconds: Option<f64>,
+    /// 1-based rank by composite (descending).
+    pub rank: u32,
+}
+
+/// Composite-score weights; default 10/45/45 (configurable per query and per deployment).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Response rate weight.
+    pub response: f64,
+    /// Resolution rate weight.
+    pub resolution: f64,
+    /// Satisfaction rate weight.
+    pub satisfaction: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            response: 10.0,
+            resolution: 45.0,
+            satisfaction: 45.0,
+        }
+    }
+}
+
+impl Weights {
+    /// Composite = w1·响应率 + w2·解决率 + w3·满意率 (rates as fractions; 100 at best with 10/45/45).
+    pub fn composite(&self, r: &Rates) -> Option<f64> {
+        Some(
+            self.response * r.response_rate?
+                + self.resolution * r.resolution_rate?
+                + self.satisfaction * r.satisfaction_rate?,
+        )
+    }
+}
+
+impl Projections {
+    /// Rates per period × chosen dimensions (formulas in docs/metrics.md), computed with SQL
+    /// GROUP BY over the `request_summary` fact table; handling-time percentiles by nearest rank.
+    pub async fn stats(&self, q: &StatsQuery) -> Result<Vec<RateRow>, ProjectionError> {
+        let mut args: Vec<Val> = vec![q.now.into()];
+        let wher = q.filter.sql(q.period, &mut args);
+        let mut keys = vec![q.period.column().to_owned()];
+        keys.extend(q.group_by.iter().map(|d| d.column().to_owned()));
+        let key_sql = keys.join(", ");
+        // PostgreSQL computes the nearest-rank percentiles in the same pass (`percentile_disc`
+        // is the nearest rank and skips NULLs); SQLite has no ordered-set aggregates, so the
+        // samples are read in a second query.
+        let in_db = self.backend() == crate::db::Backend::Postgres;
+        let pct = if in_db {
+            ", percentile_disc(0.5) WITHIN GROUP (ORDER BY handling_seconds), \
+             percentile_disc(0.9) WITHIN GROUP (ORDER BY handling_seconds)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {key_sql}, {COUNTS_SQL}{pct} FROM request_summary WHERE {wher} GROUP BY {key_sql} ORDER BY {key_sql}"
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut out = Vec::new();
+        let mut index: BTreeMap<Vec<Option<String>>, usize> = BTreeMap::new();
+        for r in &rows {
+            let key: Vec<Option<String>> = (0..keys.len())
+                .map(|i| r.text(i))
+                .collect::<Result<_, _>>()?;
+            let counts = counts_from(r, keys.len())?;
+            let dims = q
+                .group_by
+                .iter()
+                .zip(key.iter().skip(1))
+                .map(|(d, v)| (d.name().to_owned(), v.clone()))
+                .collect();
+            index.insert(key.clone(), out.len());
+            let mut rates = counts.rates();
+            if in_db {
+                rates.handling_p50_seconds = r.int(keys.len() + COUNTS)?;
+                rates.handling_p90_seconds = r.int(keys.len() + COUNTS + 1)?;
+            }
+            out.push(RateRow {
+                period: key[0].clone().unwrap_or_default(),
+                dims,
+                rates,
+                counts,
+            });
+        }
+        if in_db {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT {key_sql}, handling_seconds FROM request_summary WHERE {wher} AND handling_seconds IS NOT NULL \
+             ORDER BY {key_sql}, handling_seconds"
+        );
+        let rows = self.pool.fetch(&sql, &args).await?;
+        let mut samples: BTreeMap<Vec<Option<String>>, Vec<i64>> = BTreeMap::new();
+        for r in &rows {
+            let key: Vec<Option<String>> = (0..keys.len())
+                .map(|i| r.text(i))
+                .collect::<Result<_, _>>()?;
+            samples
+                .entry(key)
+                .or_default()
+                .push(r.int(keys.len())?.unwrap_or(0));
+        }
+        for (key, mut v) in samples {
+            v.sort_unstable();
+            if let Some(&i) = index.get(&key) {
+                out[i].rates.handling_p50_seconds = percentile(&v, 0.5);
+                out[i].rates.handling_p90_seconds = percentile(&v, 0.9);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The monthly department assessment: per lead department, the rates of the dispatched
+    /// requests received in `month`, its referral return rate, the composite score, bottom-up
+    /// ratings and whistle response time; ranked by composite (descending, then name).
+    pub async fn department_ranking(
+        &self,
+        month: &str,
+        weights: Weights,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DepartmentRank>, ProjectionError> {
+        let stats = self
+            .stats(&StatsQuery {
+                period: Period::Month,
+                group_by: vec![Dim::Department],
+                filter: Filter {
+                    from: Some(month.to_owned()),
+                    to: Some(month.to_owned()),
+                    dispatched_only: true,
+                    ..Filter::default()
+                },
+                now,
+            })
+            .await?;
+        let mut by: BTreeMap<String, DepartmentRank> = BTreeMap::new();
+        let blank = |d: &str| DepartmentRank {
+            department: d.to_owned(),
+            month: month.to_owned(),
+            counts: Counts::default(),
+            rates: Counts::default().rates(),
+            referrals: 0,
+            referrals_returned: 0,
+            return_rate: None,
+            composite: None,
+            bottom_up_count: 0,
+            bottom_up_avg: None,
+            whistles: 0,
+            whistles_reported: 0,
+            whistle_response_avg_seconds: None,
+            rank: 0,
+        };
+        for s in stats {
+            let Some(Some(d)) = s.dims.get("department").cloned() else {
+                continue;
+            };
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.counts = s.counts;
+            e.rates = s.rates;
+        }
+        let m: Val = month.into();
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, COUNT(*), SUM(CASE WHEN returned_at IS NOT NULL THEN 1 ELSE 0 END) \
+                 FROM department_referrals WHERE referred_month = $1 GROUP BY department",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.referrals = r.int(1)?.unwrap_or(0);
+            e.referrals_returned = r.int(2)?.unwrap_or(0);
+            e.return_rate = ratio(e.referrals_returned, e.referrals);
+        }
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, COUNT(*), CAST(SUM(score) AS BIGINT) FROM department_ratings WHERE rated_month = $1 GROUP BY department",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.bottom_up_count = r.int(1)?.unwrap_or(0);
+            e.bottom_up_avg = ratio(r.int(2)?.unwrap_or(0), e.bottom_up_count);
+        }
+        let mut whistle: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+        for r in self
+            .pool
+            .fetch(
+                "SELECT department, blown_at, reported_at FROM whistle_reports WHERE blown_month = $1",
+                std::slice::from_ref(&m),
+            )
+            .await?
+        {
+            let d = req(r.text(0)?, "department")?;
+            let blown = req(r.ts(1)?, "blown_at")?;
+            let w = whistle.entry(d).or_default();
+            w.0 += 1;
+            if let Some(rep) = r.ts(2)? {
+                w.1 += 1;
+                w.2 += (rep - blown).num_seconds();
+            }
+        }
+        for (d, (n, reported, secs)) in whistle {
+            let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
+            e.whistles = n;
+            e.whistles_reported = reported;
+            e.whistle_response_avg_seconds = ratio(secs, reported);
+        }
+        let mut out: Vec<DepartmentRank> = by.into_values().collect();
+        for e in &mut out {
+            e.composite = weights.composite(&e.rates);
+        }
+        out.sort_by(|a, b| {
+            b.composite
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.composite.unwrap_or(f64::NEG_INFINITY))
+                .then_with(|| a.department.cmp(&b.department))
+        });
+        for (i, e) in out.iter_mut().enumerate() {
+            e.rank = i as u32 + 1;
+        }
+        Ok(out)
+    }
+}
