@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use engine_service::log::{Appended, EventLog, JetStreamConfig, LogError};
+use serde_json::json;
+use tests::app::{Store, actors, external_id, intake_document, spawn_app_with};
 use tests::nats::{NatsCluster, NatsServer, unique_log_config};
 
 use crate::log_conformance::{commit, fresh_id};
@@ -221,5 +223,49 @@ async fn retry_until_available(log: &EventLog, c: &schemas::Commit, expected: u6
             }
             Err(e) => panic!("append after restart failed: {e}"),
         }
+    }
+}
+
+/// With `nats.replicas = 3`, every stream the engine creates has three replicas: the log, the
+/// inbox and its rejects, the upward and report links, and the notification stream (made at
+/// the first notification).
+#[tokio::test]
+async fn every_stream_an_engine_creates_follows_the_configured_replicas() {
+    let cluster = NatsCluster::start(3).await;
+    let urls = cluster.urls().join(",");
+    let app = spawn_app_with(Store::Nats, |config| {
+        config.nats.url = Some(urls);
+        config.nats.replicas = 3;
+        config.notify.poll_interval_ms = 50;
+    })
+    .await;
+    let (status, created) = app.intake(&intake_document(&external_id())).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["request_id"].as_str().expect("request id");
+    let (status, answer) = app.command(id, "accept", actors::STATION, &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let expected = app.names().all_streams();
+    let js = async_nats::jetstream::new(cluster.client().await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in &expected {
+        let replicas = loop {
+            match js.get_stream(name).await {
+                Ok(mut stream) => {
+                    break stream
+                        .info()
+                        .await
+                        .expect("stream info")
+                        .config
+                        .num_replicas;
+                }
+                Err(error) if Instant::now() < deadline => {
+                    tracing::debug!(%error, stream = %name, "not created yet");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("stream {name} was never created: {error}"),
+            }
+        };
+        assert_eq!(replicas, 3, "stream {name}");
     }
 }

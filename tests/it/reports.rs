@@ -465,7 +465,7 @@ async fn the_cli_publishes_replays_and_refuses_bad_periods() {
         log: rig.log().clone(),
         nats: None,
         link: engine_service::reports::schedule::ReportsConfig::default()
-            .link(&schemas::Names::default()),
+            .link(&schemas::Names::default(), 1),
         directory: Policy::for_tests().directory().clone(),
         now: at(3, 20, 1),
     };

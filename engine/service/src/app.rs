@@ -241,7 +241,7 @@ impl App {
                     log.clone(),
                     contacts.clone(),
                     &config.projections_url(),
-                    nats.clone(),
+                    nats.clone().map(|client| (client, config.nats.replicas)),
                     &names,
                     metrics.registry(),
                 )
@@ -362,7 +362,10 @@ impl App {
             return;
         };
         let (service, token) = (self.commands.clone(), self.shutdown.clone());
-        let api = crate::nats::NatsApiConfig::new(self.names.clone());
+        let api = crate::nats::NatsApiConfig {
+            inbox_replicas: self.config.nats.replicas,
+            ..crate::nats::NatsApiConfig::new(self.names.clone())
+        };
         let intake = crate::nats::run_intake(
             service.clone(),
             (*self.auth).clone(),
@@ -382,6 +385,7 @@ impl App {
     pub fn upward_config(&self) -> crate::upward::UpwardConfig {
         crate::upward::UpwardConfig {
             names: self.names.clone(),
+            replicas: self.config.nats.replicas,
             ..crate::upward::UpwardConfig::default()
         }
     }
@@ -452,7 +456,7 @@ impl App {
             let link = crate::reports::link::run(
                 log.clone(),
                 client,
-                reports.link(&self.names),
+                reports.link(&self.names, self.config.nats.replicas),
                 clock.clone(),
                 crate::clock::IdSource,
                 self.shutdown.clone(),

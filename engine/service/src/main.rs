@@ -211,7 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let context = ReportContext {
                 log,
                 nats,
-                link: config.reports.link(&config.names()?),
+                link: config.reports.link(&config.names()?, config.nats.replicas),
                 directory: policy.directory().clone(),
                 now: engine_core::Clock::now(&engine_service::clock::SystemClock),
             };

@@ -131,7 +131,7 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
         late.log,
         late.contacts,
         &url,
-        late.nats,
+        late.nats.map(|client| (client, late.config.nats.replicas)),
         &late.config.names()?,
         &late.registry,
     )

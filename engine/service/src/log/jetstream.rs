@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, ErrorCode, consumer, stream};
 use bytes::Bytes;
 
 use crate::backoff::Backoff;
@@ -135,8 +135,14 @@ impl JetStreamLog {
                     CreateStreamErrorKind::EmptyStreamName
                     | CreateStreamErrorKind::InvalidStreamName
                     | CreateStreamErrorKind::DomainAndExternalSet => LogError::Refused(message),
-                    // 503: JetStream or the stream's leader is not available yet.
-                    CreateStreamErrorKind::JetStream(error) if error.code() != 503 => {
+                    // 503: JetStream or the stream's leader is not available yet; too few
+                    // peers: a cluster whose nodes are still joining (or one smaller than
+                    // `nats.replicas`, which the start-up wait then reports).
+                    CreateStreamErrorKind::JetStream(error)
+                        if error.code() != 503
+                            && error.error_code() != ErrorCode::CLUSTER_NO_PEERS
+                            && error.error_code() != ErrorCode::INSUFFICIENT_RESOURCES =>
+                    {
                         LogError::Refused(message)
                     }
                     _ => LogError::Unavailable(message),

@@ -15,9 +15,6 @@ pub struct NotifyConfig {
     /// Run the notifier inside `bianmin serve`. It runs only when there is somewhere to send:
     /// the JetStream log (NATS configured) or at least one webhook.
     pub enabled: bool,
-    /// Replicas of the JetStream stream `<PREFIX>_NOTIFY` capturing `<prefix>.notify.>`
-    /// (names: [`schemas::names`]).
-    pub replicas: usize,
     /// How long the notification stream keeps a document, seconds (default 3 days: long
     /// enough for a gateway consumer to be down over a weekend, short enough that the
     /// stream is no archive). Documents there carry no recipient either way.
@@ -70,7 +67,6 @@ impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             enabled: true,
-            replicas: 1,
             max_age_secs: 3 * 24 * 3600,
             templates_file: None,
             locale: "zh-CN".into(),
@@ -105,9 +101,6 @@ impl NotifyConfig {
                 "notify.max_age_secs must be positive (0 would keep documents forever)".into(),
             );
         }
-        if self.replicas == 0 || self.replicas > 5 {
-            return Err("notify.replicas must be between 1 and 5".into());
-        }
         let mut names = std::collections::HashSet::new();
         for webhook in &self.webhooks {
             if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
@@ -132,8 +125,9 @@ impl NotifyConfig {
         Ok(())
     }
 
-    /// The stream configuration: file storage, deduplication on notification ids.
-    pub fn stream_config(&self, names: &schemas::Names) -> stream::Config {
+    /// The stream configuration: file storage, deduplication on notification ids, `replicas`
+    /// as every stream of the instance (`nats.replicas`).
+    pub fn stream_config(&self, names: &schemas::Names, replicas: usize) -> stream::Config {
         stream::Config {
             name: names.notify_stream(),
             description: Some(
@@ -142,7 +136,7 @@ impl NotifyConfig {
             subjects: vec![names.notify_wildcard()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
-            num_replicas: self.replicas,
+            num_replicas: replicas,
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(self.max_age_secs),
             ..Default::default()

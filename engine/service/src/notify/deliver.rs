@@ -38,20 +38,23 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender for `cfg`; `nats` is the client when the engine runs on JetStream.
+    /// A sender for `cfg`; `nats` is the client when the engine runs on JetStream, with the
+    /// replicas of the instance's streams.
     pub fn new(
         cfg: &NotifyConfig,
         names: &schemas::Names,
-        nats: Option<async_nats::Client>,
+        nats: Option<(async_nats::Client, usize)>,
     ) -> Result<Sender, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        let stream_config = cfg.stream_config(names);
         Ok(Sender {
-            nats: nats.map(|c| (c, stream_config.name.clone(), stream_config)),
+            nats: nats.map(|(client, replicas)| {
+                let stream_config = cfg.stream_config(names, replicas);
+                (client, stream_config.name.clone(), stream_config)
+            }),
             stream_ready: OnceCell::new(),
             http,
             names: names.clone(),

@@ -161,7 +161,7 @@ impl Notifier {
         log: EventLog,
         contacts: ContactStore,
         store: DeliveryStore,
-        nats: Option<async_nats::Client>,
+        nats: Option<(async_nats::Client, usize)>,
         names: &schemas::Names,
         cfg: NotifyConfig,
         metrics: NotifyMetrics,
@@ -481,7 +481,7 @@ pub async fn build(
     log: EventLog,
     contacts: ContactStore,
     database_url: &str,
-    nats: Option<async_nats::Client>,
+    nats: Option<(async_nats::Client, usize)>,
     names: &schemas::Names,
     registry: &Registry,
 ) -> Result<Option<(Notifier, DeliveryStore)>, NotifyError> {

@@ -29,9 +29,6 @@ use crate::log::EventLog;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportsConfig {
-    /// Replicas of the JetStream stream `<PREFIX>_REPORTS` capturing
-    /// `<prefix>.reports.<level>.>` and the feedback log (names: [`schemas::names`]).
-    pub replicas: usize,
     /// Seconds between checks of the schedules.
     pub poll_secs: u64,
     /// The schedules (none by default).
@@ -41,7 +38,6 @@ pub struct ReportsConfig {
 impl Default for ReportsConfig {
     fn default() -> ReportsConfig {
         ReportsConfig {
-            replicas: 1,
             poll_secs: 60,
             schedules: Vec::new(),
         }
@@ -49,11 +45,12 @@ impl Default for ReportsConfig {
 }
 
 impl ReportsConfig {
-    /// The report link's settings for the instance named by `names`.
-    pub fn link(&self, names: &schemas::Names) -> LinkConfig {
+    /// The report link's settings for the instance named by `names` whose streams have
+    /// `replicas` replicas (`nats.replicas`).
+    pub fn link(&self, names: &schemas::Names, replicas: usize) -> LinkConfig {
         LinkConfig {
             names: names.clone(),
-            replicas: self.replicas,
+            replicas,
         }
     }
 }
