@@ -386,7 +386,6 @@ impl App {
         crate::upward::UpwardConfig {
             names: self.names.clone(),
             replicas: self.config.nats.replicas,
-            ..crate::upward::UpwardConfig::default()
         }
     }
 
