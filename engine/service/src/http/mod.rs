@@ -38,7 +38,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use schemas::Actor;
 use tower::limit::ConcurrencyLimitLayer;
@@ -102,27 +101,14 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .merge(crate::audit::router())
         .merge(crate::reports::http::router())
         .merge(dashboard::router())
-        .fallback(|uri: axum::http::Uri| async move {
-            match uri.path() {
-                path if path.starts_with(open311::discovery::PREFIX) => {
-                    open311::discovery::unknown_path(path)
-                }
-                _ => ApiError::route_not_found().into_response(),
-            }
-        })
-        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
-            match uri.path() {
-                path if path.starts_with(open311::discovery::PREFIX) => {
-                    open311::discovery::method_not_allowed(path)
-                }
-                _ => ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "method not allowed",
-                    None,
-                )
-                .into_response(),
-            }
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+                None,
+            )
         })
         .with_state(state)
 }

@@ -127,19 +127,6 @@ pub fn unknown_path(path: &str) -> Response {
     }
 }
 
-/// The method is not served on this Open311 path (405, as the spec's error array).
-pub fn method_not_allowed(path: &str) -> Response {
-    let error = Open311Error::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed on `{path}`"),
-    );
-    if path.ends_with(".xml") {
-        xml_error(error)
-    } else {
-        error.into_response()
-    }
-}
-
 fn xml_error(error: Open311Error) -> Response {
     let items = vec![Open311ErrorItem {
         code: error.status.as_u16(),
