@@ -108,7 +108,8 @@ fn the_intake_schema_refuses_what_the_engine_refuses() {
         ),
     ];
     let policy = Policy::for_tests();
-    let now = chrono::Utc::now();
+    // Any fixed instant: none of the documents carries a `raised_at`.
+    let now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 2, 9, 0, 0).unwrap();
     let engine_refuses = |value: &Value| match serde_json::from_value(value.clone()) {
         Ok(document) => engine_service::commands::validate_intake(&document, &policy, now).is_err(),
         Err(_) => true,
