@@ -29,11 +29,23 @@ pub struct ResidentContact {
 /// A new request as submitted by an upstream system (`POST /api/v1/requests`,
 /// `bianmin.intake.<channel>`, `bianmin.inbox.<channel>`).
 ///
-/// Beyond this schema the engine refuses (400) a location that names no grid of its policy and
-/// a `raised_at` more than five minutes ahead of its clock.
+/// Grid codes are at most 64 characters. Beyond this schema the engine refuses (400) a
+/// location that names no grid of its policy, a `raised_at` more than five minutes ahead of
+/// its clock or older than the intake window (older requests come in through `bianmin import`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend(
+    "allOf" = [{ "properties": {
+        "location": { "properties": {
+            "street": { "maxLength": 64 },
+            "community": { "maxLength": 64 },
+            "grid": { "maxLength": 64 },
+            "micro_grid": { "maxLength": 64 }
+        } },
+        "attachments": { "items": { "properties": {
+            "uri": { "minLength": 1, "maxLength": 2048, "pattern": "\\S" }
+        } } }
+    } }],
     "if" = { "properties": { "anonymous": { "const": true } }, "required": ["anonymous"] },
     "else" = {
         "required": ["contact"],
@@ -75,7 +87,7 @@ pub struct IntakeDocument {
     /// The matter in the resident's words (1..=10000 chars, not blank).
     #[schemars(length(min = 1, max = 10000), extend("pattern" = "\\S"))]
     pub text: String,
-    /// Attachments by reference (at most 20; each uri 1..=2048 bytes, not blank).
+    /// Attachments by reference (at most 20; each uri 1..=2048 characters, not blank).
     #[serde(default)]
     #[schemars(length(max = 20))]
     pub attachments: Vec<AttachmentRef>,

@@ -896,6 +896,16 @@ async fn invalid_inbox_documents_end_up_in_the_rejects_stream() {
     for sequence in 1..=3 {
         let message = rejects.get_raw_message(sequence).await.expect("a reject");
         let reject: Value = serde_json::from_slice(&message.payload).expect("rejects are JSON");
+        // The documented message id: the inbox sequence in decimal.
+        let id = message
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_string());
+        assert_eq!(
+            id,
+            reject["inbox_sequence"].as_u64().map(|s| s.to_string()),
+            "{reject}"
+        );
         stored.push((message.subject.to_string(), reject));
     }
     stored.sort_by_key(|(_, r)| r["inbox_sequence"].as_u64());

@@ -23,7 +23,7 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn fixture_json(name: &str) -> Value {
+pub(crate) fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).expect("fixture is JSON")
 }
 
@@ -41,7 +41,7 @@ fn kind(value: &Value) -> &'static str {
 /// Asserts `ours` has the shape of `example`: the same keys in every object, the same value
 /// types (a `null` on either side matches any type); arrays are compared element-wise against
 /// the example's first element.
-fn assert_same_shape(ours: &Value, example: &Value, at: &str) {
+pub(crate) fn assert_same_shape(ours: &Value, example: &Value, at: &str) {
     match (ours, example) {
         (_, Value::Null) | (Value::Null, _) => {}
         (Value::Object(a), Value::Object(b)) => {
@@ -63,7 +63,11 @@ fn assert_same_shape(ours: &Value, example: &Value, at: &str) {
     }
 }
 
-async fn spawn(store: Store, database_url: Option<String>, projections: bool) -> TestApp {
+pub(crate) async fn spawn(
+    store: Store,
+    database_url: Option<String>,
+    projections: bool,
+) -> TestApp {
     spawn_app_with(store, move |config| {
         config.open311.jurisdiction_id = JURISDICTION.into();
         config.projections.enabled = projections;
@@ -86,7 +90,7 @@ async fn spawn(store: Store, database_url: Option<String>, projections: bool) ->
     .await
 }
 
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let response = app
         .client
         .get(format!("{}{path}", app.address))
@@ -635,20 +639,20 @@ async fn creates_are_rate_limited_per_api_key() {
 
 /// An XML element: name, child elements, text.
 #[derive(Debug, Default)]
-struct Node {
-    name: String,
-    children: Vec<Node>,
-    text: String,
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) children: Vec<Node>,
+    pub(crate) text: String,
 }
 
 impl Node {
-    fn child_names(&self) -> Vec<String> {
+    pub(crate) fn child_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.children.iter().map(|c| c.name.clone()).collect();
         names.sort();
         names
     }
 
-    fn child(&self, name: &str) -> &Node {
+    pub(crate) fn child(&self, name: &str) -> &Node {
         self.children
             .iter()
             .find(|c| c.name == name)
@@ -690,13 +694,13 @@ fn parse_xml(text: &str) -> Node {
     document.children.remove(0)
 }
 
-fn keys(value: &Value) -> Vec<String> {
+pub(crate) fn keys(value: &Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
     keys.sort();
     keys
 }
 
-async fn get_xml(app: &TestApp, path: &str) -> (u16, Node) {
+pub(crate) async fn get_xml(app: &TestApp, path: &str) -> (u16, Node) {
     let response = app
         .client
         .get(format!("{}{path}", app.address))

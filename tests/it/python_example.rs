@@ -2,10 +2,14 @@
 //! against a real nats-server and a running `bianmin serve`: it submits an intake document
 //! over request-reply, prints the answer, then follows the request's commits on the event
 //! log with an ordered consumer while the test moves the request through its lifecycle over
-//! HTTP. Every event the log holds for the request must have been printed, in order.
+//! HTTP. Every event the log holds for the request must have been printed, in order. The
+//! example validates every answer and commit against the JSON Schemas (`schemas/json/v1`) and
+//! exits with code 2 on a violation, which fails the test; a run against a tampered schema
+//! shows that it does.
 //!
-//! nats-py comes from `target/tools/py` (installed by `scripts/services`; installed here with
-//! pip when missing). The test is skipped, with a printed reason, only when python3 is absent.
+//! nats-py and jsonschema come from `target/tools/py` (installed by `scripts/services`;
+//! installed here with pip when missing). The tests are skipped, with a printed reason, only
+//! when python3 is absent.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,10 +26,14 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn python_with_nats(py_dir: &Path) -> Result<(), String> {
+/// What the example imports, and the pip packages that provide it.
+const IMPORTS: &str = "import nats, nats.js.api, jsonschema";
+const PACKAGES: [&str; 2] = ["nats-py", "jsonschema"];
+
+fn python_with_packages(py_dir: &Path) -> Result<(), String> {
     let imports = || {
         std::process::Command::new("python3")
-            .args(["-c", "import nats, nats.js.api"])
+            .args(["-c", IMPORTS])
             .env("PYTHONPATH", py_dir)
             .status()
             .map(|s| s.success())
@@ -44,22 +52,22 @@ fn python_with_nats(py_dir: &Path) -> Result<(), String> {
             "--target",
         ])
         .arg(py_dir)
-        .arg("nats-py")
+        .args(PACKAGES)
         .status()
         .map_err(|e| e.to_string())?;
     if status.success() && imports() {
         Ok(())
     } else {
         Err(format!(
-            "nats-py is not importable from {} and pip could not install it (run scripts/services)",
+            "{PACKAGES:?} are not importable from {} and pip could not install them (run scripts/services)",
             py_dir.display()
         ))
     }
 }
 
-/// The `PYTHONPATH` with nats-py, or `None` (skipped, with the reason printed) when python3
-/// is not installed.
-fn python_for_the_example() -> Option<PathBuf> {
+/// The `PYTHONPATH` with nats-py and jsonschema, or `None` (skipped, with the reason printed)
+/// when python3 is not installed.
+pub(crate) fn python_for_the_example() -> Option<PathBuf> {
     if std::process::Command::new("python3")
         .arg("--version")
         .output()
@@ -69,7 +77,7 @@ fn python_for_the_example() -> Option<PathBuf> {
         return None;
     }
     let py_dir = workspace().join("target/tools/py");
-    python_with_nats(&py_dir).expect("nats-py for the example");
+    python_with_packages(&py_dir).expect("nats-py and jsonschema for the example");
     Some(py_dir)
 }
 
@@ -100,8 +108,51 @@ async fn the_python_example_submits_and_follows_a_request() {
     };
     let client = tests::nats::shared_nats().await;
     submit_and_follow(&engine, &example, client.clone()).await;
+    a_reply_the_schemas_refuse_fails_the_example(&example).await;
     drop(engine);
     tests::nats::delete_stream(&client, &example.stream).await;
+}
+
+/// Runs the example against schemas that demand a field the intake reply lacks: it must say
+/// so and exit with code 2 (so a real mismatch fails the tests above).
+async fn a_reply_the_schemas_refuse_fails_the_example(example: &Example) {
+    let schemas = tempfile::tempdir().expect("dir");
+    let published = workspace().join("schemas/json/v1");
+    for name in ["intake_reply", "error_reply", "commit"] {
+        let file = format!("{name}.schema.json");
+        let text = std::fs::read_to_string(published.join(&file)).expect("a published schema");
+        let mut schema: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        if name == "intake_reply" {
+            schema["required"]
+                .as_array_mut()
+                .expect("required")
+                .push("not_in_the_reply".into());
+        }
+        std::fs::write(schemas.path().join(&file), schema.to_string()).expect("write");
+    }
+    let ticket = format!("PY-{}", uuid::Uuid::now_v7().simple());
+    let script = workspace().join("deploy/examples/python/submit_and_follow.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args(["--server", &example.server, "--prefix", &example.prefix])
+        .args(&example.login)
+        .args(["--actor", "hotline-gateway;intake_system"])
+        .args(["--external-id", &ticket, "--follow-seconds", "0"])
+        .arg("--schemas")
+        .arg(schemas.path())
+        .env("PYTHONPATH", &example.py_dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the example exits within 60 s")
+        .expect("python3 runs the example");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("schema violation: intake_reply") && stderr.contains("not_in_the_reply"),
+        "{stderr}"
+    );
 }
 
 /// How the example is run: its server, its login arguments, the instance's names.

@@ -518,6 +518,43 @@ async fn the_cli_publishes_replays_and_refuses_bad_periods() {
     assert_eq!(out.lines().count(), 2, "{out}");
 }
 
+/// `report publish --json` over NATS: stdout is exactly one JSON document (the delivery note
+/// goes to stderr).
+#[tokio::test]
+async fn publish_json_prints_one_json_document_when_sent_over_nats() {
+    let rig = Rig::sqlite(at(3, 2, 1)).await;
+    randomized_run(&rig, 78, 4, at(3, 2, 1), chrono::Duration::days(5)).await;
+    let client = nats().await;
+    let link = engine_service::reports::schedule::ReportsConfig::default()
+        .link(&schemas::Names::for_prefix(&format!("r{}", unique())).expect("valid names"));
+    let ctx = cli::ReportContext {
+        log: rig.log().clone(),
+        nats: Some(client.clone()),
+        link: link.clone(),
+        directory: Policy::for_tests().directory().clone(),
+        now: at(3, 20, 1),
+    };
+    let publish = cli::ReportCommand::Publish(cli::PublishArgs {
+        level: ReportLevel::Street,
+        unit: "jd-01".into(),
+        period: "2026-W10".into(),
+        reason: None,
+        by: "report-cli".into(),
+        json: true,
+    });
+    let (out, code) = cli::execute(publish, &ctx).await.unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let document: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert!(document.is_object(), "{out}");
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_stream(link.names.reports_stream())
+        .await
+        .expect("the revision was sent: its stream exists");
+    assert_eq!(stream.cached_info().state.messages, 1);
+    js.delete_stream(link.names.reports_stream()).await.ok();
+}
+
 async fn wait_for_reports(app: &TestApp, n: usize) -> Value {
     for _ in 0..100 {
         let list: Value = app
@@ -650,15 +687,31 @@ async fn a_running_engine_sends_reports_takes_feedback_and_fires_schedules_once(
         )
         .await
         .unwrap();
-    let body: Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert_eq!(body["code"], json!("malformed"), "{body}");
-    assert!(
+    // The same error reply as every other NATS subject: `{"error": {code, message, field}}`.
+    let body: engine_service::nats::ErrorDocument =
+        serde_json::from_slice(&reply.payload).expect("the error reply");
+    assert_eq!(body.error.code, "malformed", "{body:?}");
+    assert_eq!(
         reply
             .headers
             .as_ref()
             .and_then(|h| h.get("Bianmin-Error"))
-            .is_some()
+            .map(|v| v.as_str()),
+        Some("malformed")
     );
+    // An unknown report: not_found, wrapped the same way.
+    let reply = client
+        .request(
+            format!("{prefix}.reports.feedback"),
+            serde_json::to_vec(&json!({"report_id": Uuid::now_v7(), "kind": "received"}))
+                .unwrap()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let body: engine_service::nats::ErrorDocument =
+        serde_json::from_slice(&reply.payload).expect("the error reply");
+    assert_eq!(body.error.code, "not_found", "{body:?}");
     // The recorded feedback goes out on the feedback log with its event id.
     let fb = collect(&mut sub, 1).await;
     assert!(matches!(

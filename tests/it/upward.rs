@@ -44,6 +44,20 @@ async fn collect(sub: &mut async_nats::Subscriber, n: usize) -> Vec<(String, Str
     out
 }
 
+/// Checks that `reply` is the NATS error reply `{"error": {code, …}}` with `code` in its
+/// `Bianmin-Error` header.
+fn assert_error_reply(reply: &async_nats::Message, code: &str) {
+    let header = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Bianmin-Error"))
+        .map(|v| v.as_str().to_string());
+    let document: engine_service::nats::ErrorDocument = serde_json::from_slice(&reply.payload)
+        .unwrap_or_else(|e| panic!("not the error reply ({e}): {:?}", reply.payload));
+    assert_eq!(document.error.code, code, "{document:?}");
+    assert_eq!(header.as_deref(), Some(code));
+}
+
 /// Polls until `check` holds, failing after 10 s.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -192,15 +206,13 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
         )
         .await
         .expect("reply");
-    assert!(
-        refused
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Bianmin-Error"))
-            .is_some(),
-        "{:?}",
-        refused.payload
-    );
+    assert_error_reply(&refused, "unknown_reference");
+    // A malformed one too, wrapped the same way as every other NATS error.
+    let malformed = client
+        .request(cfg.names.upward_feedback_subject(), "{\"kind\": 1}".into())
+        .await
+        .expect("reply");
+    assert_error_reply(&malformed, "malformed");
     let feedback_b =
         json!({"request_id": b, "report_id": b_reports[0], "kind": "decision", "content": "同意"});
     let reply = client
@@ -257,6 +269,36 @@ async fn reports_feedback_and_acks_flow_and_replay_republishes_the_recorded_sequ
         )
     })
     .await;
+    // Sent as a request, an acknowledgement is answered: a second one as a duplicate, one of
+    // a report never sent upward and a malformed one with the error reply.
+    let ack = |document: Value| {
+        let client = client.clone();
+        let subject = cfg.names.upward_ack_subject();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                client.request(subject, document.to_string().into()),
+            )
+            .await
+            .expect("upward.ack answers a request within 10 s")
+            .expect("a reply")
+        }
+    };
+    let again = ack(json!({"report_id": b_reports[1]})).await;
+    let again: upward::AckReply = serde_json::from_slice(&again.payload).expect("an AckReply");
+    assert_eq!(
+        again,
+        upward::AckReply {
+            request_id: b,
+            report_id: b_reports[1],
+            duplicate: true
+        }
+    );
+    assert_error_reply(
+        &ack(json!({"report_id": Uuid::now_v7()})).await,
+        "not_found",
+    );
+    assert_error_reply(&ack(json!({"report": 1})).await, "malformed");
     let stream = upward::ensure_stream(&client, &cfg).await.expect("stream");
     let through = upward::sent_through(&stream).await.expect("sent through");
     let deliveries = upward::deliveries(rig.log(), through)

@@ -9,7 +9,12 @@
    new one as it is appended; every event is printed as one line. Stops when the request is
    archived or after ``--follow-seconds``.
 
-Needs nats-py (``pip install nats-py``). Subjects, headers and payloads: docs/nats-api.md.
+Every document the engine answers or publishes is validated against its JSON Schema
+(``schemas/json/v1``, ``--schemas``): the intake reply, the error reply and each commit. A
+document the schema refuses ends the script with exit code 2.
+
+Needs nats-py and jsonschema (``pip install nats-py jsonschema``). Subjects, headers and
+payloads: docs/nats-api.md.
 
     python3 submit_and_follow.py --server nats://127.0.0.1:4222 \\
         --actor 'hotline-gw;intake_system' --external-id 12345-0009
@@ -18,10 +23,37 @@ Needs nats-py (``pip install nats-py``). Subjects, headers and payloads: docs/na
 import argparse
 import asyncio
 import json
+import pathlib
 import sys
 
+import jsonschema
 import nats
 from nats.js.api import DeliverPolicy
+
+SCHEMAS = pathlib.Path(__file__).resolve().parents[3] / "schemas" / "json" / "v1"
+
+
+class Schemas:
+    """The published JSON Schemas, one validator per document kind."""
+
+    def __init__(self, directory):
+        self.validators = {}
+        for name in ("intake_reply", "error_reply", "commit"):
+            path = pathlib.Path(directory) / f"{name}.schema.json"
+            with open(path, encoding="utf-8") as f:
+                schema = json.load(f)
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            self.validators[name] = cls(schema)
+
+    def check(self, name, document):
+        """Exits with code 2 when ``document`` is not a valid ``name`` document."""
+        errors = sorted(self.validators[name].iter_errors(document), key=str)
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path)
+            print(f"schema violation: {name} at '{where}': {errors[0].message}",
+                  file=sys.stderr, flush=True)
+            sys.exit(2)
 
 
 def parse_args():
@@ -38,6 +70,8 @@ def parse_args():
     p.add_argument("--text", default="小区北门路灯已坏三天", help="the resident's words")
     p.add_argument("--follow-seconds", type=float, default=60.0,
                    help="stop following after this long (0: do not follow)")
+    p.add_argument("--schemas", default=str(SCHEMAS),
+                   help="directory of the JSON Schemas the answers are validated against")
     return p.parse_args()
 
 
@@ -51,6 +85,7 @@ def identity_headers(args):
 
 async def main():
     args = parse_args()
+    schemas = Schemas(args.schemas)
     login = {}
     if args.user:
         login["user"] = args.user
@@ -72,9 +107,15 @@ async def main():
     answer = json.loads(msg.data)
     error_code = (msg.headers or {}).get("Bianmin-Error")
     if error_code:
+        schemas.check("error_reply", answer)
+        if answer["error"]["code"] != error_code:
+            print(f"schema violation: header {error_code} differs from the body's code",
+                  file=sys.stderr, flush=True)
+            sys.exit(2)
         print(f"intake refused: {error_code}: {json.dumps(answer, ensure_ascii=False)}", flush=True)
         await nc.close()
         return 1
+    schemas.check("intake_reply", answer)
     print(f"intake reply: {json.dumps(answer, ensure_ascii=False)}", flush=True)
     if args.follow_seconds <= 0:
         await nc.close()
@@ -82,9 +123,17 @@ async def main():
 
     request_id = answer["request_id"]
     archived = asyncio.Event()
+    invalid = []
 
     async def on_commit(msg):
         commit = json.loads(msg.data)
+        try:
+            schemas.check("commit", commit)
+        except SystemExit:
+            # A callback cannot end the script: stop following and exit from main.
+            invalid.append(commit.get("commit_id"))
+            archived.set()
+            return
         position = msg.metadata.sequence.stream
         for event in commit["events"]:
             print(
@@ -107,12 +156,13 @@ async def main():
     )
     try:
         await asyncio.wait_for(archived.wait(), timeout=args.follow_seconds)
-        print("archived", flush=True)
+        if not invalid:
+            print("archived", flush=True)
     except asyncio.TimeoutError:
         print(f"stopped after {args.follow_seconds} s", flush=True)
     await sub.unsubscribe()
     await nc.drain()
-    return 0
+    return 2 if invalid else 0
 
 
 if __name__ == "__main__":

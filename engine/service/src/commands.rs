@@ -825,7 +825,7 @@ pub fn validate_intake(
     if codes
         .into_iter()
         .chain(location.micro_grid.as_ref())
-        .any(|c| c.len() > 64)
+        .any(|c| c.chars().count() > 64)
     {
         return Err(CommandError::invalid(
             "invalid_length",
@@ -850,7 +850,7 @@ pub fn validate_intake(
     if document
         .attachments
         .iter()
-        .any(|a| a.uri.trim().is_empty() || a.uri.len() > 2048)
+        .any(|a| a.uri.trim().is_empty() || a.uri.chars().count() > 2048)
     {
         return Err(CommandError::invalid(
             "invalid_value",

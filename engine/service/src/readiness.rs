@@ -86,8 +86,10 @@ impl LateRoutes {
     }
 
     /// Answers `request` from the late routers; with no match, 503 naming the missing parts
-    /// while some are missing (the route may be theirs), else `404 route_not_found`.
+    /// while some are missing (the route may be theirs), else `404 route_not_found` (under
+    /// `/open311/v2/`, the spec's error array: [`crate::http::open311::discovery::unknown_path`]).
     pub async fn answer(self, request: Request) -> Response {
+        let path = request.uri().path().to_string();
         let router = self
             .router
             .read()
@@ -106,6 +108,10 @@ impl LateRoutes {
         }
         let missing = self.readiness.missing();
         if missing.is_empty() {
+            // Open311 clients parse the spec's error array, also for a path no route serves.
+            if path.starts_with(crate::http::open311::discovery::PREFIX) {
+                return crate::http::open311::discovery::unknown_path(&path);
+            }
             return ApiError::route_not_found().into_response();
         }
         ApiError::new(

@@ -1,6 +1,7 @@
 //! Request-reply commands: one [`schemas::CommandEnvelope`] on `<prefix>.cmd.<action>`,
 //! answered with the outcome summary or the error document.
 
+use schemars::JsonSchema;
 use schemas::{CommandEnvelope, CommandKind, EventEnvelope};
 use serde::{Deserialize, Serialize};
 
@@ -10,13 +11,16 @@ use crate::auth::Authenticator;
 use crate::commands::{CommandRequest, CommandService};
 
 /// The successful command reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CommandReply {
     /// The request.
     pub request_id: schemas::RequestId,
     /// The request's version after the command.
+    #[schemars(range(min = 1))]
     pub version: u64,
     /// Log position of the commit that recorded the command.
+    #[schemars(range(min = 1))]
     pub position: u64,
     /// True when this command id had already been applied: nothing new was recorded and the
     /// original outcome is returned.
@@ -27,11 +31,13 @@ pub struct CommandReply {
 }
 
 /// One recorded event in a command reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EventSummary {
     /// The event's id.
     pub event_id: uuid::Uuid,
     /// Its version in the request's stream.
+    #[schemars(range(min = 1))]
     pub version: u64,
     /// Its type.
     #[serde(rename = "type")]
@@ -105,8 +111,7 @@ pub(crate) fn decode(
         ));
     }
     check_size(cfg, payload)?;
-    let envelope: CommandEnvelope = serde_json::from_slice(payload)
-        .map_err(|e| Reply::Error((&schemas::DecodeError::from_serde(e)).into()))?;
+    let envelope: CommandEnvelope = serde_json::from_slice(payload).map_err(Reply::malformed)?;
     if envelope.command.kind() != kind {
         return Err(Reply::error(
             "action_mismatch",

@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 use super::{NatsApiConfig, NatsApiError, Reply, intake};
 use crate::commands::{CommandError, CommandService};
 
-/// A rejected inbox document, as stored on `<prefix>.inbox_rejects.<channel>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A rejected inbox document, as stored on `<prefix>.inbox_rejects.<channel>` with
+/// `Nats-Msg-Id` = [`reject_message_id`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InboxReject {
     /// The upstream ticket id, when the document had a readable one.
     pub external_id: Option<String>,
@@ -33,7 +35,14 @@ pub struct InboxReject {
     /// Why it was rejected.
     pub error: schemas::ErrorBody,
     /// Sequence of the document in the inbox stream.
+    #[schemars(range(min = 1))]
     pub inbox_sequence: u64,
+}
+
+/// The `Nats-Msg-Id` of the reject of the inbox document at `inbox_sequence`: the sequence
+/// itself in decimal, so a document rejected twice (redelivered) is stored once.
+pub fn reject_message_id(inbox_sequence: u64) -> String {
+    inbox_sequence.to_string()
 }
 
 /// The identity inbox documents are recorded under: publishing to the inbox is authorised by
@@ -253,12 +262,7 @@ impl Worker {
         // A redelivered document rejected twice is stored once.
         headers.insert(
             "Nats-Msg-Id",
-            format!(
-                "{}:{}",
-                self.cfg.names.inbox_stream(),
-                reject.inbox_sequence
-            )
-            .as_str(),
+            reject_message_id(reject.inbox_sequence).as_str(),
         );
         let subject = self
             .cfg

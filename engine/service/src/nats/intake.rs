@@ -1,6 +1,7 @@
 //! Request-reply intake: one [`schemas::IntakeDocument`] on `<prefix>.intake.<channel>`,
 //! answered with `{"request_id", "created", "version"}` or the error document.
 
+use schemars::JsonSchema;
 use schemas::{Channel, IntakeDocument};
 use serde::{Deserialize, Serialize};
 
@@ -9,13 +10,15 @@ use crate::auth::Authenticator;
 use crate::commands::CommandService;
 
 /// The successful intake reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IntakeReply {
     /// The request (derived from channel and external id: the same pair, the same id).
     pub request_id: schemas::RequestId,
     /// False when the request already existed (a retried or duplicate submission).
     pub created: bool,
     /// The request's version after the intake.
+    #[schemars(range(min = 1))]
     pub version: u64,
 }
 
@@ -67,8 +70,7 @@ pub(crate) fn decode(
             Some(&key),
         ));
     }
-    let document: IntakeDocument = serde_json::from_slice(payload)
-        .map_err(|e| Reply::Error((&schemas::DecodeError::from_serde(e)).into()))?;
+    let document: IntakeDocument = serde_json::from_slice(payload).map_err(Reply::malformed)?;
     if document.channel != channel {
         return Err(Reply::error(
             "channel_mismatch",

@@ -7,6 +7,9 @@
 //! - [`intake`]: decoding and answering one intake request.
 //! - [`cmd`]: decoding and answering one command request.
 //! - [`inbox`]: the durable inbox consumer and its rejects stream.
+//! - [`reply`]: the answer of every request-reply subject (intake, commands, upward and
+//!   report feedback, upward acknowledgements) and the error document they share.
+//! - [`json_schema`]: the published JSON Schemas of the replies, rejects and notifications.
 //! - this file: configuration, errors, subjects, and [`run_intake`], the request-reply server
 //!   that serves both intake and commands.
 //!
@@ -16,14 +19,13 @@
 pub mod cmd;
 pub mod inbox;
 pub mod intake;
+pub mod json_schema;
+pub mod reply;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
-use bytes::Bytes;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 /// The shutdown signal [`run_intake`] and [`run_inbox`] take (re-exported for callers).
@@ -33,14 +35,13 @@ use crate::auth::Authenticator;
 use crate::commands::CommandService;
 
 pub use inbox::run_inbox;
+pub(crate) use reply::Reply;
+pub use reply::{ERROR_HEADER, ErrorDocument};
 
 /// Header carrying the caller's bearer token: `Authorization: Bearer <token>`.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
 /// Development identity header (`<id>;<role>[;<unit>]`), honoured only in dev-identity mode.
 pub const DEV_ACTOR_HEADER: &str = "X-Bianmin-Actor";
-/// Header set on every error reply, holding the error code (so clients can branch without
-/// parsing the body).
-pub const ERROR_HEADER: &str = "Bianmin-Error";
 
 /// Settings of the NATS edge. Every field has a default; see `docs/nats-api.md`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,61 +225,8 @@ impl Shared {
             Kind::Intake => intake::handle(&self.service, &self.auth, &self.cfg, &message).await,
             Kind::Command => cmd::handle(&self.service, &self.auth, &self.cfg, &message).await,
         };
-        let (headers, payload) = reply.into_parts();
-        if let Err(error) = self
-            .client
-            .publish_with_headers(reply_to, headers, payload)
-            .await
-        {
-            tracing::warn!(%error, "could not publish a NATS reply");
-        }
+        reply.send(&self.client, reply_to).await;
     }
-}
-
-/// One answer to a request: a JSON body, or the error document.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Ok(Vec<u8>),
-    Error(schemas::ErrorBody),
-}
-
-impl Reply {
-    pub(crate) fn error(code: &str, message: impl Into<String>, field: Option<&str>) -> Reply {
-        Reply::Error(schemas::ErrorBody {
-            code: code.to_string(),
-            message: message.into(),
-            field: field.map(str::to_string),
-        })
-    }
-
-    pub(crate) fn json<T: Serialize>(value: &T) -> Reply {
-        match serde_json::to_vec(value) {
-            Ok(bytes) => Reply::Ok(bytes),
-            Err(error) => Reply::error("internal", error.to_string(), None),
-        }
-    }
-
-    fn into_parts(self) -> (HeaderMap, Bytes) {
-        let mut headers = HeaderMap::new();
-        match self {
-            Reply::Ok(bytes) => (headers, Bytes::from(bytes)),
-            Reply::Error(body) => {
-                headers.insert(ERROR_HEADER, body.code.as_str());
-                let document = ErrorDocument { error: body };
-                let bytes = serde_json::to_vec(&document).unwrap_or_else(|_| {
-                    br#"{"error":{"code":"internal","message":"unserialisable error"}}"#.to_vec()
-                });
-                (headers, Bytes::from(bytes))
-            }
-        }
-    }
-}
-
-/// The error reply: `{"error": {"code", "message", "field"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorDocument {
-    /// The structured error.
-    pub error: schemas::ErrorBody,
 }
 
 /// Reads the identity headers of a message and authenticates the caller.

@@ -13,7 +13,8 @@ use super::kind::NotifyKind;
 use super::templates::Templates;
 
 /// The resident, as the gateway needs them to reach them. Only ever in the gateway payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct Recipient {
     /// Name, if given.
     pub name: Option<String>,
@@ -22,7 +23,8 @@ pub struct Recipient {
 }
 
 /// One notification as published to `<prefix>.notify.<kind>` and POSTed to webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct NotificationDocument {
     /// UUIDv5 of the event id and the channel: stable across restarts and replays.
     pub notification_id: Uuid,

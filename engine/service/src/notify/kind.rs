@@ -5,7 +5,19 @@ use serde::{Deserialize, Serialize};
 
 /// What a resident is told about. The wire name is the event's type and the last token of
 /// the subject `<prefix>.notify.<kind>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyKind {
     /// Acknowledgement of receipt.

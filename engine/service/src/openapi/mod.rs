@@ -66,6 +66,7 @@ fn components() -> Map<String, Value> {
     c.add::<crate::http::open311::wire::CreatedRequest>();
     c.add::<crate::http::open311::wire::ServiceRequest>();
     c.add::<crate::http::open311::wire::Open311ErrorItem>();
+    c.add::<crate::http::open311::discovery::Discovery>();
     let mut out = c.finish();
     for (name, schema) in routes::inline_components() {
         out.insert(name.to_string(), schema);

@@ -400,6 +400,20 @@ pub fn operations() -> Vec<Operation> {
         // ---------------------------------------------------------------- open311
         Operation {
             access: Access::Public,
+            ok: vec![(200, "The service discovery document: one production endpoint, JSON and XML", JSON, schema_ref("Open311Discovery"))],
+            errors: &[],
+            error_shape: Errors::Open311,
+            ..op("get", "/open311/v2/discovery.json", "open311_discovery", "open311", "GeoReport v2: service discovery", "Public. `changeset`, `contact`, `key_service` and the endpoint (`specification` http://wiki.open311.org/GeoReport_v2, `url`, `changeset`, `type` production, `formats`).")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "`<discovery>…<endpoints><endpoint>…`", XML, string())],
+            errors: &[],
+            error_shape: Errors::Open311Xml,
+            ..op("get", "/open311/v2/discovery.xml", "open311_discovery_xml", "open311", "GeoReport v2: service discovery (XML)", "Public.")
+        },
+        Operation {
+            access: Access::Public,
             params: vec![open311_jurisdiction()],
             ok: vec![(200, "Every catalogue item as a service", JSON, array_of(schema_ref("Service")))],
             errors: &[400, 404],

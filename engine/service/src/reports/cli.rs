@@ -135,6 +135,17 @@ pub async fn run(command: ReportCommand, ctx: &ReportContext) -> Result<ExitCode
     }
 }
 
+/// What became of sending a published revision over NATS (`None`: NATS not configured or
+/// nothing published).
+fn sent_line(sent: Option<Result<usize, ReportError>>) -> Option<String> {
+    match sent? {
+        Ok(n) => Some(format!("sent {n} message(s) over NATS")),
+        Err(e) => Some(format!(
+            "recorded, but not sent ({e}); `bianmin serve` or `bianmin report resend` will send it"
+        )),
+    }
+}
+
 fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).expect("serialisable") + "\n"
 }
@@ -229,17 +240,14 @@ pub async fn execute(
                     }
                 }
             }
-            match sent {
-                Some(Ok(n)) => {
-                    let _ = writeln!(out, "sent {n} message(s) over NATS");
+            if let Some(line) = sent_line(sent) {
+                // With `--json` stdout is the one JSON document; the delivery note goes to
+                // stderr.
+                if args.json {
+                    eprintln!("{line}");
+                } else {
+                    let _ = writeln!(out, "{line}");
                 }
-                Some(Err(e)) => {
-                    let _ = writeln!(
-                        out,
-                        "recorded, but not sent ({e}); `bianmin serve` or `bianmin report resend` will send it"
-                    );
-                }
-                None => {}
             }
             Ok((out, ExitCode::SUCCESS))
         }

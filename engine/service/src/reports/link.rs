@@ -14,11 +14,10 @@
 //! Resend: [`resend`] re-publishes past revisions and feedback since a time, in log order, with
 //! their original ids (header `Bianmin-Replay: true`).
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use schemas::event::{FigureChange, ReportFeedbackKind, ReportLevel};
-use schemas::{Actor, ErrorBody, Event, LoggedCommit, Role, Timestamp};
+use schemas::{Actor, Event, LoggedCommit, Role, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -28,6 +27,7 @@ use uuid::Uuid;
 use super::store::{self, FeedbackDocument};
 use super::{ReportError, nats_err};
 use crate::log::EventLog;
+use crate::nats::Reply;
 use crate::outbound::{publish_logged, sent_through};
 
 /// NATS names of the report link.
@@ -438,8 +438,8 @@ async fn publish_loop(
     Ok(())
 }
 
-/// Answers one feedback document (reply: [`store::FeedbackReply`] or `{code, message, field}`
-/// with header `Bianmin-Error`).
+/// Answers one feedback document (reply: [`store::FeedbackReply`] or the shared error
+/// document `{"error": {code, message, field}}` with header `Bianmin-Error`).
 async fn on_feedback(
     log: &EventLog,
     client: &async_nats::Client,
@@ -451,45 +451,30 @@ async fn on_feedback(
         tracing::warn!("rate report feedback without a reply subject; ignored");
         return;
     };
-    let outcome = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
-        Err(e) => Err(ErrorBody {
-            code: "malformed".into(),
-            message: format!("feedback document: {e}"),
-            field: None,
-        }),
-        Ok(document) => {
-            let from = match document.report_id {
-                Some(id) => store::load(log, id).await.ok().flatten().map(|r| r.level),
-                None => None,
-            };
-            match from {
-                None if document.report_id.is_some() => Err(ReportError::NotFound(format!(
-                    "report {} not found",
-                    document.report_id.unwrap_or_default()
-                ))
-                .body()),
-                _ => {
-                    let actor = higher_level_actor(from.unwrap_or(ReportLevel::Street));
-                    store::record_feedback(log, document, &actor, now, fresh_id)
-                        .await
-                        .map_err(|e| e.body())
-                }
-            }
-        }
+    let reply = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
+        Err(e) => Reply::malformed(e),
+        Ok(document) => match record(log, document, now, fresh_id).await {
+            Ok(recorded) => Reply::json(&recorded),
+            Err(error) => Reply::from(error.body()),
+        },
     };
-    let mut headers = HeaderMap::new();
-    let body = match outcome {
-        Ok(reply) => serde_json::to_vec(&reply),
-        Err(error) => {
-            headers.insert("Bianmin-Error", error.code.as_str());
-            serde_json::to_vec(&error)
-        }
-    }
-    .unwrap_or_default();
-    if let Err(error) = client
-        .publish_with_headers(reply_to, headers, body.into())
-        .await
-    {
-        tracing::warn!(%error, "rate report feedback reply not sent");
-    }
+    reply.send(client, reply_to).await;
+}
+
+/// Records a feedback document as the higher level of its report's level.
+async fn record(
+    log: &EventLog,
+    document: FeedbackDocument,
+    now: Timestamp,
+    fresh_id: Uuid,
+) -> Result<store::FeedbackReply, ReportError> {
+    let from = match document.report_id {
+        Some(id) => match store::load(log, id).await.ok().flatten() {
+            Some(report) => Some(report.level),
+            None => return Err(ReportError::NotFound(format!("report {id} not found"))),
+        },
+        None => None,
+    };
+    let actor = higher_level_actor(from.unwrap_or(ReportLevel::Street));
+    store::record_feedback(log, document, &actor, now, fresh_id).await
 }

@@ -527,11 +527,14 @@ fn whole_revision<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>,
 }
 
 /// The answer to a feedback document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ReportFeedbackReply")]
 pub struct FeedbackReply {
     /// The report.
     pub report_id: Uuid,
     /// The revision answered.
+    #[schemars(range(min = 1))]
     pub revision: u32,
     /// The feedback's event id.
     pub event_id: Uuid,

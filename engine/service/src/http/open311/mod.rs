@@ -3,6 +3,7 @@
 //!
 //! | Route | |
 //! |---|---|
+//! | `GET /open311/v2/discovery.json` | the service discovery document ([`discovery`]) |
 //! | `GET /open311/v2/services.json` | catalogue items as services (`group` = category) |
 //! | `GET /open311/v2/services/{service_code}.json` | the service definition: `grid` and `priority_lane` attributes |
 //! | `POST /open311/v2/requests.json` | create: form-encoded (or JSON); `api_key` = an intake token; answers `[{service_request_id, service_notice, account_id}]` |
@@ -10,10 +11,13 @@
 //! | `GET /open311/v2/requests/{service_request_id}.json` | one request, as a one-element array |
 //!
 //! One deployment is one jurisdiction (`open311.jurisdiction_id`): a call naming another gets
-//! 404. Errors are the spec's array `[{"code": <status>, "description": …}]`. Reads are public
+//! 404. Errors are the spec's array `[{"code": <status>, "description": …}]`, also for paths no
+//! route serves ([`discovery::unknown_path`]). Reads are public
 //! and never show contact data; they show only requests created over Open311. Mapping and
 //! decisions: `docs/open311.md`.
 
+pub mod config;
+pub mod discovery;
 pub mod params;
 pub mod status;
 pub mod wire;
@@ -34,7 +38,6 @@ use engine_core::Request;
 use engine_core::catalogue::Item;
 use engine_core::directory::DirectoryFile;
 use schemas::{Channel, DeadlineKind, Event, GridPath, RequestId, Role};
-use serde::{Deserialize, Serialize};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use uuid::Uuid;
@@ -42,62 +45,12 @@ use uuid::Uuid;
 use super::AppState;
 use crate::auth::DEV_ACTOR_HEADER;
 use crate::commands::CommandError;
+pub use config::Open311Config;
 use params::{CreateRequest, EXTERNAL_ID_PREFIX, GRID_ATTRIBUTE, LANE_ATTRIBUTE, Params, Recorded};
 use wire::{
     Attribute, AttributeValue, CreatedRequest, Open311Error, Service, ServiceDefinition,
     ServiceRequest,
 };
-
-/// The `[open311]` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Open311Config {
-    /// Serve the Open311 routes.
-    pub enabled: bool,
-    /// This deployment's jurisdiction; a call naming another `jurisdiction_id` gets 404.
-    pub jurisdiction_id: String,
-    /// Grid code used when a request names no `attribute[grid]` (the grid tree has no
-    /// geometry, so coordinates cannot be mapped to a grid). `None`: the attribute is required.
-    pub default_grid: Option<String>,
-    /// UTC offset of the date-times answered, e.g. `+08:00`.
-    pub utc_offset: String,
-    /// Most requests one `GET requests.json` answers (newest first).
-    pub list_limit: usize,
-    /// Days back a `GET requests.json` without `start_date` looks.
-    pub list_days: u32,
-}
-
-impl Default for Open311Config {
-    fn default() -> Self {
-        Open311Config {
-            enabled: true,
-            jurisdiction_id: "bianmin.local".into(),
-            default_grid: None,
-            utc_offset: "+08:00".into(),
-            list_limit: 200,
-            list_days: 90,
-        }
-    }
-}
-
-impl Open311Config {
-    /// Checks ranges types cannot express.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.jurisdiction_id.trim().is_empty() {
-            return Err("open311.jurisdiction_id must not be empty".into());
-        }
-        if self.utc_offset.parse::<FixedOffset>().is_err() {
-            return Err("open311.utc_offset must look like +08:00".into());
-        }
-        if self.list_limit == 0 || self.list_limit > 1000 {
-            return Err("open311.list_limit must be between 1 and 1000".into());
-        }
-        if self.list_days == 0 {
-            return Err("open311.list_days must be positive".into());
-        }
-        Ok(())
-    }
-}
 
 /// What the Open311 routes need besides the app state.
 #[derive(Debug, Clone)]
@@ -183,6 +136,8 @@ impl Open311State {
 /// The Open311 routes under the HTTP limits (the state travels as an `Extension`).
 pub fn router(state: Open311State, limits: super::HttpLimits) -> Router<AppState> {
     Router::new()
+        .route("/open311/v2/discovery.json", get(discovery::discovery))
+        .route("/open311/v2/discovery.xml", get(discovery::discovery))
         .route("/open311/v2/services.json", get(services))
         .route("/open311/v2/services.xml", get(services))
         .route(

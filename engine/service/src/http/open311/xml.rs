@@ -22,6 +22,8 @@ fn item_name(list: &str) -> &'static str {
         "attributes" => "attribute",
         "values" => "value",
         "errors" => "error",
+        "endpoints" => "endpoint",
+        "formats" => "format",
         _ => "item",
     }
 }
@@ -67,6 +69,8 @@ pub fn document(root: &str, value: &Value) -> String {
 pub fn root_for(path: &str, error: bool) -> &'static str {
     if error {
         "errors"
+    } else if path.ends_with("/discovery.xml") {
+        "discovery"
     } else if path.ends_with("/services.xml") {
         "services"
     } else if path.contains("/services/") {

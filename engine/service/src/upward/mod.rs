@@ -9,8 +9,10 @@
 //! The publisher resumes after a restart from the log position named by the last message it
 //! stored (header `Bianmin-Position`); re-publishing a commit is harmless (same ids).
 //!
-//! Inbound: feedback documents arrive by request-reply on `<prefix>.upward.feedback` and are
-//! recorded with `record_upward_feedback` through the command service, as the higher level.
+//! Inbound ([`inbound`]): feedback documents arrive by request-reply on
+//! `<prefix>.upward.feedback` and are recorded with `record_upward_feedback` through the
+//! command service, as the higher level; acknowledgements on `<prefix>.upward.ack` are
+//! recorded as `acknowledge_upward` and answered when the sender gave a reply subject.
 //!
 //! Replay: [`replay`] re-publishes the reports and recorded feedback since a time, in original
 //! log order, with their original ids, so a higher-level system that lost data can rebuild its
@@ -20,14 +22,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
-use schemas::command::{AcknowledgeUpward, RecordUpwardFeedback};
-use schemas::envelope::ID_NAMESPACE;
 use schemas::{
-    Actor, AttachmentRef, Command, ErrorBody, Event, EventEnvelope, FeedbackKind, LoggedCommit,
-    RequestId, Role, Timestamp, UpwardLevel,
+    Actor, AttachmentRef, Event, EventEnvelope, FeedbackKind, LoggedCommit, RequestId, Timestamp,
+    UpwardLevel,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,8 +34,15 @@ use uuid::Uuid;
 /// The shutdown signal [`run`] takes (re-exported so callers need no extra dependency).
 pub use tokio_util::sync::CancellationToken;
 
-use crate::commands::{CommandError, CommandRequest, CommandService};
+use crate::commands::CommandService;
 use crate::log::{EventLog, LogError};
+
+mod inbound;
+
+pub use inbound::{
+    AckDocument, AckReply, FeedbackDocument, FeedbackReply, higher_level_actor, record_ack,
+    record_feedback,
+};
 
 use crate::outbound::publish_logged;
 pub use crate::outbound::{POSITION_HEADER, REPLAY_HEADER};
@@ -326,58 +332,6 @@ pub async fn deliveries(log: &EventLog, sent_through: u64) -> Result<Vec<Deliver
     Ok(out)
 }
 
-/// A feedback document from the higher-level system.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "UpwardFeedbackDocument")]
-pub struct FeedbackDocument {
-    /// The request.
-    pub request_id: RequestId,
-    /// The report answered.
-    pub report_id: Uuid,
-    /// Kind of feedback.
-    pub kind: FeedbackKind,
-    /// Content.
-    pub content: String,
-    /// Department named, for referral back.
-    #[serde(default)]
-    pub department: Option<String>,
-    /// The sender's own message id; a resent document with the same id is recorded once.
-    #[serde(default)]
-    pub message_id: Option<String>,
-}
-
-/// An acknowledgement from the higher-level system.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AckDocument {
-    /// The report acknowledged.
-    pub report_id: Uuid,
-    /// The request, when the sender knows it (else looked up from the report id).
-    #[serde(default)]
-    pub request_id: Option<RequestId>,
-}
-
-/// The answer to a feedback document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeedbackReply {
-    /// The request.
-    pub request_id: RequestId,
-    /// Its version after the feedback.
-    pub version: u64,
-    /// The feedback had been recorded before.
-    pub duplicate: bool,
-}
-
-/// The higher-level actor feedback is recorded as.
-pub fn higher_level_actor(level: Option<UpwardLevel>) -> Actor {
-    let unit = level.map(|l| l.as_str().to_string());
-    Actor {
-        id: format!("upward-{}", level.map_or("higher", |l| l.as_str())),
-        role: Role::HigherLevel,
-        unit,
-    }
-}
-
 /// Report id → (request, level), from the log.
 type ReportIndex = Arc<Mutex<HashMap<Uuid, (RequestId, UpwardLevel)>>>;
 
@@ -387,65 +341,6 @@ fn index_commit(index: &ReportIndex, logged: &LoggedCommit) {
         if let Event::ReportedUpward(r) = &e.event {
             index.insert(r.report_id, (e.request_id, r.level));
         }
-    }
-}
-
-/// Records a feedback document through the command service, as `actor` (a higher level).
-pub async fn record_feedback(
-    service: &CommandService,
-    document: FeedbackDocument,
-    actor: Actor,
-) -> Result<FeedbackReply, CommandError> {
-    let command_id = match &document.message_id {
-        Some(id) => Uuid::new_v5(
-            &ID_NAMESPACE,
-            format!("upward-feedback:{}:{id}", document.request_id).as_bytes(),
-        ),
-        None => service.fresh_command_id(),
-    };
-    let outcome = service
-        .execute(CommandRequest {
-            request_id: document.request_id,
-            command_id,
-            correlation_id: Some(document.report_id),
-            actor,
-            command: Command::RecordUpwardFeedback(RecordUpwardFeedback {
-                report_id: document.report_id,
-                kind: document.kind,
-                content: document.content,
-                department: document.department,
-            }),
-        })
-        .await?;
-    Ok(FeedbackReply {
-        request_id: outcome.request_id,
-        version: outcome.version,
-        duplicate: outcome.duplicate,
-    })
-}
-
-/// Records the higher level's acknowledgement of a report (idempotent per report).
-pub async fn record_ack(
-    service: &CommandService,
-    request_id: RequestId,
-    report_id: Uuid,
-    level: Option<UpwardLevel>,
-) -> Result<(), CommandError> {
-    let command_id = Uuid::new_v5(&ID_NAMESPACE, format!("upward-ack:{report_id}").as_bytes());
-    match service
-        .execute(CommandRequest {
-            request_id,
-            command_id,
-            correlation_id: Some(report_id),
-            actor: higher_level_actor(level),
-            command: Command::AcknowledgeUpward(AcknowledgeUpward { report_id }),
-        })
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Already acknowledged: nothing to do.
-        Err(CommandError::Refused(refusal)) if refusal.code() == "already_recorded" => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -495,8 +390,8 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                Some(message) = feedback.next() => on_feedback(&service, &client, &index, message).await,
-                Some(message) = acks.next() => on_ack(&service, &index, message).await,
+                Some(message) = feedback.next() => inbound::on_feedback(&service, &client, &index, message).await,
+                Some(message) = acks.next() => inbound::on_ack(&service, &client, &index, message).await,
                 else => return,
             }
         }
@@ -531,79 +426,4 @@ async fn publish_loop(
         }
     }
     Ok(())
-}
-
-/// Answers one feedback document.
-async fn on_feedback(
-    service: &CommandService,
-    client: &async_nats::Client,
-    index: &ReportIndex,
-    message: async_nats::Message,
-) {
-    let Some(reply_to) = message.reply.clone() else {
-        tracing::warn!("upward feedback without a reply subject; ignored");
-        return;
-    };
-    let (error_code, body) = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
-        Err(e) => {
-            let body = ErrorBody {
-                code: "malformed".into(),
-                message: format!("feedback document: {e}"),
-                field: None,
-            };
-            (Some(body.code.clone()), serde_json::to_value(&body))
-        }
-        Ok(document) => {
-            let level = index
-                .lock()
-                .expect("report index lock")
-                .get(&document.report_id)
-                .map(|(_, l)| *l);
-            match record_feedback(service, document, higher_level_actor(level)).await {
-                Ok(reply) => (None, serde_json::to_value(&reply)),
-                Err(error) => {
-                    let body = error.body();
-                    (Some(body.code.clone()), serde_json::to_value(&body))
-                }
-            }
-        }
-    };
-    let mut headers = HeaderMap::new();
-    if let Some(code) = &error_code {
-        headers.insert("Bianmin-Error", code.as_str());
-    }
-    let payload = serde_json::to_vec(&body.unwrap_or_default()).unwrap_or_default();
-    if let Err(error) = client
-        .publish_with_headers(reply_to, headers, payload.into())
-        .await
-    {
-        tracing::warn!(%error, "upward feedback reply not sent");
-    }
-}
-
-/// Records one acknowledgement (replying when asked to).
-async fn on_ack(service: &CommandService, index: &ReportIndex, message: async_nats::Message) {
-    let document = match serde_json::from_slice::<AckDocument>(&message.payload) {
-        Ok(document) => document,
-        Err(error) => {
-            tracing::warn!(%error, "malformed upward acknowledgement; ignored");
-            return;
-        }
-    };
-    let known = index
-        .lock()
-        .expect("report index lock")
-        .get(&document.report_id)
-        .copied();
-    let (request_id, level) = match (document.request_id, known) {
-        (_, Some((request_id, level))) => (request_id, Some(level)),
-        (Some(request_id), None) => (request_id, None),
-        (None, None) => {
-            tracing::warn!(report_id = %document.report_id, "acknowledgement of an unknown report; ignored");
-            return;
-        }
-    };
-    if let Err(error) = record_ack(service, request_id, document.report_id, level).await {
-        tracing::warn!(%error, report_id = %document.report_id, "upward acknowledgement not recorded");
-    }
 }
