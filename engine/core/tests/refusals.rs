@@ -534,8 +534,15 @@ fn anonymous_requests_skip_contact_and_are_never_contacted() {
 fn intake_and_decline_fields_are_checked() {
     let mut h = Harness::new();
     h.refuse(&station(), receive_cmd(false), "not_permitted");
+    // Rights before facts: a station worker learns nothing of a request outside its
+    // community, not even whether it exists; a supervisor, who reads every request, does.
     h.refuse(
         &station(),
+        Command::Accept(Accept::default()),
+        "not_addressed_to_you",
+    );
+    h.refuse(
+        &supervisor(),
         Command::Accept(Accept::default()),
         "does_not_exist",
     );
