@@ -695,7 +695,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     let (_, unknown) = engine
         .request(
             cfg.names.cmd_subject("accept"),
-            Some(WORKER),
+            Some("centre-1;supervisor"),
             envelope(Uuid::now_v7(), json!({"action": "accept"})),
         )
         .await;
