@@ -954,3 +954,39 @@ fn a_station_worker_acts_only_on_requests_in_their_own_community() {
         }),
     );
 }
+
+#[test]
+fn an_intake_system_rates_only_the_requests_it_submitted() {
+    let other = schemas::Actor {
+        id: "window-gateway".into(),
+        role: schemas::Role::IntakeSystem,
+        unit: None,
+    };
+    let mut h = at_stage(Stage::AwaitingCallback);
+    h.refuse(
+        &other,
+        rate_cmd(Satisfaction::Satisfied, Resolution::Resolved),
+        "not_addressed_to_you",
+    );
+    h.run(
+        &intake(),
+        rate_cmd(Satisfaction::Satisfied, Resolution::Resolved),
+    );
+}
+
+#[test]
+fn a_department_never_addressed_is_refused_before_the_stage_is_checked() {
+    // Signed for by the lead: `sign_for` again would be `wrong_stage` for the lead, but a
+    // department the request never addressed learns nothing about the stage.
+    let mut h = at_stage(Stage::SignedFor);
+    h.refuse(
+        &dept(OTHER),
+        Command::SignFor(SignFor::default()),
+        "not_addressed_to_you",
+    );
+    h.refuse(
+        &dept(LEAD),
+        Command::SignFor(SignFor::default()),
+        "wrong_stage",
+    );
+}
