@@ -168,3 +168,31 @@ async fn a_ticket_received_under_a_legacy_id_is_found_when_sent_again() {
         tests::instance_intake_ids(&engine.data_dir()).request_id(Channel::Hotline, &fresh)
     );
 }
+
+/// `bianmin import` on a log that predates keyed ids finds a ticket under its legacy id: the
+/// row is skipped (the request exists and was not imported), not imported a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_finds_a_ticket_received_under_a_legacy_id() {
+    let mut engine = ServeProcess::start(ServeOptions::default()).await;
+    engine.kill9();
+    let legacy = record_under_the_legacy_id(&engine, "12345-2025-000101").await;
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/import/example.csv");
+    let output = std::process::Command::new(tests::faults::bianmin_binary())
+        .arg("--data-dir")
+        .arg(engine.data_dir())
+        .env("RUST_LOG", "warn")
+        .arg("import")
+        .arg(&example)
+        .output()
+        .expect("bianmin import runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 skipped (request exists)"), "{stdout}");
+    assert!(stdout.contains("4 imported"), "{stdout}");
+    let log = engine.event_log().await;
+    assert_eq!(log.load(legacy).await.expect("the log reads").len(), 1);
+    let keyed = tests::instance_intake_ids(&engine.data_dir())
+        .request_id(Channel::Hotline, "12345-2025-000101");
+    assert!(log.load(keyed).await.expect("the log reads").is_empty());
+}
