@@ -210,8 +210,8 @@ pub struct LoggedCommit {
     pub commit: Commit,
 }
 
-/// Namespace for the engine's deterministic UUIDv5 ids (request ids from intake keys,
-/// the reference-data and digest stream ids).
+/// Namespace for the engine's deterministic UUIDv5 ids (the reference-data and digest stream
+/// ids; the legacy request ids of intake keys).
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1d_9f0e_2c3a_4e5b_8d7c_1a2b_3c4d_5e6f);
 
 /// The aggregate id under which reference-data changes are recorded.
@@ -224,9 +224,10 @@ pub fn digest_stream_id() -> RequestId {
     Uuid::new_v5(&ID_NAMESPACE, b"bianmin:daily-digests")
 }
 
-/// The request id intake derives from a channel and the upstream ticket id, so the same
-/// ticket always yields the same request.
-pub fn intake_request_id(channel: Channel, external_id: &str) -> RequestId {
+/// The public UUIDv5 request id intake derived from a channel and the upstream ticket id
+/// before ids were keyed with the instance's secret. Anyone can compute it, so it is used only
+/// to find requests that older logs hold under it (`engine_service::intake_ids`).
+pub fn legacy_intake_request_id(channel: Channel, external_id: &str) -> RequestId {
     Uuid::new_v5(
         &ID_NAMESPACE,
         format!("intake:{}:{}", channel.as_str(), external_id).as_bytes(),

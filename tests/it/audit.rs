@@ -93,6 +93,7 @@ impl Rig {
             clock.clone(),
             contacts,
             Metrics::new(),
+            tests::test_intake_ids(),
         );
         Rig {
             service,

@@ -61,8 +61,7 @@ async fn exports(store: Store) {
     assert_eq!(header, summary_columns());
     assert_eq!(records.len(), 5);
     let column = |name: &str| header.iter().position(|h| h == name).expect("column");
-    let ticket =
-        schemas::envelope::intake_request_id(schemas::Channel::Hotline, "12345-2025-000101");
+    let ticket = tests::test_intake_id(schemas::Channel::Hotline, "12345-2025-000101");
     let row = records
         .iter()
         .find(|r| r[column("request_id")] == ticket.to_string())

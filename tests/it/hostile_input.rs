@@ -71,7 +71,7 @@ async fn bad_bodies_are_4xx_and_nothing_is_appended() {
     let reply = api
         .post(
             &format!("/api/v1/requests/{missing}/accept"),
-            Some(WORKER),
+            Some(SUPERVISOR),
             &json!({}),
             None,
         )

@@ -171,9 +171,21 @@ async fn bad_input(store: Store) {
     )
     .await;
 
+    // An unknown request: 404 for a role that reads every request; anyone else gets the
+    // answer it would get for a request outside its scope (rights before facts).
     let unknown = format!("/api/v1/requests/{}/accept", uuid::Uuid::now_v7());
-    let response = app.post(&unknown, actors::STATION, &json!({})).await;
+    let response = app.post(&unknown, actors::SUPERVISOR, &json!({})).await;
     expect_refused(&app, "unknown request", response, 404, "not_found", None).await;
+    let response = app.post(&unknown, actors::STATION, &json!({})).await;
+    expect_refused(
+        &app,
+        "unknown request, station worker",
+        response,
+        403,
+        "not_addressed_to_you",
+        None,
+    )
+    .await;
     let response = app
         .get(
             &format!("/api/v1/requests/{}", uuid::Uuid::now_v7()),

@@ -157,6 +157,8 @@ impl Stores {
                 (log, Some((client, stream)), Some(db), url)
             }
         };
+        // `bianmin import` run on this directory keys ids with the same secret.
+        tests::write_test_intake_secret(dir.path());
         let contacts = ContactStore::open_sqlite(&dir.path().join("contacts.db"), clock.clone())
             .await
             .expect("contact store");
@@ -182,6 +184,7 @@ impl Stores {
             self.contacts.clone(),
             self.policy.clone(),
             self.clock.clone(),
+            tests::test_intake_ids(),
         )
     }
 
@@ -193,6 +196,7 @@ impl Stores {
             self.clock.clone(),
             self.contacts.clone(),
             engine_service::metrics::Metrics::new(),
+            tests::test_intake_ids(),
         )
     }
 
@@ -224,7 +228,7 @@ impl Stores {
 }
 
 fn request_id(ticket: &str) -> RequestId {
-    schemas::envelope::intake_request_id(Channel::Hotline, ticket)
+    tests::test_intake_id(Channel::Hotline, ticket)
 }
 
 async fn commits_of(log: &EventLog, ticket: &str) -> usize {
@@ -398,7 +402,7 @@ async fn interrupted_rows_are_completed_and_live_requests_left_alone() {
         }
         let raw = RawRow { line: 2, values };
         let row = parse_row(&raw, &policy, stores.clock.now()).expect("a good row");
-        let plan = plan_row(row, "import");
+        let plan = plan_row(row, "import", request_id(&half));
         let decided = decide_steps(
             &plan,
             Request::new(plan.request_id),
@@ -624,7 +628,11 @@ async fn importing_next_to_a_running_engine() {
             "12345-2025-000140",
         ] {
             assert!(
-                ids.contains(&request_id(ticket).to_string()),
+                ids.contains(
+                    &tests::instance_intake_ids(&engine.data_dir())
+                        .request_id(Channel::Hotline, ticket)
+                        .to_string()
+                ),
                 "nats {nats}: {ticket}"
             );
         }

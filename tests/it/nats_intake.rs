@@ -127,6 +127,7 @@ impl Engine {
             clock.clone(),
             contacts,
             Metrics::new(),
+            tests::test_intake_ids(),
         );
         Engine {
             service,
@@ -149,6 +150,7 @@ impl Engine {
             self.clock.clone(),
             contacts,
             Metrics::new(),
+            self.service.intake_ids().clone(),
         )
     }
 
@@ -273,11 +275,11 @@ impl Engine {
     }
 }
 
-/// The request id the engine derives for a channel and ticket id.
+/// The request id the engine derives for a channel and ticket id (the in-process engines
+/// run with the test secret).
 pub(crate) fn expected_id(channel: &str, external_id: &str) -> RequestId {
-    let document =
-        serde_json::from_value(intake_document(channel, external_id)).expect("a document");
-    engine_service::commands::intake_request_id(&document)
+    let channel = schemas::Channel::parse(channel).expect("a channel");
+    tests::test_intake_id(channel, external_id)
 }
 
 pub(crate) fn intake_document(channel: &str, external_id: &str) -> Value {
@@ -693,7 +695,7 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
     let (_, unknown) = engine
         .request(
             cfg.names.cmd_subject("accept"),
-            Some(WORKER),
+            Some("centre-1;supervisor"),
             envelope(Uuid::now_v7(), json!({"action": "accept"})),
         )
         .await;
@@ -760,12 +762,12 @@ where
     }
 }
 
-async fn stream_messages(js: &jetstream::Context, name: &str) -> Option<u64> {
+pub(crate) async fn stream_messages(js: &jetstream::Context, name: &str) -> Option<u64> {
     let mut stream = js.get_stream(name).await.ok()?;
     stream.info().await.ok().map(|info| info.state.messages)
 }
 
-async fn publish_to_inbox(js: &jetstream::Context, subject: String, payload: Vec<u8>) {
+pub(crate) async fn publish_to_inbox(js: &jetstream::Context, subject: String, payload: Vec<u8>) {
     js.publish(subject, payload.into())
         .await
         .expect("publish")

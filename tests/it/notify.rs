@@ -948,6 +948,7 @@ async fn imported_history_is_not_told_to_residents() {
         service.contacts().clone(),
         std::sync::Arc::new(service.policy().clone()),
         app.clock.clone(),
+        service.intake_ids().clone(),
     );
 
     // Act: the import, then a live request behind it in the log.

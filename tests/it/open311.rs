@@ -812,3 +812,44 @@ async fn the_xml_format_serves_the_same_documents() {
     assert_eq!(app.log_length().await, 1);
     app.teardown().await;
 }
+
+/// A confidential request on the online channel with an `o311:` ticket (as any intake system
+/// may submit) is never shown by Open311's public reads; the same request without the flag is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confidential_request_is_never_shown_publicly() {
+    let app = spawn(Store::Sqlite, None, false).await;
+    let mut ids = Vec::new();
+    for confidential in [false, true] {
+        let mut document =
+            intake_document(&format!("o311:{SERVICE}:{}", uuid::Uuid::now_v7().simple()));
+        document["channel"] = json!("online");
+        document["confidential"] = json!(confidential);
+        let response = app
+            .post("/api/v1/requests", actors::INTAKE, &document)
+            .await;
+        assert_eq!(response.status().as_u16(), 201);
+        let body: Value = response.json().await.expect("a JSON body");
+        ids.push(body["request_id"].as_str().expect("an id").to_string());
+    }
+    let (status, shown) = get(&app, &format!("/open311/v2/requests/{}.json", ids[0])).await;
+    assert_eq!(status, 200, "the control request is public: {shown}");
+    let (status, hidden) = get(&app, &format!("/open311/v2/requests/{}.json", ids[1])).await;
+    assert_eq!(status, 404, "{hidden}");
+    let (status, listed) = get(
+        &app,
+        &format!(
+            "/open311/v2/requests.json?service_request_id={},{}",
+            ids[0], ids[1]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|r| r["service_request_id"].as_str())
+        .collect();
+    assert_eq!(listed, vec![ids[0].as_str()]);
+    app.teardown().await;
+}

@@ -215,7 +215,9 @@ async fn submit_and_follow(
         .to_string();
     assert_eq!(
         request_id,
-        schemas::envelope::intake_request_id(schemas::Channel::Hotline, &ticket).to_string()
+        tests::instance_intake_ids(&engine.data_dir())
+            .request_id(schemas::Channel::Hotline, &ticket)
+            .to_string()
     );
     // 2. It follows the request; move it along over HTTP meanwhile.
     let follows = next_line(&mut lines).await.expect("the follow line");

@@ -525,8 +525,10 @@ async fn publish_json_prints_one_json_document_when_sent_over_nats() {
     let rig = Rig::sqlite(at(3, 2, 1)).await;
     randomized_run(&rig, 78, 4, at(3, 2, 1), chrono::Duration::days(5)).await;
     let client = nats().await;
-    let link = engine_service::reports::schedule::ReportsConfig::default()
-        .link(&schemas::Names::for_prefix(&format!("r{}", unique())).expect("valid names"));
+    let link = engine_service::reports::schedule::ReportsConfig::default().link(
+        &schemas::Names::for_prefix(&format!("r{}", unique())).expect("valid names"),
+        1,
+    );
     let ctx = cli::ReportContext {
         log: rig.log().clone(),
         nats: Some(client.clone()),

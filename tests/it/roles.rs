@@ -231,9 +231,8 @@ async fn every_role_does_its_job_and_nothing_else() {
     );
 }
 
-/// Station workers of another community may neither act on nor read a request. Known gap:
-/// engine-core checks the community only for `rate_department` and `blow_whistle`, and
-/// `auth::read_access` gives station workers every request.
+/// Station workers of another community may neither act on nor read a request
+/// (`Request::visible_to`: a station worker sees its own community's requests only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn station_workers_act_only_in_their_community() {
     let f = Fixture::start().await;

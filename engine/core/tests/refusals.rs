@@ -534,8 +534,15 @@ fn anonymous_requests_skip_contact_and_are_never_contacted() {
 fn intake_and_decline_fields_are_checked() {
     let mut h = Harness::new();
     h.refuse(&station(), receive_cmd(false), "not_permitted");
+    // Rights before facts: a station worker learns nothing of a request outside its
+    // community, not even whether it exists; a supervisor, who reads every request, does.
     h.refuse(
         &station(),
+        Command::Accept(Accept::default()),
+        "not_addressed_to_you",
+    );
+    h.refuse(
+        &supervisor(),
         Command::Accept(Accept::default()),
         "does_not_exist",
     );
@@ -945,5 +952,41 @@ fn a_station_worker_acts_only_on_requests_in_their_own_community() {
         Command::NoteProgress(NoteProgress {
             note: "ours".into(),
         }),
+    );
+}
+
+#[test]
+fn an_intake_system_rates_only_the_requests_it_submitted() {
+    let other = schemas::Actor {
+        id: "window-gateway".into(),
+        role: schemas::Role::IntakeSystem,
+        unit: None,
+    };
+    let mut h = at_stage(Stage::AwaitingCallback);
+    h.refuse(
+        &other,
+        rate_cmd(Satisfaction::Satisfied, Resolution::Resolved),
+        "not_addressed_to_you",
+    );
+    h.run(
+        &intake(),
+        rate_cmd(Satisfaction::Satisfied, Resolution::Resolved),
+    );
+}
+
+#[test]
+fn a_department_never_addressed_is_refused_before_the_stage_is_checked() {
+    // Signed for by the lead: `sign_for` again would be `wrong_stage` for the lead, but a
+    // department the request never addressed learns nothing about the stage.
+    let mut h = at_stage(Stage::SignedFor);
+    h.refuse(
+        &dept(OTHER),
+        Command::SignFor(SignFor::default()),
+        "not_addressed_to_you",
+    );
+    h.refuse(
+        &dept(LEAD),
+        Command::SignFor(SignFor::default()),
+        "wrong_stage",
     );
 }

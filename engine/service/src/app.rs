@@ -32,6 +32,23 @@ use crate::privacy::PrivacyLedger;
 use crate::projector::{ProjectorRuntime, ProjectorSettings};
 use crate::readiness::{LateRoutes, Readiness};
 
+/// The instance's intake-id secret (`intake_ids.key_file`, created on first use), with
+/// legacy lookups on when `log` holds requests received under the old public ids.
+pub async fn open_intake_ids(
+    config: &Config,
+    log: &crate::log::EventLog,
+) -> Result<crate::intake_ids::IntakeIds, AppError> {
+    let path = config.intake_ids.key_path(&config.data_dir);
+    let ids = crate::intake_ids::IntakeIds::load_or_create(&path).map_err(AppError::IntakeIds)?;
+    let legacy = crate::intake_ids::log_holds_legacy_ids(log).await?;
+    if legacy {
+        tracing::info!(
+            "the log holds requests under legacy intake ids: retried tickets are looked up under both"
+        );
+    }
+    Ok(ids.with_legacy(legacy))
+}
+
 /// The error a background task ends with.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,6 +61,9 @@ pub enum AppError {
     /// The commit signing key or the trusted keys could not be loaded.
     #[error("commit signing: {0}")]
     Signing(#[source] crate::signing::SigningError),
+    /// The intake-id secret could not be read or created.
+    #[error("intake-id secret: {0}")]
+    IntakeIds(#[source] crate::signing::SigningError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -265,12 +285,14 @@ impl App {
             None => (None, None),
         };
         let deferred = matches!(database, Some(Err(_)));
+        let intake_ids = open_intake_ids(&config, &log).await?;
         let commands = CommandService::with_cache_capacity(
             log,
             policy,
             clock.clone(),
             contacts,
             metrics,
+            intake_ids,
             config.cache.requests_max,
         );
         for id in Authenticator::invalid(&config.auth.tokens) {

@@ -170,31 +170,14 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// What a role may read of a single request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadAccess {
-    /// Any request.
-    Any,
-    /// Only requests referred to (or proxied with, or summoned) the actor's unit.
-    OwnUnit,
-    /// Only requests located in the actor's community (station workers).
-    OwnCommunity,
-    /// No single-request reads (aggregates only).
-    None,
-}
+/// What a role may read of single requests; the rule itself is engine-core's
+/// ([`engine_core::request::read_scope`], [`engine_core::Request::visible_to`]), shared by
+/// every read and every command.
+pub use engine_core::request::ReadScope as ReadAccess;
 
 /// The read access of `actor`'s role.
 pub fn read_access(actor: &Actor) -> ReadAccess {
-    match actor.role {
-        Role::Auditor
-        | Role::Supervisor
-        | Role::HigherLevel
-        | Role::IntakeSystem
-        | Role::System => ReadAccess::Any,
-        Role::DepartmentHandler => ReadAccess::OwnUnit,
-        Role::StationWorker => ReadAccess::OwnCommunity,
-        Role::Dashboard => ReadAccess::None,
-    }
+    engine_core::request::read_scope(actor.role)
 }
 
 #[cfg(test)]

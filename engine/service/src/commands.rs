@@ -9,8 +9,9 @@
 //! successful append, so a refused or failed command leaves nothing behind.
 //!
 //! Intake turns an [`IntakeDocument`] into a `receive` command: it validates at the edge,
-//! derives the request id from `<channel>:<external_id>` (so a resubmission finds the same
-//! request) and puts only a contact reference into the event. The contact itself goes into
+//! derives the request id from `<channel>:<external_id>` keyed with the instance's secret
+//! ([`IntakeIds`]: a resubmission finds the same request, an outsider cannot compute the id)
+//! and puts only a contact reference into the event. The contact itself goes into
 //! the [`ContactStore`] only once the core has decided that this `receive` creates the
 //! request, under the request's lock and before the commit is appended: a retried or duplicate
 //! intake never changes the contact a request was received with, and a contact whose request
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use crate::cache::{CachedRequest, RequestCache};
 use crate::clock::IdSource;
 use crate::contacts::{ContactError, ContactStore, PutOutcome};
+use crate::intake_ids::IntakeIds;
 use crate::log::{EventLog, LogError};
 use crate::metrics::Metrics;
 use schemas::intake::ResidentContact;
@@ -240,6 +242,7 @@ struct Inner {
     contacts: ContactStore,
     metrics: Metrics,
     ids: IdSource,
+    intake_ids: IntakeIds,
     cache: Mutex<RequestCache>,
     /// One async lock per request being written, so commands on one request in this
     /// process run one after the other instead of racing on the log.
@@ -265,6 +268,7 @@ impl CommandService {
         clock: Arc<dyn Clock>,
         contacts: ContactStore,
         metrics: Metrics,
+        intake_ids: IntakeIds,
     ) -> CommandService {
         CommandService::with_cache_capacity(
             log,
@@ -272,6 +276,7 @@ impl CommandService {
             clock,
             contacts,
             metrics,
+            intake_ids,
             DEFAULT_CACHE_REQUESTS_MAX,
         )
     }
@@ -283,6 +288,7 @@ impl CommandService {
         clock: Arc<dyn Clock>,
         contacts: ContactStore,
         metrics: Metrics,
+        intake_ids: IntakeIds,
         requests_max: usize,
     ) -> CommandService {
         CommandService {
@@ -293,6 +299,7 @@ impl CommandService {
                 contacts,
                 metrics,
                 ids: IdSource,
+                intake_ids,
                 cache: Mutex::new(RequestCache::new(requests_max)),
                 locks: Mutex::new(HashMap::new()),
             }),
@@ -317,6 +324,11 @@ impl CommandService {
     /// The contact store.
     pub fn contacts(&self) -> &ContactStore {
         &self.inner.contacts
+    }
+
+    /// How intake request ids are derived.
+    pub fn intake_ids(&self) -> &IntakeIds {
+        &self.inner.intake_ids
     }
 
     /// The metrics.
@@ -424,13 +436,19 @@ impl CommandService {
             (true, None) => CachedRequest::empty(id),
             (false, None) => self.state(id).await?,
         };
+        // Rights before facts: the role and the request's visibility to the actor come
+        // before its existence, a recorded command or its stage (`Request::admit`).
+        cached
+            .request
+            .admit(&request.actor, request.command.kind())
+            .map_err(|refusal| match refusal {
+                Refusal::DoesNotExist => CommandError::NotFound(id),
+                other => CommandError::Refused(other),
+            })?;
         if let Some(&position) = cached.commit_ids.get(&request.command_id) {
             return self
                 .original_outcome(id, request.command_id, Some(position))
                 .await;
-        }
-        if !cached.request.exists() && request.command.kind() != CommandKind::Receive {
-            return Err(CommandError::NotFound(id));
         }
         let now = self.inner.clock.now();
         let context = Context {
@@ -606,7 +624,11 @@ impl CommandService {
     ) -> Result<IntakeOutcome, CommandError> {
         let now = self.inner.clock.now();
         validate_intake(&document, &self.inner.policy, now)?;
-        let request_id = intake_request_id(&document);
+        let request_id = self
+            .inner
+            .intake_ids
+            .resolve(&self.inner.log, document.channel, &document.external_id)
+            .await?;
         let command_id = Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes());
         // Anonymous residents' contact data is never stored, even when sent.
         let contact = document.contact.filter(|_| !document.anonymous);
@@ -749,11 +771,6 @@ impl CommandService {
         locks.insert(id, Arc::downgrade(&lock));
         lock
     }
-}
-
-/// The request id an intake document yields: UUIDv5 of `<channel>:<external_id>`.
-pub fn intake_request_id(document: &IntakeDocument) -> RequestId {
-    schemas::envelope::intake_request_id(document.channel, &document.external_id)
 }
 
 /// Checks an intake document before anything is stored.

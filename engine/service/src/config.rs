@@ -46,6 +46,8 @@ pub struct Config {
     pub open311: crate::http::open311::Open311Config,
     /// The commit signing key and the trusted public keys.
     pub signing: crate::signing::SigningConfig,
+    /// The secret intake request ids are keyed with.
+    pub intake_ids: crate::intake_ids::IntakeIdConfig,
 }
 
 /// HTTP server settings.
@@ -189,6 +191,7 @@ impl Default for Config {
             notify: crate::notify::NotifyConfig::default(),
             open311: crate::http::open311::Open311Config::default(),
             signing: crate::signing::SigningConfig::default(),
+            intake_ids: crate::intake_ids::IntakeIdConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod contacts;
 pub mod export;
 pub mod http;
 pub mod import;
+pub mod intake_ids;
 pub mod json_keys;
 pub mod log;
 pub mod metrics;

@@ -137,7 +137,7 @@ impl CommitSigner {
     }
 }
 
-fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -155,7 +155,7 @@ fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 

@@ -18,6 +18,7 @@ impl Request {
             return;
         }
         let at = envelope.occurred_at;
+        self.parties.apply(envelope);
         match &envelope.event {
             Event::RequestReceived(e) => {
                 self.intake = Some(Intake {

@@ -1,8 +1,9 @@
 //! Which roles may issue which commands, and whether a unit is addressed by a request.
 //!
-//! The role table is checked first in `decide` (refusal `not_permitted`); unit checks
-//! (`not_addressed_to_you`) follow once the stage allows the command. The same table is
-//! written out in `docs/state-machine.md`.
+//! The role table is checked first in `decide` (refusal `not_permitted`), then whether the
+//! request is visible to the actor at all (`access.rs`, `not_addressed_to_you`), both before
+//! existence and stage; the finer unit checks (lead department, handling unit) follow once
+//! the stage allows the command. The same table is written out in `docs/state-machine.md`.
 
 use schemas::{Actor, CommandKind, Role};
 

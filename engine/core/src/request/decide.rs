@@ -15,7 +15,7 @@ use schemas::{
 };
 use uuid::Uuid;
 
-use super::authorize::{check_role, not_addressed};
+use super::authorize::not_addressed;
 use super::{AppealState, Firing, Request, Stage};
 use crate::context::Context;
 use crate::refusal::Refusal;
@@ -141,14 +141,14 @@ impl Request {
     /// Every business rule lives here. Returns the facts to record, or why not. Never panics.
     pub fn decide(&self, command: &Command, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = command.kind();
-        check_role(ctx.actor, kind)?;
+        // Rights before facts: role and visibility (a station worker's community, a
+        // department's referrals, an intake system's submissions) before existence or stage.
+        self.admit(ctx.actor, kind)?;
         match command {
             Command::Receive(c) => return self.receive(c, ctx),
             _ if !self.exists() => return Err(Refusal::DoesNotExist),
             _ => {}
         }
-        // Station workers act only on requests located in their own community.
-        self.check_community(ctx.actor, kind)?;
         if self.stage == Archived && kind != CommandKind::Correct {
             return Err(self.wrong_stage(kind));
         }

@@ -4,6 +4,7 @@
 //! every business rule lives in [`Request::decide`] (`decide.rs`), with role checks in
 //! `authorize.rs`. The stages and transitions are documented in `docs/state-machine.md`.
 
+mod access;
 mod apply;
 mod authorize;
 mod decide;
@@ -17,6 +18,7 @@ use schemas::{
 };
 use uuid::Uuid;
 
+pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub(crate) use decide::next_level;
 
@@ -377,6 +379,9 @@ pub struct Request {
     whistles: Vec<Whistle>,
     progress_notes: u32,
     history: Vec<Applied>,
+    /// Who may see the request (`access.rs`); not part of the published state.
+    #[serde(skip)]
+    parties: Parties,
 }
 
 impl Request {
@@ -405,6 +410,7 @@ impl Request {
             whistles: Vec::new(),
             progress_notes: 0,
             history: Vec::new(),
+            parties: Parties::default(),
         }
     }
 

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use schemas::{Command, CommandKind, DecodeError, Event, EventEnvelope, IntakeDocument, RequestId};
+use schemas::{Command, CommandKind, DecodeError, EventEnvelope, IntakeDocument, RequestId};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -181,53 +181,38 @@ pub async fn history(
     Ok(Json(events).into_response())
 }
 
-/// Checks `actor` may read `request_id` (see [`read_access`]).
+/// Rights before facts: checks `actor` may read `request_id` before anything about it is
+/// answered. A role that reads every request learns that an unknown one does not exist
+/// (404); every other caller gets the same 403 for a request outside its scope as for one
+/// that does not exist ([`engine_core::Request::visible_to`]).
 async fn authorize_read(
     state: &AppState,
     actor: &schemas::Actor,
     request_id: RequestId,
 ) -> Result<(), ApiError> {
     match read_access(actor) {
-        ReadAccess::Any => Ok(()),
         ReadAccess::None => Err(ApiError::forbidden(format!(
             "role `{}` reads aggregates only",
             actor.role.as_str()
         ))),
-        ReadAccess::OwnCommunity => {
-            let request = state.commands.load(request_id).await?;
-            let community = request.location().map(|l| l.community.as_str());
-            if community.is_some() && community == actor.unit.as_deref() {
-                Ok(())
-            } else {
-                Err(ApiError::forbidden(
-                    "this request is not located in your community",
-                ))
-            }
-        }
-        ReadAccess::OwnUnit => {
-            let history = state.commands.history(request_id).await?;
-            let unit = actor.unit.as_deref().unwrap_or_default();
-            if !unit.is_empty() && history.iter().any(|e| involves_unit(&e.event, unit)) {
-                Ok(())
-            } else {
-                Err(ApiError::forbidden(
-                    "this request was not referred to your unit",
-                ))
-            }
-        }
+        // Reads every request: the handler itself answers 404 for an unknown one.
+        ReadAccess::Any => Ok(()),
+        _ => match state.commands.load(request_id).await {
+            Ok(request) if request.visible_to(actor) => Ok(()),
+            Ok(_) | Err(CommandError::NotFound(_)) => Err(not_visible()),
+            Err(other) => Err(other.into()),
+        },
     }
 }
 
-/// Whether `event` addresses `unit` (a referral, proxy handling, or whistle summons).
-fn involves_unit(event: &Event, unit: &str) -> bool {
-    match event {
-        Event::ReferredToDepartment(e) => {
-            e.lead_department == unit || e.assisting_departments.iter().any(|d| d == unit)
-        }
-        Event::ProxyHandlingStarted(e) => e.department == unit,
-        Event::WhistleBlown(e) => e.departments.iter().any(|d| d == unit),
-        _ => false,
-    }
+/// The one answer to a caller outside a request's circle, whether the request exists or not.
+pub(crate) fn not_visible() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_addressed_to_you",
+        "no request with this id is addressed to you",
+        None,
+    )
 }
 
 fn parse_request_id(id: &str) -> Result<RequestId, ApiError> {

@@ -80,7 +80,10 @@ impl ImportArgs {
         let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone())
             .await
             .map_err(|e| open("the contact store")(&e))?;
-        let importer = Importer::new(log, contacts, Arc::new(policy), clock);
+        let intake_ids = crate::app::open_intake_ids(config, &log)
+            .await
+            .map_err(|e| open("the intake-id secret")(&e))?;
+        let importer = Importer::new(log, contacts, Arc::new(policy), clock, intake_ids);
         let options = ImportOptions {
             path: self.file.clone(),
             format: self.format,

@@ -8,8 +8,8 @@
 //! refuse records nothing. A good row's commits are then appended with the usual
 //! optimistic-concurrency check; its contact goes to the encrypted contact store only.
 //!
-//! Re-running is harmless: the request id is UUIDv5 of channel and external id (as for live
-//! intake) and every command id is derived from the request id and the step, so a row whose
+//! Re-running is harmless: the request id is the keyed intake id of channel and external id
+//! (as for live intake, [`crate::intake_ids`], the legacy id in logs that predate it) and every command id is derived from the request id and the step, so a row whose
 //! request exists is recognised — "already imported" when every step is in the log, completed
 //! when an earlier run stopped half-way, skipped when the request was not written by an
 //! import. Many rows are in flight at once (`concurrency`); the stores batch their writes.
@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::clock::IdSource;
 use crate::contacts::ContactStore;
+use crate::intake_ids::IntakeIds;
 use crate::log::{EventLog, LogError};
 use plan::{RowPlan, decide_steps, import_correlation_id, plan_row};
 use row::{RawRow, RowError, parse_row};
@@ -164,6 +165,7 @@ pub struct Importer {
     contacts: ContactStore,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
+    intake_ids: IntakeIds,
 }
 
 impl std::fmt::Debug for Importer {
@@ -183,18 +185,21 @@ struct RowContext {
 
 impl Importer {
     /// An importer over the engine's log, contact store and policy; `clock` gives the
-    /// recording time and the "not in the future" bound.
+    /// recording time and the "not in the future" bound; `intake_ids` derives request ids as
+    /// live intake does (the instance's secret).
     pub fn new(
         log: EventLog,
         contacts: ContactStore,
         policy: Arc<Policy>,
         clock: Arc<dyn Clock>,
+        intake_ids: IntakeIds,
     ) -> Importer {
         Importer {
             log,
             contacts,
             policy,
             clock,
+            intake_ids,
         }
     }
 
@@ -223,7 +228,7 @@ impl Importer {
         let tasks = futures::stream::iter(rows).map(|(row, offset)| {
             let context = context.clone();
             let duplicate = row.as_ref().ok().and_then(|raw| {
-                let id = request_id_of(raw)?;
+                let id = request_id_of(&context.importer.intake_ids, raw)?;
                 seen.insert(id, raw.line)
             });
             async move {
@@ -451,7 +456,27 @@ async fn import_row(context: Arc<RowContext>, raw: RawRow) -> RowOutcome {
         Ok(row) => row,
         Err(error) => return RowOutcome::Bad(error),
     };
-    let plan = plan_row(row, &context.actor_id);
+    let request_id = match importer
+        .intake_ids
+        .resolve(
+            &importer.log,
+            row.document.channel,
+            &row.document.external_id,
+        )
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            return RowOutcome::Failed(RowError {
+                line: raw.line,
+                external_id: Some(row.document.external_id.clone()),
+                code: log_code(&e).into(),
+                field: None,
+                message: e.to_string(),
+            });
+        }
+    };
+    let plan = plan_row(row, &context.actor_id, request_id);
     let decided = match decide_steps(
         &plan,
         Request::new(plan.request_id),
@@ -470,11 +495,12 @@ async fn import_row(context: Arc<RowContext>, raw: RawRow) -> RowOutcome {
     importer.record(&plan, decided.commits).await
 }
 
-/// The request id of a raw row, when its channel and external id can be read.
-fn request_id_of(raw: &RawRow) -> Option<RequestId> {
+/// The keyed request id of a raw row, when its channel and external id can be read (to
+/// find the same ticket twice in one file).
+fn request_id_of(ids: &IntakeIds, raw: &RawRow) -> Option<RequestId> {
     let channel = Channel::parse(raw.values.get("channel")?)?;
     let external_id = raw.values.get("external_id")?;
-    Some(schemas::envelope::intake_request_id(channel, external_id))
+    Some(ids.request_id(channel, external_id))
 }
 
 fn failed(plan: &RowPlan, code: &str, message: String) -> RowOutcome {

@@ -51,7 +51,7 @@ pub struct RowPlan {
     pub line: u64,
     /// External ticket id.
     pub external_id: String,
-    /// The request (UUIDv5 of channel and external id, as live intake derives it).
+    /// The request (the intake id of channel and external id, as live intake derives it).
     pub request_id: RequestId,
     /// The contact to store before the first commit.
     pub contact: Option<(ContactRef, schemas::intake::ResidentContact)>,
@@ -61,10 +61,10 @@ pub struct RowPlan {
     pub status: Option<String>,
 }
 
-/// The steps of a row. `actor_id` names the import in every synthesised actor (the row's
-/// `owner` is used for the station worker when given).
-pub fn plan_row(row: ImportRow, actor_id: &str) -> RowPlan {
-    let request_id = crate::commands::intake_request_id(&row.document);
+/// The steps of a row recorded as `request_id` (the intake id of its channel and ticket).
+/// `actor_id` names the import in every synthesised actor (the row's `owner` is used for the
+/// station worker when given).
+pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPlan {
     let id = |key: &str| Uuid::new_v5(&IMPORT_NAMESPACE, format!("{request_id}:{key}").as_bytes());
     let community = row.document.location.community.clone();
     let intake = Actor {

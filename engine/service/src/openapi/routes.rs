@@ -239,7 +239,7 @@ pub fn operations() -> Vec<Operation> {
                 (200, "Received before: the same request", JSON, schema_ref("IntakeResponse")),
             ],
             errors: &[400, 401, 403, 408, 413, 422, 429, 503],
-            ..op("post", "/api/v1/requests", "intake", "requests", "Submit an intake document", "Role intake_system. The same channel + external_id always yields the same request (UUIDv5).")
+            ..op("post", "/api/v1/requests", "intake", "requests", "Submit an intake document", "Role intake_system. The same channel + external_id always yields the same request (a keyed hash under the instance's secret: outsiders cannot compute it).")
         },
         Operation {
             params: vec![uuid_path("id", "The request.")],

@@ -450,7 +450,12 @@ async fn service_request(
     }) else {
         return Ok(None);
     };
-    if received.channel != Channel::Online || !received.external_id.starts_with(EXTERNAL_ID_PREFIX)
+    // Public reads show only what was created over Open311, and never a request whose
+    // resident asked for confidential handling (another intake system may submit one on the
+    // online channel with an `o311:` ticket).
+    if received.channel != Channel::Online
+        || !received.external_id.starts_with(EXTERNAL_ID_PREFIX)
+        || received.confidential
     {
         return Ok(None);
     }
