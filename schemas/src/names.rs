@@ -126,6 +126,23 @@ impl Names {
         format!("{}.events.>", self.prefix)
     }
 
+    /// `<PREFIX>_COMMANDS`: the key-value bucket binding each command id to its request and
+    /// command for good (its stream is [`Names::commands_bucket_stream`]).
+    pub fn commands_bucket(&self) -> String {
+        self.stream("COMMANDS")
+    }
+
+    /// `KV_<PREFIX>_COMMANDS`, the stream holding [`Names::commands_bucket`].
+    pub fn commands_bucket_stream(&self) -> String {
+        format!("KV_{}", self.commands_bucket())
+    }
+
+    /// `$KV.<PREFIX>_COMMANDS.>`, the subjects of [`Names::commands_bucket`]'s keys (the
+    /// layout NATS gives every key-value bucket).
+    pub fn commands_bucket_subjects(&self) -> String {
+        format!("$KV.{}.>", self.commands_bucket())
+    }
+
     // --- the NATS edge -------------------------------------------------------------------
 
     /// `<prefix>.intake.<channel>` (request-reply intake).
@@ -276,6 +293,7 @@ impl Names {
             self.upward_stream(),
             self.reports_stream(),
             self.notify_stream(),
+            self.commands_bucket_stream(),
         ]
     }
 }
@@ -300,6 +318,8 @@ mod tests {
         assert_eq!(n.upward_stream(), "BIANMIN_UPWARD");
         assert_eq!(n.reports_stream(), "BIANMIN_REPORTS");
         assert_eq!(n.notify_stream(), "BIANMIN_NOTIFY");
+        assert_eq!(n.commands_bucket(), "BIANMIN_COMMANDS");
+        assert_eq!(n.commands_bucket_stream(), "KV_BIANMIN_COMMANDS");
         assert_eq!(n.inbox_consumer(), "bianmin-engine");
         assert_eq!(n.edge_queue_group(), "bianmin");
         assert_eq!(n.upward_queue_group(), "bianmin-upward");

@@ -273,9 +273,21 @@ impl NatsApi {
         request_id: &str,
         command: Value,
     ) -> (Option<String>, Value) {
+        self.command_with_id(actor, request_id, Uuid::now_v7(), command)
+            .await
+    }
+
+    /// Sends `command` with the idempotency key `command_id`; (error code header, body).
+    pub(crate) async fn command_with_id(
+        &self,
+        actor: &str,
+        request_id: &str,
+        command_id: Uuid,
+        command: Value,
+    ) -> (Option<String>, Value) {
         let action = command["action"].as_str().expect("an action").to_string();
         let envelope =
-            json!({"command_id": Uuid::now_v7(), "request_id": request_id, "command": command});
+            json!({"command_id": command_id, "request_id": request_id, "command": command});
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("X-Bianmin-Actor", actor);
         let reply = tokio::time::timeout(

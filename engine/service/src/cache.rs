@@ -1,8 +1,10 @@
-//! A bounded cache of hot request states, so a busy request is not replayed from the log on
-//! every command. Never holds all requests: past its capacity the least recently used
-//! eighth is evicted in one sweep (amortised O(1) per insert).
+//! Bounded caches: hot request states, so a busy request is not replayed from the log on
+//! every command, and command bindings (see [`crate::log::Binding`]), so a retried command is
+//! checked without a round trip. Never holds everything: past its capacity the least recently
+//! used eighth is evicted in one sweep (amortised O(1) per insert).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use engine_core::Request;
 use schemas::RequestId;
@@ -34,26 +36,29 @@ impl CachedRequest {
     }
 }
 
-/// The bounded cache.
+/// The bounded cache of request states.
+pub type RequestCache = BoundedCache<RequestId, CachedRequest>;
+
+/// A bounded least-recently-used cache of cloneable values.
 #[derive(Debug)]
-pub struct RequestCache {
+pub struct BoundedCache<K, V> {
     capacity: usize,
     clock: u64,
-    entries: HashMap<RequestId, (u64, CachedRequest)>,
+    entries: HashMap<K, (u64, V)>,
 }
 
-impl RequestCache {
-    /// An empty cache holding at most `capacity` requests (at least 1).
-    pub fn new(capacity: usize) -> RequestCache {
-        RequestCache {
+impl<K: Eq + Hash, V: Clone> BoundedCache<K, V> {
+    /// An empty cache holding at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> BoundedCache<K, V> {
+        BoundedCache {
             capacity: capacity.max(1),
             clock: 0,
             entries: HashMap::new(),
         }
     }
 
-    /// The cached state of `id`, marking it recently used.
-    pub fn get(&mut self, id: &RequestId) -> Option<CachedRequest> {
+    /// The cached value of `id`, marking it recently used.
+    pub fn get(&mut self, id: &K) -> Option<V> {
         self.clock += 1;
         let tick = self.clock;
         self.entries.get_mut(id).map(|(used, entry)| {
@@ -62,8 +67,8 @@ impl RequestCache {
         })
     }
 
-    /// Stores the state of `id`.
-    pub fn put(&mut self, id: RequestId, entry: CachedRequest) {
+    /// Stores the value of `id`.
+    pub fn put(&mut self, id: K, entry: V) {
         self.clock += 1;
         self.entries.insert(id, (self.clock, entry));
         if self.entries.len() > self.capacity {
@@ -71,12 +76,12 @@ impl RequestCache {
         }
     }
 
-    /// Forgets `id` (after a conflict: someone else wrote to it).
-    pub fn remove(&mut self, id: &RequestId) {
+    /// Forgets `id` (a request after a conflict: someone else wrote to it).
+    pub fn remove(&mut self, id: &K) {
         self.entries.remove(id);
     }
 
-    /// Number of cached requests.
+    /// Number of cached entries.
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -295,6 +295,12 @@ async fn fire_due(
                     .await;
                 match outcome {
                     Ok(outcome) if outcome.duplicate => report.duplicates += 1,
+                    // Fired before, decided then with other details (the policy in force may
+                    // have changed since): the firing stays the one recorded.
+                    Err(CommandError::KeyReused { .. }) => {
+                        tracing::debug!(%request_id, command = kind.as_str(), "fired before");
+                        report.duplicates += 1;
+                    }
                     Ok(_) => {
                         recorded = true;
                         report.fired.push((request_id, kind));

@@ -18,10 +18,13 @@
 //! [`extract::ApiPath`] / [`extract::ApiQuery`] and its body with [`error::ApiJson`].
 //! Every error is `{code, message, field}`: 400 malformed or invalid input; 401 no or unknown
 //! credentials; 403 a role or unit that may not do or see this; 404 unknown request, action or
-//! route; 408 timeout; 409 lost a race for the request repeatedly; 413 body over the limit;
+//! route; 408 timeout; 409 lost a race for the request repeatedly (`conflict`) or an
+//! `Idempotency-Key` first used for another command, caller or request
+//! (`idempotency_key_reused`); 413 body over the limit;
 //! 500 internal (detail logged with the request id, never answered); 422 refused by the workflow rules (e.g. `wrong_stage`); 503 event log unavailable.
 //! Commands run to completion in their own task even when the client goes away, so a command
-//! is never half-applied; retrying with the same `Idempotency-Key` returns the original result.
+//! is never half-applied; retrying with the same `Idempotency-Key` (same body, same caller)
+//! returns the original result with `duplicate: true`, however long after.
 
 pub mod dashboard;
 pub mod edge;

@@ -11,10 +11,14 @@
 //!   commit it saw (`expected`, 0 for a new request) and fails with [`LogError::Conflict`] when
 //!   another commit got there first;
 //! - idempotency by `commit_id`: appending a commit that is already in the log returns its
-//!   original position with `duplicate: true` and never writes a second record.
+//!   original position with `duplicate: true` and never writes a second record;
+//! - permanent command ids ([`bindings`]): a commit appended with
+//!   [`EventLog::append_bound`] binds its id to its request and command for good, and an
+//!   append of the id for another request or command fails with [`LogError::IdBound`].
 //!
 //! This module never interprets events; it stores and returns commits.
 
+pub mod bindings;
 mod jetstream;
 pub mod open;
 pub mod quarantine;
@@ -27,8 +31,11 @@ use futures::stream::BoxStream;
 use schemas::{Commit, DecodeError, LoggedCommit, RequestId};
 
 use crate::signing::{CommitSigner, Keyring, SignatureCheck};
+pub use bindings::Binding;
+use bindings::BindingCache;
 use quarantine::Checks;
 pub use quarantine::Quarantined;
+use uuid::Uuid;
 
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use sqlite::SqliteLog;
@@ -82,6 +89,14 @@ pub enum LogError {
     /// The commit cannot be appended as given (for example, it holds no events).
     #[error("invalid commit: {0}")]
     InvalidCommit(&'static str),
+    /// The commit's id is bound to another request or another command; nothing was written.
+    #[error("command id {command_id} is bound to another command (request {bound_to})")]
+    IdBound {
+        /// The commit (command) id.
+        command_id: Uuid,
+        /// The request the id is bound to.
+        bound_to: RequestId,
+    },
 }
 
 impl LogError {
@@ -98,6 +113,7 @@ pub struct EventLog {
     store: Store,
     signer: Option<Arc<CommitSigner>>,
     checks: Arc<Checks>,
+    bindings: Arc<BindingCache>,
 }
 
 /// The two supported stores.
@@ -130,6 +146,7 @@ impl EventLog {
             store,
             signer: None,
             checks: Arc::new(Checks::default()),
+            bindings: Arc::new(BindingCache::default()),
         }
     }
 
@@ -211,8 +228,64 @@ impl EventLog {
     }
 
     /// Appends one commit for `commit.request_id`. `expected` is the position of the
-    /// request's last commit (0: the request must not exist yet).
+    /// request's last commit (0: the request must not exist yet). The commit id is not bound
+    /// (the engine's own writers and the importer, whose ids are derived, use this).
     pub async fn append(&self, commit: &Commit, expected: u64) -> Result<Appended, LogError> {
+        self.append_with(commit, expected, None).await
+    }
+
+    /// Appends one commit as [`EventLog::append`] does, binding its id to `binding` for good
+    /// ([`bindings`]): fails with [`LogError::IdBound`], writing nothing, when the id is bound
+    /// to another request or command. `binding.request_id` must be the commit's request.
+    pub async fn append_bound(
+        &self,
+        commit: &Commit,
+        expected: u64,
+        binding: &Binding,
+    ) -> Result<Appended, LogError> {
+        if binding.request_id != commit.request_id {
+            return Err(LogError::InvalidCommit(
+                "a commit is bound to its own request",
+            ));
+        }
+        let cached = self.bindings.get(commit.commit_id);
+        if let Some(bound) = &cached
+            && bound != binding
+        {
+            return Err(LogError::IdBound {
+                command_id: commit.commit_id,
+                bound_to: bound.request_id,
+            });
+        }
+        // Bound by this process before (a retry after a conflict): no need to bind again.
+        let to_bind = cached.is_none().then_some(binding);
+        let appended = self.append_with(commit, expected, to_bind).await?;
+        self.bindings.put(commit.commit_id, binding.clone());
+        Ok(appended)
+    }
+
+    /// What `command_id` is bound to, if anything (from this process's cache, else the store).
+    /// Commits written before bindings existed, and unbound appends, have none.
+    pub async fn binding(&self, command_id: Uuid) -> Result<Option<Binding>, LogError> {
+        if let Some(bound) = self.bindings.get(command_id) {
+            return Ok(Some(bound));
+        }
+        let bound = match &self.store {
+            Store::JetStream(log) => log.binding(command_id).await?,
+            Store::Sqlite(log) => log.binding(command_id).await?,
+        };
+        if let Some(bound) = &bound {
+            self.bindings.put(command_id, bound.clone());
+        }
+        Ok(bound)
+    }
+
+    async fn append_with(
+        &self,
+        commit: &Commit,
+        expected: u64,
+        binding: Option<&Binding>,
+    ) -> Result<Appended, LogError> {
         if commit.events.is_empty() {
             return Err(LogError::InvalidCommit("a commit holds at least one event"));
         }
@@ -237,8 +310,8 @@ impl EventLog {
             None => commit,
         };
         let appended = match &self.store {
-            Store::JetStream(log) => log.append(commit, expected).await?,
-            Store::Sqlite(log) => log.append(commit, expected).await?,
+            Store::JetStream(log) => log.append(commit, expected, binding).await?,
+            Store::Sqlite(log) => log.append(commit, expected, binding).await?,
         };
         if self.signer.is_some() {
             self.checks.signing_began(appended.position);

@@ -9,6 +9,10 @@
 //! position), sees the appends before it in the batch, and runs under its own savepoint: a
 //! conflict or failure of one append never fails the others. Callers are answered only after
 //! the commit. Readers use a separate small pool and see committed rows only.
+//!
+//! Command bindings ([`super::bindings`]) live in the table `command_bindings` of the same
+//! database and are checked and written inside the append's own savepoint: a binding exists
+//! exactly when its commit does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Appended, LogError};
+use super::{Appended, Binding, LogError};
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +49,11 @@ const SCHEMA: &[&str] = &[
         recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     )",
     "CREATE INDEX IF NOT EXISTS commits_by_request ON commits (request_id, position)",
+    "CREATE TABLE IF NOT EXISTS command_bindings (
+        command_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        digest TEXT NOT NULL
+    ) WITHOUT ROWID",
 ];
 
 /// Appends one writer transaction takes at most.
@@ -55,10 +64,12 @@ const APPEND_QUEUE_LEN: usize = 4096;
 /// One queued append and where its answer goes.
 #[derive(Debug)]
 struct PendingAppend {
-    commit_id: String,
+    commit_id: uuid::Uuid,
     request_id: RequestId,
     payload: Vec<u8>,
     expected: u64,
+    /// The binding to check and write with the commit, if any.
+    binding: Option<Binding>,
     reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -118,19 +129,21 @@ impl SqliteLog {
         })
     }
 
-    /// See [`super::EventLog::append`]. Returns once the commit holding the append is
-    /// durable.
+    /// See [`super::EventLog::append_bound`] (`binding` is `None` for an unbound append).
+    /// Returns once the transaction holding the append is durable.
     pub(super) async fn append(
         &self,
         commit: &Commit,
         expected: u64,
+        binding: Option<&Binding>,
     ) -> Result<Appended, LogError> {
         let (reply, answer) = oneshot::channel();
         let pending = PendingAppend {
-            commit_id: commit.commit_id.to_string(),
+            commit_id: commit.commit_id,
             request_id: commit.request_id,
             payload: commit.to_bytes(),
             expected,
+            binding: binding.cloned(),
             reply,
         };
         let writer_gone = || LogError::Unavailable("the SQLite log writer stopped".into());
@@ -139,6 +152,20 @@ impl SqliteLog {
             .await
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// See [`super::EventLog::binding`].
+    pub(super) async fn binding(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<Binding>, LogError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT request_id, digest FROM command_bindings WHERE command_id = ?")
+                .bind(command_id.to_string())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(unavailable)?;
+        row.map(stored_binding).transpose()
     }
 
     /// See [`super::EventLog::load_raw`].
@@ -285,20 +312,28 @@ async fn append_batch(
     .await
 }
 
-/// One append inside the batch transaction: idempotency by commit id, then the expected
-/// position, then the insert.
+/// One append inside the batch transaction: the binding, idempotency by commit id, then the
+/// expected position, then the insert (and the binding's).
 async fn append_one(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     pending: &PendingAppend,
 ) -> Result<Appended, LogError> {
     let request_id = pending.request_id.to_string();
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM commits WHERE commit_id = ?")
-            .bind(&pending.commit_id)
+    let commit_id = pending.commit_id.to_string();
+    if let Some(binding) = &pending.binding {
+        check_binding(tx, pending, binding).await?;
+    }
+    let existing: Option<(i64, String)> =
+        sqlx::query_as("SELECT position, request_id FROM commits WHERE commit_id = ?")
+            .bind(&commit_id)
             .fetch_optional(&mut **tx)
             .await
             .map_err(unavailable)?;
-    if let Some(position) = existing {
+    if let Some((position, stored_request)) = existing {
+        // A bound append of an id an unbound commit of another request holds is refused.
+        if pending.binding.is_some() && stored_request != request_id {
+            return Err(id_bound(pending, &stored_request));
+        }
         return Ok(Appended {
             position: position as u64,
             duplicate: true,
@@ -324,7 +359,7 @@ async fn append_one(
         "INSERT INTO commits (request_id, commit_id, payload) VALUES (?, ?, ?) RETURNING position",
     )
     .bind(&request_id)
-    .bind(&pending.commit_id)
+    .bind(&commit_id)
     .bind(pending.payload.as_slice())
     .fetch_one(&mut **tx)
     .await
@@ -336,10 +371,65 @@ async fn append_one(
             pending.expected
         )));
     }
+    if let Some(binding) = &pending.binding {
+        sqlx::query(
+            "INSERT INTO command_bindings (command_id, request_id, digest) VALUES (?, ?, ?)",
+        )
+        .bind(&commit_id)
+        .bind(&request_id)
+        .bind(&binding.digest)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    }
     Ok(Appended {
         position,
         duplicate: false,
     })
+}
+
+/// Fails when the pending append's id is bound to another request or command.
+async fn check_binding(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    pending: &PendingAppend,
+    binding: &Binding,
+) -> Result<(), LogError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT request_id, digest FROM command_bindings WHERE command_id = ?")
+            .bind(pending.commit_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+    match row.map(stored_binding).transpose()? {
+        Some(bound) if bound != *binding => Err(LogError::IdBound {
+            command_id: pending.commit_id,
+            bound_to: bound.request_id,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The id of `pending` is held by an unbound commit of `stored_request`.
+fn id_bound(pending: &PendingAppend, stored_request: &str) -> LogError {
+    match stored_request.parse() {
+        Ok(bound_to) => LogError::IdBound {
+            command_id: pending.commit_id,
+            bound_to,
+        },
+        Err(_) => LogError::Refused(format!(
+            "stored request id `{stored_request}` is not a UUID"
+        )),
+    }
+}
+
+/// A `command_bindings` row as a binding.
+fn stored_binding((request_id, digest): (String, String)) -> Result<Binding, LogError> {
+    let request_id = request_id.parse().map_err(|_| {
+        LogError::Refused(format!(
+            "stored binding names request `{request_id}`, not a UUID"
+        ))
+    })?;
+    Ok(Binding { request_id, digest })
 }
 
 fn row_to_raw(row: &sqlx::sqlite::SqliteRow) -> (u64, Vec<u8>) {
@@ -399,9 +489,12 @@ mod tests {
         let mut commits: Vec<(Commit, u64)> = (1..=200).map(|r| (commit(r, r), 0)).collect();
         commits.push((commit(1, 5_001), 0));
         commits.push((commit(2, 2), 0));
-        let results =
-            futures::future::join_all(commits.iter().map(|(c, expected)| log.append(c, *expected)))
-                .await;
+        let results = futures::future::join_all(
+            commits
+                .iter()
+                .map(|(c, expected)| log.append(c, *expected, None)),
+        )
+        .await;
 
         let first = results[0].as_ref().unwrap();
         assert!(!first.duplicate);

@@ -70,6 +70,8 @@ pub struct Operation {
     pub ok: Vec<(u16, &'static str, &'static str, Value)>,
     /// Error statuses.
     pub errors: &'static [u16],
+    /// Descriptions of error statuses that say more than the generic [`error_text`].
+    pub error_notes: &'static [(u16, &'static str)],
     /// Error shape.
     pub error_shape: Errors,
 }
@@ -119,9 +121,14 @@ impl Operation {
                     XML: { "schema": string() }
                 }),
             };
+            let description = self
+                .error_notes
+                .iter()
+                .find(|(noted, _)| noted == status)
+                .map_or(error_text(*status), |(_, note)| note);
             responses.insert(
                 status.to_string(),
-                json!({ "description": error_text(*status), "content": content }),
+                json!({ "description": description, "content": content }),
             );
         }
         let mut op = json!({

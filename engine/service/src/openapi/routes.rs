@@ -194,6 +194,14 @@ fn weight() -> Value {
 
 const READ_ERRORS: &[u16] = &[400, 401, 403, 404, 408, 503];
 
+/// What a 409 of a command means.
+const COMMAND_CONFLICT: (u16, &str) = (
+    409,
+    "`conflict`: other writers kept winning the race for the request (retry); or \
+     `idempotency_key_reused` (field `Idempotency-Key`): the key was first used for another \
+     command, caller or request and stays bound to it. Nothing was recorded.",
+);
+
 /// Every operation.
 pub fn operations() -> Vec<Operation> {
     let op = |method: &'static str,
@@ -213,6 +221,7 @@ pub fn operations() -> Vec<Operation> {
         body: None,
         ok: Vec::new(),
         errors: READ_ERRORS,
+        error_notes: &[],
         error_shape: Errors::Api,
     };
     let list = |path: &'static str, id: &'static str, summary: &'static str, extra: Vec<Param>| {
@@ -259,12 +268,13 @@ pub fn operations() -> Vec<Operation> {
             params: vec![
                 uuid_path("id", "The request."),
                 path("action", "The command's `action` (see the Command schema), e.g. `accept`, `classify`, `refer`, `reply`."),
-                header("Idempotency-Key", json!({"type": "string", "format": "uuid"}), "The command id; a retry with the same key returns the original result."),
+                header("Idempotency-Key", json!({"type": "string", "format": "uuid"}), "The command id, bound for good to this request and command: a retry with the same key, body and caller returns the original result (`duplicate: true`); the key with anything else answers 409 `idempotency_key_reused`."),
                 header("X-Correlation-Id", json!({"type": "string", "format": "uuid"}), "Correlation id recorded on the events."),
             ],
             body: Some((JSON, object("The command's fields without `action` (see the Command schema); empty for commands without fields."))),
             ok: vec![(200, "Recorded (or the original result of a retry)", JSON, schema_ref("CommandResponse"))],
             errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
+            error_notes: &[COMMAND_CONFLICT],
             ..op("post", "/api/v1/requests/{id}/{action}", "command", "requests", "Issue one workflow command", "Roles per command: docs/state-machine.md. Refusals are 422 with a stable code.")
         },
         Operation {
@@ -360,7 +370,8 @@ pub fn operations() -> Vec<Operation> {
         Operation {
             body: Some((JSON, schema_ref("UpwardFeedbackDocument"))),
             ok: vec![(200, "Recorded", JSON, object("The feedback reply."))],
-            errors: &[400, 401, 403, 404, 408, 413, 422, 503],
+            errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
+            error_notes: &[COMMAND_CONFLICT],
             ..op("post", "/api/v1/upward/feedback", "upward_feedback", "upward", "A higher level's feedback on an upward report", "Higher-level and system roles.")
         },
         // ---------------------------------------------------------------- reports

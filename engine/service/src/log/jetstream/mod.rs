@@ -8,6 +8,9 @@
 //! keeps re-appends idempotent long after the server's duplicate window.
 //!
 //! Never read through direct gets here: they may be served by a lagging replica.
+//!
+//! Command bindings ([`super::bindings`]) live in a key-value bucket next to the stream
+//! ([`bindings`]); a bound append binds before it publishes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,9 @@ use futures::stream::BoxStream;
 use schemas::{Commit, RequestId};
 use stream::LastRawMessageErrorKind;
 
-use super::{Appended, LogError};
+use super::{Appended, Binding, LogError};
+
+mod bindings;
 
 /// Publish attempts for an append whose outcome is unknown (timeout, lost connection) before
 /// the log resolves it by reading and, failing that, reports the server unavailable.
@@ -117,6 +122,8 @@ struct Shared {
     cfg: JetStreamConfig,
     /// The server's version as announced at connect, e.g. `2.9.10`.
     server_version: String,
+    /// The bucket of command bindings, opened at the first bind or lookup.
+    bindings: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
 }
 
 impl JetStreamLog {
@@ -174,6 +181,7 @@ impl JetStreamLog {
                 stream: Arc::new(stream),
                 cfg,
                 server_version,
+                bindings: tokio::sync::OnceCell::new(),
             }),
         };
         tracing::info!(
@@ -189,12 +197,22 @@ impl JetStreamLog {
         self.shared.cfg.names.event_subject(request_id)
     }
 
-    /// See [`super::EventLog::append`].
+    /// See [`super::EventLog::append_bound`] (`binding` is `None` for an unbound append):
+    /// binds the commit id first, then publishes.
     pub(super) async fn append(
         &self,
         commit: &Commit,
         expected: u64,
+        binding: Option<&Binding>,
     ) -> Result<Appended, LogError> {
+        if let Some(binding) = binding {
+            self.bind(commit.commit_id, binding).await?;
+        }
+        self.publish(commit, expected).await
+    }
+
+    /// Publishes `commit` after `expected`, resolving ambiguous and rejected publishes.
+    async fn publish(&self, commit: &Commit, expected: u64) -> Result<Appended, LogError> {
         let subject = self.subject(commit.request_id);
         let payload = Bytes::from(commit.to_bytes());
         let mut headers = HeaderMap::new();

@@ -8,35 +8,47 @@
 //! and the command decided again (a bounded number of times). State changes only after a
 //! successful append, so a refused or failed command leaves nothing behind.
 //!
-//! Intake turns an [`IntakeDocument`] into a `receive` command: it validates at the edge,
-//! derives the request id from `<channel>:<external_id>` keyed with the instance's secret
-//! ([`IntakeIds`]: a resubmission finds the same request, an outsider cannot compute the id)
-//! and puts only a contact reference into the event. The contact itself goes into
-//! the [`ContactStore`] only once the core has decided that this `receive` creates the
-//! request, under the request's lock and before the commit is appended: a retried or duplicate
-//! intake never changes the contact a request was received with, and a contact whose request
-//! was then not recorded is discarded.
+//! Idempotency keys are permanent: each commit is appended with the binding of its id to its
+//! request and command ([`binding`], [`crate::log::bindings`]). A retry (same id, same
+//! request, same command from the same sender) answers the original outcome with
+//! `duplicate: true`; the same id with anything else answers [`CommandError::KeyReused`]
+//! (409 `idempotency_key_reused`) and records nothing, however long after the first use.
+//!
+//! Intake ([`intake`]) turns an [`IntakeDocument`](schemas::IntakeDocument) into a `receive`
+//! command, with the request id derived from `<channel>:<external_id>` keyed with the
+//! instance's secret ([`IntakeIds`]: a resubmission finds the same request, an outsider cannot
+//! compute the id). The contact itself goes into the [`ContactStore`] only once the core has decided
+//! that this `receive` creates the request, under the request's lock and before the commit is
+//! appended: a retried or duplicate intake never changes the contact a request was received
+//! with, and a contact whose request was then not recorded is discarded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine_core::{Clock, Context, Policy, Refusal, Request};
-use schemas::command::Receive;
+use schemas::intake::ResidentContact;
 use schemas::{
-    Actor, Command, CommandKind, Commit, ContactRef, ErrorBody, EventEnvelope, IntakeDocument,
-    LoggedCommit, RequestId,
+    Actor, Command, CommandKind, Commit, ContactRef, EventEnvelope, LoggedCommit, RequestId,
 };
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cache::{CachedRequest, RequestCache};
 use crate::clock::IdSource;
-use crate::contacts::{ContactError, ContactStore, PutOutcome};
+use crate::contacts::{ContactStore, PutOutcome};
 use crate::intake_ids::IntakeIds;
-use crate::log::{EventLog, LogError};
+use crate::log::{Binding, EventLog, LogError};
 use crate::metrics::Metrics;
-use schemas::intake::ResidentContact;
+
+mod binding;
+mod error;
+pub mod intake;
+
+pub use error::{CommandError, IDEMPOTENCY_KEY_FIELD};
+pub use intake::{
+    MAX_ATTACHMENTS, MAX_EXTERNAL_ID_CHARS, MAX_TEXT_CHARS, RAISED_AT_MAX_AGE_DAYS, validate_intake,
+};
 
 /// How often a command is decided again after losing a race to another writer.
 const MAX_ATTEMPTS: u32 = 8;
@@ -46,22 +58,13 @@ pub const RECEIVE_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2
 /// Namespace of contact references derived from a request id.
 pub const CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2c44_1e0d_b003);
 
-/// Most attachments an intake document may carry.
-pub const MAX_ATTACHMENTS: usize = 20;
-/// Longest accepted text, in characters.
-pub const MAX_TEXT_CHARS: usize = 10_000;
-/// How far in the past an intake's `raised_at` may lie, in days: a live channel forwards
-/// what residents raised recently; history comes through `bianmin import`.
-pub const RAISED_AT_MAX_AGE_DAYS: i64 = 366;
-/// Longest accepted external id, in characters.
-pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
-
 /// One command addressed to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandRequest {
     /// The request.
     pub request_id: RequestId,
-    /// Idempotency key: a command with an id already recorded is not applied again.
+    /// Idempotency key: a command with an id already recorded is not applied again, and the
+    /// id is bound to this request and command for good.
     pub command_id: Uuid,
     /// Conversation id; defaults to the command id.
     pub correlation_id: Option<Uuid>,
@@ -95,129 +98,6 @@ pub struct IntakeOutcome {
     pub created: bool,
     /// The request's current version.
     pub version: u64,
-}
-
-/// Why a command or query failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The input is not acceptable as given (checked at the edge, before the core).
-    #[error("{message}")]
-    Invalid {
-        /// Stable code.
-        code: String,
-        /// Explanation.
-        message: String,
-        /// The offending field.
-        field: Option<String>,
-    },
-    /// The core refused the command; nothing was recorded.
-    #[error("refused: {0}")]
-    Refused(Refusal),
-    /// No such request.
-    #[error("request {0} not found")]
-    NotFound(RequestId),
-    /// Other writers kept winning the race for the request; nothing was recorded.
-    #[error("request {request_id} kept changing; try again")]
-    Conflict {
-        /// The request.
-        request_id: RequestId,
-    },
-    /// The event log (or contact store) cannot be reached; nothing was recorded.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A fault in the engine or its data.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl CommandError {
-    fn invalid(code: &str, field: &str, message: impl Into<String>) -> CommandError {
-        CommandError::Invalid {
-            code: code.into(),
-            message: message.into(),
-            field: Some(field.into()),
-        }
-    }
-
-    /// The stable error code.
-    pub fn code(&self) -> String {
-        match self {
-            CommandError::Invalid { code, .. } => code.clone(),
-            CommandError::Refused(refusal) => refusal.code().to_string(),
-            CommandError::NotFound(_) => "not_found".into(),
-            CommandError::Conflict { .. } => "conflict".into(),
-            CommandError::Unavailable(_) => "unavailable".into(),
-            CommandError::Internal(_) => "internal".into(),
-        }
-    }
-
-    /// The structured body every edge returns.
-    pub fn body(&self) -> ErrorBody {
-        let field = match self {
-            CommandError::Invalid { field, .. } => field.clone(),
-            CommandError::Refused(refusal) => refusal.field().map(str::to_string),
-            _ => None,
-        };
-        let message = match self {
-            // Internal details go to the log, not to callers.
-            CommandError::Internal(_) => "internal error".to_string(),
-            other => other.to_string(),
-        };
-        ErrorBody {
-            code: self.code(),
-            message,
-            field,
-        }
-    }
-
-    /// The HTTP status: 400 invalid input; 403 refused because of who asks (`not_permitted`,
-    /// `not_addressed_to_you`); 422 every other refusal by the rules (for example
-    /// `wrong_stage`: a transition the request's stage does not allow); 404 unknown request;
-    /// 409 lost races; 503 store unavailable; 500 internal.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            CommandError::Invalid { .. } => 400,
-            CommandError::Refused(
-                Refusal::NotPermitted { .. } | Refusal::NotAddressedToYou { .. },
-            ) => 403,
-            CommandError::Refused(_) => 422,
-            CommandError::NotFound(_) => 404,
-            CommandError::Conflict { .. } => 409,
-            CommandError::Unavailable(_) => 503,
-            CommandError::Internal(_) => 500,
-        }
-    }
-
-    /// The metric outcome label.
-    fn outcome(&self) -> &'static str {
-        match self {
-            CommandError::Invalid { .. } => "invalid",
-            CommandError::Refused(_) => "refused",
-            CommandError::NotFound(_) => "not_found",
-            CommandError::Conflict { .. } => "conflict",
-            CommandError::Unavailable(_) => "unavailable",
-            CommandError::Internal(_) => "internal",
-        }
-    }
-}
-
-impl From<LogError> for CommandError {
-    fn from(error: LogError) -> Self {
-        match error {
-            LogError::Unavailable(message) => CommandError::Unavailable(message),
-            LogError::Conflict { request_id, .. } => CommandError::Conflict { request_id },
-            other => CommandError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<ContactError> for CommandError {
-    fn from(error: ContactError) -> Self {
-        match error {
-            ContactError::Unavailable(message) => CommandError::Unavailable(message),
-            other => CommandError::Internal(other.to_string()),
-        }
-    }
 }
 
 /// A contact write that goes with a command: made after the core decided to record the
@@ -445,10 +325,10 @@ impl CommandService {
                 Refusal::DoesNotExist => CommandError::NotFound(id),
                 other => CommandError::Refused(other),
             })?;
-        if let Some(&position) = cached.commit_ids.get(&request.command_id) {
-            return self
-                .original_outcome(id, request.command_id, Some(position))
-                .await;
+        let binding = request.binding();
+        if cached.commit_ids.contains_key(&request.command_id) {
+            self.check_retry(request.command_id, &binding).await?;
+            return self.original_outcome(id, request.command_id).await;
         }
         let now = self.inner.clock.now();
         let context = Context {
@@ -502,7 +382,11 @@ impl CommandService {
         };
         let stored_now = self.write_contact(contact).await?;
         let started = Instant::now();
-        let appended = self.inner.log.append(&commit, cached.position).await;
+        let appended = self
+            .inner
+            .log
+            .append_bound(&commit, cached.position, &binding)
+            .await;
         // The request existed after all, or the log refused the commit: what this attempt
         // stored belongs to no request. An unavailable log may still have recorded it (an
         // ambiguous append), so the contact stays for the retry that finds the request.
@@ -527,9 +411,7 @@ impl CommandService {
         };
         if appended.duplicate {
             self.forget(id);
-            return self
-                .original_outcome(id, request.command_id, Some(appended.position))
-                .await;
+            return self.original_outcome(id, request.command_id).await;
         }
         let mut next = cached;
         for envelope in &commit.events {
@@ -572,12 +454,23 @@ impl CommandService {
         }
     }
 
-    /// The outcome a command recorded earlier, read back from the log.
+    /// Refuses a command whose id this request recorded before unless it is the same command
+    /// from the same sender. A commit written before bindings existed has none: its retries
+    /// are recognised by id and request alone, as they were then.
+    async fn check_retry(&self, command_id: Uuid, binding: &Binding) -> Result<(), CommandError> {
+        match self.inner.log.binding(command_id).await? {
+            Some(bound) if bound != *binding => Err(CommandError::KeyReused { command_id }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The outcome a command recorded earlier, read back from the log. The log answering
+    /// "duplicate" for a commit this request does not hold means the id was used on another
+    /// request (by a commit written before bindings existed).
     async fn original_outcome(
         &self,
         id: RequestId,
         command_id: Uuid,
-        _position: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
         let commits = self.inner.log.load(id).await?;
         match commits
@@ -591,104 +484,7 @@ impl CommandService {
                 events: commit.events,
                 duplicate: true,
             }),
-            None => Err(CommandError::invalid(
-                "duplicate_command_id",
-                "command_id",
-                "this command id was already used for another request",
-            )),
-        }
-    }
-
-    /// Turns an intake document into a new request (or finds the one it made before).
-    pub async fn intake(
-        &self,
-        document: IntakeDocument,
-        actor: Actor,
-    ) -> Result<IntakeOutcome, CommandError> {
-        let channel = document.channel.as_str();
-        let result = self.intake_inner(document, actor).await;
-        let outcome = match &result {
-            Ok(outcome) if outcome.created => "created",
-            Ok(_) => "existing",
-            Err(CommandError::Invalid { .. } | CommandError::Refused(_)) => "invalid",
-            Err(_) => "failed",
-        };
-        self.inner.metrics.intake(channel, outcome);
-        result
-    }
-
-    async fn intake_inner(
-        &self,
-        document: IntakeDocument,
-        actor: Actor,
-    ) -> Result<IntakeOutcome, CommandError> {
-        let now = self.inner.clock.now();
-        validate_intake(&document, &self.inner.policy, now)?;
-        let request_id = self
-            .inner
-            .intake_ids
-            .resolve(&self.inner.log, document.channel, &document.external_id)
-            .await?;
-        let command_id = Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes());
-        // Anonymous residents' contact data is never stored, even when sent.
-        let contact = document.contact.filter(|_| !document.anonymous);
-        let contact_ref = contact
-            .as_ref()
-            .map(|_| ContactRef(Uuid::new_v5(&CONTACT_NAMESPACE, request_id.as_bytes())));
-        let command = Command::Receive(Receive {
-            channel: document.channel,
-            external_id: document.external_id,
-            contact_ref: contact_ref.clone(),
-            anonymous: document.anonymous,
-            confidential: document.confidential,
-            no_reply_requested: document.no_reply_requested,
-            location: document.location,
-            text: document.text,
-            attachments: document.attachments,
-            priority_lanes: document.priority_lanes,
-            kind: document.kind,
-            raised_at: document.raised_at.unwrap_or(now),
-        });
-        let request = CommandRequest {
-            request_id,
-            command_id,
-            correlation_id: None,
-            actor,
-            command,
-        };
-        let write = contact_ref
-            .as_ref()
-            .zip(contact.as_ref())
-            .map(|(reference, data)| ContactWrite::Intake(reference, data));
-        match self.execute_with(request, write).await {
-            Ok(outcome) if !outcome.duplicate => Ok(IntakeOutcome {
-                request_id,
-                created: true,
-                version: outcome.version,
-            }),
-            Ok(outcome) => Ok(IntakeOutcome {
-                request_id,
-                created: false,
-                version: self.current_version(request_id, outcome.version).await,
-            }),
-            // Should a request with this id exist without our receive commit, it is still
-            // the same request: report it, record nothing.
-            Err(CommandError::Refused(refusal)) => match self.load(request_id).await {
-                Ok(existing) => Ok(IntakeOutcome {
-                    request_id,
-                    created: false,
-                    version: existing.version(),
-                }),
-                Err(_) => Err(CommandError::Refused(refusal)),
-            },
-            Err(other) => Err(other),
-        }
-    }
-
-    async fn current_version(&self, id: RequestId, fallback: u64) -> u64 {
-        match self.load(id).await {
-            Ok(request) => request.version(),
-            Err(_) => fallback,
+            None => Err(CommandError::KeyReused { command_id }),
         }
     }
 
@@ -771,139 +567,4 @@ impl CommandService {
         locks.insert(id, Arc::downgrade(&lock));
         lock
     }
-}
-
-/// Checks an intake document before anything is stored.
-pub fn validate_intake(
-    document: &IntakeDocument,
-    policy: &Policy,
-    now: schemas::Timestamp,
-) -> Result<(), CommandError> {
-    let external_chars = document.external_id.chars().count();
-    if external_chars == 0 || external_chars > MAX_EXTERNAL_ID_CHARS {
-        return Err(CommandError::invalid(
-            "invalid_length",
-            "external_id",
-            format!("external_id must be 1..={MAX_EXTERNAL_ID_CHARS} characters"),
-        ));
-    }
-    if document.external_id.chars().any(char::is_control) {
-        return Err(CommandError::invalid(
-            "invalid_value",
-            "external_id",
-            "external_id must not contain control characters",
-        ));
-    }
-    let text_chars = document.text.chars().count();
-    if document.text.trim().is_empty() || text_chars > MAX_TEXT_CHARS {
-        return Err(CommandError::invalid(
-            "invalid_length",
-            "text",
-            format!("text must be 1..={MAX_TEXT_CHARS} characters and not blank"),
-        ));
-    }
-    if !document.anonymous {
-        let Some(contact) = &document.contact else {
-            return Err(CommandError::invalid(
-                "required",
-                "contact",
-                "contact is required unless the request is anonymous",
-            ));
-        };
-        let fields = [
-            &contact.name,
-            &contact.phone,
-            &contact.id_number,
-            &contact.address_detail,
-        ];
-        if fields
-            .iter()
-            .all(|f| f.as_deref().is_none_or(|v| v.trim().is_empty()))
-        {
-            return Err(CommandError::invalid(
-                "required",
-                "contact",
-                "contact must give at least one of name, phone, id_number, address_detail",
-            ));
-        }
-        if fields
-            .iter()
-            .any(|f| f.as_deref().is_some_and(|v| v.chars().count() > 256))
-        {
-            return Err(CommandError::invalid(
-                "invalid_length",
-                "contact",
-                "contact fields are at most 256 characters",
-            ));
-        }
-    }
-    let location = &document.location;
-    let codes = [&location.street, &location.community, &location.grid];
-    if codes
-        .into_iter()
-        .chain(location.micro_grid.as_ref())
-        .any(|c| c.chars().count() > 64)
-    {
-        return Err(CommandError::invalid(
-            "invalid_length",
-            "location",
-            "grid codes are at most 64 characters",
-        ));
-    }
-    if !policy.knows_grid(location) {
-        return Err(CommandError::invalid(
-            "unknown_reference",
-            "location",
-            "the location does not name a known grid",
-        ));
-    }
-    if document.attachments.len() > MAX_ATTACHMENTS {
-        return Err(CommandError::invalid(
-            "too_many",
-            "attachments",
-            format!("at most {MAX_ATTACHMENTS} attachments"),
-        ));
-    }
-    if document
-        .attachments
-        .iter()
-        .any(|a| a.uri.trim().is_empty() || a.uri.chars().count() > 2048)
-    {
-        return Err(CommandError::invalid(
-            "invalid_value",
-            "attachments",
-            "attachment uris are 1..=2048 characters",
-        ));
-    }
-    if document.priority_lanes.len() > 3 {
-        return Err(CommandError::invalid(
-            "too_many",
-            "priority_lanes",
-            "each priority lane at most once",
-        ));
-    }
-    if document
-        .raised_at
-        .is_some_and(|raised| raised > now + chrono::Duration::minutes(5))
-    {
-        return Err(CommandError::invalid(
-            "invalid_value",
-            "raised_at",
-            "raised_at lies in the future",
-        ));
-    }
-    if document
-        .raised_at
-        .is_some_and(|raised| raised < now - chrono::Duration::days(RAISED_AT_MAX_AGE_DAYS))
-    {
-        return Err(CommandError::invalid(
-            "invalid_value",
-            "raised_at",
-            format!(
-                "raised_at lies more than {RAISED_AT_MAX_AGE_DAYS} days in the past; \
-                 older requests are brought in with `bianmin import`"
-            ),
-        ));
-    }
-    Ok(())
 }
