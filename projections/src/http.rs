@@ -194,6 +194,18 @@ fn since_position(p: &Params) -> Result<Option<u64>, ProjectionError> {
     p.int("since_position", 0, i64::MAX as u64)
 }
 
+/// `cursor`: absent for the first page; an empty one is refused like any malformed cursor
+/// (the document states its form), never read as "no cursor".
+fn cursor(p: &Params) -> Result<Option<&str>, ProjectionError> {
+    match p.get("cursor") {
+        Some(c) if c.is_empty() => Err(bad(
+            "cursor",
+            "must not be empty; omit it for the first page",
+        )),
+        other => Ok(other.map(String::as_str)),
+    }
+}
+
 fn limit(p: &Params) -> Result<u32, ProjectionError> {
     Ok(p.int("limit", 1, MAX_LIMIT)?.unwrap_or(100))
 }
@@ -204,7 +216,7 @@ fn list_query(p: &Params, list: RequestList) -> Result<ListQuery, ProjectionErro
         filter: filter(p)?,
         since_position: since_position(p)?,
         limit: limit(p)?,
-        cursor: p.get("cursor").filter(|c| !c.is_empty()).cloned(),
+        cursor: cursor(p)?.map(str::to_owned),
         now: now(p)?,
     })
 }
@@ -322,9 +334,7 @@ async fn upward(
             p.flag("open")?,
             since_position(&p)?,
             limit(&p)?,
-            p.get("cursor")
-                .map(String::as_str)
-                .filter(|c| !c.is_empty()),
+            cursor(&p)?,
         )
         .await?;
     Ok(Json(page).into_response())
@@ -349,7 +359,7 @@ async fn rankings(
         satisfaction: p.weight("w3")?.unwrap_or(d.satisfaction),
     };
     let all = s.department_ranking(&month, w, now).await?;
-    let offset: usize = match p.get("cursor").filter(|c| !c.is_empty()) {
+    let offset: usize = match cursor(&p)? {
         // The ranking's cursor is the offset of the next page.
         Some(c) => c
             .parse()

@@ -146,6 +146,9 @@ async fn unknown_repeated_and_malformed_parameters_are_refused_as_json() {
             "version",
         ),
         ("/api/v1/audit/verify?request=null".to_string(), "request"),
+        ("/api/v1/requests?cursor=".to_string(), "cursor"),
+        ("/api/v1/upward?cursor=".to_string(), "cursor"),
+        ("/api/v1/rankings/departments?cursor=".to_string(), "cursor"),
         (
             format!("/api/v1/audit/verify?request={id}&colour=red"),
             "colour",

@@ -2,7 +2,8 @@
 //! schemathesis (PyPI) generates valid and invalid requests for every operation from
 //! `/openapi.json` and runs all its checks (no server error, documented status codes, content
 //! types and response schemas, invalid data refused, valid data accepted, 405 with `Allow`
-//! for unsupported methods, …) against `bianmin serve --dev-identity` on the embedded default
+//! for unsupported methods, authentication not ignored, …) against `bianmin serve`, called with a
+//! bearer token, on the embedded default
 //! (SQLite log and read models in a temporary data dir). Fixed seed, bounded examples.
 //!
 //! schemathesis is installed by `scripts/services` under `target/tools/schemathesis`
@@ -38,8 +39,17 @@ const CONFIG: &str = r#"
 include-operation-id = ["intake", "open311_requests", "open311_requests_xml"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 "#;
-/// The caller: the system role may call every operation, so the checks reach the handlers.
-const ACTOR: &str = "X-Bianmin-Actor: schemathesis;system";
+/// The caller, by bearer token as in production (so `ignored_auth` checks the real scheme): the
+/// system role may call every operation, so the checks reach the handlers. Its SHA-256 is in
+/// [`TOKENS`].
+const AUTHORIZATION: &str = "Authorization: Bearer schemathesis-conformance-token";
+/// The token of [`AUTHORIZATION`], configured as the server stores it (hex SHA-256).
+const TOKENS: &str = r#"
+[[auth.tokens]]
+id = "schemathesis"
+role = "system"
+token_sha256 = "4787adf8ee59b1d9c4e965093a61e3247ed7344a1c93e32b2127713ee8047890"
+"#;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,7 +95,7 @@ async fn the_live_server_conforms_to_its_openapi_document() {
         return;
     };
     let server = ServeProcess::start(ServeOptions {
-        extra_toml: NOTIFY.into(),
+        extra_toml: format!("{NOTIFY}{TOKENS}"),
         ..ServeOptions::default()
     })
     .await;
@@ -114,7 +124,7 @@ async fn the_live_server_conforms_to_its_openapi_document() {
         // mismatch", a KeyError in its lambda cache) and reports as errors of the run. One
         // worker also keeps the run in one order, so the seed reproduces it.
         .args(["--workers", "1"])
-        .args(["--header", ACTOR])
+        .args(["--header", AUTHORIZATION])
         .args(["--request-timeout", "15"])
         .args(["--generation-database", "none"])
         .args(["--no-color", "--output-truncate", "false"])
