@@ -1,0 +1,435 @@
+//! The rules of the commands whose decision is longer than a line of the table in
+//! [`super`]: intake and acceptance, classification and referral, extensions and the
+//! paused clock, the reply, archiving, supervision and the whistle (吹哨).
+
+use super::*;
+
+impl Request {
+    pub(super) fn receive(&self, c: &Receive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        if self.exists() {
+            return Err(Refusal::AlreadyExists);
+        }
+        required(&c.external_id, "external_id")?;
+        required(&c.text, "text")?;
+        if !c.anonymous && c.contact_ref.is_none() {
+            return Err(Refusal::MissingField {
+                field: "contact_ref",
+            });
+        }
+        if !ctx.policy.knows_grid(&c.location) {
+            let l = &c.location;
+            return Err(Refusal::UnknownReference {
+                field: "location",
+                value: format!("{}/{}/{}", l.street, l.community, l.grid),
+            });
+        }
+        Ok(vec![Event::RequestReceived(RequestReceived {
+            channel: c.channel,
+            external_id: c.external_id.clone(),
+            contact_ref: c.contact_ref.clone(),
+            anonymous: c.anonymous,
+            confidential: c.confidential,
+            no_reply_requested: c.no_reply_requested,
+            location: c.location.clone(),
+            text: c.text.clone(),
+            attachments: c.attachments.clone(),
+            priority_lanes: c.priority_lanes.clone(),
+            kind: c.kind,
+            raised_at: c.raised_at,
+            accept_due_at: ctx.policy.accept_due(ctx.now, &c.priority_lanes),
+        })])
+    }
+
+    pub(super) fn accept(&self, c: &Accept, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        self.stage_in(CommandKind::Accept, &[Received])?;
+        let within_limit = self
+            .intake
+            .as_ref()
+            .is_none_or(|i| ctx.now <= i.accept_due_at);
+        Ok(vec![Event::RequestAccepted(RequestAccepted {
+            owner: ctx.actor.id.clone(),
+            within_limit,
+            note: c.note.clone(),
+        })])
+    }
+
+    pub(super) fn decline(&self, c: &Decline) -> Result<Vec<Event>, Refusal> {
+        self.stage_in(CommandKind::Decline, &[Received])?;
+        required(&c.explanation, "explanation")?;
+        match c.disposition {
+            Disposition::EmergencyTransfer if c.emergency_line.is_none() => {
+                return Err(Refusal::MissingField {
+                    field: "emergency_line",
+                });
+            }
+            Disposition::LegalChannel => required_opt(&c.legal_channel, "legal_channel")?,
+            Disposition::DuplicateNoNewFacts => match c.duplicate_of {
+                None => {
+                    return Err(Refusal::MissingField {
+                        field: "duplicate_of",
+                    });
+                }
+                Some(original) if original == self.id => {
+                    return Err(Refusal::InvalidField {
+                        field: "duplicate_of",
+                        reason: "names this request",
+                    });
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        Ok(vec![Event::RequestDeclined(RequestDeclined {
+            disposition: c.disposition,
+            explanation: c.explanation.clone(),
+            emergency_line: c.emergency_line,
+            legal_channel: c.legal_channel.clone(),
+            duplicate_of: c.duplicate_of,
+        })])
+    }
+
+    pub(super) fn classify(&self, c: &Classify, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        self.stage_in(CommandKind::Classify, BEFORE_REPLY)?;
+        let reclassified = self.classification.is_some();
+        if reclassified {
+            required_opt(&c.reason, "reason")?;
+        }
+        required(&c.catalogue_item, "catalogue_item")?;
+        // The profile says when limits run from: receipt, or the classification that
+        // dispatches the request (the next working day is the policy's own anchor). A
+        // reclassification keeps the clock's original start: it changes the limits, it
+        // does not restart the count.
+        let start = match (ctx.policy.clock_start(), self.intake.as_ref()) {
+            (crate::policy::ClockStart::OnReceipt, Some(intake)) => intake.received_at,
+            _ => self
+                .classification
+                .as_ref()
+                .map(|cl| cl.first_classified_at)
+                .unwrap_or(ctx.now),
+        };
+        let lanes = self
+            .intake
+            .as_ref()
+            .map(|i| i.priority_lanes.as_slice())
+            .unwrap_or(&[]);
+        let cl = ctx
+            .policy
+            .classify(&c.catalogue_item, c.urgency, lanes, start)
+            .map_err(|_| Refusal::UnknownReference {
+                field: "catalogue_item",
+                value: c.catalogue_item.clone(),
+            })?;
+        Ok(vec![Event::RequestClassified(RequestClassified {
+            catalogue_item: c.catalogue_item.clone(),
+            category: cl.category,
+            request_type: c.request_type,
+            urgency: cl.urgency,
+            handling_mode: cl.handling_mode,
+            departments: cl.departments,
+            escalation_chain: cl.escalation_chain,
+            deadlines: cl.deadlines,
+            reclassified,
+            reason: c.reason.clone(),
+        })])
+    }
+
+    pub(super) fn refer(&self, c: &Refer, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::Refer;
+        self.stage_in(kind, &[Classified, Dispatched, ReturnRequested])?;
+        if self.stage == Dispatched && ctx.actor.role != Role::Supervisor {
+            // Redispatch of a live referral is the centre's decision only.
+            return Err(Refusal::NotPermitted {
+                role: ctx.actor.role,
+                command: kind,
+            });
+        }
+        required(&c.lead_department, "lead_department")?;
+        if !ctx.policy.knows_department(&c.lead_department) {
+            return Err(Refusal::UnknownReference {
+                field: "lead_department",
+                value: c.lead_department.clone(),
+            });
+        }
+        for (i, a) in c.assisting_departments.iter().enumerate() {
+            if !ctx.policy.knows_department(a) {
+                return Err(Refusal::UnknownReference {
+                    field: "assisting_departments",
+                    value: a.clone(),
+                });
+            }
+            if *a == c.lead_department {
+                return Err(Refusal::InvalidField {
+                    field: "assisting_departments",
+                    reason: "names the lead department",
+                });
+            }
+            if c.assisting_departments[..i].contains(a) {
+                return Err(Refusal::InvalidField {
+                    field: "assisting_departments",
+                    reason: "names a department twice",
+                });
+            }
+        }
+        if let Some(r) = self.referral()
+            && r.returned_by.as_deref() == Some(c.lead_department.as_str())
+            && self.stage == ReturnRequested
+        {
+            return Err(Refusal::InvalidField {
+                field: "lead_department",
+                reason: "is the department that returned the referral",
+            });
+        }
+        let number = self.referral().map(|r| r.number).unwrap_or(0) + 1;
+        Ok(vec![Event::ReferredToDepartment(ReferredToDepartment {
+            lead_department: c.lead_department.clone(),
+            assisting_departments: c.assisting_departments.clone(),
+            note: c.note.clone(),
+            sign_off_due_at: ctx.policy.sign_off_due(ctx.now),
+            return_window_ends_at: ctx.policy.return_window_end(ctx.now),
+            referral_number: number,
+        })])
+    }
+
+    pub(super) fn return_referral(
+        &self,
+        c: &ReturnReferral,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::ReturnReferral;
+        self.stage_in(kind, &[Dispatched, SignedFor])?;
+        self.check_lead(ctx.actor, kind)?;
+        let Some(r) = self.referral() else {
+            return Err(not_addressed(ctx.actor, kind));
+        };
+        if r.locked {
+            return Err(Refusal::ReferralLocked {
+                department: r.lead.clone(),
+            });
+        }
+        if ctx.now > r.return_window_ends_at {
+            return Err(Refusal::WindowClosed {
+                window: "return_window",
+                closed_at: r.return_window_ends_at,
+            });
+        }
+        required(&c.reason, "reason")?;
+        Ok(vec![Event::ReferralReturned(ReferralReturned {
+            department: r.lead.clone(),
+            reason: c.reason.clone(),
+            legal_basis: c.legal_basis.clone(),
+        })])
+    }
+
+    pub(super) fn request_extension(
+        &self,
+        c: &RequestExtension,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::RequestExtension;
+        self.stage_in(kind, WORKING)?;
+        self.check_handling_unit(ctx.actor, kind)?;
+        if self.extensions.pending.is_some() {
+            return Err(Refusal::AlreadyPending { what: "extension" });
+        }
+        required(&c.reason, "reason")?;
+        if let Some(due) = self.effective_completion_due(ctx.now)
+            && ctx.now >= due
+        {
+            return Err(Refusal::WindowClosed {
+                window: "completion",
+                closed_at: due,
+            });
+        }
+        let limits = ctx.policy.limits();
+        if c.working_days == 0 {
+            return Err(Refusal::InvalidField {
+                field: "working_days",
+                reason: "must be at least 1",
+            });
+        }
+        if self.extensions.granted >= limits.max_extensions {
+            return Err(Refusal::LimitReached {
+                limit: "max_extensions",
+                max: limits.max_extensions,
+            });
+        }
+        if c.working_days > limits.max_extension_working_days {
+            return Err(Refusal::LimitReached {
+                limit: "max_extension_working_days",
+                max: limits.max_extension_working_days,
+            });
+        }
+        if self
+            .extensions
+            .granted_working_days
+            .saturating_add(c.working_days)
+            > limits.max_extension_total_working_days
+        {
+            return Err(Refusal::LimitReached {
+                limit: "max_extension_total_working_days",
+                max: limits.max_extension_total_working_days,
+            });
+        }
+        Ok(vec![Event::ExtensionRequested(ExtensionRequested {
+            reason: c.reason.clone(),
+            working_days: c.working_days,
+        })])
+    }
+
+    pub(super) fn resume_clock(&self, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::ResumeClock;
+        self.stage_in(kind, WORKING)?;
+        self.check_handling_unit(ctx.actor, kind)?;
+        let Some(since) = self.paused_since else {
+            return Err(Refusal::NothingPending {
+                what: "clock_pause",
+            });
+        };
+        let Some(d) = &self.deadlines else {
+            return Err(Refusal::NothingPending {
+                what: "clock_pause",
+            });
+        };
+        let paused = if ctx.now > since {
+            ctx.now - since
+        } else {
+            chrono::Duration::zero()
+        };
+        Ok(vec![Event::ClockResumed(ClockResumed {
+            paused_seconds: paused.num_seconds(),
+            new_due_at: d.completion_due_at + paused,
+            remind_at: d.remind_at + paused,
+            warn_at: d.warn_at + paused,
+        })])
+    }
+
+    pub(super) fn decide_reply(&self, c: &Reply, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::Reply;
+        self.stage_in(kind, &[DirectHandling, ProxyHandling, InProgress])?;
+        self.check_handling_unit(ctx.actor, kind)?;
+        if c.outcome == ReplyOutcome::Terminated {
+            return Err(Refusal::InvalidField {
+                field: "outcome",
+                reason: "terminated is recorded only by an approved termination",
+            });
+        }
+        required(&c.content, "content")?;
+        if c.outcome == ReplyOutcome::ExplainedCannotSolveNow {
+            required_opt(&c.plan, "plan")?;
+        }
+        if let Some(w) = self.whistle() {
+            let awaited = w.awaited();
+            if !awaited.is_empty() {
+                return Err(Refusal::WhistleOutstanding {
+                    departments: awaited,
+                });
+            }
+        }
+        Ok(vec![Event::ResultReplied(ResultReplied {
+            outcome: c.outcome,
+            content: c.content.clone(),
+            plan: c.plan.clone(),
+            on_time: self.on_time(ctx.now),
+        })])
+    }
+
+    pub(super) fn archive(&self, c: &Archive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+        self.stage_in(
+            CommandKind::Archive,
+            &[
+                Rated,
+                AwaitingCallback,
+                NotAccepted,
+                TransferredEmergency,
+                LinkedDuplicate,
+            ],
+        )?;
+        if self.stage == AwaitingCallback && !self.no_reply_requested() {
+            let required = ctx.policy.limits().callback_attempts;
+            let unreachable = !self.resident_reached && self.callback_attempts >= required;
+            if !unreachable {
+                return Err(Refusal::CallbackPending {
+                    attempts: self.callback_attempts,
+                    required,
+                });
+            }
+        }
+        if self.rating.as_ref().and_then(|r| r.appeal) == Some(AppealState::Pending) {
+            return Err(Refusal::AlreadyPending { what: "appeal" });
+        }
+        Ok(vec![Event::Archived(schemas::event::Archived {
+            note: c.note.clone(),
+        })])
+    }
+
+    pub(super) fn supervise(
+        &self,
+        kind: CommandKind,
+        firing: Firing,
+        deadline: DeadlineKind,
+        due_at: Timestamp,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
+        self.stage_in(kind, SUPERVISED)?;
+        if self.deadline_in_force(deadline) != Some(due_at) {
+            return Err(Refusal::DeadlineNotInForce { deadline, due_at });
+        }
+        if self.has_fired(firing, deadline, due_at) {
+            return Err(Refusal::AlreadyRecorded {
+                what: match firing {
+                    Firing::Remind => "reminder",
+                    Firing::Warn => "warning",
+                    Firing::Overdue => "overdue_mark",
+                },
+            });
+        }
+        Ok(vec![match firing {
+            Firing::Remind => Event::ReminderSent(ReminderSent { deadline, due_at }),
+            Firing::Warn => Event::PreBreachWarned(PreBreachWarned { deadline, due_at }),
+            Firing::Overdue => {
+                if ctx.now < due_at {
+                    return Err(Refusal::NotYetDue { deadline, due_at });
+                }
+                Event::DeadlineMissed(DeadlineMissed { deadline, due_at })
+            }
+        }])
+    }
+
+    pub(super) fn blow_whistle(
+        &self,
+        c: &BlowWhistle,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
+        let kind = CommandKind::BlowWhistle;
+        self.stage_in(kind, WHISTLE)?;
+        self.check_community(ctx.actor, kind)?;
+        if self.whistle().is_some_and(|w| !w.awaited().is_empty()) {
+            return Err(Refusal::AlreadyPending { what: "whistle" });
+        }
+        if c.departments.is_empty() {
+            return Err(Refusal::MissingField {
+                field: "departments",
+            });
+        }
+        for (i, d) in c.departments.iter().enumerate() {
+            if !ctx.policy.knows_department(d) {
+                return Err(Refusal::UnknownReference {
+                    field: "departments",
+                    value: d.clone(),
+                });
+            }
+            if c.departments[..i].contains(d) {
+                return Err(Refusal::InvalidField {
+                    field: "departments",
+                    reason: "names a department twice",
+                });
+            }
+        }
+        required(&c.summary, "summary")?;
+        Ok(vec![Event::WhistleBlown(WhistleBlown {
+            departments: c.departments.clone(),
+            summary: c.summary.clone(),
+            report_due_at: ctx.policy.whistle_report_due(ctx.now),
+        })])
+    }
+}
