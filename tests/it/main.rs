@@ -9,6 +9,7 @@ mod e2e_corrections;
 mod e2e_supervision;
 mod edge_contract;
 mod export;
+mod fidelity_deadlines;
 mod faults;
 mod hostile_input;
 mod http_bad_input;

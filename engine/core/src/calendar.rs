@@ -251,33 +251,45 @@ impl WorkingCalendar {
         self.add_working_minutes(from, u64::from(hours) * 60)
     }
 
-    /// `minutes` office minutes after `from`, counting only office hours on working days. A
-    /// start outside office hours counts from the next opening; a deadline that lands exactly
-    /// on an interval's end stays there (e.g. 12:00, not 13:30).
+    /// `minutes` office minutes after `from`, counting only office hours on working days; see
+    /// [`WorkingCalendar::add_working_time`].
     pub fn add_working_minutes(&self, from: Timestamp, minutes: u64) -> Timestamp {
-        if minutes == 0 {
+        let minutes = i64::try_from(minutes).unwrap_or(i64::MAX);
+        let span = Duration::try_minutes(minutes).unwrap_or(Duration::MAX);
+        self.add_working_time(from, span)
+    }
+
+    /// `span` of office time after `from`, exact to the nanosecond: only office hours on
+    /// working days count, a start outside office hours counts from the next opening, and the
+    /// part of a minute (or second) left at an interval's end carries over to the next
+    /// opening, so 16:30:00.68 plus 4 working hours is 13:30:00.68 two working days later
+    /// (59 min 59.32 s, then 09:00–12:00, then 0.68 s after lunch). A deadline that lands
+    /// exactly on an interval's end stays there (12:00, not 13:30). A zero or negative span
+    /// returns `from`.
+    pub fn add_working_time(&self, from: Timestamp, span: Duration) -> Timestamp {
+        if span <= Duration::zero() {
             return from;
         }
         let local = self.local(from);
-        let mut remaining = i64::try_from(minutes).unwrap_or(i64::MAX);
+        let mut remaining = span;
         let mut day = local.date();
-        let mut not_before = local.time();
+        let mut not_before = Some(local.time());
         for _ in 0..MAX_SPAN_DAYS {
             if self.is_working_day(day) {
                 for (open, close) in &self.office_hours {
-                    let begin = (*open).max(not_before);
+                    let begin = not_before.map_or(*open, |t| (*open).max(t));
                     if begin >= *close {
                         continue;
                     }
-                    let available = (*close - begin).num_minutes();
+                    let available = *close - begin;
                     if remaining <= available {
-                        return self.instant(day.and_time(begin) + Duration::minutes(remaining));
+                        return self.instant(day.and_time(begin) + remaining);
                     }
                     remaining -= available;
                 }
             }
             day = next_day(day);
-            not_before = NaiveTime::MIN;
+            not_before = None;
         }
         self.closing_of(day)
     }
