@@ -157,8 +157,14 @@ fn every_working_hour_limit_of_a_profile_is_stamped_to_the_sub_second() {
     let at = local("2026-09-30 16:30:00.68");
     assert_eq!(policy.sign_off_due(at), local("2026-10-08 13:30:00.68"));
     assert_eq!(policy.accept_due(at, &[]), local("2026-10-08 10:00:00.68"));
-    assert_eq!(policy.whistle_report_due(at), local("2026-10-08 11:00:00.68"));
-    assert_eq!(policy.return_window_end(at), local("2026-10-08 15:30:00.68"));
+    assert_eq!(
+        policy.whistle_report_due(at),
+        local("2026-10-08 11:00:00.68")
+    );
+    assert_eq!(
+        policy.return_window_end(at),
+        local("2026-10-08 15:30:00.68")
+    );
     // An item with no limits of its own, at a non-default urgency, takes the general tier.
     let item = policy
         .catalogue()
@@ -177,8 +183,12 @@ fn every_working_hour_limit_of_a_profile_is_stamped_to_the_sub_second() {
 
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 2025-01-01 .. 2026-12-01 UTC in nanoseconds: inside the covered years.
-    let from = local("2025-01-01 00:00:00").timestamp_nanos_opt().expect("in range");
-    let to = local("2026-12-01 00:00:00").timestamp_nanos_opt().expect("in range");
+    let from = local("2025-01-01 00:00:00")
+        .timestamp_nanos_opt()
+        .expect("in range");
+    let to = local("2026-12-01 00:00:00")
+        .timestamp_nanos_opt()
+        .expect("in range");
     (from..to).prop_map(DateTime::from_timestamp_nanos)
 }
 

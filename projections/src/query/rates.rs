@@ -231,7 +231,8 @@ impl Projections {
             e.bottom_up_count = r.int(1)?.unwrap_or(0);
             e.bottom_up_avg = ratio(r.int(2)?.unwrap_or(0), e.bottom_up_count);
         }
-        let mut whistle: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+        // (summoned, reported, sum of reported_at − blown_at in microseconds, exact).
+        let mut whistle: BTreeMap<String, (i64, i64, i128)> = BTreeMap::new();
         for r in self
             .pool
             .fetch(
@@ -246,14 +247,14 @@ impl Projections {
             w.0 += 1;
             if let Some(rep) = r.ts(2)? {
                 w.1 += 1;
-                w.2 += (rep - blown).num_seconds();
+                w.2 += i128::from((rep - blown).num_microseconds().unwrap_or(i64::MAX));
             }
         }
-        for (d, (n, reported, secs)) in whistle {
+        for (d, (n, reported, micros)) in whistle {
             let e = by.entry(d.clone()).or_insert_with(|| blank(&d));
             e.whistles = n;
             e.whistles_reported = reported;
-            e.whistle_response_avg_seconds = ratio(secs, reported);
+            e.whistle_response_avg_seconds = mean_seconds(micros, reported);
         }
         let mut out: Vec<DepartmentRank> = by.into_values().collect();
         for e in &mut out {
@@ -269,5 +270,42 @@ impl Projections {
             e.rank = i as u32 + 1;
         }
         Ok(out)
+    }
+}
+
+/// The mean of intervals whose exact sum is `sum_micros` microseconds over `n` of them, in
+/// seconds, rounded only here, when published: to the millisecond, half away from zero
+/// (docs/metrics.md, "Means of intervals"). `None` when `n` is 0.
+pub fn mean_seconds(sum_micros: i128, n: i64) -> Option<f64> {
+    if n <= 0 {
+        return None;
+    }
+    let n = i128::from(n);
+    // Mean in microseconds, rounded half away from zero to whole milliseconds.
+    let twice = 2 * sum_micros;
+    let per = 2 * n * 1000;
+    let millis = if twice >= 0 {
+        (twice + n * 1000) / per
+    } else {
+        -((-twice + n * 1000) / per)
+    };
+    Some(millis as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_seconds;
+
+    #[test]
+    fn means_average_exactly_and_round_to_the_millisecond_when_published() {
+        // 3.700 s and 0.004 s: 1.852 s, not 1.5 from whole seconds.
+        assert_eq!(mean_seconds(3_700_000 + 4_000, 2), Some(1.852));
+        // 0.0005 s rounds half away from zero to 0.001 s.
+        assert_eq!(mean_seconds(500, 1), Some(0.001));
+        assert_eq!(mean_seconds(499, 1), Some(0.0));
+        assert_eq!(mean_seconds(-1_500, 1), Some(-0.002));
+        assert_eq!(mean_seconds(10, 0), None);
+        // 7200 s and 10800 s averaged.
+        assert_eq!(mean_seconds(18_000_000_000, 2), Some(9000.0));
     }
 }

@@ -164,7 +164,8 @@ pub struct ProjectorHealth {
     pub lag_events: u64,
     /// Age of the last applied commit when behind, seconds.
     pub lag_seconds: f64,
-    /// The task of this process last found nothing more to apply (`None`: not run here).
+    /// The task of this process last found nothing more to apply and its checkpoint is the
+    /// log head (`None`: not run here).
     pub caught_up: Option<bool>,
     /// The last failure of the task of this process, while it is retrying.
     pub last_error: Option<String>,
@@ -401,7 +402,9 @@ impl ProjectorRuntime {
             .map(|l| {
                 let status = self.statuses.get(l.projector.as_str());
                 ProjectorHealth {
-                    caught_up: status.map(|s| s.caught_up.load(Ordering::Relaxed)),
+                    // Caught up only at the log head: the task's own flag says what it last
+                    // saw, and the log may have moved on since.
+                    caught_up: status.map(|s| s.caught_up.load(Ordering::Relaxed) && l.events == 0),
                     last_error: status
                         .and_then(|s| s.last_error.lock().ok().and_then(|e| e.clone())),
                     checkpoint: l.position,
