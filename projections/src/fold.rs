@@ -33,6 +33,10 @@ pub struct Classification {
     pub response_due_at: Ts,
     /// Completion deadline stamped.
     pub completion_due_at: Ts,
+    /// The item keeps its ratings out of the satisfaction rate (stamped with the catalogue
+    /// version that classified it).
+    #[serde(default)]
+    pub excluded_from_satisfaction: bool,
 }
 
 /// A move of the completion deadline (granted extension or resumed clock).
@@ -238,6 +242,7 @@ impl RequestState {
                     urgency: wire(&e.urgency),
                     response_due_at: e.deadlines.response_due_at,
                     completion_due_at: e.deadlines.completion_due_at,
+                    excluded_from_satisfaction: e.excluded_from_satisfaction,
                 });
                 stage(self, "classified");
             }
@@ -480,6 +485,7 @@ impl RequestState {
             satisfaction: rating.map(|r| r.satisfaction.clone()),
             resolution: rating.map(|r| r.resolution.clone()),
             rating_excluded: rating.is_some_and(|r| r.excluded),
+            satisfaction_excluded: class.is_some_and(|c| c.excluded_from_satisfaction),
             reopen_count: self.reopen_count,
             referral_returns: self.referral_returns,
             escalation_level: self.escalation_level.clone(),
@@ -534,6 +540,7 @@ pub struct Summary {
     pub satisfaction: Option<String>,
     pub resolution: Option<String>,
     pub rating_excluded: bool,
+    pub satisfaction_excluded: bool,
     pub reopen_count: i64,
     pub referral_returns: i64,
     pub escalation_level: Option<String>,

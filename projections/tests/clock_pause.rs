@@ -186,6 +186,7 @@ impl Log {
                     policy: "community-station@2026.1".into(),
                     catalogue_version: "2026.1".into(),
                 },
+                excluded_from_satisfaction: false,
                 reclassified: false,
                 reason: None,
             }),

@@ -92,6 +92,10 @@ pub struct RequestClassified {
     pub escalation_chain: Vec<String>,
     /// The stamped deadlines.
     pub deadlines: Deadlines,
+    /// The catalogue item (in the catalogue version of `deadlines.catalogue_version`) keeps
+    /// ratings out of the satisfaction rate. Absent (false) in events written before the flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded_from_satisfaction: bool,
     /// True when this replaces an earlier classification.
     pub reclassified: bool,
     /// Why (present when reclassified).

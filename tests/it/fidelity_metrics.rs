@@ -1,7 +1,8 @@
 //! Metrics as docs/metrics.md defines them, through the HTTP read API on both log stores:
 //! the whistle report time is the exact mean of `reported_at − blown_at` (3.700 s and 0.004 s
 //! publish 1.852, not 1.5 from whole seconds), and `/api/v1/health/projections` says
-//! `caught_up: true` only when a projector's checkpoint is the log head.
+//! `caught_up: true` only when a projector's checkpoint is the log head, and ratings under a
+//! catalogue item flagged `excluded_from_satisfaction` stay out of the satisfaction rate.
 
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use tests::app::{Store, TestApp, actors, spawn_app_with_projections};
 use tests::pg::TestDb;
 use tokio::time::Instant;
 
-use crate::e2e_supervision::{SANITATION, get_json, in_progress, ok, wait_caught_up};
+use crate::e2e_supervision::{
+    SANITATION, awaiting_callback, events, get_json, in_progress, ok, referred_as, stats_row,
+    wait_caught_up,
+};
 
 /// Blows a whistle summoning sanitation and lets it report after `after`.
 async fn whistle_answered_after(app: &TestApp, id: &str, after: chrono::Duration) {
@@ -158,4 +162,62 @@ async fn caught_up_only_at_the_log_head_on_sqlite() {
 #[tokio::test]
 async fn caught_up_only_at_the_log_head_on_nats() {
     caught_up_only_at_the_head(Store::Nats).await;
+}
+
+/// A request under catalogue item `item` (referred to urban management), handled, replied and
+/// rated `satisfaction` by the station; returns its id.
+async fn rated_as(app: &TestApp, item: &str, satisfaction: &str) -> String {
+    let id = referred_as(app, item).await;
+    for (action, body) in [
+        ("sign_for", json!({})),
+        ("contact_resident", json!({"method": "phone"})),
+        ("start_handling", json!({})),
+    ] {
+        app.clock.advance(chrono::Duration::minutes(5));
+        ok(app, &id, action, actors::URBAN, body).await;
+    }
+    awaiting_callback(app, &id).await;
+    app.clock.advance(chrono::Duration::minutes(5));
+    ok(
+        app,
+        &id,
+        "rate",
+        actors::STATION,
+        json!({"satisfaction": satisfaction, "resolution": "resolved"}),
+    )
+    .await;
+    id
+}
+
+async fn law_enforcement_items_stay_out_of_satisfaction(store: Store) {
+    let app = spawn_app_with_projections(store, None).await;
+    let enforced = rated_as(&app, "um-illegal-construction", "dissatisfied").await;
+    rated_as(&app, "um-street-vending", "satisfied").await;
+    let classified = &events(&app, &enforced, "request_classified").await[0]["data"];
+    assert_eq!(
+        classified["excluded_from_satisfaction"], true,
+        "{classified}"
+    );
+    assert_eq!(classified["deadlines"]["catalogue_version"], "2026.2");
+
+    wait_caught_up(&app).await;
+    let row = stats_row(&app, "2026-03-31T00:00:00Z").await;
+    // Both count as rated and resolved; only the street vending rating counts for satisfaction.
+    assert_eq!(row["counts"]["rated"], 2, "{row}");
+    assert_eq!(row["counts"]["resolved"], 2, "{row}");
+    assert_eq!(row["counts"]["satisfaction_rated"], 1, "{row}");
+    assert_eq!(row["counts"]["satisfied"], 1, "{row}");
+    assert_eq!(row["counts"]["dissatisfied"], 0, "{row}");
+    assert_eq!(row["rates"]["satisfaction_rate"], 1.0, "{row}");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn law_enforcement_items_stay_out_of_satisfaction_on_sqlite() {
+    law_enforcement_items_stay_out_of_satisfaction(Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn law_enforcement_items_stay_out_of_satisfaction_on_nats() {
+    law_enforcement_items_stay_out_of_satisfaction(Store::Nats).await;
 }

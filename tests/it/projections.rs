@@ -268,6 +268,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
                 policy: "community-station@2026.1".into(),
                 catalogue_version: "2026.1".into(),
             },
+            excluded_from_satisfaction: false,
             reclassified: false,
             reason: None,
         })],

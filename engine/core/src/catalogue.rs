@@ -150,6 +150,10 @@ pub struct ItemFile {
     /// Statutory completion limit; overrides every other completion limit.
     #[serde(default)]
     pub statutory: Option<StatutoryFile>,
+    /// Ratings of requests under this item stay out of the satisfaction rate (law-enforcement
+    /// matters, 执法办案: the resident's satisfaction is not the measure of a lawful decision).
+    #[serde(default)]
+    pub excluded_from_satisfaction: bool,
 }
 
 /// A completion limit fixed by law.
@@ -191,6 +195,8 @@ pub struct Item {
     pub lane_shorten_percent: Option<u32>,
     /// Statutory completion limit and its basis.
     pub statutory: Option<(Limit, String)>,
+    /// Ratings under this item are left out of the satisfaction rate.
+    pub excluded_from_satisfaction: bool,
 }
 
 /// The validated catalogue.
@@ -393,6 +399,7 @@ fn validate_item(
         ));
     }
     Ok(Item {
+        excluded_from_satisfaction: raw.excluded_from_satisfaction,
         id: raw.id.clone(),
         name: raw.name.clone(),
         category: category.to_string(),

@@ -51,6 +51,8 @@ pub struct Classification {
     pub urgency: Urgency,
     /// The stamped deadlines.
     pub deadlines: Deadlines,
+    /// The item keeps its ratings out of the satisfaction rate.
+    pub excluded_from_satisfaction: bool,
 }
 
 /// Reminder and warning instants for a completion deadline.
@@ -487,6 +489,7 @@ impl Policy {
             departments: entry.departments.clone(),
             escalation_chain: entry.escalation_chain.clone(),
             urgency,
+            excluded_from_satisfaction: entry.excluded_from_satisfaction,
             deadlines: Deadlines {
                 response_due_at,
                 completion_due_at,

@@ -44,14 +44,14 @@ fn built_in_policies_load_and_name_themselves() {
         .classify("ss-pension-certification", None, &[], local(START))
         .expect("known");
     assert_eq!(classification.deadlines.policy, "community-station@2026.1");
-    assert_eq!(classification.deadlines.catalogue_version, "2026.1");
+    assert_eq!(classification.deadlines.catalogue_version, "2026.2");
 }
 
 #[test]
 fn the_default_catalogue_covers_every_seed_category() {
     let policy = station();
     let catalogue = policy.catalogue();
-    assert_eq!(catalogue.version(), "2026.1");
+    assert_eq!(catalogue.version(), "2026.2");
     assert!(
         (40..=65).contains(&catalogue.len()),
         "{} items",
@@ -620,4 +620,22 @@ fn profile_and_directory_errors_name_the_field() {
     );
     let (file, _, field) = invalid(result);
     assert_eq!((file.as_str(), field.as_str()), ("c.toml", "departments"));
+}
+
+#[test]
+fn law_enforcement_items_are_flagged_out_of_satisfaction_with_the_catalogue_version() {
+    let policy = Policy::for_tests();
+    let at = "2026-03-02T01:00:00Z".parse().expect("instant");
+    for (item, excluded) in [
+        ("um-illegal-construction", true),
+        ("fh-food-safety-complaint", true),
+        ("um-street-vending", false),
+    ] {
+        let classification = policy.classify(item, None, &[], at).expect("classify");
+        assert_eq!(
+            classification.excluded_from_satisfaction, excluded,
+            "{item}"
+        );
+        assert_eq!(classification.deadlines.catalogue_version, "2026.2");
+    }
 }

@@ -28,7 +28,7 @@ received_week, received_month, accepted_at, declined_at, classified_at, referred
 first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at, response_due_at, \
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
-last_position, paused_since";
+last_position, paused_since, satisfaction_excluded";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -85,6 +85,7 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         escalation_level: r.text(43)?,
         last_position: req(r.int(44)?, "last_position")?,
         paused_since: r.ts(45)?,
+        satisfaction_excluded: req(r.bool(46)?, "satisfaction_excluded")?,
     })
 }
 
@@ -353,10 +354,10 @@ SUM(CASE WHEN replied_at IS NOT NULL THEN 1 ELSE 0 END), \
 SUM(CASE WHEN completed_on_time THEN 1 ELSE 0 END), \
 SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded THEN 1 ELSE 0 END), \
 SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND resolution = 'resolved' THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'satisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'basically_satisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'dissatisfied' AND NOT rating_excluded AND kind = 'service' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'satisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'basically_satisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'dissatisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
 SUM(CASE WHEN reopen_count > 0 THEN 1 ELSE 0 END), \
 SUM(CASE WHEN dispatched THEN 1 ELSE 0 END), \
 SUM(CASE WHEN dispatched AND referral_returns > 0 THEN 1 ELSE 0 END)";

@@ -383,6 +383,7 @@ const SUMMARY_NAMES: &[&str] = &[
     "escalation_level",
     "last_position",
     "paused_since",
+    "satisfaction_excluded",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -434,5 +435,6 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.escalation_level.into(),
         s.last_position.into(),
         s.paused_since.into(),
+        s.satisfaction_excluded.into(),
     ]
 }

@@ -128,6 +128,7 @@ impl Request {
             departments: cl.departments,
             escalation_chain: cl.escalation_chain,
             deadlines: cl.deadlines,
+            excluded_from_satisfaction: cl.excluded_from_satisfaction,
             reclassified,
             reason: c.reason.clone(),
         })])
