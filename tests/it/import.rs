@@ -24,7 +24,7 @@ use schemas::{Channel, RequestId};
 use tests::app::{Store, start_time};
 use tests::faults::bianmin_binary;
 
-const HEADER: &str = "external_id,channel,received_at,street,community,grid,text,contact_name,\
+pub(crate) const HEADER: &str = "external_id,channel,received_at,street,community,grid,text,contact_name,\
 contact_phone,accepted_at,catalogue_item,classified_at,handling,department,referred_at,\
 signed_for_at,contacted_at,replied_at,outcome,reviewed_at,rated_at,satisfaction,resolution,\
 archived_at";
@@ -43,7 +43,7 @@ fn row_referral(ticket: &str) -> String {
 }
 
 /// An anonymous consultation answered directly (8 commits).
-fn row_direct(ticket: &str) -> String {
+pub(crate) fn row_direct(ticket: &str) -> String {
     format!(
         "{ticket},hotline,2026-02-03T08:05:00+08:00,jd-01,sq-0102,wg-010201,咨询婚姻登记材料,,,\
          2026-02-03 08:10,ca-marriage-consultation,2026-02-03 08:12,,,,,,2026-02-03 08:30,\
@@ -61,7 +61,7 @@ fn row_open(ticket: &str) -> String {
 }
 
 /// The test file: good rows on lines 2, 4 and 9; every other line is bad in its own way.
-fn file(prefix: &str) -> (String, Vec<String>) {
+pub(crate) fn file(prefix: &str) -> (String, Vec<String>) {
     let good = [
         format!("{prefix}-A"),
         format!("{prefix}-B"),
@@ -100,7 +100,7 @@ fn file(prefix: &str) -> (String, Vec<String>) {
 }
 
 /// (line, field, code) of every bad row, in line order.
-const EXPECTED_BAD: [(u64, Option<&str>, &str); 7] = [
+pub(crate) const EXPECTED_BAD: [(u64, Option<&str>, &str); 7] = [
     (3, Some("received_at"), "invalid_value"),
     (5, Some("catalogue_item"), "unknown_reference"),
     (6, Some("grid"), "unknown_reference"),
@@ -110,7 +110,7 @@ const EXPECTED_BAD: [(u64, Option<&str>, &str); 7] = [
     (11, Some("external_id"), "duplicate_row"),
 ];
 
-fn bad_rows(report: &ImportReport) -> Vec<(u64, Option<&str>, &str)> {
+pub(crate) fn bad_rows(report: &ImportReport) -> Vec<(u64, Option<&str>, &str)> {
     report
         .errors
         .iter()
@@ -227,7 +227,7 @@ impl Stores {
     }
 }
 
-fn request_id(ticket: &str) -> RequestId {
+pub(crate) fn request_id(ticket: &str) -> RequestId {
     tests::test_intake_id(Channel::Hotline, ticket)
 }
 

@@ -173,8 +173,9 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             }
         }
         // Handling starts when the resident is contacted (or, for anonymous requests, at the
-        // contact time given or the reply); direct and proxy handling of an anonymous request
-        // reply without a separate start.
+        // contact time given or the reply). An anonymous request cannot be contacted, so its
+        // `contacted_at` is the start of handling (`start_handling`); direct and proxy
+        // handling of an anonymous request without one reply without a separate start.
         let started_at = row.contacted_at.or(reply_at_of(&row));
         if let Some(at) = started_at {
             if !doc.anonymous {
@@ -193,7 +194,7 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
                     &handler,
                     Command::StartHandling(StartHandling::default()),
                 );
-            } else if h.mode == HandlingMode::Referral {
+            } else if h.mode == HandlingMode::Referral || row.contacted_at.is_some() {
                 push(
                     "contacted_at",
                     at,
@@ -211,7 +212,7 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             Command::Reply(Reply {
                 outcome: r.outcome,
                 content: r.content.clone(),
-                plan: None,
+                plan: r.plan.clone(),
             }),
         );
         push(

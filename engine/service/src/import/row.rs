@@ -55,6 +55,7 @@ pub const COLUMNS: &[&str] = &[
     "replied_at",
     "outcome",
     "reply_text",
+    "reply_plan",
     "reviewed_at",
     "rated_at",
     "satisfaction",
@@ -136,6 +137,8 @@ pub struct ReplyRow {
     pub outcome: ReplyOutcome,
     /// What the resident was told.
     pub content: String,
+    /// For "cannot solve now": the plan and expected date (required with that outcome).
+    pub plan: Option<String>,
     /// When.
     pub at: Timestamp,
     /// When the centre approved the reply.

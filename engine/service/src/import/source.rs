@@ -2,10 +2,11 @@
 //! object per line, keys = column names). A line that cannot be read becomes a
 //! [`RowError`] with code `malformed_line`; reading goes on with the next one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::row::{COLUMNS, RawRow, RowError};
 
@@ -74,11 +75,81 @@ fn malformed(line: u64, message: impl Into<String>) -> RowError {
     }
 }
 
+/// Offsets of the line-break bytes (`\r`, `\n`) read so far and not yet passed, shared
+/// between the [`BreakTap`] that reads the file and the [`LineIndex`] that numbers rows.
+type Breaks = Arc<Mutex<VecDeque<(u64, u8)>>>;
+
+/// A reader that notes where every line break of the file is, as it is read.
+struct BreakTap<R> {
+    inner: R,
+    read: u64,
+    breaks: Breaks,
+}
+
+impl<R: Read> Read for BreakTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut breaks) = self.breaks.lock() {
+            for (i, b) in buf[..n].iter().enumerate() {
+                if matches!(b, b'\r' | b'\n') {
+                    breaks.push_back((self.read + i as u64, *b));
+                }
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Physical line numbers of CSV records, counted from the file's own `\n` bytes.
+///
+/// The csv crate's record position points at the `\n` of a CRLF ending (it stops at the `\r`),
+/// and its line count is then one short for every record after the first. Here a record's line
+/// is 1 + the `\n` bytes before its first content byte: breaks before the record's start
+/// offset, then the run of `\r`/`\n` bytes at the start itself (the rest of a CRLF, or blank
+/// lines the reader skipped). Right for LF, CRLF (RFC 4180, Excel) and quoted multi-line fields.
+struct LineIndex {
+    breaks: Breaks,
+    newlines: u64,
+}
+
+impl LineIndex {
+    /// The line of the record whose reading began at byte `start`; starts never go backwards.
+    fn line_at(&mut self, start: u64) -> u64 {
+        let Ok(mut breaks) = self.breaks.lock() else {
+            return self.newlines + 1;
+        };
+        let mut cursor = start;
+        while let Some(&(at, byte)) = breaks.front() {
+            if at < start || at == cursor {
+                if at == cursor {
+                    cursor += 1;
+                }
+                self.newlines += u64::from(byte == b'\n');
+                breaks.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.newlines + 1
+    }
+}
+
 fn csv_rows(file: File) -> Result<Rows, SourceError> {
+    let breaks = Breaks::default();
+    let tap = BreakTap {
+        inner: file,
+        read: 0,
+        breaks: breaks.clone(),
+    };
+    let mut lines = LineIndex {
+        breaks,
+        newlines: 0,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(1 << 16, tap));
     let header = reader
         .byte_headers()
         .map_err(|e| SourceError::Header(e.to_string()))?
@@ -122,12 +193,12 @@ fn csv_rows(file: File) -> Result<Rows, SourceError> {
             if failed {
                 return None;
             }
-            let line = reader.position().line();
+            let start = reader.position().byte();
             match reader.read_byte_record(&mut record) {
                 Ok(false) => return None,
                 Ok(true) => {
                     let offset = reader.position().byte();
-                    let line = record.position().map_or(line, |p| p.line());
+                    let line = lines.line_at(record.position().map_or(start, |p| p.byte()));
                     if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                         continue;
                     }
@@ -155,11 +226,11 @@ fn csv_rows(file: File) -> Result<Rows, SourceError> {
                             expected_len,
                             len,
                         } => (
-                            pos.as_ref().map_or(line, |p| p.line()),
+                            lines.line_at(pos.as_ref().map_or(start, |p| p.byte())),
                             format!("{len} fields where the header has {expected_len}"),
                         ),
                         _ => (
-                            error.position().map_or(line, |p| p.line()),
+                            lines.line_at(error.position().map_or(start, |p| p.byte())),
                             format!("unreadable CSV: {error}"),
                         ),
                     };

@@ -236,6 +236,13 @@ pub(super) fn reply(
     replied_at: Option<Timestamp>,
 ) -> Result<Option<ReplyRow>, RowError> {
     let reply = match (replied_at, f.get("outcome")) {
+        (None, None) if f.get("reply_plan").is_some() => {
+            return Err(f.error(
+                "lifecycle_order",
+                "reply_plan",
+                "is given but the request was never replied (replied_at)",
+            ));
+        }
         (None, None) => None,
         (Some(_), None) => {
             return Err(f.error(
@@ -265,8 +272,17 @@ pub(super) fn reply(
                     "`terminated` is recorded only by an approved termination, not imported",
                 ));
             }
+            let plan = f.text("reply_plan");
+            if outcome == ReplyOutcome::ExplainedCannotSolveNow && plan.is_none() {
+                return Err(f.error(
+                    "required",
+                    "reply_plan",
+                    "is required when outcome is explained_cannot_solve_now",
+                ));
+            }
             Some(ReplyRow {
                 outcome,
+                plan,
                 content: f.text("reply_text").unwrap_or_else(|| {
                     format!(
                         "办理结果 / result: {}",
