@@ -185,6 +185,7 @@ impl Log {
                     warn_at: due() - Duration::hours(12),
                     policy: "community-station@2026.1".into(),
                     catalogue_version: "2026.1".into(),
+                    provisional: false,
                 },
                 excluded_from_satisfaction: false,
                 reclassified: false,

@@ -402,4 +402,10 @@ pub struct Deadlines {
     pub policy: String,
     /// Catalogue version the item came from.
     pub catalogue_version: String,
+    /// The response or completion deadline was counted through days the loaded working
+    /// calendar does not cover (treated by the weekend rule alone): it is re-stamped by a
+    /// `deadlines_restamped` event once a calendar covering them is loaded. Absent (false)
+    /// in events written before the mark.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }

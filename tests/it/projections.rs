@@ -267,6 +267,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
                 warn_at: completion_due - Duration::hours(12),
                 policy: "community-station@2026.1".into(),
                 catalogue_version: "2026.1".into(),
+                provisional: false,
             },
             excluded_from_satisfaction: false,
             reclassified: false,

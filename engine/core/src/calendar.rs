@@ -144,6 +144,47 @@ impl WorkingCalendar {
         self.years.keys().copied()
     }
 
+    /// The last day of the calendar's coverage: 31 December of the last year of the run of
+    /// covered years that starts at the first one (a gap ends the coverage). `None` when no
+    /// year is covered.
+    pub fn coverage_end(&self) -> Option<NaiveDate> {
+        let mut years = self.years.keys().copied();
+        let mut last = years.next()?;
+        for year in years {
+            if year != last + 1 {
+                break;
+            }
+            last = year;
+        }
+        NaiveDate::from_ymd_opt(last, 12, 31)
+    }
+
+    /// Whether every local date from `from` to `to` (either order) lies in a covered year, so
+    /// working-day arithmetic between them used official data only. A deadline whose span is
+    /// not covered is provisional: it treated the uncovered days by the weekend rule alone.
+    pub fn covers_span(&self, from: Timestamp, to: Timestamp) -> bool {
+        let (a, b) = (self.local_date(from).year(), self.local_date(to).year());
+        (a.min(b)..=a.max(b)).all(|year| self.covers(year))
+    }
+
+    /// Label of each file that declared years, `id@version: years`, in year order.
+    pub fn sources(&self) -> Vec<String> {
+        let mut by_label: Vec<(String, Vec<i32>)> = Vec::new();
+        for (year, label) in &self.years {
+            match by_label.iter_mut().find(|(l, _)| l == label) {
+                Some((_, years)) => years.push(*year),
+                None => by_label.push((label.clone(), vec![*year])),
+            }
+        }
+        by_label
+            .into_iter()
+            .map(|(label, years)| {
+                let years: Vec<String> = years.iter().map(i32::to_string).collect();
+                format!("{label}: {}", years.join(","))
+            })
+            .collect()
+    }
+
     /// The fixed UTC offset of local time.
     pub fn offset(&self) -> FixedOffset {
         self.offset

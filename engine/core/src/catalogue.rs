@@ -83,6 +83,18 @@ impl Limit {
         }
     }
 
+    /// Whether this limit's deadline from `from` (`due`) is provisional: a limit counted on
+    /// the working calendar (working hours, working days, calendar days) whose span runs
+    /// through a year the calendar does not cover. Natural minutes and hours never are.
+    pub fn provisional(self, calendar: &WorkingCalendar, from: Timestamp, due: Timestamp) -> bool {
+        match self.unit {
+            LimitUnit::NaturalMinutes | LimitUnit::NaturalHours => false,
+            LimitUnit::WorkingHours | LimitUnit::WorkingDays | LimitUnit::CalendarDays => {
+                !calendar.covers_span(from, due)
+            }
+        }
+    }
+
     /// The instant this limit ends when it starts at `from`, per `calendar`.
     pub fn due(self, calendar: &WorkingCalendar, from: Timestamp) -> Timestamp {
         match self.unit {

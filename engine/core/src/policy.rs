@@ -477,11 +477,11 @@ impl Policy {
         let (response, completion) = self.limits_for(entry, urgency);
         let percent = self.lane_percent(Some(entry), lanes);
         let anchor = self.anchor(start);
-        let completion_due_at = completion.shortened(percent).due(&self.calendar, anchor);
-        let response_due_at = response
-            .shortened(percent)
-            .due(&self.calendar, anchor)
-            .min(completion_due_at);
+        let (completion, response) = (completion.shortened(percent), response.shortened(percent));
+        let completion_due_at = completion.due(&self.calendar, anchor);
+        let response_due_at = response.due(&self.calendar, anchor).min(completion_due_at);
+        let provisional = completion.provisional(&self.calendar, anchor, completion_due_at)
+            || response.provisional(&self.calendar, anchor, response_due_at);
         let schedule = self.schedule(entry.reminder_lead, anchor, completion_due_at);
         Ok(Classification {
             category: entry.category.clone(),
@@ -497,6 +497,7 @@ impl Policy {
                 warn_at: schedule.warn_at,
                 policy: self.name(),
                 catalogue_version: self.catalogue.version().to_string(),
+                provisional,
             },
         })
     }
