@@ -1,6 +1,7 @@
 //! The one integration test binary.
 mod audit;
 mod browser;
+mod calendar_coverage;
 mod concurrency;
 mod contact_changes;
 mod dashboard;

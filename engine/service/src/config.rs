@@ -128,6 +128,11 @@ pub struct PolicyConfig {
     pub catalogue_file: Option<PathBuf>,
     /// Optional holiday calendar file replacing the built-in calendar.
     pub calendar_file: Option<PathBuf>,
+    /// Directory of added calendar files (`*.toml`, loaded in name order after the base
+    /// calendar); `bianmin calendar load` stores files here. Default `<data_dir>/calendars`.
+    pub calendar_dir: Option<PathBuf>,
+    /// `/readyz` turns `degraded` this many days before the loaded calendar ends.
+    pub calendar_warn_days: u32,
     /// Optional directory file (departments and grid tree) replacing the built-in one.
     pub directory_file: Option<PathBuf>,
 }
@@ -240,6 +245,8 @@ impl Default for PolicyConfig {
             profile_file: None,
             catalogue_file: None,
             calendar_file: None,
+            calendar_dir: None,
+            calendar_warn_days: 30,
             directory_file: None,
         }
     }
@@ -331,7 +338,10 @@ impl Config {
         if overrides.dev_identity {
             figment = figment.merge(("auth.dev_identity", true));
         }
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        if config.policy.calendar_dir.is_none() {
+            config.policy.calendar_dir = Some(config.data_dir.join("calendars"));
+        }
         config.validate()?;
         Ok(config)
     }

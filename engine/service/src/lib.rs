@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod cache;
+pub mod calendar;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -98,6 +98,10 @@ enum Commands {
     /// with original ids, list.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The working-day calendar: load a file (validated, stored in `policy.calendar_dir` and
+    /// recorded in the reference-data history), show its coverage, list provisional deadlines.
+    #[command(subcommand)]
+    Calendar(engine_service::calendar::CalendarCommand),
     #[command(flatten)]
     Audit(AuditCommand),
 }
@@ -216,6 +220,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 now: engine_core::Clock::now(&engine_service::clock::SystemClock),
             };
             Ok(engine_service::reports::cli::run(command, &context).await?)
+        }
+        Commands::Calendar(command) => {
+            let config = load_config(&cli.global, None)?;
+            let now = engine_core::Clock::now(&engine_service::clock::SystemClock);
+            command.run(&config, now).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Commands::Audit(command) => {
             let config = load_config(&cli.global, None)?;

@@ -18,6 +18,7 @@ pub struct Metrics {
     refusals: IntCounterVec,
     intake: IntCounterVec,
     quarantined: IntGauge,
+    calendar_days_left: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,8 +83,15 @@ impl Metrics {
              skipped (bianmin quarantine list).",
         )
         .expect("static metric definition");
+        let calendar_days_left = IntGauge::new(
+            "bianmin_calendar_coverage_days_left",
+            "Days from today (Asia/Shanghai) to the last day the loaded working calendar covers; \
+             negative once it has run out (bianmin calendar show).",
+        )
+        .expect("static metric definition");
         for collector in [
-            Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(calendar_days_left.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(commands.clone()),
             Box::new(append_duration.clone()),
             Box::new(conflicts.clone()),
             Box::new(refusals.clone()),
@@ -102,6 +110,7 @@ impl Metrics {
             refusals,
             intake,
             quarantined,
+            calendar_days_left,
         }
     }
 
@@ -143,6 +152,11 @@ impl Metrics {
     pub fn set_quarantined(&self, records: usize) {
         self.quarantined
             .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the days left until the loaded calendar ends.
+    pub fn set_calendar_days_left(&self, days: i64) {
+        self.calendar_days_left.set(days);
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -2,6 +2,8 @@
 //! each replaced by its file when one is configured — and, with it, every reference-data
 //! source it was built from, for recording in the log (see [`crate::audit::reference`]).
 
+use std::path::Path;
+
 use engine_core::Policy;
 use schemas::event::ReferenceKind;
 
@@ -32,7 +34,6 @@ pub fn role_grants(config: &Config) -> ReferenceItem {
 pub fn load_policy_with_sources(
     config: &PolicyConfig,
 ) -> Result<(Policy, Vec<ReferenceItem>), AppError> {
-    use engine_core::calendar::BUILTIN_CN_2025_2026;
     use engine_core::catalogue::BUILTIN_CATALOGUE;
     use engine_core::directory::BUILTIN_DIRECTORY;
     use engine_core::policy::{BUILTIN_CITY_HOTLINE_12345, BUILTIN_COMMUNITY_STATION};
@@ -54,15 +55,20 @@ pub fn load_policy_with_sources(
         };
     let profile = read(&config.profile_file, builtin_profile, "profile")?;
     let catalogue = read(&config.catalogue_file, BUILTIN_CATALOGUE, "catalogue")?;
-    let calendar = read(&config.calendar_file, BUILTIN_CN_2025_2026, "calendar")?;
+    let calendars = calendar_files(config)?;
     let directory = read(&config.directory_file, BUILTIN_DIRECTORY, "directory")?;
+    let calendar_refs: Vec<(&str, &str)> = calendars
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
     let policy = Policy::from_files(
         (&profile.0, &profile.1),
         (&catalogue.0, &catalogue.1),
-        &[(&calendar.0, &calendar.1)],
+        &calendar_refs,
         (&directory.0, &directory.1),
     )
     .map_err(AppError::PolicyInvalid)?;
+    let calendar = combined_calendar_source(&calendars);
     let years: Vec<String> = policy.calendar().years().map(|y| y.to_string()).collect();
     let item = |kind, version: String, (source, text): (String, String)| ReferenceItem {
         kind,
@@ -85,4 +91,73 @@ pub fn load_policy_with_sources(
         ),
     ];
     Ok((policy, sources))
+}
+
+/// The calendar files in force as `(name, text)`: the base calendar (`policy.calendar_file`,
+/// else the built-in one), then the added files of `policy.calendar_dir`.
+pub fn calendar_files(config: &PolicyConfig) -> Result<Vec<(String, String)>, AppError> {
+    let base = match &config.calendar_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|text| (path.display().to_string(), text))
+            .map_err(|source| AppError::PolicyFile {
+                path: path.clone(),
+                source,
+            })?,
+        None => (
+            "built-in calendar".to_string(),
+            engine_core::calendar::BUILTIN_CN_2025_2026.to_string(),
+        ),
+    };
+    let mut files = vec![base];
+    files.extend(added_calendars(config.calendar_dir.as_deref())?);
+    Ok(files)
+}
+
+/// The added calendar files of `dir` (`*.toml`, in name order) as `(path, text)`; none when
+/// the directory is not configured or does not exist.
+pub fn added_calendars(dir: Option<&Path>) -> Result<Vec<(String, String)>, AppError> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let failed = |source| AppError::PolicyFile {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(failed(e)),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(failed)?.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            std::fs::read_to_string(&path)
+                .map(|text| (path.display().to_string(), text))
+                .map_err(|source| AppError::PolicyFile { path, source })
+        })
+        .collect()
+}
+
+/// The calendar in force as one reference-data source: the files' names joined by ` + ` and
+/// their texts concatenated in load order, each after a `# file: <name>` line, so adding a
+/// year is one recorded change of the calendar.
+fn combined_calendar_source(files: &[(String, String)]) -> (String, String) {
+    if let [(name, text)] = files {
+        return (name.clone(), text.clone());
+    }
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    let text = files
+        .iter()
+        .map(|(name, text)| format!("# file: {name}\n{text}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (names.join(" + "), text)
 }

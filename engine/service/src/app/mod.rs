@@ -323,6 +323,7 @@ impl App {
             commands: commands.clone(),
             auth: auth.clone(),
             readiness: readiness.clone(),
+            calendar_warn_days: config.policy.calendar_warn_days,
         };
         let open311 = config
             .open311

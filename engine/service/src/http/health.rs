@@ -19,6 +19,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// read API answers 503 until the part is back, and the projectors catch up from the log.
 /// Quarantined log records (see [`crate::log::quarantine`]) also make it `degraded`, listed
 /// under `quarantined` with position, request, reason and when this process first read them.
+/// The `calendar` part warns (`degraded`) `policy.calendar_warn_days` days before the loaded
+/// working calendar ends, and once it has (see [`crate::calendar`]).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let log = state.commands.log().ping().await;
     let mut parts = serde_json::Map::new();
@@ -45,8 +47,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             .into(),
         );
     }
+    let coverage = calendar_coverage(&state);
+    parts.insert("calendar".into(), coverage.readiness().into());
     let missing = state.readiness.missing();
-    let degraded = !missing.is_empty() || !quarantined.is_empty();
+    let degraded = !missing.is_empty() || !quarantined.is_empty() || coverage.warn;
     match log {
         Ok(()) => Json(serde_json::json!({
             "ready": true,
@@ -80,8 +84,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         {
             let metrics = state.commands.metrics();
             metrics.set_quarantined(state.commands.log().quarantined().len());
+            let days_left = calendar_coverage(&state).days_left;
+            metrics.set_calendar_days_left(days_left.unwrap_or(i64::MIN));
             metrics.render()
         },
     )
         .into_response()
+}
+
+/// The coverage of the calendar in force, seen from the engine's clock.
+fn calendar_coverage(state: &AppState) -> crate::calendar::Coverage {
+    crate::calendar::Coverage::of(
+        state.commands.policy().calendar(),
+        state.commands.clock().now(),
+        state.calendar_warn_days,
+    )
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The state of the parts besides the log, for `/readyz`.
     pub readiness: crate::readiness::Readiness,
+    /// `/readyz` warns this many days before the working calendar ends.
+    pub calendar_warn_days: u32,
 }
 
 /// Limits of the HTTP server.
