@@ -357,6 +357,13 @@ impl RequestState {
                 }
             }
             Event::EventCorrected(e) => self.correct(e.event_id, e.corrected_type),
+            // A re-stamp replaces the stamped deadlines of the classification in force.
+            Event::DeadlinesRestamped(e) => {
+                if let Some(class) = self.classifications.last_mut() {
+                    class.response_due_at = e.deadlines.response_due_at;
+                    class.completion_due_at = e.deadlines.completion_due_at;
+                }
+            }
             _ => {}
         }
     }

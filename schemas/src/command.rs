@@ -461,6 +461,15 @@ pub struct DecideAppeal {
     pub reason: String,
 }
 
+/// Re-stamp provisional deadlines (counted through days the calendar did not cover) under the
+/// calendar now in force, which covers them. Issued by the engine after a calendar load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestampDeadlines {
+    /// Why, e.g. the calendar now in force (required).
+    pub reason: String,
+}
+
 /// Neutralise a wrongly recorded event (corrections, never deletions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -612,6 +621,8 @@ commands! {
     DecideAppeal(DecideAppeal) => "decide_appeal",
     /// See [`Correct`].
     Correct(Correct) => "correct",
+    /// See [`RestampDeadlines`].
+    RestampDeadlines(RestampDeadlines) => "restamp_deadlines",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

@@ -502,6 +502,19 @@ pub struct AppealDecided {
     pub reason: String,
 }
 
+/// Provisional deadlines were re-stamped under a calendar that covers them: the stamped
+/// deadlines in force become `deadlines`; `previous` keeps what they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesRestamped {
+    /// The provisional deadlines replaced.
+    pub previous: Deadlines,
+    /// The deadlines in force from now on (not provisional).
+    pub deadlines: Deadlines,
+    /// Why (the calendar now in force).
+    pub reason: String,
+}
+
 /// An earlier event was neutralised (corrections, never deletions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -774,6 +787,7 @@ events! {
     RatingAppealed => "rating_appealed",
     AppealDecided => "appeal_decided",
     EventCorrected => "event_corrected",
+    DeadlinesRestamped => "deadlines_restamped",
     ReferenceDataRecorded => "reference_data_recorded",
     DailyDigestRecorded => "daily_digest_recorded",
     RateReportPublished => "rate_report_published",

@@ -185,3 +185,76 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
     assert_eq!(recorded_calendars(&dir).await, recorded);
     app.teardown().await;
 }
+
+async fn a_loaded_year_restamps_provisional_deadlines_by_event(store: Store) {
+    let app = tests::app::spawn_app_with(store, |config| {
+        config.policy.calendar_dir = Some(config.data_dir.join("calendars"));
+    })
+    .await;
+    app.clock.set(at("2026-12-29T02:00:00Z"));
+    let id = classified(&app).await;
+    let dir = app
+        .config
+        .policy
+        .calendar_dir
+        .clone()
+        .expect("calendar dir");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("cn-2027.toml"), Y2027).expect("write");
+
+    // The engine starts with the 2027 file, records the new calendar and re-stamps.
+    let app = app.restart().await;
+    let restamped = events(&app, &id, "deadlines_restamped").await;
+    assert_eq!(restamped.len(), 1, "{restamped:?}");
+    let data = &restamped[0]["data"];
+    assert_eq!(data["previous"]["provisional"], true, "{data}");
+    assert_eq!(
+        data["previous"]["completion_due_at"],
+        "2027-01-01T09:30:00Z"
+    );
+    assert!(data["deadlines"].get("provisional").is_none(), "{data}");
+    // 12-30, 12-31, then the 2027 New Year holiday: Monday 4 January, 17:30.
+    assert_eq!(
+        data["deadlines"]["completion_due_at"],
+        "2027-01-04T09:30:00Z"
+    );
+    assert!(
+        data["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("2025,2026,2027")),
+        "{data}"
+    );
+    assert_eq!(restamped[0]["actor"]["role"], "system", "{}", restamped[0]);
+    let (status, read) = get_json(&app, &format!("/api/v1/requests/{id}"), actors::AUDITOR).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        read["state"]["deadlines"]["completion_due_at"], "2027-01-04T09:30:00Z",
+        "{read}"
+    );
+    assert!(
+        read["state"]["deadlines"].get("provisional").is_none(),
+        "{read}"
+    );
+    let left = engine_service::calendar::provisional_requests(
+        app.command_service.log(),
+        app.command_service.policy(),
+    )
+    .await
+    .expect("scan");
+    assert!(left.is_empty(), "{left:?}");
+
+    // Another start with the same calendar re-stamps nothing more.
+    let app = app.restart().await;
+    assert_eq!(events(&app, &id, "deadlines_restamped").await.len(), 1);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_loaded_year_restamps_provisional_deadlines_by_event_on_sqlite() {
+    a_loaded_year_restamps_provisional_deadlines_by_event(Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_loaded_year_restamps_provisional_deadlines_by_event_on_nats() {
+    a_loaded_year_restamps_provisional_deadlines_by_event(Store::Nats).await;
+}

@@ -207,12 +207,25 @@ async fn load(config: &Config, file: &Path, now: Timestamp) -> Result<(), Calend
     Ok(())
 }
 
-/// One line per request whose deadlines in force are provisional: id, the deadlines and
-/// whether the calendar in force now covers their span (then a re-stamp is due).
-pub async fn provisional(
+/// A request whose deadlines in force are provisional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provisional {
+    /// The request.
+    pub request_id: RequestId,
+    /// When they were stamped.
+    pub stamped_at: Timestamp,
+    /// The provisional deadlines.
+    pub deadlines: schemas::Deadlines,
+    /// The calendar in force covers their span now: a re-stamp is due.
+    pub covered_now: bool,
+}
+
+/// Every request whose deadlines in force are provisional, read from the whole log: a
+/// provisional classification not followed by another classification or a re-stamp.
+pub async fn provisional_requests(
     log: &crate::log::EventLog,
     policy: &Policy,
-) -> Result<Vec<String>, CalendarError> {
+) -> Result<Vec<Provisional>, CalendarError> {
     let mut marked: BTreeMap<RequestId, (Timestamp, schemas::Deadlines)> = BTreeMap::new();
     let mut from = 1;
     loop {
@@ -222,26 +235,92 @@ pub async fn provisional(
         for logged in &batch {
             let request = logged.commit.request_id;
             for envelope in &logged.commit.events {
-                if let Event::RequestClassified(e) = &envelope.event {
-                    if e.deadlines.provisional {
+                match &envelope.event {
+                    Event::RequestClassified(e) if e.deadlines.provisional => {
                         marked.insert(request, (envelope.occurred_at, e.deadlines.clone()));
-                    } else {
+                    }
+                    Event::RequestClassified(_) | Event::DeadlinesRestamped(_) => {
                         marked.remove(&request);
                     }
+                    _ => {}
                 }
             }
         }
     }
+    let calendar = policy.calendar();
     Ok(marked
         .into_iter()
-        .map(|(id, (at, d))| {
-            let covered = policy.calendar().covers_span(at, d.completion_due_at)
-                && policy.calendar().covers_span(at, d.response_due_at);
+        .map(|(request_id, (stamped_at, deadlines))| Provisional {
+            covered_now: calendar.covers_span(stamped_at, deadlines.completion_due_at)
+                && calendar.covers_span(stamped_at, deadlines.response_due_at),
+            request_id,
+            stamped_at,
+            deadlines,
+        })
+        .collect())
+}
+
+/// One line per request whose deadlines in force are provisional: id, the deadlines and
+/// whether the calendar in force now covers their span (then a re-stamp is due).
+pub async fn provisional(
+    log: &crate::log::EventLog,
+    policy: &Policy,
+) -> Result<Vec<String>, CalendarError> {
+    Ok(provisional_requests(log, policy)
+        .await?
+        .into_iter()
+        .map(|p| {
             format!(
-                "{id} response_due_at={} completion_due_at={} covered_now={covered}",
-                d.response_due_at.to_rfc3339(),
-                d.completion_due_at.to_rfc3339()
+                "{} response_due_at={} completion_due_at={} covered_now={}",
+                p.request_id,
+                p.deadlines.response_due_at.to_rfc3339(),
+                p.deadlines.completion_due_at.to_rfc3339(),
+                p.covered_now
             )
         })
         .collect())
+}
+
+/// Re-stamps, through the command service (the normal command path, one
+/// `restamp_deadlines` by the engine per request), every provisional request the calendar in
+/// force now covers. Returns the requests re-stamped; a request the core refuses (its
+/// deadlines moved since, or it was replied meanwhile) is logged and stays listed.
+pub async fn restamp_covered(
+    commands: &crate::commands::CommandService,
+    reason: &str,
+) -> Result<Vec<RequestId>, CalendarError> {
+    let engine = schemas::Actor {
+        id: "bianmin".into(),
+        role: schemas::Role::System,
+        unit: None,
+    };
+    let mut restamped = Vec::new();
+    for p in provisional_requests(commands.log(), commands.policy()).await? {
+        if !p.covered_now {
+            continue;
+        }
+        let command = schemas::Command::RestampDeadlines(schemas::command::RestampDeadlines {
+            reason: reason.to_string(),
+        });
+        // The same re-stamp of the same stamped deadlines is the same command.
+        let key = format!(
+            "restamp:{}:{}:{reason}",
+            p.request_id,
+            p.deadlines.completion_due_at.to_rfc3339()
+        );
+        let request = crate::commands::CommandRequest {
+            request_id: p.request_id,
+            command_id: uuid::Uuid::new_v5(&schemas::envelope::ID_NAMESPACE, key.as_bytes()),
+            correlation_id: None,
+            actor: engine.clone(),
+            command,
+        };
+        match commands.execute(request).await {
+            Ok(_) => restamped.push(p.request_id),
+            Err(error) => {
+                tracing::warn!(request = %p.request_id, %error, "provisional deadlines not re-stamped");
+            }
+        }
+    }
+    Ok(restamped)
 }

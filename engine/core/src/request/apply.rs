@@ -65,6 +65,7 @@ impl Request {
                     first_classified_at: first,
                 });
                 self.deadlines = Some(e.deadlines.clone());
+                self.deadlines_moved = false;
                 if self.stage == Stage::Accepted {
                     self.stage = Stage::Classified;
                 }
@@ -129,6 +130,7 @@ impl Request {
                 let days = self.extensions.pending.take().unwrap_or(0);
                 self.extensions.granted += 1;
                 self.extensions.granted_working_days += days;
+                self.deadlines_moved = true;
                 if let Some(d) = &mut self.deadlines {
                     d.completion_due_at = e.new_due_at;
                     d.remind_at = e.remind_at;
@@ -139,6 +141,7 @@ impl Request {
             Event::ClockPaused(_) => self.paused_since = Some(at),
             Event::ClockResumed(e) => {
                 self.paused_since = None;
+                self.deadlines_moved = true;
                 if let Some(d) = &mut self.deadlines {
                     d.completion_due_at = e.new_due_at;
                     d.remind_at = e.remind_at;
@@ -259,6 +262,7 @@ impl Request {
                 }
             }
             Event::EventCorrected(e) => self.neutralise(e.event_id, e.corrected_type),
+            Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
             Event::ReferenceDataRecorded(_)
             | Event::DailyDigestRecorded(_)
             | Event::RateReportPublished(_)

@@ -52,7 +52,9 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::Correct => &[Supervisor],
         K::RecordUpwardFeedback => &[HigherLevel],
         K::AcknowledgeUpward => &[HigherLevel, System],
-        K::Remind | K::Warn | K::MarkOverdue | K::Escalate => &[System, Supervisor],
+        K::Remind | K::Warn | K::MarkOverdue | K::Escalate | K::RestampDeadlines => {
+            &[System, Supervisor]
+        }
         // The engine's own streams never pass through a request's state machine.
         K::RecordReferenceData
         | K::RecordDigest

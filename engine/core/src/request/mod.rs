@@ -365,6 +365,8 @@ pub struct Request {
     disposition: Option<Disposition>,
     classification: Option<ClassificationState>,
     deadlines: Option<Deadlines>,
+    /// An extension or a resumed clock moved the deadlines since the last classification.
+    deadlines_moved: bool,
     handling: Option<Handling>,
     contacted: bool,
     extensions: Extensions,
@@ -396,6 +398,7 @@ impl Request {
             disposition: None,
             classification: None,
             deadlines: None,
+            deadlines_moved: false,
             handling: None,
             contacted: false,
             extensions: Extensions::default(),

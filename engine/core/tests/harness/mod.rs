@@ -540,6 +540,12 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
             }),
         ),
         K::Archive => (station(), Command::Archive(Archive::default())),
+        K::RestampDeadlines => (
+            system(),
+            Command::RestampDeadlines(RestampDeadlines {
+                reason: "calendar now covers 2027".into(),
+            }),
+        ),
         K::Remind => (
             system(),
             Command::Remind(Remind {

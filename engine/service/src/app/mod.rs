@@ -297,6 +297,19 @@ impl App {
             intake_ids,
             config.cache.requests_max,
         );
+        // A calendar change may cover provisional deadlines: re-stamp them now, by events.
+        if let Some(calendar) = recorded
+            .iter()
+            .find(|change| change.kind == schemas::event::ReferenceKind::Calendar)
+        {
+            let reason = format!("calendar {} ({})", calendar.version, calendar.source);
+            match crate::calendar::restamp_covered(&commands, &reason).await {
+                Ok(ids) => {
+                    tracing::info!(requests = ids.len(), %reason, "provisional deadlines re-stamped")
+                }
+                Err(error) => tracing::warn!(%error, "provisional deadlines not re-stamped"),
+            }
+        }
         for id in Authenticator::invalid(&config.auth.tokens) {
             tracing::warn!(token_id = %id, "auth token skipped: token_sha256 is not 64 hex digits");
         }

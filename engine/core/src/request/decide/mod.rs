@@ -9,7 +9,7 @@
 
 use schemas::command::{
     Accept, Archive, BlowWhistle, Classify, Decline, Receive, Refer, Reply, RequestExtension,
-    ReturnReferral,
+    RestampDeadlines, ReturnReferral,
 };
 use schemas::event::*;
 use schemas::{
@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod restamp;
 mod rules;
 mod stages;
 
@@ -522,6 +523,7 @@ impl Request {
                     reason: c.reason.clone(),
                 })])
             }
+            Command::RestampDeadlines(c) => self.restamp(c, ctx),
             Command::Correct(c) => {
                 let Some(applied) = self.history.iter().find(|a| a.event_id == c.event_id) else {
                     return Err(Refusal::UnknownReference {

@@ -99,14 +99,7 @@ impl Request {
         // dispatches the request (the next working day is the policy's own anchor). A
         // reclassification keeps the clock's original start: it changes the limits, it
         // does not restart the count.
-        let start = match (ctx.policy.clock_start(), self.intake.as_ref()) {
-            (crate::policy::ClockStart::OnReceipt, Some(intake)) => intake.received_at,
-            _ => self
-                .classification
-                .as_ref()
-                .map(|cl| cl.first_classified_at)
-                .unwrap_or(ctx.now),
-        };
+        let start = self.clock_start(ctx);
         let lanes = self
             .intake
             .as_ref()
