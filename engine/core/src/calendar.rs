@@ -3,8 +3,10 @@
 //!
 //! Calendars are data (`deploy/policy/calendars/*.toml`), one or more files per deployment: a
 //! deployment adds a year by adding a file, no release. Every function here is pure: dates
-//! outside the covered years fall back to "weekends are non-working" silently, and
-//! [`WorkingCalendar::covers`] lets the shell warn about it.
+//! outside the covered years fall back to "weekends are non-working", and the coverage is a
+//! fact the callers see: [`WorkingCalendar::coverage_end`] for the shell's warnings,
+//! [`WorkingCalendar::covers_span`] for the `provisional` mark on deadlines counted through
+//! uncovered days (`catalogue::Limit::provisional`).
 //!
 //! Counting rules (see `docs/deadlines.md` and `cn-public-holidays.md`):
 //! - a make-up day is a working day; every day of a holiday block is not;

@@ -85,7 +85,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             let metrics = state.commands.metrics();
             metrics.set_quarantined(state.commands.log().quarantined().len());
             let days_left = calendar_coverage(&state).days_left;
-            metrics.set_calendar_days_left(days_left.unwrap_or(i64::MIN));
+            // No covered year at all counts as run out.
+            metrics.set_calendar_days_left(days_left.unwrap_or(-1));
             metrics.render()
         },
     )
