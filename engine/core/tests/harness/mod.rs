@@ -246,7 +246,13 @@ pub fn decline_cmd(disposition: Disposition) -> Command {
 /// A harness whose request stands in `stage`, reached by a fixed path: referral for every
 /// stage from `Dispatched` on; an upward report is made right after acceptance.
 pub fn at_stage(stage: Stage) -> Harness {
+    at_stage_from(stage, start())
+}
+
+/// A request brought to `stage` by the standard path, starting at `now`.
+pub fn at_stage_from(stage: Stage, now: Timestamp) -> Harness {
     let mut h = Harness::new();
+    h.now = now;
     use Stage::*;
     if stage == New {
         return h;
