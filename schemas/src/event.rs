@@ -136,6 +136,11 @@ pub struct ReferredToDepartment {
     pub return_window_ends_at: Timestamp,
     /// 1 for the first referral, 2+ for re-routes and redispatches.
     pub referral_number: u32,
+    /// The sign-off or return-window instant was counted through days the loaded calendar
+    /// does not cover (informational: these windows are not re-stamped). Absent (false) in
+    /// events written before the mark.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 /// The lead department signed for the referral.

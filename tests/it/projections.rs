@@ -287,6 +287,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
                 sign_off_due_at: t0 + Duration::hours(2),
                 return_window_ends_at: t0 + Duration::days(1),
                 referral_number: n,
+                provisional: false,
             })
         };
         log.emit(

@@ -535,6 +535,20 @@ impl Policy {
         self.profile.sign_off.due(&self.calendar, referred_at)
     }
 
+    /// Whether the sign-off or return-window instant of a referral made at `referred_at` was
+    /// counted through days the calendar does not cover.
+    pub fn referral_provisional(&self, referred_at: Timestamp) -> bool {
+        let sign_off = self.sign_off_due(referred_at);
+        let window = self.return_window_end(referred_at);
+        self.profile
+            .sign_off
+            .provisional(&self.calendar, referred_at, sign_off)
+            || self
+                .profile
+                .return_window
+                .provisional(&self.calendar, referred_at, window)
+    }
+
     /// End of the return (退单) window for a referral made at `referred_at`.
     pub fn return_window_end(&self, referred_at: Timestamp) -> Timestamp {
         self.profile.return_window.due(&self.calendar, referred_at)

@@ -102,3 +102,11 @@ fn a_loaded_year_makes_the_same_deadline_final_and_official() {
         at("2027-01-04T09:30:00Z")
     );
 }
+
+#[test]
+fn referral_windows_counted_into_an_uncovered_year_are_marked() {
+    let policy = Policy::for_tests();
+    // 4 working hours from 17:00 on 31 December 2026 run into 2027.
+    assert!(policy.referral_provisional(at("2026-12-31T09:00:00Z")));
+    assert!(!policy.referral_provisional(at("2026-12-01T02:00:00Z")));
+}

@@ -181,6 +181,7 @@ impl Request {
             sign_off_due_at: ctx.policy.sign_off_due(ctx.now),
             return_window_ends_at: ctx.policy.return_window_end(ctx.now),
             referral_number: number,
+            provisional: ctx.policy.referral_provisional(ctx.now),
         })])
     }
 
