@@ -83,6 +83,20 @@ async fn coverage_is_watched_and_deadlines_marked(store: Store) {
     let (status, read) = get_json(&app, &format!("/api/v1/requests/{id}"), actors::AUDITOR).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["state"]["deadlines"]["provisional"], true, "{read}");
+    // Referred at 17:00 on 31 December: the 4-working-hour sign-off runs into 2027.
+    app.clock.set(at("2026-12-31T09:00:00Z"));
+    ok(
+        &app,
+        &id,
+        "refer",
+        actors::STATION,
+        json!({"lead_department": "urban-management"}),
+    )
+    .await;
+    let referral = &events(&app, &id, "referred_to_department").await[0]["data"];
+    assert_eq!(referral["provisional"], true, "{referral}");
+    let early = &events(&app, &inside, "request_classified").await[0]["data"];
+    assert!(early["deadlines"].get("provisional").is_none(), "{early}");
     app.teardown().await;
 }
 
