@@ -35,6 +35,7 @@ pub mod readiness;
 pub mod reports;
 pub mod signing;
 pub(crate) mod sqlite_batch;
+pub mod stores;
 pub mod supervisor;
 pub mod telemetry;
 pub mod upward;
