@@ -42,5 +42,6 @@ mod roles;
 mod schemathesis;
 mod shutdown;
 mod signatures;
+mod stores;
 mod supervision;
 mod upward;

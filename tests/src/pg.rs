@@ -66,3 +66,130 @@ impl TestDb {
         }
     }
 }
+
+/// A PostgreSQL server of its own: `initdb` in a temporary directory, started on a free
+/// loopback port, stopped (immediately) on drop. For tests that read the server's files —
+/// heap, WAL, everything — which the shared server does not let them do.
+pub struct PrivatePg {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub url: String,
+    /// The server's data directory.
+    pub data_dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    _root: tempfile::TempDir,
+}
+
+/// The directory of the PostgreSQL server binaries (`/usr/lib/postgresql/<v>/bin`, newest).
+fn pg_bin() -> anyhow::Result<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no PostgreSQL binaries under /usr/lib/postgresql"))
+}
+
+/// A command run as the `postgres` user when this process is root (the server refuses to
+/// run as root).
+fn as_server_user(program: &std::path::Path) -> std::process::Command {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    if root {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+impl PrivatePg {
+    /// Initialises and starts the server, waiting until it accepts connections.
+    pub async fn start() -> anyhow::Result<PrivatePg> {
+        let bin = pg_bin()?;
+        let root = tempfile::tempdir()?;
+        let data_dir = root.path().join("data");
+        let _ = std::process::Command::new("chown")
+            .args(["postgres"])
+            .arg(root.path())
+            .status();
+        let init = as_server_user(&bin.join("initdb"))
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-D"])
+            .arg(&data_dir)
+            .output()?;
+        anyhow::ensure!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{}'",
+            root.path().display()
+        );
+        let start = as_server_user(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-o", &options, "-l"])
+            .arg(root.path().join("server.log"))
+            .args(["-w", "start"])
+            .output()?;
+        anyhow::ensure!(
+            start.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&start.stderr)
+        );
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let conn = PgConnection::connect(&url).await?;
+        conn.close().await?;
+        Ok(PrivatePg {
+            url,
+            data_dir,
+            bin,
+            _root: root,
+        })
+    }
+
+    /// Forces a checkpoint: every dirty page is written to the data files.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Every file under the data directory (heap, indexes, WAL, everything), with its bytes.
+    pub fn files(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir, &mut out);
+        out
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
