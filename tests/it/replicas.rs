@@ -31,7 +31,10 @@ fn replica(stream: &str, db: &str, secrets: &std::path::Path) -> impl FnOnce(&mu
 
 async fn read_contact(app: &TestApp, id: &str) -> Value {
     let response = app
-        .get(&format!("/api/v1/requests/{id}/contact?purpose=complaint%20review"), DPO)
+        .get(
+            &format!("/api/v1/requests/{id}/contact?purpose=complaint%20review"),
+            DPO,
+        )
         .await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")

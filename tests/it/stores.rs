@@ -93,19 +93,31 @@ fn reference() -> ContactRef {
 async fn intake_keeps_the_first_contact_and_only_replace_changes_it(place: &Place) {
     let store = place.contacts().await;
     let r = reference();
-    assert_eq!(store.put(&r, &contact("1")).await.unwrap(), PutOutcome::Stored);
-    assert_eq!(store.put(&r, &contact("2")).await.unwrap(), PutOutcome::Kept);
+    assert_eq!(
+        store.put(&r, &contact("1")).await.unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        store.put(&r, &contact("2")).await.unwrap(),
+        PutOutcome::Kept
+    );
     assert_eq!(
         store.get(&r).await.unwrap(),
         Some(StoredContact::Present(contact("1")))
     );
-    assert_eq!(store.replace(&r, &contact("3")).await.unwrap(), PutOutcome::Stored);
+    assert_eq!(
+        store.replace(&r, &contact("3")).await.unwrap(),
+        PutOutcome::Stored
+    );
     assert_eq!(
         store.get(&r).await.unwrap(),
         Some(StoredContact::Present(contact("3")))
     );
     let raw = store.raw_ciphertext(&r).await.unwrap().expect("ciphertext");
-    assert!(!raw.windows(7).any(|w| w == b"Zhao Le"), "sealed, not plaintext");
+    assert!(
+        !raw.windows(7).any(|w| w == b"Zhao Le"),
+        "sealed, not plaintext"
+    );
 }
 
 async fn erasure_is_final_and_idempotent(place: &Place) {
@@ -118,8 +130,14 @@ async fn erasure_is_final_and_idempotent(place: &Place) {
     assert_eq!(store.raw_key(&r).await.unwrap(), None);
     assert_eq!(store.raw_ciphertext(&r).await.unwrap(), None);
     assert!(!store.erase(&r).await.unwrap(), "nothing left to destroy");
-    assert_eq!(store.put(&r, &contact("2")).await.unwrap(), PutOutcome::Erased);
-    assert_eq!(store.replace(&r, &contact("2")).await.unwrap(), PutOutcome::Erased);
+    assert_eq!(
+        store.put(&r, &contact("2")).await.unwrap(),
+        PutOutcome::Erased
+    );
+    assert_eq!(
+        store.replace(&r, &contact("2")).await.unwrap(),
+        PutOutcome::Erased
+    );
     assert_eq!(store.get(&r).await.unwrap(), Some(StoredContact::Erased));
     assert_eq!(store.get(&reference()).await.unwrap(), None, "never stored");
 }
@@ -130,7 +148,10 @@ async fn a_discarded_contact_leaves_no_tombstone(place: &Place) {
     store.put(&r, &contact("1")).await.unwrap();
     store.discard(&r).await.unwrap();
     assert_eq!(store.get(&r).await.unwrap(), None);
-    assert_eq!(store.put(&r, &contact("2")).await.unwrap(), PutOutcome::Stored);
+    assert_eq!(
+        store.put(&r, &contact("2")).await.unwrap(),
+        PutOutcome::Stored
+    );
 }
 
 async fn a_contact_written_by_one_process_is_read_and_erased_by_another(place: &Place) {
@@ -227,7 +248,10 @@ async fn a_rotation_rewraps_live_keys_and_destroys_the_old_kek_file() {
     let fresh = reference();
     other.put(&fresh, &contact("3")).await.unwrap();
     assert_eq!(other.raw_wrapped_key(&fresh).await.unwrap().unwrap().0, 2);
-    assert_eq!(store.get(&erased).await.unwrap(), Some(StoredContact::Erased));
+    assert_eq!(
+        store.get(&erased).await.unwrap(),
+        Some(StoredContact::Erased)
+    );
     // A process given another key directory refuses to start instead of wrapping keys
     // nobody else can unwrap.
     let elsewhere = tempfile::tempdir().unwrap();
