@@ -154,6 +154,12 @@ impl SqliteContacts {
         open_contact(contact_ref, &key, &nonce, &ciphertext).map(Some)
     }
 
+    /// The readers' pool, for tests that plant rows.
+    #[cfg(test)]
+    pub(super) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
     /// Checks the database answers.
     pub(super) async fn ping(&self) -> Result<(), ContactError> {
         sqlx::query("SELECT 1").execute(&self.readers).await?;
