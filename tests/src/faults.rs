@@ -1079,7 +1079,8 @@ impl PrivatePostgres {
         pg
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The server's data directory (heap, WAL, everything), for tests that read its files.
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 

@@ -48,6 +48,8 @@ pub struct Config {
     pub signing: crate::signing::SigningConfig,
     /// The secret intake request ids are keyed with.
     pub intake_ids: crate::intake_ids::IntakeIdConfig,
+    /// Where the contact store, the privacy ledger and the delivery table live.
+    pub stores: crate::stores::StoresConfig,
 }
 
 /// HTTP server settings.
@@ -197,6 +199,7 @@ impl Default for Config {
             open311: crate::http::open311::Open311Config::default(),
             signing: crate::signing::SigningConfig::default(),
             intake_ids: crate::intake_ids::IntakeIdConfig::default(),
+            stores: crate::stores::StoresConfig::default(),
         }
     }
 }
@@ -379,6 +382,7 @@ impl Config {
         }
         self.notify.validate().map_err(ConfigError::Value)?;
         self.open311.validate().map_err(ConfigError::Value)?;
+        self.stores.validate().map_err(ConfigError::Value)?;
         Ok(())
     }
 
@@ -386,6 +390,7 @@ impl Config {
     pub fn masked_toml(&self) -> String {
         let mut masked = self.clone();
         masked.database_url = masked.database_url.as_deref().map(mask_url);
+        masked.stores.url = masked.stores.url.as_deref().map(mask_url);
         masked.nats.url = masked.nats.url.as_deref().map(mask_url_list);
         for secret in [&mut masked.nats.password, &mut masked.nats.token]
             .into_iter()

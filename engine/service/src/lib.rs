@@ -36,6 +36,7 @@ pub mod readiness;
 pub mod reports;
 pub mod signing;
 pub(crate) mod sqlite_batch;
+pub mod stores;
 pub mod supervisor;
 pub mod telemetry;
 pub mod upward;

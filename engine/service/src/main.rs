@@ -193,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Commands::Notify(command) => {
             let config = load_config(&cli.global, None)?;
-            Ok(command.run(&config.projections_url()).await?)
+            Ok(command.run(&config.deliveries_url()).await?)
         }
         Commands::Privacy(command) => {
             let config = load_config(&cli.global, None)?;

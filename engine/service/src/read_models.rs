@@ -130,7 +130,7 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
         &late.config.notify,
         late.log,
         late.contacts,
-        &url,
+        &late.config.deliveries_url(),
         late.nats.map(|client| (client, late.config.nats.replicas)),
         &late.config.names()?,
         &late.registry,

@@ -232,10 +232,15 @@ impl App {
         for change in &recorded {
             tracing::info!(kind = ?change.kind, version = %change.version, source = %change.source, "reference data recorded");
         }
-        let privacy = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir))
+        let stores = config.stores_location();
+        let privacy = PrivacyLedger::open(&stores)
             .await
             .map_err(AppError::Privacy)?;
-        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
+        let contacts = ContactStore::open(&stores, clock.clone()).await?;
+        tracing::info!(
+            backend = contacts.backend_name(),
+            "contact store and privacy ledger open"
+        );
         let metrics = Metrics::new();
         let readiness = Readiness::default();
         let gauges = match config.projections.enabled {
@@ -262,7 +267,7 @@ impl App {
                     &config.notify,
                     log.clone(),
                     contacts.clone(),
-                    &config.projections_url(),
+                    &config.deliveries_url(),
                     nats.clone().map(|client| (client, config.nats.replicas)),
                     &names,
                     metrics.registry(),

@@ -102,6 +102,7 @@ impl App {
             self.privacy.clone(),
             clock,
             self.config.privacy.retention,
+            self.config.stores.kek_rotation_days,
             self.shutdown.clone(),
         );
         self.spawn_background("retention", retention);

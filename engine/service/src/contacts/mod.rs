@@ -9,31 +9,40 @@
 //! Contact data never goes into events, logs or metrics: errors here name the reference,
 //! never the content.
 //!
-//! Every intake writes here before its `receive` is recorded, so writes use group commit
-//! (see [`ContactStore`]): one transaction and one fsync for all the writes queued at once,
-//! instead of one each.
+//! Every intake writes here before its `receive` is recorded, so SQLite writes use group
+//! commit: one transaction and one fsync for all the writes queued at once, instead of one
+//! each. PostgreSQL writes are one transaction each (the server groups commits itself).
 //!
-//! Erasure destroys, it does not only hide: every connection runs with `secure_delete=ON`
+//! Two backends behind one interface ([`ContactStore`]), chosen by `[stores]` (see
+//! [`crate::stores`]):
+//! - **SQLite** (embedded, `data_dir/contacts.db`, [`sqlite`]): keys beside the ciphertext.
+//! - **PostgreSQL** (shared by every replica, [`postgres`]): data keys stored only wrapped by
+//!   a key-encryption key kept in files outside the database ([`kek`]), because PostgreSQL
+//!   keeps deleted rows in dead tuples, WAL and backups.
+//!
+//! On SQLite, erasure destroys, it does not only hide: every connection runs with `secure_delete=ON`
 //! (freed cells and pages are overwritten with zeros), an erase deletes the ciphertext as well
 //! as the key, and the transaction holding an erase is followed by
 //! `wal_checkpoint(TRUNCATE)` before the erase is confirmed, so neither the database file nor
-//! its write-ahead log keeps a copy of the key or the ciphertext once `erase` returns.
+//! its write-ahead log keeps a copy of the key or the ciphertext once `erase` returns. On
+//! PostgreSQL, see [`kek`] for how an erased key becomes unrecoverable.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{AeadCore, ChaCha20Poly1305, Key, Nonce};
 use engine_core::Clock;
 use schemas::ContactRef;
 use schemas::intake::ResidentContact;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use tokio::sync::{mpsc, oneshot};
+
+use crate::stores::StoresLocation;
+
+pub mod kek;
+mod postgres;
+mod sqlite;
+
+pub use postgres::KekRotation;
 
 /// What the store holds for a reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +62,15 @@ pub enum ContactError {
     /// A stored record could not be decrypted or decoded (tampering or corruption).
     #[error("contact record {0} is corrupt")]
     Corrupt(uuid::Uuid),
+    /// A key-encryption key could not be read, created or destroyed.
+    #[error(transparent)]
+    Kek(#[from] kek::KekError),
+    /// The stores database could not be prepared.
+    #[error(transparent)]
+    Stores(#[from] crate::stores::StoresError),
+    /// The operation exists only on the PostgreSQL backend.
+    #[error("{0} needs the PostgreSQL stores (stores.url)")]
+    NeedsPostgres(&'static str),
 }
 
 impl From<sqlx::Error> for ContactError {
@@ -61,45 +79,29 @@ impl From<sqlx::Error> for ContactError {
     }
 }
 
-/// The encrypted contact store (embedded SQLite). Cheap to clone.
-///
-/// Writes go through one writer task with group commit: every put or erase queued while the
-/// previous transaction was being written is applied in the next single transaction, so one
-/// fsync covers many writes. Each caller awaits its own confirmation, sent only after that
-/// transaction committed (`synchronous=FULL`): an acknowledged put is on disk. Reads use a
-/// separate pool and never wait for the writer.
+/// The encrypted contact store, on SQLite or PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct ContactStore {
-    readers: SqlitePool,
-    writes: mpsc::Sender<Write>,
+    backend: Backend,
     clock: Arc<dyn Clock>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteContacts),
+    Postgres(postgres::PgContacts),
 }
 
 impl std::fmt::Debug for ContactStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContactStore").finish_non_exhaustive()
+        f.debug_struct("ContactStore")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
     }
 }
 
-/// Writes one writer transaction takes at most.
-const WRITE_BATCH_MAX: usize = 512;
-/// Writes waiting for the writer before callers wait for room.
-const WRITE_QUEUE_LEN: usize = 4096;
-
-/// One queued write and where its result goes.
-struct Write {
-    /// The contact reference (also the key id and the AEAD associated data).
-    contact_ref: ContactRef,
-    /// When the write was asked for (RFC 3339).
-    now: String,
-    /// What to write.
-    op: WriteOp,
-    /// Put: how it ended; erase: whether a key was destroyed; discard: whether anything was
-    /// removed.
-    reply: oneshot::Sender<Result<PutOutcome, ContactError>>,
-}
-
-enum WriteOp {
+/// What to write.
+pub(crate) enum WriteOp {
     /// Store the serialised contact, under a fresh key unless the reference has one.
     Put {
         plaintext: Vec<u8>,
@@ -117,7 +119,7 @@ enum WriteOp {
 
 impl WriteOp {
     /// Whether the store must be checkpointed before this write is confirmed.
-    fn destroys(&self) -> bool {
+    pub(crate) fn destroys(&self) -> bool {
         matches!(self, WriteOp::Erase | WriteOp::Discard)
     }
 }
@@ -133,95 +135,67 @@ pub enum PutOutcome {
     Erased,
 }
 
-const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS contact_keys (
-        key_id TEXT PRIMARY KEY,
-        key BLOB,
-        created_at TEXT NOT NULL,
-        erased_at TEXT
-    )",
-    "CREATE TABLE IF NOT EXISTS resident_contacts (
-        contact_ref TEXT PRIMARY KEY,
-        key_id TEXT NOT NULL REFERENCES contact_keys(key_id),
-        nonce BLOB NOT NULL,
-        ciphertext BLOB NOT NULL,
-        created_at TEXT NOT NULL
-    )",
-];
-
 impl ContactStore {
+    /// Opens the store where `location` says: `data_dir/contacts.db`, or PostgreSQL.
+    pub async fn open(
+        location: &StoresLocation,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ContactError> {
+        match location {
+            StoresLocation::Embedded { data_dir } => {
+                Self::open_sqlite(&data_dir.join("contacts.db"), clock).await
+            }
+            StoresLocation::Postgres { url, kek_dir } => {
+                Self::open_postgres(url, kek_dir, clock).await
+            }
+        }
+    }
+
     /// Opens (creating if needed) the store in the SQLite file at `path`.
     pub async fn open_sqlite(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, ContactError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            // Deleted content (an erased key, a discarded ciphertext) is overwritten with
-            // zeros in the page that held it instead of left in free space.
-            .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(5));
-        // One connection: the only writer of this process.
-        let writer = SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Self::with_pools(writer, readers, clock).await
+        let backend = Backend::Sqlite(sqlite::SqliteContacts::open(path).await?);
+        Ok(ContactStore { backend, clock })
+    }
+
+    /// Opens the store in the PostgreSQL database at `url` (migrating it), with its
+    /// key-encryption keys in `kek_dir` (the first process creates epoch 1).
+    pub async fn open_postgres(
+        url: &str,
+        kek_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ContactError> {
+        let backend =
+            Backend::Postgres(postgres::PgContacts::open(url, kek_dir, clock.now()).await?);
+        Ok(ContactStore { backend, clock })
     }
 
     /// A private in-memory store (for tests and throwaway runs).
     pub async fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, ContactError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        // One connection: every connection to `:memory:` is a separate database, so the
-        // writer and the readers share it.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        Self::with_pools(pool.clone(), pool, clock).await
+        let backend = Backend::Sqlite(sqlite::SqliteContacts::in_memory().await?);
+        Ok(ContactStore { backend, clock })
     }
 
-    async fn with_pools(
-        writer: SqlitePool,
-        readers: SqlitePool,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, ContactError> {
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&writer).await?;
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
-        let (writes, queue) = mpsc::channel(WRITE_QUEUE_LEN);
-        // The task ends when the last clone of the store is dropped.
-        tokio::spawn(run_writer(writer, queue));
-        Ok(ContactStore {
-            readers,
-            writes,
-            clock,
-        })
     }
 
-    /// Queues a write and waits until the transaction holding it has committed.
     async fn write(
         &self,
         contact_ref: &ContactRef,
         op: WriteOp,
     ) -> Result<PutOutcome, ContactError> {
-        let (reply, confirmed) = oneshot::channel();
-        let write = Write {
-            contact_ref: contact_ref.clone(),
-            now: self.clock.now().to_rfc3339(),
-            op,
-            reply,
-        };
-        let writer_gone = || ContactError::Unavailable("the contact writer stopped".into());
-        self.writes.send(write).await.map_err(|_| writer_gone())?;
-        confirmed.await.map_err(|_| writer_gone())?
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .write(contact_ref, self.clock.now().to_rfc3339(), op)
+                    .await
+            }
+            Backend::Postgres(store) => store.write(contact_ref, self.clock.now(), op).await,
+        }
     }
 
     /// Stores `contact` under `contact_ref` unless a contact is stored there already, which is
@@ -277,52 +251,56 @@ impl ContactStore {
         &self,
         contact_ref: &ContactRef,
     ) -> Result<Option<StoredContact>, ContactError> {
-        let row = sqlx::query(
-            "SELECT c.nonce, c.ciphertext, k.key FROM contact_keys k
-             LEFT JOIN resident_contacts c ON c.key_id = k.key_id WHERE k.key_id = ?",
-        )
-        .bind(contact_ref.0.to_string())
-        .fetch_optional(&self.readers)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let corrupt = || ContactError::Corrupt(contact_ref.0);
-        let Some(key_bytes): Option<Vec<u8>> = row.try_get("key")? else {
-            return Ok(Some(StoredContact::Erased));
-        };
-        let (Some(nonce), Some(ciphertext)): (Option<Vec<u8>>, Option<Vec<u8>>) =
-            (row.try_get("nonce")?, row.try_get("ciphertext")?)
-        else {
-            return Ok(None);
-        };
-        if key_bytes.len() != 32 || nonce.len() != 12 {
-            return Err(corrupt());
+        match &self.backend {
+            Backend::Sqlite(store) => store.get(contact_ref).await,
+            Backend::Postgres(store) => store.get(contact_ref).await,
         }
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key_bytes));
-        let plaintext = cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ciphertext,
-                    aad: contact_ref.0.as_bytes(),
-                },
-            )
-            .map_err(|_| corrupt())?;
-        let contact = serde_json::from_slice(&plaintext).map_err(|_| corrupt())?;
-        Ok(Some(StoredContact::Present(contact)))
     }
 
     /// Erases the contact by destroying its key and its ciphertext; returns whether there was
-    /// a key to destroy. Returns once the erasure is durable and the store is checkpointed:
-    /// no file of the store (database, `-wal`, `-shm`) holds the key or the ciphertext any
-    /// more. Erasing again is harmless and checkpoints again.
+    /// a key to destroy. On SQLite, returns once the erasure is durable and the store is
+    /// checkpointed: no file of the store holds the key or the ciphertext any more. On
+    /// PostgreSQL, the wrapped key is deleted; copies left in dead tuples, WAL or backups stay
+    /// sealed under the current key-encryption key until the next [`ContactStore::rotate_kek`].
+    /// Erasing again is harmless.
     pub async fn erase(&self, contact_ref: &ContactRef) -> Result<bool, ContactError> {
         Ok(self.write(contact_ref, WriteOp::Erase).await? == PutOutcome::Stored)
     }
 
+    /// Re-wraps every live data key under a new key-encryption-key epoch and destroys the
+    /// files of the older epochs (PostgreSQL only).
+    pub async fn rotate_kek(&self) -> Result<KekRotation, ContactError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Err(ContactError::NeedsPostgres("rotating the KEK")),
+            Backend::Postgres(store) => store.rotate(self.clock.now()).await,
+        }
+    }
+
+    /// Rotates when the current key-encryption key is at least `days` old (PostgreSQL with
+    /// `days > 0`; otherwise nothing). Returns the rotation done, if any.
+    pub async fn rotate_kek_if_older_than(
+        &self,
+        days: u32,
+    ) -> Result<Option<KekRotation>, ContactError> {
+        match &self.backend {
+            Backend::Postgres(store) if days > 0 => {
+                let now = self.clock.now();
+                let created = store.current_epoch_created_at().await?;
+                if now - created >= chrono::Duration::days(i64::from(days)) {
+                    return store.rotate(now).await.map(Some);
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), ContactError> {
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(store) => store.ping().await,
+            Backend::Postgres(store) => store.ping().await,
+        }
     }
 
     /// The raw stored ciphertext, for checks that no plaintext reaches the disk.
@@ -331,186 +309,82 @@ impl ContactStore {
         &self,
         contact_ref: &ContactRef,
     ) -> Result<Option<Vec<u8>>, ContactError> {
-        let row = sqlx::query("SELECT ciphertext FROM resident_contacts WHERE contact_ref = ?")
-            .bind(contact_ref.0.to_string())
-            .fetch_optional(&self.readers)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("ciphertext")?),
-            None => None,
-        })
+        match &self.backend {
+            Backend::Sqlite(store) => store.raw_ciphertext(contact_ref).await,
+            Backend::Postgres(store) => store.raw_ciphertext(contact_ref).await,
+        }
     }
 
-    /// The raw stored key, for checks that an erased key is gone from every file.
+    /// The data key in the clear (on PostgreSQL, unwrapped), for checks that an erased key is
+    /// gone from every file.
     #[doc(hidden)]
     pub async fn raw_key(&self, contact_ref: &ContactRef) -> Result<Option<Vec<u8>>, ContactError> {
-        Ok(
-            sqlx::query_scalar("SELECT key FROM contact_keys WHERE key_id = ?")
-                .bind(contact_ref.0.to_string())
-                .fetch_optional(&self.readers)
-                .await?
-                .flatten(),
-        )
-    }
-}
-
-/// The writer task: takes every queued write, applies them in one transaction, commits, then
-/// confirms each. Ends when every sender is gone.
-async fn run_writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
-    while queue.recv_many(&mut batch, WRITE_BATCH_MAX).await > 0 {
-        let mut results = write_batch(&pool, &batch).await;
-        if batch.iter().any(|w| w.op.destroys())
-            && let Err(error) = checkpoint(&pool).await
-        {
-            // The erasure is committed but old pages may still be in the WAL: the caller
-            // hears of it and erases again (idempotent, checkpoints again).
-            for (write, result) in batch.iter().zip(results.iter_mut()) {
-                if write.op.destroys() && result.is_ok() {
-                    *result = Err(ContactError::Unavailable(format!(
-                        "erased, but the store could not be checkpointed: {error}"
-                    )));
-                }
-            }
+        match &self.backend {
+            Backend::Sqlite(store) => store.raw_key(contact_ref).await,
+            Backend::Postgres(store) => store.raw_key(contact_ref).await,
         }
-        for (write, result) in batch.drain(..).zip(results) {
-            // A caller that stopped waiting does not stop the others.
-            let _ = write.reply.send(result);
+    }
+
+    /// The wrapped key and its epoch as stored (PostgreSQL; `None` on SQLite or when erased).
+    #[doc(hidden)]
+    pub async fn raw_wrapped_key(
+        &self,
+        contact_ref: &ContactRef,
+    ) -> Result<Option<(i32, Vec<u8>)>, ContactError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(store) => store.raw_wrapped_key(contact_ref).await,
         }
     }
 }
 
-/// Copies every page of the WAL into the database file and truncates the WAL to zero bytes, so
-/// the page images written before an erasure (holding the key) are gone from the WAL. Waits
-/// for readers of older snapshots (busy timeout), retrying a few times.
-async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    for _ in 0..20 {
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(pool)
-            .await?;
-        if busy == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(sqlx::Error::Protocol(
-        "wal_checkpoint(TRUNCATE) stayed busy".into(),
-    ))
-}
-
-/// Applies `batch` in one transaction (see [`crate::sqlite_batch::write_batch`]).
-async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Vec<Result<PutOutcome, ContactError>> {
-    crate::sqlite_batch::write_batch(
-        pool,
-        batch,
-        |tx, write| Box::pin(apply(tx, write)),
-        ContactError::Unavailable,
-    )
-    .await
-}
-
-/// One write inside the batch transaction.
-async fn apply(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    write: &Write,
-) -> Result<PutOutcome, ContactError> {
-    let id = write.contact_ref.0.to_string();
-    let (plaintext, fresh_key, replace) = match &write.op {
-        WriteOp::Erase => {
-            sqlx::query("DELETE FROM resident_contacts WHERE contact_ref = ?")
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            let result = sqlx::query(
-                "UPDATE contact_keys SET key = NULL, erased_at = ?
-                 WHERE key_id = ? AND key IS NOT NULL",
-            )
-            .bind(&write.now)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
-            return Ok(if result.rows_affected() > 0 {
-                PutOutcome::Stored
-            } else {
-                PutOutcome::Kept
-            });
-        }
-        WriteOp::Discard => {
-            sqlx::query("DELETE FROM resident_contacts WHERE contact_ref = ?")
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            // An erased reference keeps its tombstone.
-            sqlx::query("DELETE FROM contact_keys WHERE key_id = ? AND key IS NOT NULL")
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            return Ok(PutOutcome::Stored);
-        }
-        WriteOp::Put {
-            plaintext,
-            fresh_key,
-            replace,
-        } => (plaintext, fresh_key, *replace),
-    };
-    // The key id is the reference itself, so concurrent first puts (from this or another
-    // process) agree on one key: whichever insert wins, both read the winner's key back.
-    sqlx::query(
-        "INSERT INTO contact_keys (key_id, key, created_at) VALUES (?, ?, ?)
-         ON CONFLICT(key_id) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(fresh_key.as_slice())
-    .bind(&write.now)
-    .execute(&mut **tx)
-    .await?;
-    let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM contact_keys WHERE key_id = ?")
-        .bind(&id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let Some(key_bytes) = key else {
-        // Erased: erasure is final, nothing is stored.
-        return Ok(PutOutcome::Erased);
-    };
-    if !replace {
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM resident_contacts WHERE contact_ref = ?")
-                .bind(&id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if stored.is_some() {
-            return Ok(PutOutcome::Kept);
-        }
-    }
-    let corrupt = || ContactError::Corrupt(write.contact_ref.0);
-    if key_bytes.len() != 32 {
+/// Seals `plaintext` under the data key `key`, bound to the reference: (nonce, ciphertext).
+fn seal_contact(
+    contact_ref: &ContactRef,
+    key: &[u8],
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), ContactError> {
+    let corrupt = || ContactError::Corrupt(contact_ref.0);
+    if key.len() != 32 {
         return Err(corrupt());
     }
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key_bytes));
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
     let ciphertext = cipher
         .encrypt(
             &nonce,
             Payload {
                 msg: plaintext,
-                aad: write.contact_ref.0.as_bytes(),
+                aad: contact_ref.0.as_bytes(),
             },
         )
         .map_err(|_| corrupt())?;
-    sqlx::query(
-        "INSERT INTO resident_contacts (contact_ref, key_id, nonce, ciphertext, created_at)
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(contact_ref) DO UPDATE SET nonce = excluded.nonce,
-             ciphertext = excluded.ciphertext",
-    )
-    .bind(&id)
-    .bind(&id)
-    .bind(nonce.as_slice())
-    .bind(ciphertext)
-    .bind(&write.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(PutOutcome::Stored)
+    Ok((nonce.to_vec(), ciphertext))
+}
+
+/// Opens a stored contact sealed under the data key `key`.
+fn open_contact(
+    contact_ref: &ContactRef,
+    key: &[u8],
+    nonce: &[u8],
+    ciphertext: &[u8],
+) -> Result<StoredContact, ContactError> {
+    let corrupt = || ContactError::Corrupt(contact_ref.0);
+    if key.len() != 32 || nonce.len() != 12 {
+        return Err(corrupt());
+    }
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let plaintext = cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: contact_ref.0.as_bytes(),
+            },
+        )
+        .map_err(|_| corrupt())?;
+    let contact = serde_json::from_slice(&plaintext).map_err(|_| corrupt())?;
+    Ok(StoredContact::Present(contact))
 }
 
 #[cfg(test)]

@@ -134,7 +134,10 @@ async fn a_failing_write_does_not_fail_the_others_queued_with_it() {
     sqlx::query("INSERT INTO contact_keys (key_id, key, created_at) VALUES (?, ?, 'x')")
         .bind(broken.0.to_string())
         .bind(vec![0u8; 5])
-        .execute(&store.readers)
+        .execute(match &store.backend {
+            Backend::Sqlite(sqlite) => sqlite.readers(),
+            Backend::Postgres(_) => unreachable!("an in-memory SQLite store"),
+        })
         .await
         .unwrap();
     let others: Vec<ContactRef> = (21..40u128)

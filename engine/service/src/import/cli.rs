@@ -77,7 +77,7 @@ impl ImportArgs {
         let (log, _nats) = crate::app::open_log_with(config, true)
             .await
             .map_err(|e| open("the event log")(&e))?;
-        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone())
+        let contacts = ContactStore::open(&config.stores_location(), clock.clone())
             .await
             .map_err(|e| open("the contact store")(&e))?;
         let intake_ids = crate::app::open_intake_ids(config, &log)

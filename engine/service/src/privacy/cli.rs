@@ -30,6 +30,10 @@ pub enum PrivacyCommand {
     },
     /// Print the privacy ledger: erasures and contact reads, as JSON lines.
     Ledger,
+    /// Re-wrap every live contact data key under a new key-encryption key and destroy the old
+    /// KEK files (PostgreSQL stores only): after it, erased keys left in PostgreSQL's dead
+    /// tuples, WAL or backups can no longer be unwrapped.
+    RotateKek,
 }
 
 impl PrivacyCommand {
@@ -46,8 +50,14 @@ impl PrivacyCommand {
                 what: "the event log",
                 message: e.to_string(),
             })?;
-        let contacts = ContactStore::open_sqlite(&config.contacts_db(), clock.clone()).await?;
-        let ledger = PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(&config.data_dir)).await?;
+        let stores = config.stores_location();
+        let contacts = ContactStore::open(&stores, clock.clone()).await?;
+        if let PrivacyCommand::RotateKek = self {
+            let rotation = contacts.rotate_kek().await?;
+            println!("{}", serde_json::json!({ "kek_rotation": rotation }));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let ledger = PrivacyLedger::open(&stores).await?;
         match self {
             PrivacyCommand::Erase {
                 target,
@@ -107,6 +117,7 @@ impl PrivacyCommand {
                     println!("erased {}", reference.0);
                 }
             }
+            PrivacyCommand::RotateKek => {}
             PrivacyCommand::Ledger => {
                 for record in ledger.erasures().await? {
                     println!("{}", serde_json::json!({"erasure": record}));

@@ -5,8 +5,10 @@
 //! Erasing destroys the contact's key: the ciphertext left behind is unreadable, the event log
 //! is not touched, so every hash chain and every rate computed from the log stays as it was,
 //! and histories show the contact as erased. Each erasure and each read of contact data is
-//! written to the privacy ledger (`privacy.db` beside the contact store), which names
-//! references and actors, never contact content.
+//! written to the privacy ledger, which names references and actors, never contact content:
+//! `privacy.db` beside the embedded contact store, or the `contact_erasures` and
+//! `contact_access` tables of the PostgreSQL stores, shared by every replica (one set of
+//! statements serves both).
 //!
 //! Retention ([`retention`]): contact data of a request is kept for a configured number of
 //! days after the request is archived; a background sweep crypto-shreds expired keys and
@@ -146,7 +148,25 @@ pub struct AccessRecord {
 /// The privacy ledger: every erasure and every read of contact data. Cheap to clone.
 #[derive(Clone)]
 pub struct PrivacyLedger {
-    pool: SqlitePool,
+    pool: LedgerPool,
+}
+
+/// The ledger's database.
+#[derive(Clone)]
+enum LedgerPool {
+    Sqlite(SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the ledger's pool, whichever backend it is: the
+/// statements are the same text on both (`$n` placeholders, text ids and times).
+macro_rules! on_pool {
+    ($ledger:expr, |$pool:ident| $body:expr) => {
+        match &$ledger.pool {
+            LedgerPool::Sqlite($pool) => $body,
+            LedgerPool::Postgres($pool) => $body,
+        }
+    };
 }
 
 impl std::fmt::Debug for PrivacyLedger {
@@ -177,6 +197,20 @@ const LEDGER_SCHEMA: [&str; 2] = [
 ];
 
 impl PrivacyLedger {
+    /// Opens the ledger where `location` says: `data_dir/privacy.db`, or PostgreSQL.
+    pub async fn open(
+        location: &crate::stores::StoresLocation,
+    ) -> Result<PrivacyLedger, PrivacyError> {
+        match location {
+            crate::stores::StoresLocation::Embedded { data_dir } => {
+                PrivacyLedger::open_sqlite(&PrivacyLedger::path_in(data_dir)).await
+            }
+            crate::stores::StoresLocation::Postgres { url, .. } => {
+                PrivacyLedger::open_postgres(url).await
+            }
+        }
+    }
+
     /// Opens (creating if needed) the ledger in the SQLite file at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<PrivacyLedger, PrivacyError> {
         let options = SqliteConnectOptions::new()
@@ -191,7 +225,19 @@ impl PrivacyLedger {
         for statement in LEDGER_SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
-        Ok(PrivacyLedger { pool })
+        Ok(PrivacyLedger {
+            pool: LedgerPool::Sqlite(pool),
+        })
+    }
+
+    /// Opens the ledger in the PostgreSQL stores database at `url` (migrating it).
+    pub async fn open_postgres(url: &str) -> Result<PrivacyLedger, PrivacyError> {
+        let pool = crate::stores::connect_postgres(url)
+            .await
+            .map_err(|e| PrivacyError::Ledger(e.to_string()))?;
+        Ok(PrivacyLedger {
+            pool: LedgerPool::Postgres(pool),
+        })
     }
 
     /// The ledger file beside the contact store in `data_dir`.
@@ -201,85 +247,97 @@ impl PrivacyLedger {
 
     /// Records an erasure.
     pub async fn record_erasure(&self, record: &ErasureRecord) -> Result<(), PrivacyError> {
-        sqlx::query(
-            "INSERT INTO contact_erasures
-               (contact_ref, request_id, reason, actor, erased_at, key_destroyed)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.contact_ref.0.to_string())
-        .bind(record.request_id.map(|r| r.to_string()))
-        .bind(&record.reason)
-        .bind(&record.actor)
-        .bind(record.erased_at.to_rfc3339())
-        .bind(record.key_destroyed)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO contact_erasures
+                   (contact_ref, request_id, reason, actor, erased_at, key_destroyed)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(record.contact_ref.0.to_string())
+            .bind(record.request_id.map(|r| r.to_string()))
+            .bind(&record.reason)
+            .bind(&record.actor)
+            .bind(record.erased_at.to_rfc3339())
+            .bind(record.key_destroyed)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Records a read of contact data.
     pub async fn record_access(&self, record: &AccessRecord) -> Result<(), PrivacyError> {
-        sqlx::query(
-            "INSERT INTO contact_access
-               (contact_ref, request_id, actor, role, purpose, accessed_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.contact_ref.0.to_string())
-        .bind(record.request_id.to_string())
-        .bind(&record.actor)
-        .bind(&record.role)
-        .bind(&record.purpose)
-        .bind(record.accessed_at.to_rfc3339())
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO contact_access
+                   (contact_ref, request_id, actor, role, purpose, accessed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(record.contact_ref.0.to_string())
+            .bind(record.request_id.to_string())
+            .bind(&record.actor)
+            .bind(&record.role)
+            .bind(&record.purpose)
+            .bind(record.accessed_at.to_rfc3339())
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Every recorded erasure, oldest first.
     pub async fn erasures(&self) -> Result<Vec<ErasureRecord>, PrivacyError> {
-        let rows = sqlx::query(
-            "SELECT contact_ref, request_id, reason, actor, erased_at, key_destroyed
-             FROM contact_erasures ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(ErasureRecord {
-                    contact_ref: ContactRef(parse_uuid(&row.try_get::<String, _>("contact_ref")?)?),
-                    request_id: row
-                        .try_get::<Option<String>, _>("request_id")?
-                        .map(|s| parse_uuid(&s))
-                        .transpose()?,
-                    reason: row.try_get("reason")?,
-                    actor: row.try_get("actor")?,
-                    erased_at: parse_time(&row.try_get::<String, _>("erased_at")?)?,
-                    key_destroyed: row.try_get("key_destroyed")?,
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT contact_ref, request_id, reason, actor, erased_at, key_destroyed
+                 FROM contact_erasures ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(ErasureRecord {
+                        contact_ref: ContactRef(parse_uuid(
+                            &row.try_get::<String, _>("contact_ref")?,
+                        )?),
+                        request_id: row
+                            .try_get::<Option<String>, _>("request_id")?
+                            .map(|s| parse_uuid(&s))
+                            .transpose()?,
+                        reason: row.try_get("reason")?,
+                        actor: row.try_get("actor")?,
+                        erased_at: parse_time(&row.try_get::<String, _>("erased_at")?)?,
+                        key_destroyed: row.try_get("key_destroyed")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Every recorded read of contact data, oldest first.
     pub async fn accesses(&self) -> Result<Vec<AccessRecord>, PrivacyError> {
-        let rows = sqlx::query(
-            "SELECT contact_ref, request_id, actor, role, purpose, accessed_at
-             FROM contact_access ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(AccessRecord {
-                    contact_ref: ContactRef(parse_uuid(&row.try_get::<String, _>("contact_ref")?)?),
-                    request_id: parse_uuid(&row.try_get::<String, _>("request_id")?)?,
-                    actor: row.try_get("actor")?,
-                    role: row.try_get("role")?,
-                    purpose: row.try_get("purpose")?,
-                    accessed_at: parse_time(&row.try_get::<String, _>("accessed_at")?)?,
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT contact_ref, request_id, actor, role, purpose, accessed_at
+                 FROM contact_access ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(AccessRecord {
+                        contact_ref: ContactRef(parse_uuid(
+                            &row.try_get::<String, _>("contact_ref")?,
+                        )?),
+                        request_id: parse_uuid(&row.try_get::<String, _>("request_id")?)?,
+                        actor: row.try_get("actor")?,
+                        role: row.try_get("role")?,
+                        purpose: row.try_get("purpose")?,
+                        accessed_at: parse_time(&row.try_get::<String, _>("accessed_at")?)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }
 

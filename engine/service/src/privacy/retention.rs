@@ -113,33 +113,42 @@ pub async fn sweep(
     Ok(report)
 }
 
-/// The background task: a sweep every `sweep_interval_secs` until `shutdown`. A failing
-/// sweep is logged and retried next time; the task returns only on shutdown.
+/// The background task: a sweep every `sweep_interval_secs` until `shutdown`, and, on the
+/// PostgreSQL stores with `kek_rotation_days > 0`, a key-encryption-key rotation whenever the
+/// current key is that old (replicas racing to rotate are serialised by the database, and the
+/// age is read there, so one of them rotates). A failing sweep or rotation is logged and
+/// retried next time; the task returns only on shutdown.
 pub async fn run(
     log: EventLog,
     contacts: ContactStore,
     ledger: PrivacyLedger,
     clock: Arc<dyn Clock>,
     policy: RetentionPolicy,
+    kek_rotation_days: u32,
     shutdown: CancellationToken,
 ) -> Result<(), crate::app::TaskError> {
-    if !policy.enabled {
+    if !policy.enabled && (kek_rotation_days == 0 || contacts.backend_name() != "postgres") {
         shutdown.cancelled().await;
         return Ok(());
     }
     let mut index = RetentionIndex::new();
     let interval = Duration::from_secs(policy.sweep_interval_secs.max(1));
     loop {
-        match sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now()).await {
-            Ok(report) if !report.erased.is_empty() => {
-                tracing::info!(
-                    erased = report.erased.len(),
-                    position = report.position,
-                    "retention sweep erased expired contact data"
-                );
+        if policy.enabled {
+            match sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now()).await {
+                Ok(report) if !report.erased.is_empty() => {
+                    tracing::info!(
+                        erased = report.erased.len(),
+                        position = report.position,
+                        "retention sweep erased expired contact data"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "retention sweep failed; retrying later"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "retention sweep failed; retrying later"),
+        }
+        if let Err(error) = contacts.rotate_kek_if_older_than(kek_rotation_days).await {
+            tracing::warn!(%error, "key-encryption-key rotation failed; retrying later");
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
