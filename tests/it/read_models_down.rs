@@ -16,6 +16,9 @@ async fn serve_starts_with_its_database_down_and_catches_up_when_it_comes_up() {
     let mut postgres = PrivatePostgres::start().await;
     let database_url = postgres.create_database("bianmin").await;
     postgres.stop().await;
+    // The contact store, privacy ledger and deliveries are on the intake path: they live on
+    // another server, which stays up, so that only the read models are down.
+    let stores = tests::pg::TestDb::create().await.expect("stores database");
     let log = tests::nats::unique_log_config();
     let prefix = log.names.prefix().to_string();
     let serve = ServeProcess::start(ServeOptions {
@@ -28,7 +31,7 @@ async fn serve_starts_with_its_database_down_and_catches_up_when_it_comes_up() {
             ),
             ("BIANMIN_NATS__SUBJECT_PREFIX".into(), prefix),
         ],
-        ..ServeOptions::default()
+        extra_toml: format!("[stores]\nurl = \"{}\"\n", stores.url),
     })
     .await;
     let api = Api::new(serve.url());
@@ -95,4 +98,6 @@ async fn serve_starts_with_its_database_down_and_catches_up_when_it_comes_up() {
     assert_ne!(listed.status, 503, "{:?}", listed.body);
     let client = tests::nats::shared_nats().await;
     tests::nats::delete_stream(&client, log.names.events_stream()).await;
+    drop(serve);
+    stores.drop_db().await;
 }
