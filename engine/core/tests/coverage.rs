@@ -9,15 +9,8 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 instant")
 }
 
-/// A 2027 file as a deployment would add it (dates for the test only, not the official notice).
-const Y2027: &str = r#"
-id = "cn-2027-test"
-version = "2027.0"
-
-[[years]]
-year = 2027
-holidays = [{ from = "2027-01-01", to = "2027-01-03", name = "New Year" }]
-"#;
+/// A 2027 file as a deployment would add it (dates for the tests only).
+const Y2027: &str = include_str!("fixtures/cn-2027-test.toml");
 
 #[test]
 fn coverage_ends_on_the_last_day_of_the_last_contiguous_year() {
