@@ -1,7 +1,8 @@
 //! The read API: an axum router over [`crate::query`], JSON in and out.
 //!
 //! Routes (all GET): `/api/v1/stats`, `/api/v1/overdue`, `/api/v1/due-soon`,
-//! `/api/v1/rankings/departments`, `/api/v1/worklists/workers/{id}`,
+//! `/api/v1/rankings/departments`, `/api/v1/rankings/streets`, `/api/v1/rankings/communities`,
+//! `/api/v1/worklists/workers/{id}`,
 //! `/api/v1/worklists/departments/{code}`, `/api/v1/worklists/stations/{community}/unassigned`,
 //! `/api/v1/requests`, `/api/v1/upward`. `?now=` (RFC 3339) sets the instant deadlines are judged
 //! against; it defaults to the current time, read here and nowhere else in the crate.
@@ -16,14 +17,14 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use schemas::ErrorBody;
 
-use crate::query::{Dim, Filter, ListQuery, Period, RequestList, StatsQuery, Weights};
+use crate::query::{Dim, Filter, ListQuery, Period, RequestList, StatsQuery, UnitLevel, Weights};
 use crate::{ProjectionError, Projections};
 
 /// Widest `within_hours` of `/api/v1/due-soon` (366 days).
 pub const MAX_WITHIN_HOURS: i64 = 366 * 24;
 /// Largest page (`limit`) of every list.
 pub const MAX_LIMIT: u32 = 1000;
-/// Largest ranking weight (`w1`, `w2`, `w3`).
+/// Largest ranking weight (`w1` … `w4`).
 pub const MAX_WEIGHT: f64 = 100.0;
 
 impl IntoResponse for ProjectionError {
@@ -340,27 +341,33 @@ async fn upward(
     Ok(Json(page).into_response())
 }
 
-async fn rankings(
-    State(s): State<Projections>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ProjectionError> {
-    let allowed: &[&str] = &["now", "month", "w1", "w2", "w3", "cursor", "limit"];
-    let p = Params::parse(raw.as_deref(), false, &[allowed])?;
-    let now = now(&p)?;
+/// The month a ranking covers (`?month=`, default: the current one) and the weights it
+/// scores with (`?w1..w4=`, default: the deployment's).
+fn ranking_scope(p: &Params, s: &Projections) -> Result<(String, Weights), ProjectionError> {
+    let now = now(p)?;
     let month = match p.get("month") {
         Some(m) if m.len() == 7 && is_period_key(m) => m.clone(),
         Some(_) => return Err(bad("month", "expected YYYY-MM")),
         None => crate::fold::periods(now).2,
     };
-    let d = Weights::default();
+    let d = s.assessment().weights;
     let w = Weights {
         response: p.weight("w1")?.unwrap_or(d.response),
         resolution: p.weight("w2")?.unwrap_or(d.resolution),
         satisfaction: p.weight("w3")?.unwrap_or(d.satisfaction),
+        bottom_up: p.weight("w4")?.unwrap_or(d.bottom_up),
     };
-    let all = s.department_ranking(&month, w, now).await?;
-    let offset: usize = match cursor(&p)? {
-        // The ranking's cursor is the offset of the next page.
+    Ok((month, w))
+}
+
+/// One page of a ranking: the ranking's cursor is the offset of the next page.
+fn ranking_page<T: serde::Serialize + Clone>(
+    p: &Params,
+    month: &str,
+    weights: Weights,
+    all: &[T],
+) -> Result<Response, ProjectionError> {
+    let offset: usize = match cursor(p)? {
         Some(c) => c
             .parse()
             .ok()
@@ -368,13 +375,65 @@ async fn rankings(
             .ok_or_else(|| bad("cursor", "not a cursor this list made"))?,
         None => 0,
     };
-    let limit = limit(&p)? as usize;
-    let items: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
+    let limit = limit(p)? as usize;
+    let items: Vec<T> = all.iter().skip(offset).take(limit).cloned().collect();
     let next = (offset.saturating_add(limit) < all.len()).then(|| (offset + limit).to_string());
     Ok(Json(
-        serde_json::json!({ "month": month, "weights": w, "items": items, "next_cursor": next }),
+        serde_json::json!({ "month": month, "weights": weights, "items": items, "next_cursor": next }),
     )
     .into_response())
+}
+
+/// Parameters every ranking reads.
+const RANKING: &[&str] = &["now", "month", "w1", "w2", "w3", "w4", "cursor", "limit"];
+
+async fn rankings(
+    State(s): State<Projections>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ProjectionError> {
+    let p = Params::parse(raw.as_deref(), false, &[RANKING, &["tier"]])?;
+    let (month, w) = ranking_scope(&p, &s)?;
+    let mut all = s.department_ranking(&month, w, now(&p)?).await?;
+    if let Some(tier) = p.get("tier") {
+        if !crate::query::TIERS.contains(&tier.as_str()) {
+            return Err(bad(
+                "tier",
+                format!("expected one of {}", crate::query::TIERS.join(", ")),
+            ));
+        }
+        all.retain(|d| d.tier.as_deref() == Some(tier.as_str()));
+    }
+    ranking_page(&p, &month, w, &all)
+}
+
+async fn unit_rankings(
+    s: Projections,
+    raw: Option<String>,
+    level: UnitLevel,
+) -> Result<Response, ProjectionError> {
+    let extra: &[&str] = match level {
+        UnitLevel::Street => &[],
+        UnitLevel::Community => &["street"],
+    };
+    let p = Params::parse(raw.as_deref(), false, &[RANKING, extra])?;
+    let (month, w) = ranking_scope(&p, &s)?;
+    let street = p.get("street").map(String::as_str);
+    let all = s.unit_ranking(level, &month, street, w, now(&p)?).await?;
+    ranking_page(&p, &month, w, &all)
+}
+
+async fn street_rankings(
+    State(s): State<Projections>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ProjectionError> {
+    unit_rankings(s, raw, UnitLevel::Street).await
+}
+
+async fn community_rankings(
+    State(s): State<Projections>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ProjectionError> {
+    unit_rankings(s, raw, UnitLevel::Community).await
 }
 
 impl Projections {
@@ -385,6 +444,8 @@ impl Projections {
             .route("/api/v1/overdue", get(overdue))
             .route("/api/v1/due-soon", get(due_soon))
             .route("/api/v1/rankings/departments", get(rankings))
+            .route("/api/v1/rankings/streets", get(street_rankings))
+            .route("/api/v1/rankings/communities", get(community_rankings))
             .route("/api/v1/worklists/workers/{id}", get(worker))
             .route("/api/v1/worklists/departments/{code}", get(department))
             .route(

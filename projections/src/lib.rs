@@ -89,6 +89,8 @@ pub struct ProjectorLag {
 #[derive(Debug, Clone)]
 pub struct Projections {
     pub(crate) pool: Pool,
+    /// Default weights and department tiers of the rankings ([`query::Assessment`]).
+    pub(crate) assessment: std::sync::Arc<query::Assessment>,
 }
 
 impl Projections {
@@ -126,7 +128,10 @@ impl Projections {
         } else {
             return Err(ProjectionError::UnsupportedUrl(database_url.to_owned()));
         };
-        Ok(Projections { pool })
+        Ok(Projections {
+            pool,
+            assessment: Default::default(),
+        })
     }
 
     /// Which database this handle talks to.

@@ -207,7 +207,8 @@ async fn scenario() {
         "严格满意率",
         "重办率",
         "退单率",
-        "部门考核排名",
+        "考核排名",
+        "考核类别",
         "超期工单",
         "即将到期",
         "投影延迟",
@@ -252,7 +253,7 @@ async fn scenario() {
     for path in [
         "/dashboard/session",
         "/api/v1/stats",
-        "/api/v1/rankings/departments",
+        "/api/v1/rankings/",
         "/api/v1/overdue",
         "/api/v1/due-soon",
         "/api/v1/health/projections",
@@ -281,6 +282,8 @@ async fn scenario() {
         ("w1", "10".to_string()),
         ("w2", "45".to_string()),
         ("w3", "45".to_string()),
+        ("w4", "0".to_string()),
+        ("unit", "departments".to_string()),
         ("limit", api.page_size.to_string()),
     ]
     .into_iter()
@@ -327,6 +330,20 @@ async fn scenario() {
     assert_eq!(ranking["month"], "2026-03");
     assert_eq!(ranking["items"][0]["department"], "urban-management");
     assert_eq!(ranking["items"][0]["rank"], 1);
+    assert_eq!(ranking["items"][0]["tier"], "district_department");
+    // The same template ranks streets and communities.
+    for (unit, code) in [("streets", "jd-01"), ("communities", "sq-0101")] {
+        let mut vars = vars.clone();
+        vars.insert("unit", unit.to_string());
+        let (status, ranking) =
+            get_bearer(&app, &fill(&api.templates["ranking"], &vars), SCREEN_TOKEN).await;
+        assert_eq!(status, 200, "{unit}: {ranking}");
+        assert_eq!(ranking["items"][0]["unit"], code, "{unit}: {ranking}");
+        assert_eq!(
+            ranking["items"][0]["counts"]["received"], 3,
+            "{unit}: {ranking}"
+        );
+    }
     let (status, health) = get_bearer(&app, &url("health"), SCREEN_TOKEN).await;
     assert_eq!(status, 200, "{health}");
     assert!(

@@ -323,6 +323,12 @@ async fn corrections_are_recorded_and_honoured(store: Store) {
         .unwrap_or_else(|| panic!("sanitation ranked: {ranking}"));
     assert_eq!(sanitation["bottom_up_count"], 1, "{sanitation}");
     assert_eq!(sanitation["bottom_up_avg"], 5.0, "{sanitation}");
+    // The tier comes from the directory's kind of unit (a public institution).
+    assert_eq!(sanitation["tier"], "district_department", "{sanitation}");
+    assert!(
+        sanitation["tier_rank"].as_u64() <= sanitation["rank"].as_u64(),
+        "{sanitation}"
+    );
     let (status, listed) = get_json(&app, "/api/v1/requests", actors::AUDITOR).await;
     assert_eq!(status, 200, "{listed}");
     let a_row = listed["items"]

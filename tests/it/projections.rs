@@ -1145,3 +1145,170 @@ async fn read_api(pg: bool) {
     server.abort();
     close(g).await;
 }
+
+/// Serves `p` on a free loopback port; the server task and its base URL.
+async fn serve(p: &Projections) -> (tokio::task::JoinHandle<std::io::Result<()>>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let p = p.clone();
+    (tokio::spawn(async move { p.serve(listener).await }), url)
+}
+
+/// The composite the assessment publishes for one ranking row under 10/40/40/10
+/// (docs/metrics.md, "Assessment"), recomputed from the row's own rates.
+fn composite_10_40_40_10(row: &serde_json::Value) -> Option<f64> {
+    let r = &row["rates"];
+    let base = 10.0 * r["response_rate"].as_f64()?
+        + 40.0 * r["resolution_rate"].as_f64()?
+        + 40.0 * r["satisfaction_rate"].as_f64()?;
+    Some(match row["bottom_up_avg"].as_f64() {
+        Some(avg) => base + 10.0 * avg / 5.0,
+        None => base * 100.0 / 90.0,
+    })
+}
+
+/// Rankings: departments within their tiers with bottom-up ratings weighted, streets and
+/// communities by the rates of the requests located in them.
+async fn rankings_by_tier_street_and_community(pg: bool) {
+    use projections::query::{Assessment, Weights};
+    let (p, g) = open_db(pg).await;
+    let (log, facts) = random_log(300, 4321);
+    apply_all(&p, &log.commits, 100).await;
+    let now = base() + Duration::days(6);
+    let departments: Vec<String> = p
+        .department_ranking("2026-03", Weights::default(), now)
+        .await
+        .expect("ranking")
+        .into_iter()
+        .map(|d| d.department)
+        .collect();
+    assert!(departments.len() >= 2, "{departments:?}");
+    let tiers = departments
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let tier = if i % 2 == 0 {
+                "district_department"
+            } else {
+                "public_service"
+            };
+            (d.clone(), tier.to_owned())
+        })
+        .collect();
+    let weights = Weights {
+        response: 10.0,
+        resolution: 40.0,
+        satisfaction: 40.0,
+        bottom_up: 10.0,
+    };
+    let p = p.with_assessment(Assessment { weights, tiers });
+    let (server, url) = serve(&p).await;
+    let now_q = now.to_rfc3339().replace('+', "%2B");
+    let q = format!("month=2026-03&now={now_q}&limit=1000");
+
+    // Departments: the deployment's weights, bottom-up ratings counted, ranks within tiers.
+    let (s, body) = get(&url, &format!("/api/v1/rankings/departments?{q}")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["weights"]["bottom_up"], 10.0);
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), departments.len());
+    assert!(
+        items.iter().any(|d| d["bottom_up_avg"].is_f64()),
+        "no ratings: {body}"
+    );
+    let mut next_in_tier: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, d) in items.iter().enumerate() {
+        assert_eq!(d["rank"].as_u64(), Some(i as u64 + 1));
+        if let (Some(shown), Some(expected)) = (d["composite"].as_f64(), composite_10_40_40_10(d)) {
+            assert!((shown - expected).abs() < 1e-9, "{d}");
+        }
+        let tier = d["tier"]
+            .as_str()
+            .expect("every department has a tier")
+            .to_owned();
+        let n = next_in_tier.entry(tier).or_default();
+        *n += 1;
+        assert_eq!(d["tier_rank"].as_u64(), Some(*n), "{d}");
+    }
+    let (s, body) = get(
+        &url,
+        &format!("/api/v1/rankings/departments?{q}&tier=public_service"),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let tier: Vec<_> = body["items"].as_array().expect("items").to_vec();
+    assert_eq!(tier.len() as u64, next_in_tier["public_service"]);
+    for (i, d) in tier.iter().enumerate() {
+        assert_eq!(d["tier"], "public_service");
+        assert_eq!(d["tier_rank"].as_u64(), Some(i as u64 + 1));
+    }
+
+    // Communities: counts equal the independent computation; nobody rates them bottom-up, so
+    // the three rates carry the whole weight (scaled from 90 to 100).
+    let exp = expected(&facts, now);
+    let (s, body) = get(
+        &url,
+        &format!("/api/v1/rankings/communities?{q}&street=jd-01"),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), exp.len());
+    let mut previous = f64::INFINITY;
+    for (i, c) in items.iter().enumerate() {
+        let counts: Counts = serde_json::from_value(c["counts"].clone()).expect("counts");
+        assert_eq!(&counts, &exp[c["unit"].as_str().expect("unit")]);
+        assert_eq!(
+            (c["street"].as_str(), c["rank"].as_u64()),
+            (Some("jd-01"), Some(i as u64 + 1))
+        );
+        let r = &c["rates"];
+        if let (Some(a), Some(b), Some(s)) = (
+            r["response_rate"].as_f64(),
+            r["resolution_rate"].as_f64(),
+            r["satisfaction_rate"].as_f64(),
+        ) {
+            let composite = c["composite"].as_f64().expect("composite");
+            assert!((composite - (10.0 * a + 40.0 * b + 40.0 * s) * 100.0 / 90.0).abs() < 1e-9);
+            assert!(composite <= previous, "ranked by composite, descending");
+            previous = composite;
+        }
+    }
+
+    // Streets: the one street holds every request.
+    let (s, body) = get(&url, &format!("/api/v1/rankings/streets?{q}")).await;
+    assert_eq!(s, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["unit"], "jd-01");
+    assert_eq!(
+        items[0]["counts"]["received"].as_u64(),
+        Some(facts.len() as u64)
+    );
+
+    // Bad parameters are refused with the field named.
+    for (path, field) in [
+        ("/api/v1/rankings/streets?w4=101", "w4"),
+        ("/api/v1/rankings/streets?tier=public_service", "tier"),
+        ("/api/v1/rankings/departments?tier=null", "tier"),
+        ("/api/v1/rankings/communities?month=2026-3", "month"),
+    ] {
+        let (s, body) = get(&url, path).await;
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (400, Some(field)),
+            "{path}: {body}"
+        );
+    }
+    let (_, body) = get(
+        &url,
+        &format!("/api/v1/rankings/communities?{q}&street=nowhere"),
+    )
+    .await;
+    assert_eq!(body["items"], serde_json::json!([]));
+    server.abort();
+    close(g).await;
+}
+both!(rankings_by_tier_street_and_community);

@@ -60,6 +60,21 @@ pub enum DepartmentKind {
     PeoplesOrganisation,
 }
 
+impl DepartmentKind {
+    /// The tier a unit of this kind is assessed and ranked within (分类考核): `district_department`
+    /// (functional departments, public institutions, people's organisations), `street_town`
+    /// (street offices) or `public_service` (utilities and companies serving the public).
+    pub fn assessment_tier(self) -> &'static str {
+        match self {
+            DepartmentKind::Government
+            | DepartmentKind::PublicInstitution
+            | DepartmentKind::PeoplesOrganisation => "district_department",
+            DepartmentKind::StreetOffice => "street_town",
+            DepartmentKind::Utility | DepartmentKind::Enterprise => "public_service",
+        }
+    }
+}
+
 /// The district at the root of the grid tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -21,7 +21,7 @@ const API = {
   session: "/dashboard/session",
   headline: "/api/v1/stats?period={period}&from={key}&to={key}",
   groups: "/api/v1/stats?period={period}&from={key}&to={key}&group_by={group}",
-  ranking: "/api/v1/rankings/departments?month={month}&w1={w1}&w2={w2}&w3={w3}&limit={limit}",
+  ranking: "/api/v1/rankings/{unit}?month={month}&w1={w1}&w2={w2}&w3={w3}&w4={w4}&limit={limit}",
   overdue: "/api/v1/overdue?limit={limit}",
   dueSoon: "/api/v1/due-soon?within_hours=24&limit={limit}",
   health: "/api/v1/health/projections",
@@ -413,22 +413,30 @@ async function loadGroups() {
   }
 }
 
+// One ranking row: a department (with tier, return rate, bottom-up ratings and whistles) or a
+// street / community (those columns blank).
 function rankingRow(d) {
+  const department = d.department !== undefined;
+  const name = department ? d.department : d.unit;
   const bottomUp = d.bottom_up_avg === null || d.bottom_up_avg === undefined
     ? "—" : `${d.bottom_up_avg.toFixed(2)} (${d.bottom_up_count})`;
-  return el("tr", { "data-department": d.department },
+  const attrs = department ? { "data-department": name, "data-unit": name } : { "data-unit": name };
+  return el("tr", attrs,
     el("td", { class: "num", "data-metric": "rank" }, d.rank),
-    el("th", { scope: "row" }, d.department),
+    el("th", { scope: "row" }, name),
+    el("td", { class: "num" }, department ? `${d.tier_rank} (${d.tier || "—"})` : "—"),
     el("td", { class: "num strong", "data-metric": "composite" },
       d.composite === null || d.composite === undefined ? "—" : d.composite.toFixed(1)),
     el("td", { class: "num" }, ...rateCell(RATES[0], d)),
     el("td", { class: "num" }, ...rateCell(RATES[2], d)),
     el("td", { class: "num" }, ...rateCell(RATES[3], d)),
     el("td", { class: "num" }, ...rateCell(RATES[1], d)),
-    el("td", { class: "num" }, el("span", { class: "rate" }, percent(d.return_rate)), " ",
-      el("span", { class: "count" }, `${d.referrals_returned} / ${d.referrals}`)),
-    el("td", { class: "num" }, bottomUp),
-    el("td", { class: "num" }, `${d.whistles_reported} / ${d.whistles}`));
+    department
+      ? el("td", { class: "num" }, el("span", { class: "rate" }, percent(d.return_rate)), " ",
+        el("span", { class: "count" }, `${d.referrals_returned} / ${d.referrals}`))
+      : el("td", { class: "num" }, "—"),
+    el("td", { class: "num" }, department ? bottomUp : "—"),
+    el("td", { class: "num" }, department ? `${d.whistles_reported} / ${d.whistles}` : "—"));
 }
 
 function listRow(r) {
@@ -472,10 +480,12 @@ async function loadPaged(name, tableId, msgId, moreId, render, append) {
 
 async function loadRanking(append) {
   if (!append) {
-    state.urls.ranking = fill(API.ranking, {
-      month: $("rank-month").value, w1: $("w1").value, w2: $("w2").value, w3: $("w3").value,
-      limit: PAGE_SIZE,
+    const unit = $("rank-unit").value;
+    const url = fill(API.ranking, {
+      unit, month: $("rank-month").value, w1: $("w1").value, w2: $("w2").value,
+      w3: $("w3").value, w4: $("w4").value, limit: PAGE_SIZE,
     });
+    state.urls.ranking = unit === "departments" ? withParams(url, { tier: $("rank-tier").value }) : url;
   }
   await loadPaged("ranking", "ranking", "ranking-msg", "ranking-more", rankingRow, append);
 }
@@ -634,7 +644,7 @@ function drawRanking(tbody) {
     const text = tr.querySelector("[data-metric=composite]").textContent;
     const value = Number.parseFloat(text);
     return {
-      label: tr.dataset.department,
+      label: tr.dataset.unit,
       bars: [{ value: Number.isNaN(value) ? null : value, color: "#b4232a", title: "综合得分" }],
     };
   });

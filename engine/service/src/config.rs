@@ -169,6 +169,9 @@ pub struct ProjectionsConfig {
     pub batch_max: usize,
     /// How often the backlog, overdue and lag gauges are refreshed.
     pub gauges_interval_ms: u64,
+    /// The composite-score weights of the rankings when a query names none
+    /// (`[projections.weights] response, resolution, satisfaction, bottom_up`).
+    pub weights: projections::query::Weights,
 }
 
 impl Default for ProjectionsConfig {
@@ -177,6 +180,7 @@ impl Default for ProjectionsConfig {
             enabled: true,
             batch_max: 500,
             gauges_interval_ms: 5_000,
+            weights: projections::query::Weights::default(),
         }
     }
 }
@@ -380,6 +384,14 @@ impl Config {
         if self.projections.gauges_interval_ms < 100 {
             return fail("projections.gauges_interval_ms must be at least 100");
         }
+        let w = &self.projections.weights;
+        let weights = [w.response, w.resolution, w.satisfaction, w.bottom_up];
+        if weights
+            .iter()
+            .any(|w| !w.is_finite() || !(0.0..=100.0).contains(w))
+        {
+            return fail("projections.weights: each weight must be a number in 0..=100");
+        }
         self.notify.validate().map_err(ConfigError::Value)?;
         self.open311.validate().map_err(ConfigError::Value)?;
         self.stores.validate().map_err(ConfigError::Value)?;
@@ -561,6 +573,23 @@ mod tests {
             assert!(result.is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn ranking_weights_are_read_partly_and_refused_out_of_range() {
+        let config: Config =
+            toml::from_str("[projections.weights]\nbottom_up = 10\n").expect("parses");
+        assert_eq!(config.projections.weights.bottom_up, 10.0);
+        assert_eq!(
+            config.projections.weights.response, 10.0,
+            "the rest keep defaults"
+        );
+        assert!(config.validate().is_ok());
+        let mut bad = config.clone();
+        bad.projections.weights.satisfaction = 101.0;
+        let err = bad.validate().expect_err("out of range");
+        assert!(err.to_string().contains("projections.weights"), "{err}");
+        assert!(toml::from_str::<Config>("[projections.weights]\nw9 = 1\n").is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use engine_core::Clock;
+use engine_core::policy::Policy;
 use projections::Projections;
+use projections::query::Assessment;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +42,23 @@ pub async fn connect_once(url: &str) -> Result<Projections, String> {
             "unreachable: no answer within {} s",
             FIRST_ATTEMPT.as_secs()
         )),
+    }
+}
+
+/// What the rankings need to know of the deployment: the configured default weights, and
+/// each department's assessment tier from the policy's directory.
+pub fn assessment(config: &Config, policy: &Policy) -> Assessment {
+    let directory = policy.directory();
+    let tiers = directory
+        .department_codes()
+        .filter_map(|code| {
+            let tier = directory.department_kind(code)?.assessment_tier();
+            Some((code.to_owned(), tier.to_owned()))
+        })
+        .collect();
+    Assessment {
+        weights: config.projections.weights,
+        tiers,
     }
 }
 
@@ -111,6 +130,8 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
     let Some(projections) = connected else {
         return Ok(());
     };
+    let projections =
+        projections.with_assessment(assessment(&late.config, late.state.commands.policy()));
     tracing::info!("projections database reachable; read models starting");
     let mut tasks: JoinSet<Result<(), TaskError>> = JoinSet::new();
     if late.config.projections.enabled {
@@ -165,5 +186,29 @@ pub fn spawn_projectors(
     if let Some(gauges) = gauges {
         let (runtime, token) = (runtime.clone(), token.clone());
         tasks.spawn(async move { Ok(runtime.run_gauges(gauges, clock, token).await?) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine_core::directory::DepartmentKind;
+
+    #[test]
+    fn every_kind_of_unit_is_ranked_in_a_tier_the_read_models_know() {
+        use DepartmentKind::*;
+        let kinds = [
+            Government,
+            PublicInstitution,
+            Utility,
+            StreetOffice,
+            Enterprise,
+            PeoplesOrganisation,
+        ];
+        for kind in kinds {
+            assert!(
+                projections::query::TIERS.contains(&kind.assessment_tier()),
+                "{kind:?}"
+            );
+        }
     }
 }

@@ -15,11 +15,13 @@ use crate::db::{Row, Val};
 use crate::fold::Summary;
 use crate::{ProjectionError, Projections};
 
+mod assessment;
 mod lists;
 mod rates;
 
+pub use assessment::{Assessment, TIERS, UnitLevel, UnitRank, Weights};
 pub use lists::UpwardReport;
-pub use rates::{DepartmentRank, Weights};
+pub use rates::DepartmentRank;
 
 /// The columns of `request_summary`, in [`summary_from_row`] order.
 pub const SUMMARY_COLS: &str = "request_id, stage, kind, channel, street, community, grid, category, \

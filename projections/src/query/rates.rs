@@ -1,11 +1,12 @@
-//! Rates per period and dimension, and the monthly department assessment (composite score
-//! and rank). Formulas are those of docs/metrics.md.
+//! Rates per period and dimension, and the monthly department assessment (composite score,
+//! rank overall and within the department's tier). Formulas are those of docs/metrics.md.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::assessment::Weights;
 use super::{
     COUNTS, COUNTS_SQL, Counts, Dim, Filter, Period, RateRow, Rates, StatsQuery, counts_from,
     percentile, ratio, req,
@@ -30,7 +31,8 @@ pub struct DepartmentRank {
     pub referrals_returned: i64,
     /// 回退率 per department = referrals_returned ÷ referrals.
     pub return_rate: Option<f64>,
-    /// Composite = w1·response_rate + w2·resolution_rate + w3·satisfaction_rate (None if any is None).
+    /// Composite score ([`Weights::composite_with`]: response, resolution and satisfaction
+    /// rates, and the bottom-up ratings when weighted).
     pub composite: Option<f64>,
     /// Bottom-up (以下评上) ratings in the month.
     pub bottom_up_count: i64,
@@ -42,40 +44,12 @@ pub struct DepartmentRank {
     pub whistles_reported: i64,
     /// Mean whistle response time (department_reported − whistle_blown), seconds.
     pub whistle_response_avg_seconds: Option<f64>,
-    /// 1-based rank by composite (descending).
+    /// 1-based rank by composite (descending) among every department.
     pub rank: u32,
-}
-
-/// Composite-score weights; default 10/45/45 (configurable per query and per deployment).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Weights {
-    /// Response rate weight.
-    pub response: f64,
-    /// Resolution rate weight.
-    pub resolution: f64,
-    /// Satisfaction rate weight.
-    pub satisfaction: f64,
-}
-
-impl Default for Weights {
-    fn default() -> Weights {
-        Weights {
-            response: 10.0,
-            resolution: 45.0,
-            satisfaction: 45.0,
-        }
-    }
-}
-
-impl Weights {
-    /// Composite = w1·响应率 + w2·解决率 + w3·满意率 (rates as fractions; 100 at best with 10/45/45).
-    pub fn composite(&self, r: &Rates) -> Option<f64> {
-        Some(
-            self.response * r.response_rate?
-                + self.resolution * r.resolution_rate?
-                + self.satisfaction * r.satisfaction_rate?,
-        )
-    }
+    /// The department's assessment tier (考核类别) from the directory, when known.
+    pub tier: Option<String>,
+    /// 1-based rank within its tier (every department without a tier forms one group).
+    pub tier_rank: u32,
 }
 
 impl Projections {
@@ -193,6 +167,8 @@ impl Projections {
             whistles_reported: 0,
             whistle_response_avg_seconds: None,
             rank: 0,
+            tier: self.assessment.tiers.get(d).cloned(),
+            tier_rank: 0,
         };
         for s in stats {
             let Some(Some(d)) = s.dims.get("department").cloned() else {
@@ -258,7 +234,7 @@ impl Projections {
         }
         let mut out: Vec<DepartmentRank> = by.into_values().collect();
         for e in &mut out {
-            e.composite = weights.composite(&e.rates);
+            e.composite = weights.composite_with(&e.rates, e.bottom_up_avg);
         }
         out.sort_by(|a, b| {
             b.composite
@@ -266,8 +242,12 @@ impl Projections {
                 .total_cmp(&a.composite.unwrap_or(f64::NEG_INFINITY))
                 .then_with(|| a.department.cmp(&b.department))
         });
+        let mut in_tier: BTreeMap<Option<String>, u32> = BTreeMap::new();
         for (i, e) in out.iter_mut().enumerate() {
             e.rank = i as u32 + 1;
+            let n = in_tier.entry(e.tier.clone()).or_default();
+            *n += 1;
+            e.tier_rank = *n;
         }
         Ok(out)
     }

@@ -253,7 +253,11 @@ impl App {
         let needs_database =
             config.projections.enabled || crate::read_models::notify_needs_database(&config, &nats);
         let database = match needs_database {
-            true => Some(crate::read_models::connect_once(&config.projections_url()).await),
+            true => Some(
+                crate::read_models::connect_once(&config.projections_url())
+                    .await
+                    .map(|p| p.with_assessment(crate::read_models::assessment(&config, &policy))),
+            ),
             false => None,
         };
         let (projectors, notifier) = match &database {

@@ -9,6 +9,7 @@
 //! document, or when a documented route does not exist.
 
 pub mod operation;
+pub mod rankings;
 pub mod routes;
 
 use schemars::JsonSchema;
@@ -80,7 +81,10 @@ fn components() -> Map<String, Value> {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
-    for op in routes::operations() {
+    for op in routes::operations()
+        .into_iter()
+        .chain(rankings::operations())
+    {
         paths
             .entry(op.path.to_string())
             .or_default()

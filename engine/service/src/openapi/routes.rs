@@ -130,7 +130,7 @@ fn since_position() -> Param {
     )
 }
 
-fn limit() -> Param {
+pub(super) fn limit() -> Param {
     query(
         "limit",
         int_range(1, u64::from(projections::http::MAX_LIMIT), Some(100)),
@@ -147,7 +147,7 @@ fn cursor() -> Param {
 }
 
 /// The ranking's cursor: the offset of the next page.
-fn offset_cursor() -> Param {
+pub(super) fn offset_cursor() -> Param {
     query(
         "cursor",
         pattern("^[0-9]{1,18}$"),
@@ -188,7 +188,7 @@ const REQUEST_FILE: &str =
 const GROUP_BY: &str = "^((street|community|grid|department|category|channel)(,(street|community|grid|department|category|channel))*)?$";
 
 /// A ranking weight.
-fn weight() -> Value {
+pub(super) fn weight() -> Value {
     json!({"type": "number", "minimum": 0, "maximum": projections::http::MAX_WEIGHT})
 }
 
@@ -306,20 +306,6 @@ pub fn operations() -> Vec<Operation> {
         },
         list("/api/v1/overdue", "overdue", "Open requests past a deadline", vec![]),
         list("/api/v1/due-soon", "due_soon", "Open requests due soon", vec![query("within_hours", int_range(1, projections::http::MAX_WITHIN_HOURS as u64, Some(24)), "Window, hours.")]),
-        Operation {
-            params: vec![
-                query("month", pattern("^[0-9]{4}-[0-9]{2}$"), "`YYYY-MM`; default the current month."),
-                query("w1", weight(), "Weight of the response rate (default 10)."),
-                query("w2", weight(), "Weight of the resolution rate (default 45)."),
-                query("w3", weight(), "Weight of the satisfaction rate (default 45)."),
-                limit(),
-                offset_cursor(),
-                query("now", datetime(), "The instant deadlines are judged against."),
-            ],
-            ok: vec![(200, "The ranking", JSON, object("`{month, weights, items, next_cursor}`."))],
-            errors: &[400, 401, 403, 408, 500],
-            ..op("get", "/api/v1/rankings/departments", "rankings", "read models", "Department ranking", "Composite of response, resolution and satisfaction rates.")
-        },
         list("/api/v1/worklists/workers/{id}", "worker_worklist", "A worker's open requests", vec![path("id", "The worker id.")]),
         list("/api/v1/worklists/departments/{code}", "department_worklist", "A department's open requests", vec![path("code", "The department code.")]),
         list("/api/v1/worklists/stations/{community}/unassigned", "station_unassigned", "A station's unassigned queue", vec![path("community", "The community code.")]),

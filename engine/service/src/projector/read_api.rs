@@ -2,7 +2,7 @@
 //! `/api/v1/health/projections`.
 //!
 //! # Who may read the read models ([`read_model_access`])
-//! Aggregates (`/api/v1/stats`, `/api/v1/rankings/departments`) are open to every
+//! Aggregates (`/api/v1/stats`, `/api/v1/rankings/*`) are open to every
 //! authenticated role, the dashboard included. Lists that name requests, workers or
 //! departments' inboxes are narrower: auditors, supervisors and the system read everything;
 //! a station worker reads their own worker inbox, their community's unassigned queue, and the
@@ -44,7 +44,7 @@ pub fn read_model_access(
     let unit = actor.unit.as_deref().filter(|u| !u.is_empty());
     let filtered_to = |key: &str| unit.is_some() && params.get(key).map(String::as_str) == unit;
     let allowed = match (role, segments.as_slice()) {
-        (_, ["stats"] | ["rankings", "departments"]) => true,
+        (_, ["stats"] | ["rankings", "departments" | "streets" | "communities"]) => true,
         (Role::Auditor | Role::Supervisor | Role::System, _) => true,
         (Role::HigherLevel, ["upward"]) => true,
         (Role::StationWorker, ["worklists", "workers", id]) => *id == actor.id,
@@ -63,7 +63,7 @@ pub fn read_model_access(
     }
     Err(match role {
         Role::Dashboard | Role::IntakeSystem => format!(
-            "role `{}` reads aggregates only (/api/v1/stats, /api/v1/rankings/departments)",
+            "role `{}` reads aggregates only (/api/v1/stats, /api/v1/rankings/*)",
             role.as_str()
         ),
         Role::StationWorker => {
@@ -182,6 +182,8 @@ mod tests {
         let none = params(&[]);
         assert!(read_model_access(&bi, "/api/v1/stats", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/departments", &none).is_ok());
+        assert!(read_model_access(&bi, "/api/v1/rankings/streets", &none).is_ok());
+        assert!(read_model_access(&bi, "/api/v1/rankings/communities", &none).is_ok());
         for path in [
             "/api/v1/overdue",
             "/api/v1/due-soon",
