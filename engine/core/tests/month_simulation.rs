@@ -1,5 +1,6 @@
 //! A month of one street's requests under supervision, with the Mid-Autumn and National Day
-//! holidays inside it, simulated with an injected clock in well under a second of real time.
+//! holidays inside it, simulated with an injected clock in well under a second of real time,
+//! under the community-station profile and under the 12345 city-hotline profile.
 //!
 //! Requests arrive at random instants (nights and weekends included), are accepted, classified,
 //! referred, signed for and handled; some are replied before their deadline, some late, some
@@ -14,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use engine_core::policy::ClockStart;
 use engine_core::supervision::{due, next_wakeup};
 use engine_core::{Context, Policy, Request};
 use schemas::command::*;
@@ -306,8 +308,23 @@ fn supervisor() -> Actor {
 
 #[test]
 fn a_month_of_a_streets_requests_is_supervised_exactly_as_computed_independently() {
+    simulate_a_month(Policy::for_tests());
+}
+
+/// The same month under the 12345 city-hotline profile: limits run from dispatch (the
+/// classification that routes the ticket), escalation after its own grace period.
+#[test]
+fn a_month_under_the_city_hotline_profile_is_supervised_exactly_as_computed_independently() {
+    let policy = Policy::builtin(engine_core::policy::BUILTIN_CITY_HOTLINE_12345)
+        .expect("the built-in hotline profile");
+    assert_eq!(policy.clock_start(), ClockStart::OnDispatch);
+    assert_eq!(policy.escalation_grace(), Duration::hours(24));
+    simulate_a_month(policy);
+}
+
+/// Runs the month under `policy` and checks every firing against the independent expectation.
+fn simulate_a_month(policy: Policy) {
     // Arrange: 300 requests arriving over 30 days from Monday 2026-09-14, Shanghai time.
-    let policy = Policy::for_tests();
     let grace = policy.escalation_grace();
     let month_start = Utc.with_ymd_and_hms(2026, 9, 13, 16, 0, 0).unwrap();
     let horizon = month_start + Duration::days(48);
@@ -400,13 +417,17 @@ fn a_month_of_a_streets_requests_is_supervised_exactly_as_computed_independently
     let mut n_missed = 0;
     let mut n_escalated = 0;
     for (i, sim) in world.requests.iter().enumerate() {
-        // The community-station profile runs limits from receipt.
-        assert!(
-            sim.classified_at.is_some(),
-            "request {i} was never classified"
-        );
         let received_at = sim.received_at.expect("every request is received");
-        let expected = expected_due(ITEMS[sim.item].1, received_at);
+        let classified_at = sim
+            .classified_at
+            .unwrap_or_else(|| panic!("request {i} was never classified"));
+        // Limits run from receipt (community stations) or from dispatch (12345 hotlines).
+        let start = match world.policy.clock_start() {
+            ClockStart::OnReceipt => received_at,
+            ClockStart::OnDispatch => classified_at,
+            ClockStart::NextWorkingDay => unreachable!("no simulated profile starts next day"),
+        };
+        let expected = expected_due(ITEMS[sim.item].1, start);
         let stamped = sim.request.deadlines().expect("classified").clone();
         assert_eq!(
             stamped.completion_due_at, expected,
