@@ -7,6 +7,7 @@ mod contact_changes;
 mod dashboard;
 mod deploy_kit;
 mod e2e_corrections;
+mod e2e_hotline;
 mod e2e_supervision;
 mod edge_contract;
 mod export;
