@@ -196,6 +196,10 @@ pub struct CommandEnvelope {
     /// Optional conversation id; defaults to the command id.
     #[serde(default)]
     pub correlation_id: Option<Uuid>,
+    /// Record the command only if the request is still at this version (the HTTP `If-Match`);
+    /// otherwise the answer is `version_mismatch` and nothing is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
     /// The command, tagged by `action`.
     pub command: Command,
 }

@@ -285,9 +285,21 @@ impl NatsApi {
         command_id: Uuid,
         command: Value,
     ) -> (Option<String>, Value) {
-        let action = command["action"].as_str().expect("an action").to_string();
         let envelope =
             json!({"command_id": command_id, "request_id": request_id, "command": command});
+        self.send_envelope(actor, envelope).await
+    }
+
+    /// Sends a whole command envelope on `<prefix>.cmd.<action>`; (error code header, body).
+    pub(crate) async fn send_envelope(
+        &self,
+        actor: &str,
+        envelope: Value,
+    ) -> (Option<String>, Value) {
+        let action = envelope["command"]["action"]
+            .as_str()
+            .expect("an action")
+            .to_string();
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("X-Bianmin-Actor", actor);
         let reply = tokio::time::timeout(

@@ -10,6 +10,7 @@ mod e2e_corrections;
 mod e2e_hotline;
 mod e2e_supervision;
 mod edge_contract;
+mod expected_version;
 mod export;
 mod faults;
 mod fidelity_deadlines;

@@ -11,6 +11,10 @@ use crate::log::LogError;
 /// envelope's `command_id`, which the header is documented as).
 pub const IDEMPOTENCY_KEY_FIELD: &str = "Idempotency-Key";
 
+/// The field a stale expected version is reported on: the HTTP header (over NATS the
+/// envelope's `expected_version`, which the header is documented as).
+pub const EXPECTED_VERSION_FIELD: &str = "If-Match";
+
 /// Why a command or query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -35,6 +39,18 @@ pub enum CommandError {
     Conflict {
         /// The request.
         request_id: RequestId,
+    },
+    /// The caller expected another version of the request (`If-Match`, `expected_version`):
+    /// someone else changed it first. Nothing was recorded.
+    #[error(
+        "the request is at version {current}, not the expected {expected}: reload it and decide \
+         again"
+    )]
+    VersionMismatch {
+        /// The version the caller named.
+        expected: u64,
+        /// The request's version in the log.
+        current: u64,
     },
     /// The command id (idempotency key) was first used for another command or on another
     /// request; it stays bound to that one and nothing was recorded.
@@ -71,6 +87,7 @@ impl CommandError {
             CommandError::NotFound(_) => "not_found".into(),
             CommandError::Conflict { .. } => "conflict".into(),
             CommandError::KeyReused { .. } => "idempotency_key_reused".into(),
+            CommandError::VersionMismatch { .. } => "version_mismatch".into(),
             CommandError::Unavailable(_) => "unavailable".into(),
             CommandError::Internal(_) => "internal".into(),
         }
@@ -82,6 +99,7 @@ impl CommandError {
             CommandError::Invalid { field, .. } => field.clone(),
             CommandError::Refused(refusal) => refusal.field().map(str::to_string),
             CommandError::KeyReused { .. } => Some(IDEMPOTENCY_KEY_FIELD.to_string()),
+            CommandError::VersionMismatch { .. } => Some(EXPECTED_VERSION_FIELD.to_string()),
             _ => None,
         };
         let message = match self {
@@ -99,7 +117,7 @@ impl CommandError {
     /// The HTTP status: 400 invalid input; 403 refused because of who asks (`not_permitted`,
     /// `not_addressed_to_you`); 422 every other refusal by the rules (for example
     /// `wrong_stage`: a transition the request's stage does not allow); 404 unknown request;
-    /// 409 lost races and reused idempotency keys; 503 store unavailable; 500 internal.
+    /// 409 lost races, reused idempotency keys and stale expected versions; 503 store unavailable; 500 internal.
     pub fn http_status(&self) -> u16 {
         match self {
             CommandError::Invalid { .. } => 400,
@@ -108,7 +126,9 @@ impl CommandError {
             ) => 403,
             CommandError::Refused(_) => 422,
             CommandError::NotFound(_) => 404,
-            CommandError::Conflict { .. } | CommandError::KeyReused { .. } => 409,
+            CommandError::Conflict { .. }
+            | CommandError::KeyReused { .. }
+            | CommandError::VersionMismatch { .. } => 409,
             CommandError::Unavailable(_) => 503,
             CommandError::Internal(_) => 500,
         }
@@ -122,6 +142,7 @@ impl CommandError {
             CommandError::NotFound(_) => "not_found",
             CommandError::Conflict { .. } => "conflict",
             CommandError::KeyReused { .. } => "key_reused",
+            CommandError::VersionMismatch { .. } => "version_mismatch",
             CommandError::Unavailable(_) => "unavailable",
             CommandError::Internal(_) => "internal",
         }

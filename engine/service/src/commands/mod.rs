@@ -45,7 +45,7 @@ mod binding;
 mod error;
 pub mod intake;
 
-pub use error::{CommandError, IDEMPOTENCY_KEY_FIELD};
+pub use error::{CommandError, EXPECTED_VERSION_FIELD, IDEMPOTENCY_KEY_FIELD};
 pub use intake::{
     MAX_ATTACHMENTS, MAX_EXTERNAL_ID_CHARS, MAX_TEXT_CHARS, RAISED_AT_MAX_AGE_DAYS, validate_intake,
 };
@@ -223,7 +223,19 @@ impl CommandService {
 
     /// Decides and records one command.
     pub async fn execute(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        self.execute_with(request, None).await
+        self.execute_inner(request, None, None).await
+    }
+
+    /// [`CommandService::execute`] only if the request is still at `expected_version` (the
+    /// version the caller last saw; `None` expects nothing): otherwise
+    /// [`CommandError::VersionMismatch`] and nothing is recorded. A retry of a command already
+    /// recorded answers its original outcome whatever version it names.
+    pub async fn execute_expecting(
+        &self,
+        request: CommandRequest,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.execute_inner(request, None, expected_version).await
     }
 
     /// Decides and records one command, writing `contact` to the contact store once the core
@@ -233,6 +245,16 @@ impl CommandService {
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
     ) -> Result<CommandOutcome, CommandError> {
+        self.execute_inner(request, contact, None).await
+    }
+
+    /// One command with its contact write and expected version, traced and counted.
+    async fn execute_inner(
+        &self,
+        request: CommandRequest,
+        contact: Option<ContactWrite<'_>>,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
         let kind = request.command.kind();
         let span = tracing::info_span!(
             "command",
@@ -241,7 +263,7 @@ impl CommandService {
             command = kind.as_str(),
         );
         let result = self
-            .execute_locked(request, contact)
+            .execute_locked(request, contact, expected_version)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
@@ -277,6 +299,7 @@ impl CommandService {
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
+        expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
         let lock = self.lock_for(request.request_id);
         let _guard = lock.lock().await;
@@ -286,7 +309,10 @@ impl CommandService {
         // duplicate (the same receive) or conflict, and the next attempt loads it.
         let mut assume_new = request.command.kind() == CommandKind::Receive;
         for _attempt in 0..MAX_ATTEMPTS {
-            match self.attempt(&request, assume_new, contact).await {
+            match self
+                .attempt(&request, assume_new, contact, expected_version)
+                .await
+            {
                 Err(CommandError::Conflict { .. }) => {
                     if !assume_new {
                         self.inner.metrics.conflict();
@@ -309,12 +335,13 @@ impl CommandService {
         request: &CommandRequest,
         assume_new: bool,
         contact: Option<ContactWrite<'_>>,
+        expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
-        let cached = match (assume_new, self.cached(id)) {
-            (_, Some(hit)) => hit,
-            (true, None) => CachedRequest::empty(id),
-            (false, None) => self.state(id).await?,
+        let (cached, from_cache) = match (assume_new, self.cached(id)) {
+            (_, Some(hit)) => (hit, true),
+            (true, None) => (CachedRequest::empty(id), true),
+            (false, None) => (self.state(id).await?, false),
         };
         // Rights before facts: the role and the request's visibility to the actor come
         // before its existence, a recorded command or its stage (`Request::admit`).
@@ -329,6 +356,17 @@ impl CommandService {
         if cached.commit_ids.contains_key(&request.command_id) {
             self.check_retry(request.command_id, &binding).await?;
             return self.original_outcome(id, request.command_id).await;
+        }
+        if let Some(expected) = expected_version {
+            let current = cached.request.version();
+            if expected != current {
+                // Another process may have written since the cache was filled: judge the
+                // expectation against the log itself (the caller's loop reloads on conflict).
+                if from_cache {
+                    return Err(CommandError::Conflict { request_id: id });
+                }
+                return Err(CommandError::VersionMismatch { expected, current });
+            }
         }
         let now = self.inner.clock.now();
         let context = Context {

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schemas::{Command, CommandKind, DecodeError, EventEnvelope, IntakeDocument, RequestId};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use super::{AppState, Caller};
 use crate::audit::as_of;
 use crate::audit::timeline::AsOf;
 use crate::auth::{ReadAccess, read_access};
-use crate::commands::{CommandError, CommandRequest};
+use crate::commands::{CommandError, CommandRequest, EXPECTED_VERSION_FIELD};
 
 /// The answer to an intake.
 #[derive(Debug, Serialize)]
@@ -73,7 +73,7 @@ pub async fn command(
     ApiPath((id, action)): ApiPath<(String, String)>,
     headers: HeaderMap,
     request: Request,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let request_id = parse_request_id(&id)?;
     let kind = CommandKind::parse(&action)
         .filter(|k| *k != CommandKind::Receive)
@@ -90,6 +90,7 @@ pub async fn command(
         None => state.commands.fresh_command_id(),
     };
     let correlation_id = header_uuid(&headers, "x-correlation-id")?;
+    let expected_version = if_match(&headers)?;
     let bytes = read_body(request, &state).await?;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Null
@@ -105,16 +106,53 @@ pub async fn command(
         actor,
         command,
     };
-    let outcome = tokio::spawn(async move { service.execute(command_request).await })
-        .await
-        .map_err(|e| CommandError::Internal(e.to_string()))??;
-    Ok(Json(CommandResponse {
+    let outcome = tokio::spawn(async move {
+        service
+            .execute_expecting(command_request, expected_version)
+            .await
+    })
+    .await
+    .map_err(|e| CommandError::Internal(e.to_string()))??;
+    let etag = etag(outcome.version);
+    let body = Json(CommandResponse {
         request_id: outcome.request_id,
         version: outcome.version,
         position: outcome.position,
         events: outcome.events,
         duplicate: outcome.duplicate,
-    }))
+    });
+    Ok(([(header::ETAG, etag)], body).into_response())
+}
+
+/// The entity tag of a request at `version`: `"<version>"` (a strong tag; the version of a
+/// request names its whole state).
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header")
+}
+
+/// The version a command expects the request to be at, from `If-Match: "<version>"` (the
+/// `ETag` of the last read or command; a bare number is accepted too). Absent: no expectation.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let unquoted = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    let digits = !unquoted.is_empty()
+        && unquoted.len() <= 19
+        && unquoted.bytes().all(|b| b.is_ascii_digit());
+    match unquoted.parse::<u64>() {
+        Ok(version) if digits => Ok(Some(version)),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "If-Match must be the request's ETag, a version number in quotes (\"7\")",
+            Some(EXPECTED_VERSION_FIELD),
+        )),
+    }
 }
 
 /// `GET /api/v1/requests/{id}`; with `?as_of=<RFC 3339>` and/or `?version=<n>`, the request
@@ -124,7 +162,7 @@ pub async fn get_request(
     Caller(actor): Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(at): ApiQuery<AsOf>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let request_id = parse_request_id(&id)?;
     authorize_read(&state, &actor, request_id).await?;
     if at.is_present() {
@@ -139,17 +177,20 @@ pub async fn get_request(
             "stage": request.stage().as_str(),
             "as_of": at.as_of,
             "state": value,
-        })));
+        }))
+        .into_response());
     }
     let request = state.commands.load(request_id).await?;
     let value =
         serde_json::to_value(&request).map_err(|e| CommandError::Internal(e.to_string()))?;
-    Ok(Json(serde_json::json!({
+    let body = Json(serde_json::json!({
         "request_id": request_id,
         "version": request.version(),
         "stage": request.stage().as_str(),
         "state": value,
-    })))
+    }));
+    // The current state's tag, for a command's `If-Match`.
+    Ok(([(header::ETAG, etag(request.version()))], body).into_response())
 }
 
 /// Query of `GET /api/v1/requests/{id}/history`.

@@ -69,6 +69,7 @@ pub(crate) async fn handle(
         Ok(envelope) => envelope,
         Err(reply) => return reply,
     };
+    let expected_version = envelope.expected_version;
     let request = CommandRequest {
         request_id: envelope.request_id,
         command_id: envelope.command_id,
@@ -76,7 +77,7 @@ pub(crate) async fn handle(
         actor,
         command: envelope.command,
     };
-    match service.execute(request).await {
+    match service.execute_expecting(request, expected_version).await {
         Ok(outcome) => Reply::json(&CommandReply {
             request_id: outcome.request_id,
             version: outcome.version,

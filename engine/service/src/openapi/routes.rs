@@ -199,7 +199,9 @@ const COMMAND_CONFLICT: (u16, &str) = (
     409,
     "`conflict`: other writers kept winning the race for the request (retry); or \
      `idempotency_key_reused` (field `Idempotency-Key`): the key was first used for another \
-     command, caller or request and stays bound to it. Nothing was recorded.",
+     command, caller or request and stays bound to it; or `version_mismatch` (field \
+     `If-Match`): the request is no longer at the version the caller expected. Nothing was \
+     recorded.",
 );
 
 /// Every operation.
@@ -270,6 +272,7 @@ pub fn operations() -> Vec<Operation> {
                 path("action", "The command's `action` (see the Command schema), e.g. `accept`, `classify`, `refer`, `reply`."),
                 header("Idempotency-Key", json!({"type": "string", "format": "uuid"}), "The command id, bound for good to this request and command: a retry with the same key, body and caller returns the original result (`duplicate: true`); the key with anything else answers 409 `idempotency_key_reused`."),
                 header("X-Correlation-Id", json!({"type": "string", "format": "uuid"}), "Correlation id recorded on the events."),
+                header("If-Match", json!({"type": "string", "pattern": "^\"?[0-9]{1,19}\"?$"}), "The request's `ETag` (its version in quotes) as last read: the command is recorded only if the request is still at that version, else 409 `version_mismatch`. Every command answer and `GET /api/v1/requests/{id}` carry the `ETag`."),
             ],
             body: Some((JSON, object("The command's fields without `action` (see the Command schema); empty for commands without fields."))),
             ok: vec![(200, "Recorded (or the original result of a retry)", JSON, schema_ref("CommandResponse"))],
