@@ -42,6 +42,7 @@ mod projector;
 mod python_example;
 mod quarantine;
 mod read_models_down;
+mod read_your_writes;
 mod replicas;
 mod reports;
 mod restart;

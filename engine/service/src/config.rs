@@ -169,6 +169,9 @@ pub struct ProjectionsConfig {
     pub batch_max: usize,
     /// How often the backlog, overdue and lag gauges are refreshed.
     pub gauges_interval_ms: u64,
+    /// Longest a read-model read with `?min_position=` waits for the projectors to reach that
+    /// log position before answering 503 `not_caught_up` (read-your-writes).
+    pub read_wait_ms: u64,
     /// The composite-score weights of the rankings when a query names none
     /// (`[projections.weights] response, resolution, satisfaction, bottom_up`).
     pub weights: projections::query::Weights,
@@ -180,6 +183,7 @@ impl Default for ProjectionsConfig {
             enabled: true,
             batch_max: 500,
             gauges_interval_ms: 5_000,
+            read_wait_ms: 5_000,
             weights: projections::query::Weights::default(),
         }
     }
@@ -383,6 +387,9 @@ impl Config {
         }
         if self.projections.gauges_interval_ms < 100 {
             return fail("projections.gauges_interval_ms must be at least 100");
+        }
+        if self.projections.read_wait_ms >= self.http.request_timeout_ms {
+            return fail("projections.read_wait_ms must be shorter than http.request_timeout_ms");
         }
         let w = &self.projections.weights;
         let weights = [w.response, w.resolution, w.satisfaction, w.bottom_up];

@@ -3,7 +3,7 @@
 //! docs/metrics.md, "Assessment").
 
 use super::operation::*;
-use super::routes::{limit, offset_cursor, weight};
+use super::routes::{READ_MODEL_ERRORS, limit, min_position, offset_cursor, weight};
 
 /// Parameters every ranking reads, then `extra`.
 fn params(extra: Vec<Param>) -> Vec<Param> {
@@ -40,6 +40,7 @@ fn params(extra: Vec<Param>) -> Vec<Param> {
             datetime(),
             "The instant deadlines are judged against.",
         ),
+        min_position(),
     ];
     params.extend(extra);
     params
@@ -69,7 +70,7 @@ fn ranking(
             JSON,
             object("`{month, weights, items, next_cursor}`."),
         )],
-        errors: &[400, 401, 403, 408, 500],
+        errors: READ_MODEL_ERRORS,
         error_notes: &[],
         error_shape: Errors::Api,
     }

@@ -103,6 +103,7 @@ fn list_params(extra: Vec<Param>) -> Vec<Param> {
             "The instant deadlines are judged against; default now.",
         ),
         since_position(),
+        min_position(),
         limit(),
         cursor(),
         query("from", period_key(), "First period key included."),
@@ -194,6 +195,19 @@ pub(super) fn weight() -> Value {
 
 const READ_ERRORS: &[u16] = &[400, 401, 403, 404, 408, 503];
 
+/// What a read-model read may answer besides 200 (503: `not_caught_up` after `min_position`'s
+/// wait, or the read-model database unreachable).
+pub(super) const READ_MODEL_ERRORS: &[u16] = &[400, 401, 403, 408, 500, 503];
+
+/// Read-your-writes on every read-model read (`projector::read_your_writes`).
+pub(super) fn min_position() -> Param {
+    query(
+        "min_position",
+        int_range(0, i64::MAX as u64, None),
+        "Answer only once the read models have applied the log up to this position (a command's `position`); after `projections.read_wait_ms` 503 `not_caught_up` with `Retry-After`. Every answer names the read models' position in `Bianmin-Position`.",
+    )
+}
+
 /// What a 409 of a command means.
 const COMMAND_CONFLICT: (u16, &str) = (
     409,
@@ -230,7 +244,7 @@ pub fn operations() -> Vec<Operation> {
         Operation {
             params: list_params(extra),
             ok: vec![(200, "A page of request summaries", JSON, schema_ref("Page"))],
-            errors: &[400, 401, 403, 408, 500],
+            errors: READ_MODEL_ERRORS,
             ..op(
                 "get",
                 path,
@@ -300,11 +314,12 @@ pub fn operations() -> Vec<Operation> {
                     query("to", period_key(), "Last period key included."),
                     query("dispatched", boolean(), "Only requests referred at least once."),
                     query("now", datetime(), "The instant deadlines are judged against."),
+                    min_position(),
                 ]);
                 p
             },
             ok: vec![(200, "Rates per group", JSON, object("`{items: [RateRow]}`: counts and rates per group (docs/metrics.md)."))],
-            errors: &[400, 401, 403, 408, 500],
+            errors: READ_MODEL_ERRORS,
             ..op("get", "/api/v1/stats", "stats", "read models", "Rates by period and dimension", "Every role that reads aggregates, including dashboard.")
         },
         list("/api/v1/overdue", "overdue", "Open requests past a deadline", vec![]),
@@ -317,11 +332,12 @@ pub fn operations() -> Vec<Operation> {
             params: vec![
                 query("open", boolean(), "Only open reports."),
                 since_position(),
+                min_position(),
                 limit(),
                 cursor(),
             ],
             ok: vec![(200, "A page of the ledger", JSON, schema_ref("Page"))],
-            errors: &[400, 401, 403, 408, 500],
+            errors: READ_MODEL_ERRORS,
             ..op("get", "/api/v1/upward", "upward_ledger", "upward", "The report-upward ledger", "Read-model roles.")
         },
         Operation {

@@ -41,6 +41,7 @@ use crate::config::ProjectionsConfig;
 use crate::log::{EventLog, LogError};
 
 mod read_api;
+pub mod read_your_writes;
 
 pub use read_api::{read_model_access, read_router};
 
@@ -74,6 +75,8 @@ pub struct ProjectorSettings {
     pub backoff_max: Duration,
     /// How often the gauges are refreshed when nothing is applied.
     pub gauges_interval: Duration,
+    /// Longest a read with `?min_position=` waits for the projectors.
+    pub read_wait: Duration,
 }
 
 impl Default for ProjectorSettings {
@@ -91,6 +94,7 @@ impl ProjectorSettings {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             gauges_interval: Duration::from_millis(config.gauges_interval_ms.max(100)),
+            read_wait: Duration::from_millis(config.read_wait_ms),
         }
     }
 }

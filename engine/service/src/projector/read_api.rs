@@ -141,9 +141,18 @@ async fn health(State(state): State<HealthState>) -> Response {
 /// plus `/api/v1/health/projections`; to merge into the engine's router (it carries its own
 /// state).
 pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits) -> Router {
+    let waits = super::read_your_writes::ReadYourWrites {
+        projections: runtime.projections.clone(),
+        max_wait: runtime.settings.read_wait,
+    };
+    // Authorised first; then the wait for `?min_position=`, then the read.
     let reads = runtime
         .projections
         .router()
+        .layer(middleware::from_fn_with_state(
+            waits,
+            super::read_your_writes::read_your_writes,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     let health = Router::new()
         .route("/api/v1/health/projections", get(health))
