@@ -46,6 +46,10 @@ pub enum CommandError {
         /// The command id.
         command_id: Uuid,
     },
+    /// The request's contact data was erased (crypto-shredded): erasure is final, so there
+    /// is nothing to correct and nothing is stored.
+    #[error("the contact data of request {0} was erased and cannot be corrected")]
+    ContactErased(RequestId),
     /// The event log (or contact store) cannot be reached; nothing was recorded.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -71,6 +75,7 @@ impl CommandError {
             CommandError::NotFound(_) => "not_found".into(),
             CommandError::Conflict { .. } => "conflict".into(),
             CommandError::KeyReused { .. } => "idempotency_key_reused".into(),
+            CommandError::ContactErased(_) => "contact_erased".into(),
             CommandError::Unavailable(_) => "unavailable".into(),
             CommandError::Internal(_) => "internal".into(),
         }
@@ -82,6 +87,7 @@ impl CommandError {
             CommandError::Invalid { field, .. } => field.clone(),
             CommandError::Refused(refusal) => refusal.field().map(str::to_string),
             CommandError::KeyReused { .. } => Some(IDEMPOTENCY_KEY_FIELD.to_string()),
+            CommandError::ContactErased(_) => Some("contact".to_string()),
             _ => None,
         };
         let message = match self {
@@ -98,7 +104,8 @@ impl CommandError {
 
     /// The HTTP status: 400 invalid input; 403 refused because of who asks (`not_permitted`,
     /// `not_addressed_to_you`); 422 every other refusal by the rules (for example
-    /// `wrong_stage`: a transition the request's stage does not allow); 404 unknown request;
+    /// `wrong_stage`: a transition the request's stage does not allow; `contact_erased`: a
+    /// correction of crypto-shredded contact data); 404 unknown request;
     /// 409 lost races and reused idempotency keys; 503 store unavailable; 500 internal.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -106,7 +113,7 @@ impl CommandError {
             CommandError::Refused(
                 Refusal::NotPermitted { .. } | Refusal::NotAddressedToYou { .. },
             ) => 403,
-            CommandError::Refused(_) => 422,
+            CommandError::Refused(_) | CommandError::ContactErased(_) => 422,
             CommandError::NotFound(_) => 404,
             CommandError::Conflict { .. } | CommandError::KeyReused { .. } => 409,
             CommandError::Unavailable(_) => 503,
@@ -122,6 +129,7 @@ impl CommandError {
             CommandError::NotFound(_) => "not_found",
             CommandError::Conflict { .. } => "conflict",
             CommandError::KeyReused { .. } => "key_reused",
+            CommandError::ContactErased(_) => "refused",
             CommandError::Unavailable(_) => "unavailable",
             CommandError::Internal(_) => "internal",
         }
