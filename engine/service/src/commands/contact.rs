@@ -87,6 +87,15 @@ pub(super) fn check_pairing(
     }
 }
 
+/// Checks a correction's new contact, once the caller's rights are known (so that a caller
+/// who may not correct hears the same answer whatever it sends).
+pub(super) fn check_data(contact: Option<ContactWrite<'_>>) -> Result<(), CommandError> {
+    match contact {
+        Some(ContactWrite::Correction(data)) => validate_contact(data),
+        _ => Ok(()),
+    }
+}
+
 impl CommandService {
     /// The write made before the commit is appended: an intake's new contact (returning its
     /// reference, to discard should the commit not be recorded), or the check that a

@@ -321,6 +321,7 @@ impl CommandService {
                 Refusal::DoesNotExist => CommandError::NotFound(id),
                 other => CommandError::Refused(other),
             })?;
+        contact::check_data(contact)?;
         let binding = request.binding();
         let contact_ref = cached.request.contact_ref().cloned();
         if cached.commit_ids.contains_key(&request.command_id) {

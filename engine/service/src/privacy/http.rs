@@ -20,7 +20,7 @@ use schemas::Command;
 use schemas::command::CorrectContact;
 use schemas::intake::ResidentContact;
 
-use crate::commands::{CommandError, CommandRequest, ContactWrite, validate_contact};
+use crate::commands::{CommandError, CommandRequest, ContactWrite};
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::requests::{CommandResponse, header_uuid, parse_request_id};
 use crate::http::{AppState, Caller};
@@ -48,8 +48,23 @@ pub struct ContactQuery {
 pub struct ContactCorrection {
     /// The resident's contact data as it is now (the shape of the intake's `contact`: at
     /// least one field not blank, each at most 256 characters); replaces the stored record.
+    #[schemars(extend(
+        "properties" = {
+            "name": { "type": ["string", "null"], "maxLength": 256 },
+            "phone": { "type": ["string", "null"], "maxLength": 256 },
+            "id_number": { "type": ["string", "null"], "maxLength": 256 },
+            "address_detail": { "type": ["string", "null"], "maxLength": 256 }
+        },
+        "anyOf" = [
+            { "required": ["name"], "properties": { "name": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["phone"], "properties": { "phone": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["id_number"], "properties": { "id_number": { "type": "string", "pattern": "\\S" } } },
+            { "required": ["address_detail"], "properties": { "address_detail": { "type": "string", "pattern": "\\S" } } }
+        ]
+    ))]
     pub contact: ResidentContact,
     /// Why it is corrected (1 to 500 characters; recorded in the log, so no personal data).
+    #[schemars(length(min = 1, max = 500), extend("pattern" = "\\S"))]
     pub reason: String,
 }
 
@@ -61,8 +76,9 @@ pub fn router(state: PrivacyState) -> Router<AppState> {
 }
 
 /// `PUT /api/v1/requests/{id}/contact`: records `correct_contact` and replaces the stored
-/// contact. Rights come first, in the command service: a caller who may not correct this
-/// request hears the same whether it exists or not, and learns nothing of its stage.
+/// contact. Rights come first, in the command service, before the body's contact is checked:
+/// a caller who may not correct this request hears the same whether it exists or not, and
+/// learns nothing of its stage.
 async fn correct(
     State(app): State<AppState>,
     Caller(actor): Caller,
@@ -76,7 +92,6 @@ async fn correct(
         None => app.commands.fresh_command_id(),
     };
     let correlation_id = header_uuid(&headers, "x-correlation-id")?;
-    validate_contact(&body.contact)?;
     let request = CommandRequest {
         request_id,
         command_id,
