@@ -480,6 +480,20 @@ pub struct Correct {
     pub reason: String,
 }
 
+/// Correct the resident's contact data (name, phone, …) of a request received with one.
+///
+/// The new data travels beside the command, never in it: the contact route
+/// (`PUT /api/v1/requests/{id}/contact`) hands it to the encrypted contact store, and the
+/// recorded [`ContactCorrected`](crate::event::ContactCorrected) event names only the reason
+/// and, in its envelope, who corrected. Sent on its own (the generic command routes) it is
+/// refused, because there would be nothing to correct with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectContact {
+    /// Why (required; no personal data: the log keeps it for good).
+    pub reason: String,
+}
+
 macro_rules! commands {
     (
         $( $(#[$doc:meta])* $variant:ident($ty:ident) => $name:literal ),* $(,)?
@@ -621,6 +635,8 @@ commands! {
     DecideAppeal(DecideAppeal) => "decide_appeal",
     /// See [`Correct`].
     Correct(Correct) => "correct",
+    /// See [`CorrectContact`].
+    CorrectContact(CorrectContact) => "correct_contact",
     /// See [`RestampDeadlines`].
     RestampDeadlines(RestampDeadlines) => "restamp_deadlines",
     ;

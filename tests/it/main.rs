@@ -4,6 +4,7 @@ mod browser;
 mod calendar_coverage;
 mod concurrency;
 mod contact_changes;
+mod contact_correction;
 mod dashboard;
 mod deploy_kit;
 mod e2e_corrections;

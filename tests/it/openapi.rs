@@ -247,6 +247,10 @@ async fn every_documented_operation_reaches_a_handler() {
                     .post(format!("{}{url}", app.address))
                     .header("content-type", "application/json")
                     .body("{}"),
+                "put" => client
+                    .put(format!("{}{url}", app.address))
+                    .header("content-type", "application/json")
+                    .body("{}"),
                 other => panic!("undocumented method {other}"),
             };
             let response = request

@@ -82,6 +82,9 @@ pub enum Refusal {
     /// Anonymous requests are never contacted by handling units (rule 27).
     #[error("the request is anonymous: handling units do not contact the resident")]
     AnonymousRequest,
+    /// The request holds no contact data to correct (received anonymously or without one).
+    #[error("the request was received without contact data: there is none to correct")]
+    NoContact,
     /// Handling must not start before the resident was contacted (rule 13).
     #[error("contact the resident before starting handling")]
     ContactRequired,
@@ -173,6 +176,7 @@ impl Refusal {
             Refusal::WindowClosed { .. } => "window_closed",
             Refusal::LimitReached { .. } => "limit_reached",
             Refusal::AnonymousRequest => "anonymous_request",
+            Refusal::NoContact => "no_contact",
             Refusal::ContactRequired => "contact_required",
             Refusal::ReferralLocked { .. } => "referral_locked",
             Refusal::AlreadyPending { .. } => "already_pending",

@@ -101,7 +101,7 @@ const EVENT_LABELS = {
   reminder_sent: "催办", pre_breach_warned: "预警", deadline_missed: "超期", escalated: "升级督办",
   whistle_blown: "吹哨", department_reported: "部门报到", department_released: "部门撤离",
   department_rated: "部门评价", rating_appealed: "评价申诉", appeal_decided: "申诉裁定",
-  event_corrected: "更正",
+  event_corrected: "更正", contact_corrected: "更正联系方式",
 };
 
 const SVG_NS = "http://www.w3.org/2000/svg";

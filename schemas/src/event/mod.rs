@@ -535,6 +535,15 @@ pub struct EventCorrected {
     pub reason: String,
 }
 
+/// The resident's contact data was corrected in the contact store. Carries no personal data
+/// (the log is never erased): only the reason; who corrected is the envelope's actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCorrected {
+    /// Why.
+    pub reason: String,
+}
+
 macro_rules! events {
     ($( $variant:ident => $name:literal ),* $(,)?) => {
         /// Every event type, tagged by `type` with its fields under `data`.
@@ -618,6 +627,7 @@ events! {
     RatingAppealed => "rating_appealed",
     AppealDecided => "appeal_decided",
     EventCorrected => "event_corrected",
+    ContactCorrected => "contact_corrected",
     DeadlinesRestamped => "deadlines_restamped",
     ReferenceDataRecorded => "reference_data_recorded",
     DailyDigestRecorded => "daily_digest_recorded",

@@ -263,6 +263,8 @@ impl Request {
             }
             Event::EventCorrected(e) => self.neutralise(e.event_id, e.corrected_type),
             Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
+            // The correction lives in the contact store; the history below records it.
+            Event::ContactCorrected(_) => {}
             Event::ReferenceDataRecorded(_)
             | Event::DailyDigestRecorded(_)
             | Event::RateReportPublished(_)

@@ -27,7 +27,8 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::Archive
         | K::BlowWhistle
         | K::ReleaseFromWhistle
-        | K::RateDepartment => &[StationWorker, Supervisor],
+        | K::RateDepartment
+        | K::CorrectContact => &[StationWorker, Supervisor],
         K::Rate => &[StationWorker, Supervisor, IntakeSystem],
         K::SignFor
         | K::ReturnReferral

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
+pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
 
 /// Where a request is in its life (HOTLINE_PRACTICE §2.1, adapted; see `docs/state-machine.md`).
@@ -472,6 +473,12 @@ impl Request {
     /// Anonymous: never contacted by handling units.
     pub fn anonymous(&self) -> bool {
         self.intake.as_ref().is_some_and(|i| i.anonymous)
+    }
+
+    /// The reference of the resident's record in the contact store (`None`: anonymous, or
+    /// received without contact data).
+    pub fn contact_ref(&self) -> Option<&ContactRef> {
+        self.intake.as_ref().and_then(|i| i.contact_ref.as_ref())
     }
 
     /// Confidential handling.

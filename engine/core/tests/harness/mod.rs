@@ -637,6 +637,12 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
                 }),
             )
         }
+        K::CorrectContact => (
+            station(),
+            Command::CorrectContact(CorrectContact {
+                reason: "the resident gave a new phone number".into(),
+            }),
+        ),
         K::RecordReferenceData
         | K::RecordDigest
         | K::PublishRateReport

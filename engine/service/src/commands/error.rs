@@ -62,6 +62,10 @@ pub enum CommandError {
         /// The command id.
         command_id: Uuid,
     },
+    /// The request's contact data was erased (crypto-shredded): erasure is final, so there
+    /// is nothing to correct and nothing is stored.
+    #[error("the contact data of request {0} was erased and cannot be corrected")]
+    ContactErased(RequestId),
     /// The event log (or contact store) cannot be reached; nothing was recorded.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -88,6 +92,7 @@ impl CommandError {
             CommandError::Conflict { .. } => "conflict".into(),
             CommandError::KeyReused { .. } => "idempotency_key_reused".into(),
             CommandError::VersionMismatch { .. } => "version_mismatch".into(),
+            CommandError::ContactErased(_) => "contact_erased".into(),
             CommandError::Unavailable(_) => "unavailable".into(),
             CommandError::Internal(_) => "internal".into(),
         }
@@ -100,6 +105,7 @@ impl CommandError {
             CommandError::Refused(refusal) => refusal.field().map(str::to_string),
             CommandError::KeyReused { .. } => Some(IDEMPOTENCY_KEY_FIELD.to_string()),
             CommandError::VersionMismatch { .. } => Some(EXPECTED_VERSION_FIELD.to_string()),
+            CommandError::ContactErased(_) => Some("contact".to_string()),
             _ => None,
         };
         let message = match self {
@@ -116,15 +122,16 @@ impl CommandError {
 
     /// The HTTP status: 400 invalid input; 403 refused because of who asks (`not_permitted`,
     /// `not_addressed_to_you`); 422 every other refusal by the rules (for example
-    /// `wrong_stage`: a transition the request's stage does not allow); 404 unknown request;
-    /// 409 lost races, reused idempotency keys and stale expected versions; 503 store unavailable; 500 internal.
+    /// `wrong_stage`: a transition the request's stage does not allow; `contact_erased`: a
+    /// correction of crypto-shredded contact data); 404 unknown request; 409 lost races,
+    /// reused idempotency keys and stale expected versions; 503 store unavailable; 500 internal.
     pub fn http_status(&self) -> u16 {
         match self {
             CommandError::Invalid { .. } => 400,
             CommandError::Refused(
                 Refusal::NotPermitted { .. } | Refusal::NotAddressedToYou { .. },
             ) => 403,
-            CommandError::Refused(_) => 422,
+            CommandError::Refused(_) | CommandError::ContactErased(_) => 422,
             CommandError::NotFound(_) => 404,
             CommandError::Conflict { .. }
             | CommandError::KeyReused { .. }
@@ -143,6 +150,7 @@ impl CommandError {
             CommandError::Conflict { .. } => "conflict",
             CommandError::KeyReused { .. } => "key_reused",
             CommandError::VersionMismatch { .. } => "version_mismatch",
+            CommandError::ContactErased(_) => "refused",
             CommandError::Unavailable(_) => "unavailable",
             CommandError::Internal(_) => "internal",
         }

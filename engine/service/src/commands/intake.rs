@@ -11,7 +11,7 @@ use engine_core::Policy;
 
 use super::{
     CONTACT_NAMESPACE, CommandError, CommandRequest, CommandService, ContactWrite, IntakeOutcome,
-    RECEIVE_NAMESPACE,
+    RECEIVE_NAMESPACE, validate_contact,
 };
 
 /// Most attachments an intake document may carry.
@@ -156,32 +156,7 @@ pub fn validate_intake(
                 "contact is required unless the request is anonymous",
             ));
         };
-        let fields = [
-            &contact.name,
-            &contact.phone,
-            &contact.id_number,
-            &contact.address_detail,
-        ];
-        if fields
-            .iter()
-            .all(|f| f.as_deref().is_none_or(|v| v.trim().is_empty()))
-        {
-            return Err(CommandError::invalid(
-                "required",
-                "contact",
-                "contact must give at least one of name, phone, id_number, address_detail",
-            ));
-        }
-        if fields
-            .iter()
-            .any(|f| f.as_deref().is_some_and(|v| v.chars().count() > 256))
-        {
-            return Err(CommandError::invalid(
-                "invalid_length",
-                "contact",
-                "contact fields are at most 256 characters",
-            ));
-        }
+        validate_contact(contact)?;
     }
     let location = &document.location;
     let codes = [&location.street, &location.community, &location.grid];

@@ -20,30 +20,34 @@
 //! compute the id). The contact itself goes into the [`ContactStore`] only once the core has decided
 //! that this `receive` creates the request, under the request's lock and before the commit is
 //! appended: a retried or duplicate intake never changes the contact a request was received
-//! with, and a contact whose request was then not recorded is discarded.
+//! with, and a contact whose request was then not recorded is discarded. The one command that
+//! changes a stored contact is `correct_contact`, which travels only with its data
+//! ([`ContactWrite::Correction`], from the contact route) and replaces the record once its
+//! event is appended ([`contact`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine_core::{Clock, Context, Policy, Refusal, Request};
-use schemas::intake::ResidentContact;
-use schemas::{
-    Actor, Command, CommandKind, Commit, ContactRef, EventEnvelope, LoggedCommit, RequestId,
-};
+use schemas::{Actor, Command, CommandKind, Commit, EventEnvelope, LoggedCommit, RequestId};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cache::{CachedRequest, RequestCache};
 use crate::clock::IdSource;
-use crate::contacts::{ContactStore, PutOutcome};
+use crate::contacts::ContactStore;
 use crate::intake_ids::IntakeIds;
 use crate::log::{Binding, EventLog, LogError};
 use crate::metrics::Metrics;
 
 mod binding;
+mod contact;
 mod error;
 pub mod intake;
+
+pub(crate) use contact::ContactWrite;
+pub use contact::{MAX_CONTACT_FIELD_CHARS, validate_contact};
 
 pub use error::{CommandError, EXPECTED_VERSION_FIELD, IDEMPOTENCY_KEY_FIELD};
 pub use intake::{
@@ -98,15 +102,6 @@ pub struct IntakeOutcome {
     pub created: bool,
     /// The request's current version.
     pub version: u64,
-}
-
-/// A contact write that goes with a command: made after the core decided to record the
-/// command and before its commit is appended, under the request's lock.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum ContactWrite<'a> {
-    /// The contact sent with a `receive`: stored only when that receive creates the request,
-    /// never replacing a stored contact.
-    Intake(&'a ContactRef, &'a ResidentContact),
 }
 
 /// Loads, decides, records. Cheap to clone.
@@ -301,6 +296,7 @@ impl CommandService {
         contact: Option<ContactWrite<'_>>,
         expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
+        contact::check_pairing(request.command.kind(), contact)?;
         let lock = self.lock_for(request.request_id);
         let _guard = lock.lock().await;
         // A `receive` normally creates its request: on a cache miss the first attempt
@@ -352,9 +348,13 @@ impl CommandService {
                 Refusal::DoesNotExist => CommandError::NotFound(id),
                 other => CommandError::Refused(other),
             })?;
+        contact::check_data(contact)?;
         let binding = request.binding();
+        let contact_ref = cached.request.contact_ref().cloned();
         if cached.commit_ids.contains_key(&request.command_id) {
             self.check_retry(request.command_id, &binding).await?;
+            self.rewrite_on_retry(contact, contact_ref.as_ref(), id, request.command_id)
+                .await?;
             return self.original_outcome(id, request.command_id).await;
         }
         if let Some(expected) = expected_version {
@@ -418,7 +418,9 @@ impl CommandService {
             events: envelopes,
             signature: None,
         };
-        let stored_now = self.write_contact(contact).await?;
+        let stored_now = self
+            .write_before_append(contact, contact_ref.as_ref(), id)
+            .await?;
         let started = Instant::now();
         let appended = self
             .inner
@@ -449,6 +451,8 @@ impl CommandService {
         };
         if appended.duplicate {
             self.forget(id);
+            self.rewrite_on_retry(contact, contact_ref.as_ref(), id, request.command_id)
+                .await?;
             return self.original_outcome(id, request.command_id).await;
         }
         let mut next = cached;
@@ -460,6 +464,8 @@ impl CommandService {
         next.commit_ids.insert(commit.commit_id, appended.position);
         let version = next.request.version();
         self.remember(id, next);
+        self.write_after_append(contact, contact_ref.as_ref(), id)
+            .await?;
         Ok(CommandOutcome {
             request_id: id,
             version,
@@ -467,29 +473,6 @@ impl CommandService {
             events: commit.events,
             duplicate: false,
         })
-    }
-
-    /// Makes `contact`'s write; returns the reference when an intake stored a new contact
-    /// (to discard should its commit not be recorded).
-    async fn write_contact(
-        &self,
-        contact: Option<ContactWrite<'_>>,
-    ) -> Result<Option<ContactRef>, CommandError> {
-        let contacts = &self.inner.contacts;
-        match contact {
-            None => Ok(None),
-            Some(ContactWrite::Intake(reference, data)) => {
-                Ok((contacts.put(reference, data).await? == PutOutcome::Stored)
-                    .then(|| reference.clone()))
-            }
-        }
-    }
-
-    async fn discard_contact(&self, stored: Option<ContactRef>) {
-        let Some(reference) = stored else { return };
-        if let Err(error) = self.inner.contacts.discard(&reference).await {
-            tracing::warn!(contact_ref = %reference.0, %error, "could not discard an unused contact");
-        }
     }
 
     /// Refuses a command whose id this request recorded before unless it is the same command

@@ -118,9 +118,14 @@ pub(crate) enum WriteOp {
 }
 
 impl WriteOp {
-    /// Whether the store must be checkpointed before this write is confirmed.
+    /// Whether the store must be checkpointed before this write is confirmed: erasures, and
+    /// replacements, whose old ciphertext (sealed under the same key) must not stay readable
+    /// in the write-ahead log after a correction.
     pub(crate) fn destroys(&self) -> bool {
-        matches!(self, WriteOp::Erase | WriteOp::Discard)
+        matches!(
+            self,
+            WriteOp::Erase | WriteOp::Discard | WriteOp::Put { replace: true, .. }
+        )
     }
 }
 
@@ -211,7 +216,8 @@ impl ContactStore {
     }
 
     /// Stores `contact` under `contact_ref`, replacing what was there: an explicit correction.
-    /// An erased reference stays erased.
+    /// An erased reference stays erased. On SQLite, returns once the store is checkpointed: no
+    /// file of it holds the replaced ciphertext any more.
     pub async fn replace(
         &self,
         contact_ref: &ContactRef,

@@ -203,12 +203,12 @@ async fn run_writer(pool: SqlitePool, mut queue: mpsc::Receiver<Write>) {
         if batch.iter().any(|w| w.op.destroys())
             && let Err(error) = checkpoint(&pool).await
         {
-            // The erasure is committed but old pages may still be in the WAL: the caller
-            // hears of it and erases again (idempotent, checkpoints again).
+            // The erasure (or replacement) is committed but old pages may still be in the
+            // WAL: the caller hears of it and writes again (idempotent, checkpoints again).
             for (write, result) in batch.iter().zip(results.iter_mut()) {
                 if write.op.destroys() && result.is_ok() {
                     *result = Err(ContactError::Unavailable(format!(
-                        "erased, but the store could not be checkpointed: {error}"
+                        "committed, but the store could not be checkpointed: {error}"
                     )));
                 }
             }

@@ -248,3 +248,38 @@ async fn after_erase_no_file_of_the_store_holds_the_key_or_the_ciphertext() {
         Some(StoredContact::Erased)
     );
 }
+
+#[tokio::test]
+async fn after_a_replace_no_file_of_the_store_holds_the_old_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap()));
+    let store = ContactStore::open_sqlite(&dir.path().join("contacts.db"), clock)
+        .await
+        .unwrap();
+    let reference = ContactRef(uuid::Uuid::from_u128(700));
+    store.put(&reference, &contact()).await.unwrap();
+    let old = store.raw_ciphertext(&reference).await.unwrap().unwrap();
+    assert!(
+        store_files(dir.path())
+            .iter()
+            .any(|(_, bytes)| holds(bytes, &old[..32])),
+        "the ciphertext is on disk before the replace (the scan can find it)"
+    );
+    let mut corrected = contact();
+    corrected.phone = Some("13677778888".into());
+    assert_eq!(
+        store.replace(&reference, &corrected).await.unwrap(),
+        PutOutcome::Stored
+    );
+    for (file, bytes) in store_files(dir.path()) {
+        assert!(
+            !holds(&bytes, &old[..32]),
+            "{} holds the old ciphertext",
+            file.display()
+        );
+    }
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        Some(StoredContact::Present(corrected))
+    );
+}

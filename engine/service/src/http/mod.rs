@@ -3,7 +3,8 @@
 //! | Route | |
 //! |---|---|
 //! | `POST /api/v1/requests` | intake document → 201 `{request_id, created, version}`, 200 when it existed |
-//! | `POST /api/v1/requests/{id}/{action}` | one command; body = its fields; `Idempotency-Key` = command id |
+//! | `POST /api/v1/requests/{id}/{action}` | one command; body = its fields; `Idempotency-Key` = command id (`correct_contact` goes to the contact route) |
+//! | `GET`, `PUT /api/v1/requests/{id}/contact` | read contact data (permitted auditors) or correct it (`correct_contact`) ([`crate::privacy::http`]) |
 //! | `GET /api/v1/requests/{id}` | `{request_id, version, stage, state}`; `?as_of=<RFC 3339>` and/or `?version=<n>`: as it stood then, rebuilt from the events |
 //! | `GET /api/v1/requests/{id}/history` | the request's event envelopes, in order; `?with_state=true`: each with `state_after` and `corrected_by` |
 //! | `/api/v1/audit/...`, `POST /api/v1/upward/feedback` | auditors' reads and upward feedback ([`crate::audit::http`]) |

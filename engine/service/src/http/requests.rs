@@ -256,7 +256,7 @@ pub(crate) fn not_visible() -> ApiError {
     )
 }
 
-fn parse_request_id(id: &str) -> Result<RequestId, ApiError> {
+pub(crate) fn parse_request_id(id: &str) -> Result<RequestId, ApiError> {
     Uuid::parse_str(id).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -267,7 +267,7 @@ fn parse_request_id(id: &str) -> Result<RequestId, ApiError> {
     })
 }
 
-fn header_uuid(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {
+pub(crate) fn header_uuid(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };

@@ -60,6 +60,7 @@ fn components() -> Map<String, Value> {
     c.add::<schemas::Command>();
     c.add::<schemas::EventEnvelope>();
     c.add::<schemas::ErrorBody>();
+    c.add::<crate::privacy::http::ContactCorrection>();
     c.add::<crate::upward::FeedbackDocument>();
     c.add::<crate::reports::store::FeedbackDocument>();
     c.add::<crate::http::open311::wire::Service>();

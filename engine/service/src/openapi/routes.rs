@@ -74,7 +74,7 @@ pub fn tags() -> Value {
         {"name": "upward", "description": "Reports upward and the higher level's feedback."},
         {"name": "reports", "description": "Rate reports published to higher levels."},
         {"name": "notifications", "description": "Resident notifications and their delivery."},
-        {"name": "privacy", "description": "Audited reads of resident contact data."},
+        {"name": "privacy", "description": "Audited reads and recorded corrections of resident contact data."},
         {"name": "open311", "description": "Open311 GeoReport v2 (docs/open311.md)."},
         {"name": "operations", "description": "Health, readiness, metrics and the dashboard."}
     ])
@@ -218,6 +218,28 @@ const COMMAND_CONFLICT: (u16, &str) = (
      recorded.",
 );
 
+/// What a 422 of a contact correction means besides the workflow's refusals.
+const CONTACT_REFUSALS: (u16, &str) = (
+    422,
+    "`no_contact`: the request was received without contact data (anonymous); `contact_erased` (field `contact`): its contact data was erased, for good. Nothing stored.",
+);
+
+/// The headers of every command route.
+fn command_headers() -> Vec<Param> {
+    vec![
+        header(
+            "Idempotency-Key",
+            json!({"type": "string", "format": "uuid"}),
+            "The command id, bound for good to this request and command: a retry with the same key, body and caller returns the original result (`duplicate: true`); the key with anything else answers 409 `idempotency_key_reused`.",
+        ),
+        header(
+            "X-Correlation-Id",
+            json!({"type": "string", "format": "uuid"}),
+            "Correlation id recorded on the events.",
+        ),
+    ]
+}
+
 /// Every operation.
 pub fn operations() -> Vec<Operation> {
     let op = |method: &'static str,
@@ -281,18 +303,20 @@ pub fn operations() -> Vec<Operation> {
             ..op("get", "/api/v1/requests/{id}/history", "history", "requests", "A request's events", "Read rules as for the request.")
         },
         Operation {
-            params: vec![
-                uuid_path("id", "The request."),
-                path("action", "The command's `action` (see the Command schema), e.g. `accept`, `classify`, `refer`, `reply`."),
-                header("Idempotency-Key", json!({"type": "string", "format": "uuid"}), "The command id, bound for good to this request and command: a retry with the same key, body and caller returns the original result (`duplicate: true`); the key with anything else answers 409 `idempotency_key_reused`."),
-                header("X-Correlation-Id", json!({"type": "string", "format": "uuid"}), "Correlation id recorded on the events."),
-                header("If-Match", json!({"type": "string", "pattern": "^\"?[0-9]{1,19}\"?$"}), "The request's `ETag` (its version in quotes) as last read: the command is recorded only if the request is still at that version, else 409 `version_mismatch`. Every command answer and `GET /api/v1/requests/{id}` carry the `ETag`."),
-            ],
+            params: [
+                vec![
+                    uuid_path("id", "The request."),
+                    path("action", "The command's `action` (see the Command schema), e.g. `accept`, `classify`, `refer`, `reply`."),
+                ],
+                command_headers(),
+                vec![header("If-Match", json!({"type": "string", "pattern": "^\"?[0-9]{1,19}\"?$"}), "The request's `ETag` (its version in quotes) as last read: the command is recorded only if the request is still at that version, else 409 `version_mismatch`. Every command answer and `GET /api/v1/requests/{id}` carry the `ETag`.")],
+            ]
+            .concat(),
             body: Some((JSON, object("The command's fields without `action` (see the Command schema); empty for commands without fields."))),
             ok: vec![(200, "Recorded (or the original result of a retry)", JSON, schema_ref("CommandResponse"))],
             errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
             error_notes: &[COMMAND_CONFLICT],
-            ..op("post", "/api/v1/requests/{id}/{action}", "command", "requests", "Issue one workflow command", "Roles per command: docs/state-machine.md. Refusals are 422 with a stable code.")
+            ..op("post", "/api/v1/requests/{id}/{action}", "command", "requests", "Issue one workflow command", "Roles per command: docs/state-machine.md. Refusals are 422 with a stable code. `correct_contact` is refused here (400 `use_contact_route`): it is sent with its data to `PUT /api/v1/requests/{id}/contact`.")
         },
         Operation {
             params: vec![
@@ -302,6 +326,14 @@ pub fn operations() -> Vec<Operation> {
             ok: vec![(200, "The contact data", JSON, object("The resident's contact record."))],
             errors: &[400, 401, 403, 404, 503],
             ..op("get", "/api/v1/requests/{id}/contact", "contact", "privacy", "Read a resident's contact data", "Only explicitly permitted auditors; every read is recorded before the data is sent.")
+        },
+        Operation {
+            params: [vec![uuid_path("id", "The request.")], command_headers()].concat(),
+            body: Some((JSON, schema_ref("ContactCorrection"))),
+            ok: vec![(200, "Recorded (or the original result of a retry)", JSON, schema_ref("CommandResponse"))],
+            errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
+            error_notes: &[COMMAND_CONFLICT, CONTACT_REFUSALS],
+            ..op("put", "/api/v1/requests/{id}/contact", "correct_contact", "privacy", "Correct a resident's contact data", "The command `correct_contact`: station workers of the request's community and supervisors, in every stage. Records `contact_corrected` (the reason and who, never the data) and replaces the encrypted record.")
         },
         // ---------------------------------------------------------------- read models
         Operation {

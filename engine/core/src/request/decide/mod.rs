@@ -8,8 +8,8 @@
 //! The stage sets of the command families are in `stages.rs`, the longer rules in `rules.rs`.
 
 use schemas::command::{
-    Accept, Archive, BlowWhistle, Classify, Decline, Receive, Refer, Reply, RequestExtension,
-    RestampDeadlines, ReturnReferral,
+    Accept, Archive, BlowWhistle, Classify, CorrectContact, Decline, Receive, Refer, Reply,
+    RequestExtension, RestampDeadlines, ReturnReferral,
 };
 use schemas::event::*;
 use schemas::{
@@ -30,6 +30,9 @@ mod rules;
 mod stages;
 
 use stages::{BEFORE_REPLY, OPEN, RATE_DEPARTMENT, SUPERVISED, WHISTLE, WORKING};
+
+/// The longest reason a `correct_contact` may give, in characters (the log keeps it for good).
+pub const MAX_CONTACT_CORRECTION_REASON_CHARS: usize = 500;
 
 /// Namespace for ids derived from command ids (upward report ids).
 const REPORT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c0e_5b7a_4e21_9a44_0c5e_b1a2_7f10);
@@ -76,7 +79,10 @@ impl Request {
             _ if !self.exists() => return Err(Refusal::DoesNotExist),
             _ => {}
         }
-        if self.stage == Archived && kind != CommandKind::Correct {
+        // Corrections of the record stay possible after archiving: of an event, and of the
+        // resident's contact data (it is kept, and notified, until retention erases it).
+        let corrects = matches!(kind, CommandKind::Correct | CommandKind::CorrectContact);
+        if self.stage == Archived && !corrects {
             return Err(self.wrong_stage(kind));
         }
         match command {
@@ -548,6 +554,7 @@ impl Request {
                     reason: c.reason.clone(),
                 })])
             }
+            Command::CorrectContact(c) => self.correct_contact(c),
         }
     }
 
