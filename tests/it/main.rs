@@ -22,6 +22,7 @@ mod import_fidelity;
 mod intake_ids;
 mod json_schemas;
 mod jurisdictions;
+mod leases;
 mod log_bindings;
 mod log_cluster;
 mod log_conformance;

@@ -20,6 +20,7 @@ pub mod http;
 pub mod import;
 pub mod intake_ids;
 pub mod json_keys;
+pub mod lease;
 pub mod log;
 pub mod metrics;
 pub mod nats;
