@@ -6,7 +6,12 @@
 //! append them as one [`Commit`] naming the request's last position. When another writer got
 //! there first the log answers `Conflict`: the cache entry is dropped, the request reloaded
 //! and the command decided again (a bounded number of times). State changes only after a
-//! successful append, so a refused or failed command leaves nothing behind.
+//! successful append, so a refused or failed command leaves nothing behind. Other replicas
+//! write to the same log, so a cached state may be behind it: the append's expected position
+//! catches that for an accepted command, and a refusal (or a no-op, or a read through
+//! [`CommandService::load`]) decided on a cached state first checks the request's last
+//! position in the log ([`EventLog::head`]) and, when it moved, is decided again on a fresh
+//! load.
 //!
 //! Idempotency keys are permanent: each commit is appended with the binding of its id to its
 //! request and command ([`binding`], [`crate::log::bindings`]). A retry (same id, same
@@ -311,20 +316,22 @@ impl CommandService {
         contact: Option<ContactWrite<'_>>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
-        let cached = match (assume_new, self.cached(id)) {
-            (_, Some(hit)) => hit,
-            (true, None) => CachedRequest::empty(id),
-            (false, None) => self.state(id).await?,
+        // Whether the state was just read from the log (else it is a cache entry, or assumed
+        // new, and another replica may have written since).
+        let (cached, fresh) = match (assume_new, self.cached(id)) {
+            (_, Some(hit)) => (hit, false),
+            (true, None) => (CachedRequest::empty(id), false),
+            (false, None) => (self.state(id).await?, true),
         };
         // Rights before facts: the role and the request's visibility to the actor come
         // before its existence, a recorded command or its stage (`Request::admit`).
-        cached
-            .request
-            .admit(&request.actor, request.command.kind())
-            .map_err(|refusal| match refusal {
+        if let Err(refusal) = cached.request.admit(&request.actor, request.command.kind()) {
+            let error = match refusal {
                 Refusal::DoesNotExist => CommandError::NotFound(id),
                 other => CommandError::Refused(other),
-            })?;
+            };
+            return Err(self.confirmed(id, cached.position, fresh, error).await);
+        }
         let binding = request.binding();
         if cached.commit_ids.contains_key(&request.command_id) {
             self.check_retry(request.command_id, &binding).await?;
@@ -337,10 +344,16 @@ impl CommandService {
             command_id: request.command_id,
             policy: &self.inner.policy,
         };
-        let events = cached
-            .request
-            .decide(&request.command, &context)
-            .map_err(CommandError::Refused)?;
+        let events = match cached.request.decide(&request.command, &context) {
+            Ok(events) => events,
+            Err(refusal) => {
+                let error = CommandError::Refused(refusal);
+                return Err(self.confirmed(id, cached.position, fresh, error).await);
+            }
+        };
+        if events.is_empty() && !fresh && !self.is_current(id, cached.position).await? {
+            return Err(CommandError::Conflict { request_id: id });
+        }
         if events.is_empty() {
             // Nothing to record (an idempotent no-op decided by the core).
             return Ok(CommandOutcome {
@@ -431,6 +444,38 @@ impl CommandService {
         })
     }
 
+    /// `refusal` when the state it was decided on is the request's latest (`fresh` from the
+    /// log, or a cache entry at the log's head); otherwise a conflict, which the caller
+    /// retries on a state loaded from the log: a refusal is never based on a state older
+    /// than the log (another replica may have written since this one cached it).
+    async fn confirmed(
+        &self,
+        id: RequestId,
+        position: u64,
+        fresh: bool,
+        refusal: CommandError,
+    ) -> CommandError {
+        if fresh {
+            return refusal;
+        }
+        match self.is_current(id, position).await {
+            Ok(true) => refusal,
+            Ok(false) => CommandError::Conflict { request_id: id },
+            Err(error) => error,
+        }
+    }
+
+    /// Whether `position` is the request's last position in the log; forgets the cache entry
+    /// when it is not.
+    async fn is_current(&self, id: RequestId, position: u64) -> Result<bool, CommandError> {
+        let head = self.inner.log.head(id).await?;
+        if head != position {
+            tracing::debug!(request_id = %id, cached = position, head, "cached state behind the log");
+            self.forget(id);
+        }
+        Ok(head == position)
+    }
+
     /// Makes `contact`'s write; returns the reference when an intake stored a new contact
     /// (to discard should its commit not be recorded).
     async fn write_contact(
@@ -488,8 +533,12 @@ impl CommandService {
         }
     }
 
-    /// The current state of a request.
+    /// The current state of a request: a cached state only when it is at the request's last
+    /// position in the log (one cheap read, [`EventLog::head`]), else a fresh load.
     pub async fn load(&self, id: RequestId) -> Result<Request, CommandError> {
+        if let Some(hit) = self.cached(id) {
+            self.is_current(id, hit.position).await?;
+        }
         let cached = self.state(id).await?;
         if cached.request.exists() {
             Ok(cached.request)
