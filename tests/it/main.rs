@@ -10,6 +10,7 @@ mod e2e_corrections;
 mod e2e_supervision;
 mod edge_contract;
 mod export;
+mod failover;
 mod faults;
 mod fidelity_deadlines;
 mod fidelity_metrics;
