@@ -271,16 +271,9 @@ async fn run_app(config: Config, role: Role) -> anyhow::Result<()> {
 async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let names = projector::selected_projectors(only)?;
     let wait = std::time::Duration::from_secs(config.nats.startup_wait_secs);
-    let (log, nats) = engine_service::app::open_log_waiting(&config, false, wait)
+    let (log, _nats) = engine_service::app::open_log_waiting(&config, false, wait)
         .await
         .context("opening the event log")?;
-    // The same leases as `serve`: a projector runs in one process of the instance at a time.
-    let leases = engine_service::lease::Leases::new(
-        &config.leases,
-        nats.map(|client| (client, config.nats.replicas)),
-        &config.names()?,
-        &prometheus::Registry::new(),
-    )?;
     let settings = ProjectorSettings::from_config(&config.projections);
     let token = tokio_util::sync::CancellationToken::new();
     let stop = token.clone();
@@ -296,22 +289,13 @@ async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let runtime = ProjectorRuntime::new(projections, log, settings);
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
-        let (runtime, token, leases) = (runtime.clone(), token.clone(), leases.clone());
-        let worker = engine_service::read_models::projector_worker(name);
-        tasks.spawn(async move {
-            let run = leases.run(&worker, token, move |token| {
-                let runtime = runtime.clone();
-                async move { Ok(runtime.run(name, token).await?) }
-            });
-            (name, run.await)
-        });
+        let (runtime, token) = (runtime.clone(), token.clone());
+        tasks.spawn(async move { (name, runtime.run(name, token).await) });
     }
     tracing::info!("projecting; stop with SIGINT or SIGTERM");
     while let Some(ended) = tasks.join_next().await {
         let (name, result) = ended.context("projector task")?;
-        result
-            .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| format!("projector {name}"))?;
+        result.with_context(|| format!("projector {name}"))?;
     }
     Ok(())
 }
