@@ -51,5 +51,6 @@ mod schemathesis;
 mod shutdown;
 mod signatures;
 mod stores;
+mod stores_copy;
 mod supervision;
 mod upward;

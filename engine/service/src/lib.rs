@@ -38,6 +38,7 @@ pub mod reports;
 pub mod signing;
 pub(crate) mod sqlite_batch;
 pub mod stores;
+pub mod stores_copy;
 pub mod supervisor;
 pub mod telemetry;
 pub mod upward;
