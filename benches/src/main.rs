@@ -25,6 +25,7 @@ mod import;
 mod load;
 mod raw;
 mod rebuild;
+mod replicas;
 mod report;
 mod scratch;
 mod serve;
@@ -256,6 +257,7 @@ async fn engine_phase(
         stream: format!("BIANMIN_BENCH_{tag}"),
         subject_prefix: format!("bmbench{tag}"),
         directory_toml: city.directory_toml.clone(),
+        shared_secrets: None,
     };
     eprintln!(
         "starting bianmin serve ({} streets, {} grids, {} catalogue items)...",
@@ -429,6 +431,21 @@ async fn engine_phase(
             }
         }
         Err(e) => notes.push(format!("rebuild failed: {e:#}")),
+    }
+    let replica_requests = (scale.requests / 5).max(30);
+    eprintln!("command rate of 1, 2 and 3 replicas ({replica_requests} requests each)...");
+    match replicas::measure(
+        &settings,
+        &city,
+        &args.pg_url,
+        tag,
+        replica_requests,
+        args.in_flight,
+    )
+    .await
+    {
+        Ok(rates) => figures.replicas = rates,
+        Err(e) => notes.push(format!("replica workload failed: {e:#}")),
     }
     Ok(figures)
 }

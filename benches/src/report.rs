@@ -76,6 +76,8 @@ pub struct EngineFigures {
     pub dashboard: Option<Latency>,
     /// Peak resident set size of `bianmin serve` (VmHWM), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// The command rate of 1, 2 and 3 replicas of one instance on this machine.
+    pub replicas: Vec<crate::replicas::ReplicaRate>,
     /// CPU used during the load phase per process group (serve, nats-server, postgres, bench).
     pub load_cpu: std::collections::BTreeMap<String, crate::cpu::CpuShare>,
 }
@@ -286,6 +288,14 @@ impl Report {
                 "engine workloads".into(),
                 "not run".into(),
                 String::new(),
+                String::new(),
+            ]);
+        }
+        for r in self.engine.iter().flat_map(|e| &e.replicas) {
+            rows.push([
+                format!("commands, {} serve replica(s), HTTP", r.replicas),
+                rate(&r.commands, "cmd"),
+                format!("{} failed", r.errors),
                 String::new(),
             ]);
         }

@@ -23,6 +23,9 @@ pub struct ServeSettings {
     pub subject_prefix: String,
     /// The generated directory file's text.
     pub directory_toml: String,
+    /// A directory of secrets several replicas of one instance share (signing key,
+    /// intake-id secret, KEK files); `None`: each process keeps its own in its data dir.
+    pub shared_secrets: Option<PathBuf>,
 }
 
 /// A running `bianmin serve`.
@@ -172,6 +175,20 @@ fn config_toml(s: &ServeSettings, data_dir: &Path, port: u16, directory: &Path) 
         stream = q(&s.stream),
         prefix = q(&s.subject_prefix),
         dir = q(&directory.display().to_string()),
+    ) + &shared_toml(s.shared_secrets.as_deref())
+}
+
+/// The `[signing]`, `[intake_ids]` and `[stores]` keys naming the shared secrets.
+fn shared_toml(secrets: Option<&Path>) -> String {
+    let Some(dir) = secrets else {
+        return String::new();
+    };
+    let q = |name: &str| toml::Value::String(dir.join(name).display().to_string()).to_string();
+    format!(
+        "\n[signing]\nkey_file = {}\n\n[intake_ids]\nkey_file = {}\n\n[stores]\nkek_dir = {}\n",
+        q("signing.key"),
+        q("intake-id.key"),
+        q("kek")
     )
 }
 
@@ -188,6 +205,7 @@ mod tests {
             stream: "BIANMIN_BENCH_1".into(),
             subject_prefix: "bmbench1".into(),
             directory_toml: String::new(),
+            shared_secrets: Some(PathBuf::from("/tmp/s")),
         };
         let text = config_toml(
             &s,
@@ -199,6 +217,11 @@ mod tests {
         assert_eq!(value["nats"]["stream"].as_str(), Some("BIANMIN_BENCH_1"));
         assert_eq!(value["http"]["listen"].as_str(), Some("127.0.0.1:8123"));
         assert_eq!(value["auth"]["dev_identity"].as_bool(), Some(true));
+        assert_eq!(
+            value["signing"]["key_file"].as_str(),
+            Some("/tmp/s/signing.key")
+        );
+        assert_eq!(value["stores"]["kek_dir"].as_str(), Some("/tmp/s/kek"));
         assert_eq!(
             value["policy"]["directory_file"].as_str(),
             Some("/tmp/d/directory.toml")

@@ -143,6 +143,24 @@ impl Names {
         format!("$KV.{}.>", self.commands_bucket())
     }
 
+    /// `<PREFIX>_LEASES`: the key-value bucket of worker leases, one key per worker that must
+    /// run once per instance (`supervisor`, `projector-<name>`, …), value = the holder, each
+    /// entry expiring after the lease TTL unless renewed (its stream is
+    /// [`Names::leases_bucket_stream`]).
+    pub fn leases_bucket(&self) -> String {
+        self.stream("LEASES")
+    }
+
+    /// `KV_<PREFIX>_LEASES`, the stream holding [`Names::leases_bucket`].
+    pub fn leases_bucket_stream(&self) -> String {
+        format!("KV_{}", self.leases_bucket())
+    }
+
+    /// `$KV.<PREFIX>_LEASES.>`, the subjects of [`Names::leases_bucket`]'s keys.
+    pub fn leases_bucket_subjects(&self) -> String {
+        format!("$KV.{}.>", self.leases_bucket())
+    }
+
     // --- the NATS edge -------------------------------------------------------------------
 
     /// `<prefix>.intake.<channel>` (request-reply intake).
@@ -294,6 +312,7 @@ impl Names {
             self.reports_stream(),
             self.notify_stream(),
             self.commands_bucket_stream(),
+            self.leases_bucket_stream(),
         ]
     }
 }
@@ -320,6 +339,8 @@ mod tests {
         assert_eq!(n.notify_stream(), "BIANMIN_NOTIFY");
         assert_eq!(n.commands_bucket(), "BIANMIN_COMMANDS");
         assert_eq!(n.commands_bucket_stream(), "KV_BIANMIN_COMMANDS");
+        assert_eq!(n.leases_bucket(), "BIANMIN_LEASES");
+        assert_eq!(n.leases_bucket_stream(), "KV_BIANMIN_LEASES");
         assert_eq!(n.inbox_consumer(), "bianmin-engine");
         assert_eq!(n.edge_queue_group(), "bianmin");
         assert_eq!(n.upward_queue_group(), "bianmin-upward");

@@ -198,6 +198,7 @@ fn the_systemd_units_verify_and_their_command_lines_parse() {
     let names: BTreeSet<&str> = units.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [
         "bianmin.service",
+        "bianmin@.service",
         "bianmin-projector.service",
         "bianmin-supervisor.service",
         "split.conf",
@@ -265,6 +266,56 @@ fn the_systemd_units_verify_and_their_command_lines_parse() {
     }
 }
 
+/// The engine is a Deployment of at least two replicas with no volume but configuration,
+/// secrets and scratch, a PodDisruptionBudget selects its pods, and its configuration names
+/// the KEK directory its Secret is mounted at.
+fn stateless_replicas_under_a_disruption_budget(docs: &[Yaml]) {
+    let engine = docs
+        .iter()
+        .find(|d| s(&d["kind"]) == "Deployment" && s(&d["metadata"]["name"]) == "bianmin")
+        .expect("the engine's Deployment");
+    assert!(
+        engine["spec"]["replicas"].as_i64() >= Some(2),
+        "two replicas or more"
+    );
+    assert!(engine["spec"]["volumeClaimTemplates"].is_badvalue());
+    let pod = &engine["spec"]["template"]["spec"];
+    let mut secrets = BTreeSet::new();
+    for volume in pod["volumes"].as_vec().expect("volumes") {
+        let name = s(&volume["name"]);
+        let kept = ["configMap", "secret", "emptyDir"]
+            .iter()
+            .any(|kind| !volume[*kind].is_badvalue());
+        assert!(kept, "volume {name} holds no state: {volume:?}");
+        if !volume["secret"].is_badvalue() {
+            secrets.insert(name.to_string());
+        }
+    }
+    let budget = docs
+        .iter()
+        .find(|d| s(&d["kind"]) == "PodDisruptionBudget")
+        .expect("a PodDisruptionBudget");
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"], engine["spec"]["selector"]["matchLabels"],
+        "the budget covers the engine's pods"
+    );
+    let config = docs
+        .iter()
+        .find(|d| s(&d["kind"]) == "ConfigMap")
+        .expect("the ConfigMap");
+    let config: Config =
+        toml::from_str(s(&config["data"]["bianmin.toml"])).expect("the ConfigMap's config");
+    let kek_dir = config.stores.kek_dir.expect("stores.kek_dir");
+    let container = &pod["containers"][0];
+    let mounted = container["volumeMounts"]
+        .as_vec()
+        .expect("mounts")
+        .iter()
+        .find(|m| Path::new(s(&m["mountPath"])) == kek_dir)
+        .expect("the KEK directory is mounted");
+    assert!(secrets.contains(s(&mounted["name"])), "from a Secret");
+}
+
 /// Every YAML document of `path`.
 fn yaml(path: &Path) -> Vec<Yaml> {
     YamlLoader::load_from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -302,12 +353,14 @@ fn the_kubernetes_manifests_are_complete_and_consistent() {
     for kind in [
         "ConfigMap",
         "Service",
-        "StatefulSet",
         "Deployment",
+        "PodDisruptionBudget",
         "Secret",
     ] {
         assert!(kinds.contains(kind), "a {kind}");
     }
+    assert!(!kinds.contains("StatefulSet"), "no workload keeps state");
+    stateless_replicas_under_a_disruption_budget(&docs);
     let port = i64::from(listen_port.expect("a ConfigMap with bianmin.toml"));
     let mut subcommands = BTreeSet::new();
     for doc in &docs {
@@ -401,10 +454,8 @@ fn the_kubernetes_manifests_are_complete_and_consistent() {
             }
         }
     }
-    assert_eq!(
-        subcommands,
-        BTreeSet::from(["serve".into(), "project".into(), "supervise".into()])
-    );
+    // Every replica runs `serve`: the singleton workers are leased, not separate workloads.
+    assert_eq!(subcommands, BTreeSet::from(["serve".into()]));
 
     let values = &yaml(&deploy("k8s/nats-values.yaml"))[0];
     assert_eq!(values["config"]["cluster"]["enabled"].as_bool(), Some(true));

@@ -180,6 +180,7 @@ async fn two_jurisdictions_on_one_nats_server_keep_to_their_own_streams() {
         let own = format!("{}.", names.prefix());
         // The command bindings bucket's keys are spelled by NATS: `$KV.<bucket>.<id>`.
         let own_bucket = format!("$KV.{}.", names.commands_bucket());
+        let own_leases = format!("$KV.{}.", names.leases_bucket());
         // Upward reports and scheduled rate reports are stored in its own streams only.
         eventually("the upward report is stored", || async {
             !stream_subjects(&js, &names.upward_stream())
@@ -196,9 +197,9 @@ async fn two_jurisdictions_on_one_nats_server_keep_to_their_own_streams() {
         for stream in names.all_streams() {
             let subjects = stream_subjects(&js, &stream).await;
             assert!(
-                subjects
-                    .iter()
-                    .all(|s| s.starts_with(&own) || s.starts_with(&own_bucket)),
+                subjects.iter().all(|s| {
+                    s.starts_with(&own) || s.starts_with(&own_bucket) || s.starts_with(&own_leases)
+                }),
                 "{stream} holds another instance's subjects: {subjects:?}"
             );
             assert!(

@@ -1,12 +1,13 @@
 //! Two engines on the same NATS stream and PostgreSQL database, each with a data directory
 //! of its own: the contact store and the privacy ledger are shared, so a contact received
-//! through one is read and erased through the other, and both see every ledger record.
+//! through one is read and erased through the other, and both see every ledger record; and
+//! neither answers a read or refuses a command from a cached state the other has moved on.
 
 use engine_core::Clock;
 use engine_service::config::Config;
 use engine_service::privacy::{self, PrivacyLedger};
-use serde_json::Value;
-use tests::app::{Store, TestApp, external_id, intake_document, spawn_app_with};
+use serde_json::{Value, json};
+use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app_with};
 use tests::pg::TestDb;
 use uuid::Uuid;
 
@@ -88,4 +89,46 @@ async fn a_contact_received_by_one_replica_is_read_and_erased_through_another() 
     second.teardown_keep_store().await;
     first.teardown().await;
     db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_cache_is_behind_reads_and_decides_on_the_log() {
+    let db = TestDb::create().await.expect("a test database");
+    let kek = tempfile::tempdir().expect("a KEK directory");
+    let stream = format!("BIANMIN_R{}", Uuid::now_v7().simple()).to_uppercase();
+    let a = spawn_app_with(Store::Nats, replica(&stream, &db.url, kek.path())).await;
+    let b = spawn_app_with(Store::Nats, replica(&stream, &db.url, kek.path())).await;
+
+    // A receives the request and caches it as `received`; B accepts it.
+    let (status, body) = a.intake(&intake_document(&external_id())).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["request_id"].as_str().expect("an id").to_string();
+    let (status, answer) = b.command(&id, "accept", actors::STATION, &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A reads the stage B recorded, and classifies (allowed only once accepted).
+    let state: Value = a
+        .get(&format!("/api/v1/requests/{id}"), actors::STATION)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["stage"], "accepted", "{state}");
+    // Refused for `wrong_stage` on A's cached `received` before; accepted on the log's state.
+    let (status, answer) = a
+        .command(&id, "classify", actors::STATION, &classify())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // A refusal on the current state still stands.
+    let (status, answer) = b.command(&id, "accept", actors::STATION, &json!({})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["code"], "wrong_stage", "{answer}");
+
+    b.teardown_keep_store().await;
+    a.teardown().await;
+    db.drop_db().await;
+}
+
+fn classify() -> Value {
+    json!({"catalogue_item": "um-street-vending", "request_type": "complaint"})
 }

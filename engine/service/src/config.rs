@@ -50,6 +50,8 @@ pub struct Config {
     pub intake_ids: crate::intake_ids::IntakeIdConfig,
     /// Where the contact store, the privacy ledger and the delivery table live.
     pub stores: crate::stores::StoresConfig,
+    /// The leases of the workers that run once per instance (see [`crate::lease`]).
+    pub leases: crate::lease::LeaseConfig,
 }
 
 /// HTTP server settings.
@@ -208,6 +210,7 @@ impl Default for Config {
             signing: crate::signing::SigningConfig::default(),
             intake_ids: crate::intake_ids::IntakeIdConfig::default(),
             stores: crate::stores::StoresConfig::default(),
+            leases: crate::lease::LeaseConfig::default(),
         }
     }
 }

@@ -81,6 +81,10 @@ enum Commands {
     /// run the retention sweep, list the privacy ledger.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// The engine's own stores: copy an embedded deployment's contact store and privacy
+    /// ledger into PostgreSQL.
+    #[command(subcommand)]
+    Stores(engine_service::stores_copy::StoresCommand),
     /// Resident notifications: list the dead-letter list (notifications every attempt of
     /// which failed) and queue notifications again for the running `serve` to send.
     #[command(subcommand)]
@@ -198,6 +202,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Privacy(command) => {
             let config = load_config(&cli.global, None)?;
             Ok(command.run(&config, &config.privacy).await?)
+        }
+        Commands::Stores(command) => {
+            command.run(&load_config(&cli.global, None)?).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Commands::Import(args) => {
             let config = load_config(&cli.global, None)?;

@@ -21,6 +21,7 @@ use crate::app::TaskError;
 use crate::config::Config;
 use crate::contacts::ContactStore;
 use crate::http::{AppState, HttpLimits};
+use crate::lease::Leases;
 use crate::log::EventLog;
 use crate::projector::{self, ProjectorRuntime, ProjectorSettings};
 use crate::readiness::{self, LateRoutes, Readiness};
@@ -112,6 +113,8 @@ pub struct Late {
     pub open311: Option<Arc<OnceLock<Projections>>>,
     /// What `/readyz` shows.
     pub readiness: Readiness,
+    /// The leases the projectors and the notifier run under.
+    pub leases: Leases,
     /// Cancelled at shutdown.
     pub token: CancellationToken,
 }
@@ -144,7 +147,8 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
         if let Some(slot) = &late.open311 {
             let _ = slot.set(projections.clone());
         }
-        spawn_projectors(&mut tasks, &runtime, late.gauges, late.clock, &late.token);
+        let spawn = (&late.leases, &late.token);
+        spawn_projectors(&mut tasks, &runtime, late.gauges, late.clock, spawn);
         late.readiness.set(PROJECTIONS, readiness::OK);
     }
     let notifier = crate::notify::build(
@@ -160,8 +164,15 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
     if let Some((notifier, store)) = notifier {
         late.routes
             .add(crate::notify::http::router(store).with_state(late.state.clone()));
-        let token = late.token.clone();
-        tasks.spawn(async move { Ok(notifier.run(token).await?) });
+        let (leases, token) = (late.leases.clone(), late.token.clone());
+        tasks.spawn(async move {
+            leases
+                .run("notify", token, move |token| {
+                    let notifier = notifier.clone();
+                    async move { Ok(notifier.run(token).await?) }
+                })
+                .await
+        });
         late.readiness.set(NOTIFICATIONS, readiness::OK);
     }
     while let Some(ended) = tasks.join_next().await {
@@ -171,17 +182,30 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// One task per projector and one refreshing the gauges, into `tasks`.
+/// The lease name of the projector `name`: `projector-<name>`.
+pub fn projector_worker(name: &str) -> String {
+    format!("projector-{name}")
+}
+
+/// One task per projector, each under its lease, and one refreshing the gauges (in every
+/// replica), into `tasks`.
 pub fn spawn_projectors(
     tasks: &mut JoinSet<Result<(), TaskError>>,
     runtime: &ProjectorRuntime,
     gauges: Option<projections::metrics::Gauges>,
     clock: Arc<dyn Clock>,
-    token: &CancellationToken,
+    (leases, token): (&Leases, &CancellationToken),
 ) {
     for name in Projections::projector_names() {
-        let (runtime, token) = (runtime.clone(), token.clone());
-        tasks.spawn(async move { Ok(runtime.run(name, token).await?) });
+        let (runtime, leases, token) = (runtime.clone(), leases.clone(), token.clone());
+        tasks.spawn(async move {
+            leases
+                .run(&projector_worker(name), token, move |token| {
+                    let runtime = runtime.clone();
+                    async move { Ok(runtime.run(name, token).await?) }
+                })
+                .await
+        });
     }
     if let Some(gauges) = gauges {
         let (runtime, token) = (runtime.clone(), token.clone());

@@ -86,6 +86,9 @@ pub enum AppError {
     /// The projections' gauges could not be registered.
     #[error("projections: {0}")]
     Projections(#[source] prometheus::Error),
+    /// The lease gauge could not be registered.
+    #[error("leases: {0}")]
+    Leases(#[source] prometheus::Error),
     /// The policy names no built-in profile.
     #[error("policy: {0}")]
     Policy(String),
@@ -171,6 +174,7 @@ pub struct App {
     projectors: Option<ProjectorRuntime>,
     privacy: PrivacyLedger,
     notify: Option<crate::notify::DeliveryStore>,
+    leases: crate::lease::Leases,
     open311: Option<crate::http::open311::Open311State>,
     late_routes: LateRoutes,
     state: AppState,
@@ -242,6 +246,13 @@ impl App {
             "contact store and privacy ledger open"
         );
         let metrics = Metrics::new();
+        let leases = crate::lease::Leases::new(
+            &config.leases,
+            nats.clone().map(|client| (client, config.nats.replicas)),
+            &names,
+            metrics.registry(),
+        )
+        .map_err(AppError::Leases)?;
         let readiness = Readiness::default();
         let gauges = match config.projections.enabled {
             true => Some(
@@ -346,6 +357,7 @@ impl App {
             auth: auth.clone(),
             readiness: readiness.clone(),
             calendar_warn_days: config.policy.calendar_warn_days,
+            leases: leases.clone(),
         };
         let open311 = config
             .open311
@@ -362,6 +374,7 @@ impl App {
             projectors: None,
             privacy,
             notify: None,
+            leases,
             open311,
             late_routes: LateRoutes::new(readiness.clone()),
             state,
@@ -373,8 +386,10 @@ impl App {
             false => gauges,
         };
         if let Some((notifier, store)) = notifier {
-            let token = app.shutdown.clone();
-            app.spawn_background("notify", async move { Ok(notifier.run(token).await?) });
+            app.spawn_leased("notify", move |token| {
+                let notifier = notifier.clone();
+                async move { Ok(notifier.run(token).await?) }
+            });
             app.notify = Some(store);
         }
         app.add_audit_and_privacy_tasks(clock.clone());
@@ -441,6 +456,24 @@ impl App {
         F: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         self.tasks.push((name.into(), Box::pin(task)));
+    }
+
+    /// Adds a background task that runs `work` only while this process holds the lease of
+    /// `worker` (see [`crate::lease::Leases::run`]): `work` is called anew, with a token
+    /// cancelled when the lease is lost or at shutdown, each time the lease is taken.
+    pub fn spawn_leased<F, Fut>(&mut self, worker: impl Into<String>, work: F)
+    where
+        F: FnMut(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), TaskError>> + Send + 'static,
+    {
+        let worker = worker.into();
+        let (leases, token, name) = (self.leases.clone(), self.shutdown.clone(), worker.clone());
+        self.spawn_background(name, async move { leases.run(&worker, token, work).await });
+    }
+
+    /// The worker leases of this process.
+    pub fn leases(&self) -> &crate::lease::Leases {
+        &self.leases
     }
 
     /// Serves until `shutdown` completes or a background task ends, then stops accepting,

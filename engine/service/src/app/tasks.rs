@@ -1,19 +1,25 @@
 //! The background tasks a role adds to the [`App`]: the supervisor, the NATS edge (intake,
 //! commands, inbox, upward link), the read models that connect late, audit digests and
-//! retention, rate reports and their schedules, and the projectors. Each joins through
-//! [`App::spawn_background`].
+//! retention, rate reports and their schedules, and the projectors. The workers that must
+//! run once per instance join through [`App::spawn_leased`] (one lease each, see
+//! [`crate::lease`]); the rest (request-reply intake and commands on queue groups, the inbox
+//! on its shared durable consumer, the projection gauges) through [`App::spawn_background`]
+//! in every replica.
 
 use super::*;
 
 impl App {
     /// The deadline supervisor.
     pub(super) fn add_supervisor(&mut self) {
-        let supervisor = crate::supervisor::run(
-            self.commands.clone(),
-            crate::supervisor::SupervisorConfig::default(),
-            self.shutdown.clone(),
-        );
-        self.spawn_background("supervisor", async move { Ok(supervisor.await?) });
+        let commands = self.commands.clone();
+        self.spawn_leased("supervisor", move |token| {
+            let supervisor = crate::supervisor::run(
+                commands.clone(),
+                crate::supervisor::SupervisorConfig::default(),
+                token,
+            );
+            async move { Ok(supervisor.await?) }
+        });
     }
 
     /// On JetStream: request-reply intake and commands, the durable inbox and the upward link.
@@ -34,11 +40,13 @@ impl App {
             token.clone(),
         );
         self.spawn_background("nats-intake", async move { Ok(intake.await?) });
-        let inbox =
-            crate::nats::inbox::run_inbox(service.clone(), client.clone(), api, token.clone());
+        let inbox = crate::nats::inbox::run_inbox(service.clone(), client.clone(), api, token);
         self.spawn_background("nats-inbox", async move { Ok(inbox.await?) });
-        let upward = crate::upward::run(service, client, self.upward_config(), token);
-        self.spawn_background("upward", async move { Ok(upward.await?) });
+        let config = self.upward_config();
+        self.spawn_leased("upward", move |token| {
+            let upward = crate::upward::run(service.clone(), client.clone(), config.clone(), token);
+            async move { Ok(upward.await?) }
+        });
     }
 
     /// The upward link's settings for this instance.
@@ -75,6 +83,7 @@ impl App {
             routes: self.late_routes.clone(),
             open311: self.open311.as_ref().map(|o| o.projections_slot()),
             readiness,
+            leases: self.leases.clone(),
             token: self.shutdown.clone(),
         };
         self.spawn_background("read-models", crate::read_models::run_late(late));
@@ -88,24 +97,33 @@ impl App {
             names: self.names.clone(),
             ..self.config.digest.clone()
         };
-        let digest = crate::audit::digest::run(
-            log.clone(),
-            self.nats.clone(),
-            clock.clone(),
-            digest_config,
-            self.shutdown.clone(),
-        );
-        self.spawn_background("digest", async move { Ok(digest.await?) });
-        let retention = crate::privacy::retention::run(
-            log,
-            self.commands.contacts().clone(),
-            self.privacy.clone(),
-            clock,
+        let (digest_log, nats, digest_clock) = (log.clone(), self.nats.clone(), clock.clone());
+        self.spawn_leased("digest", move |token| {
+            let digest = crate::audit::digest::run(
+                digest_log.clone(),
+                nats.clone(),
+                digest_clock.clone(),
+                digest_config.clone(),
+                token,
+            );
+            async move { Ok(digest.await?) }
+        });
+        let (contacts, ledger) = (self.commands.contacts().clone(), self.privacy.clone());
+        let (retention, kek_days) = (
             self.config.privacy.retention,
             self.config.stores.kek_rotation_days,
-            self.shutdown.clone(),
         );
-        self.spawn_background("retention", retention);
+        self.spawn_leased("retention", move |token| {
+            crate::privacy::retention::run(
+                log.clone(),
+                contacts.clone(),
+                ledger.clone(),
+                clock.clone(),
+                retention,
+                kek_days,
+                token,
+            )
+        });
     }
 
     /// The rate-report schedules and, on NATS, the report link (live publisher, feedback).
@@ -113,29 +131,36 @@ impl App {
         let log = self.commands.log().clone();
         let reports = self.config.reports.clone();
         if let Some(client) = self.nats.clone() {
-            let link = crate::reports::link::run(
-                log.clone(),
-                client,
-                reports.link(&self.names, self.config.nats.replicas),
-                clock.clone(),
-                crate::clock::IdSource,
-                self.shutdown.clone(),
-            );
-            self.spawn_background("report-link", async move { Ok(link.await?) });
+            let (log, clock) = (log.clone(), clock.clone());
+            let link = reports.link(&self.names, self.config.nats.replicas);
+            self.spawn_leased("report-link", move |token| {
+                let link = crate::reports::link::run(
+                    log.clone(),
+                    client.clone(),
+                    link.clone(),
+                    clock.clone(),
+                    crate::clock::IdSource,
+                    token,
+                );
+                async move { Ok(link.await?) }
+            });
         }
         // Without schedules the task has nothing to wait for and returns at once, which the
         // app would take for a failed task: run it only when there is a schedule.
         if reports.schedules.is_empty() {
             return;
         }
-        let schedules = crate::reports::schedule::run(
-            log,
-            self.commands.policy().directory().clone(),
-            clock,
-            reports,
-            self.shutdown.clone(),
-        );
-        self.spawn_background("report-schedules", async move { Ok(schedules.await?) });
+        let directory = self.commands.policy().directory().clone();
+        self.spawn_leased("report-schedules", move |token| {
+            let schedules = crate::reports::schedule::run(
+                log.clone(),
+                directory.clone(),
+                clock.clone(),
+                reports.clone(),
+                token,
+            );
+            async move { Ok(schedules.await?) }
+        });
     }
 
     /// One background task per projector and one refreshing the gauges.
@@ -146,9 +171,10 @@ impl App {
         clock: Arc<dyn Clock>,
     ) {
         for name in projections::Projections::projector_names() {
-            let (runtime, token) = (runtime.clone(), self.shutdown.clone());
-            self.spawn_background(format!("projector-{name}"), async move {
-                Ok(runtime.run(name, token).await?)
+            let runtime = runtime.clone();
+            self.spawn_leased(crate::read_models::projector_worker(name), move |token| {
+                let runtime = runtime.clone();
+                async move { Ok(runtime.run(name, token).await?) }
             });
         }
         let (gauge_runtime, token) = (runtime.clone(), self.shutdown.clone());

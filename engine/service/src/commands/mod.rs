@@ -6,7 +6,12 @@
 //! append them as one [`Commit`] naming the request's last position. When another writer got
 //! there first the log answers `Conflict`: the cache entry is dropped, the request reloaded
 //! and the command decided again (a bounded number of times). State changes only after a
-//! successful append, so a refused or failed command leaves nothing behind.
+//! successful append, so a refused or failed command leaves nothing behind. Other replicas
+//! write to the same log, so a cached state may be behind it: the append's expected position
+//! catches that for an accepted command, and a refusal (or a no-op, or a read through
+//! [`CommandService::load`]) decided on a cached state first checks the request's last
+//! position in the log ([`EventLog::head`]) and, when it moved, is decided again on a fresh
+//! load.
 //!
 //! Idempotency keys are permanent: each commit is appended with the binding of its id to its
 //! request and command ([`binding`], [`crate::log::bindings`]). A retry (same id, same
@@ -44,6 +49,7 @@ use crate::metrics::Metrics;
 mod binding;
 mod contact;
 mod error;
+mod fresh;
 pub mod intake;
 
 pub(crate) use contact::ContactWrite;
@@ -334,20 +340,22 @@ impl CommandService {
         expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
-        let (cached, from_cache) = match (assume_new, self.cached(id)) {
-            (_, Some(hit)) => (hit, true),
-            (true, None) => (CachedRequest::empty(id), true),
-            (false, None) => (self.state(id).await?, false),
+        // Whether the state was just read from the log (else it is a cache entry, or assumed
+        // new, and another replica may have written since).
+        let (cached, fresh) = match (assume_new, self.cached(id)) {
+            (_, Some(hit)) => (hit, false),
+            (true, None) => (CachedRequest::empty(id), false),
+            (false, None) => (self.state(id).await?, true),
         };
         // Rights before facts: the role and the request's visibility to the actor come
         // before its existence, a recorded command or its stage (`Request::admit`).
-        cached
-            .request
-            .admit(&request.actor, request.command.kind())
-            .map_err(|refusal| match refusal {
+        if let Err(refusal) = cached.request.admit(&request.actor, request.command.kind()) {
+            let error = match refusal {
                 Refusal::DoesNotExist => CommandError::NotFound(id),
                 other => CommandError::Refused(other),
-            })?;
+            };
+            return Err(self.confirmed(id, cached.position, fresh, error).await);
+        }
         contact::check_data(contact)?;
         let binding = request.binding();
         let contact_ref = cached.request.contact_ref().cloned();
@@ -360,12 +368,9 @@ impl CommandService {
         if let Some(expected) = expected_version {
             let current = cached.request.version();
             if expected != current {
-                // Another process may have written since the cache was filled: judge the
-                // expectation against the log itself (the caller's loop reloads on conflict).
-                if from_cache {
-                    return Err(CommandError::Conflict { request_id: id });
-                }
-                return Err(CommandError::VersionMismatch { expected, current });
+                // Judged against the log, not a cache another replica may have overtaken.
+                let error = CommandError::VersionMismatch { expected, current };
+                return Err(self.confirmed(id, cached.position, fresh, error).await);
             }
         }
         let now = self.inner.clock.now();
@@ -375,10 +380,16 @@ impl CommandService {
             command_id: request.command_id,
             policy: &self.inner.policy,
         };
-        let events = cached
-            .request
-            .decide(&request.command, &context)
-            .map_err(CommandError::Refused)?;
+        let events = match cached.request.decide(&request.command, &context) {
+            Ok(events) => events,
+            Err(refusal) => {
+                let error = CommandError::Refused(refusal);
+                return Err(self.confirmed(id, cached.position, fresh, error).await);
+            }
+        };
+        if events.is_empty() && !fresh && !self.is_current(id, cached.position).await? {
+            return Err(CommandError::Conflict { request_id: id });
+        }
         if events.is_empty() {
             // Nothing to record (an idempotent no-op decided by the core).
             return Ok(CommandOutcome {
@@ -509,8 +520,12 @@ impl CommandService {
         }
     }
 
-    /// The current state of a request.
+    /// The current state of a request: a cached state only when it is at the request's last
+    /// position in the log (one cheap read, [`EventLog::head`]), else a fresh load.
     pub async fn load(&self, id: RequestId) -> Result<Request, CommandError> {
+        if let Some(hit) = self.cached(id) {
+            self.is_current(id, hit.position).await?;
+        }
         let cached = self.state(id).await?;
         if cached.request.exists() {
             Ok(cached.request)

@@ -20,7 +20,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Quarantined log records (see [`crate::log::quarantine`]) also make it `degraded`, listed
 /// under `quarantined` with position, request, reason and when this process first read them.
 /// The `calendar` part warns (`degraded`) `policy.calendar_warn_days` days before the loaded
-/// working calendar ends, and once it has (see [`crate::calendar`]).
+/// working calendar ends, and once it has (see [`crate::calendar`]). `leases` names this
+/// process in the lease bucket and the singleton workers it runs now ([`crate::lease`]);
+/// a replica holding none is as ready as one holding all.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let log = state.commands.log().ping().await;
     let mut parts = serde_json::Map::new();
@@ -51,12 +53,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     parts.insert("calendar".into(), coverage.readiness().into());
     let missing = state.readiness.missing();
     let degraded = !missing.is_empty() || !quarantined.is_empty() || coverage.warn;
+    let leases = serde_json::json!({
+        "holder": state.leases.holder(),
+        "held": state.leases.held(),
+    });
     match log {
         Ok(()) => Json(serde_json::json!({
             "ready": true,
             "status": if degraded { "degraded" } else { "ready" },
             "parts": parts,
             "quarantined": quarantined,
+            "leases": leases,
         }))
         .into_response(),
         Err(error) => (

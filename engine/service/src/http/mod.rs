@@ -62,6 +62,8 @@ pub struct AppState {
     pub readiness: crate::readiness::Readiness,
     /// `/readyz` warns this many days before the working calendar ends.
     pub calendar_warn_days: u32,
+    /// The worker leases of this process (`/readyz` lists those held).
+    pub leases: crate::lease::Leases,
 }
 
 /// Limits of the HTTP server.

@@ -340,6 +340,16 @@ impl EventLog {
         Ok((commits, head))
     }
 
+    /// The position of the request's last stored record (0: none), one cheap read (the
+    /// stream leader's last message on the request's subject, or one indexed query): a cached
+    /// state at this position is current.
+    pub async fn head(&self, request_id: RequestId) -> Result<u64, LogError> {
+        match &self.store {
+            Store::JetStream(log) => log.head(request_id).await,
+            Store::Sqlite(log) => log.head(request_id).await,
+        }
+    }
+
     /// All commits of one request as the raw stored bytes, with their positions, in order
     /// (for hash-chain verification and tamper tests).
     pub async fn load_raw(&self, request_id: RequestId) -> Result<Vec<(u64, Vec<u8>)>, LogError> {

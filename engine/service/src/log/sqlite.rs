@@ -183,6 +183,17 @@ impl SqliteLog {
         Ok(rows.iter().map(row_to_raw).collect())
     }
 
+    /// See [`super::EventLog::head`].
+    pub(super) async fn head(&self, request_id: RequestId) -> Result<u64, LogError> {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(position) FROM commits WHERE request_id = ?")
+                .bind(request_id.to_string())
+                .fetch_one(&self.readers)
+                .await
+                .map_err(unavailable)?;
+        Ok(last.map_or(0, |p| p as u64))
+    }
+
     /// Up to `max` raw records with position >= `from`.
     pub(super) async fn read_raw_from(
         &self,

@@ -104,6 +104,26 @@ impl ProjectorSettings {
 struct Status {
     caught_up: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Whether the task runs in this process now (it may run in another replica, which
+    /// holds its lease).
+    running: AtomicBool,
+}
+
+/// Marks a projector's task running in this process while alive.
+struct Running<'a>(&'a Status);
+
+impl<'a> Running<'a> {
+    fn start(status: &'a Status) -> Running<'a> {
+        status.running.store(true, Ordering::Relaxed);
+        Running(status)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Relaxed);
+        self.0.caught_up.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Status {
@@ -230,6 +250,7 @@ impl ProjectorRuntime {
         let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
         let mut tail: Tail = None;
         let mut failing = false;
+        let _running = Running::start(status);
         tracing::info!(projector = name, "projector started");
         loop {
             if token.is_cancelled() {
@@ -407,8 +428,12 @@ impl ProjectorRuntime {
                 let status = self.statuses.get(l.projector.as_str());
                 ProjectorHealth {
                     // Caught up only at the log head: the task's own flag says what it last
-                    // saw, and the log may have moved on since.
-                    caught_up: status.map(|s| s.caught_up.load(Ordering::Relaxed) && l.events == 0),
+                    // saw, and the log may have moved on since. A task running in another
+                    // replica (which holds its lease) is judged by the shared checkpoint.
+                    caught_up: status.map(|s| {
+                        let here = s.running.load(Ordering::Relaxed);
+                        (!here || s.caught_up.load(Ordering::Relaxed)) && l.events == 0
+                    }),
                     last_error: status
                         .and_then(|s| s.last_error.lock().ok().and_then(|e| e.clone())),
                     checkpoint: l.position,

@@ -336,6 +336,11 @@ impl JetStreamLog {
         }
     }
 
+    /// See [`super::EventLog::head`].
+    pub(super) async fn head(&self, request_id: RequestId) -> Result<u64, LogError> {
+        Ok(self.last_on_subject(request_id).await?.unwrap_or(0))
+    }
+
     /// See [`super::EventLog::load_raw`].
     pub(super) async fn load_raw(
         &self,
