@@ -104,6 +104,24 @@ async fn bad_input(store: Store) {
     )
     .await;
 
+    // The same on a command body (read by the command route itself, not the extractor).
+    let response = app
+        .post_raw(
+            &format!("/api/v1/requests/{id}/accept"),
+            actors::STATION,
+            br#"{"note":"a","note":"b"}"#.to_vec(),
+        )
+        .await;
+    expect_refused(
+        &app,
+        "duplicate key in a command",
+        response,
+        400,
+        "duplicate_key",
+        Some("note"),
+    )
+    .await;
+
     // Client timestamps in a plausible range only.
     for (case, raised_at) in [
         ("raised_at in year 0", "0000-01-01T00:00:00Z"),

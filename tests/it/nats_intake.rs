@@ -584,7 +584,19 @@ async fn bad_input_of_every_class_gets_the_error_document_and_appends_nothing() 
             .into_bytes()
     };
     let cfg = &engine.cfg;
+    let twice = format!(
+        r#"{{"command_id":"{}","request_id":"{id}","command":{{"action":"accept","note":"a","note":"b"}}}}"#,
+        Uuid::now_v7()
+    );
     let cases: Vec<BadCase> = vec![
+        (
+            "a key twice in a command envelope",
+            cfg.names.cmd_subject("accept"),
+            Some("worker-li;station_worker;sq-0101"),
+            twice.into_bytes(),
+            "duplicate_key",
+            Some("command.note"),
+        ),
         (
             "malformed JSON",
             cfg.names.intake_subject("hotline"),

@@ -15,6 +15,16 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateKey(pub String);
 
+/// The error code every edge answers a duplicate key with.
+pub const DUPLICATE_KEY: &str = "duplicate_key";
+
+impl DuplicateKey {
+    /// What the edges say about it.
+    pub fn message(&self) -> String {
+        format!("the key `{}` appears more than once in one object", self.0)
+    }
+}
+
 /// Scans `bytes` as JSON and returns the first key that occurs twice in one object. Bodies
 /// that are not JSON at all are left to the decoder, which names what is wrong with them.
 pub fn duplicate_key(bytes: &[u8]) -> Option<DuplicateKey> {

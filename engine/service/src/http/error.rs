@@ -101,14 +101,7 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
-        if let Some(crate::json_keys::DuplicateKey(key)) = crate::json_keys::duplicate_key(&bytes) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "duplicate_key",
-                format!("the key `{key}` appears more than once in one object"),
-                Some(&key),
-            ));
-        }
+        refuse_duplicate_keys(&bytes)?;
         let value = if bytes.iter().all(u8::is_ascii_whitespace) {
             serde_json::Value::Null
         } else {
@@ -118,6 +111,20 @@ where
         serde_json::from_value(value)
             .map(ApiJson)
             .map_err(|e| ApiError::from(&DecodeError::from_serde(e)))
+    }
+}
+
+/// 400 `duplicate_key` for a JSON body that names a key twice in one object: every JSON
+/// body is checked before it is decoded (serde would keep the last of them).
+pub fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    match crate::json_keys::duplicate_key(bytes) {
+        Some(key) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            crate::json_keys::DUPLICATE_KEY,
+            key.message(),
+            Some(&key.0),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -8,7 +8,7 @@ use schemas::{Command, CommandKind, DecodeError, EventEnvelope, IntakeDocument, 
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, read_body};
+use super::error::{ApiError, ApiJson, read_body, refuse_duplicate_keys};
 use super::extract::{ApiPath, ApiQuery};
 use super::{AppState, Caller};
 use crate::audit::as_of;
@@ -92,6 +92,7 @@ pub async fn command(
     let correlation_id = header_uuid(&headers, "x-correlation-id")?;
     let expected_version = if_match(&headers)?;
     let bytes = read_body(request, &state).await?;
+    refuse_duplicate_keys(&bytes)?;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Null
     } else {

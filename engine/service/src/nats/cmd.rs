@@ -112,7 +112,7 @@ pub(crate) fn decode(
         ));
     }
     check_size(cfg, payload)?;
-    let envelope: CommandEnvelope = serde_json::from_slice(payload).map_err(Reply::malformed)?;
+    let envelope: CommandEnvelope = Reply::decode(payload)?;
     if envelope.command.kind() != kind {
         return Err(Reply::error(
             "action_mismatch",

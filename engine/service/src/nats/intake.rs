@@ -63,14 +63,7 @@ pub(crate) fn decode(
         ));
     };
     check_size(cfg, payload)?;
-    if let Some(crate::json_keys::DuplicateKey(key)) = crate::json_keys::duplicate_key(payload) {
-        return Err(Reply::error(
-            "duplicate_key",
-            format!("the key `{key}` appears more than once in one object"),
-            Some(&key),
-        ));
-    }
-    let document: IntakeDocument = serde_json::from_slice(payload).map_err(Reply::malformed)?;
+    let document: IntakeDocument = Reply::decode(payload)?;
     if document.channel != channel {
         return Err(Reply::error(
             "channel_mismatch",

@@ -46,6 +46,20 @@ impl Reply {
         })
     }
 
+    /// Decodes an inbound JSON document: `duplicate_key` for a key given twice in one object
+    /// (checked first, before serde keeps the last of them), else `malformed` where serde
+    /// cannot decode it. Every request-reply subject decodes through this.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, Reply> {
+        if let Some(key) = crate::json_keys::duplicate_key(payload) {
+            return Err(Reply::error(
+                crate::json_keys::DUPLICATE_KEY,
+                key.message(),
+                Some(&key.0),
+            ));
+        }
+        serde_json::from_slice(payload).map_err(Reply::malformed)
+    }
+
     /// `malformed` for a payload serde could not decode (the field named where serde names
     /// one).
     pub(crate) fn malformed(error: serde_json::Error) -> Reply {

@@ -451,8 +451,8 @@ async fn on_feedback(
         tracing::warn!("rate report feedback without a reply subject; ignored");
         return;
     };
-    let reply = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
-        Err(e) => Reply::malformed(e),
+    let reply = match Reply::decode::<FeedbackDocument>(&message.payload) {
+        Err(refused) => refused,
         Ok(document) => match record(log, document, now, fresh_id).await {
             Ok(recorded) => Reply::json(&recorded),
             Err(error) => Reply::from(error.body()),

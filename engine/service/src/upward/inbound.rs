@@ -161,8 +161,8 @@ pub(super) async fn on_feedback(
         tracing::warn!("upward feedback without a reply subject; ignored");
         return;
     };
-    let reply = match serde_json::from_slice::<FeedbackDocument>(&message.payload) {
-        Err(e) => Reply::malformed(e),
+    let reply = match Reply::decode::<FeedbackDocument>(&message.payload) {
+        Err(refused) => refused,
         Ok(document) => {
             let level = index
                 .lock()
@@ -198,9 +198,9 @@ pub(super) async fn on_ack(
 
 /// Decodes and records one acknowledgement.
 async fn acknowledge(service: &CommandService, index: &ReportIndex, payload: &[u8]) -> Reply {
-    let document = match serde_json::from_slice::<AckDocument>(payload) {
+    let document = match Reply::decode::<AckDocument>(payload) {
         Ok(document) => document,
-        Err(error) => return Reply::malformed(error),
+        Err(refused) => return refused,
     };
     let known = index
         .lock()

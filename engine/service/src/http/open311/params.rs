@@ -39,6 +39,9 @@ impl Params {
     /// Parses a JSON object: scalar members are parameters, arrays repeat a key, and an
     /// `attribute` object holds the attributes (`{"attribute": {"grid": "wg-010101"}}`).
     pub fn from_json(bytes: &[u8]) -> Result<Params, Open311Error> {
+        if let Some(key) = crate::json_keys::duplicate_key(bytes) {
+            return Err(Open311Error::bad_request(key.message()));
+        }
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Open311Error::bad_request(format!("malformed JSON body: {e}")))?;
         let serde_json::Value::Object(object) = value else {
