@@ -9,7 +9,7 @@
 //! document, or when a documented route does not exist.
 
 pub mod operation;
-pub mod rankings;
+pub mod read_models;
 pub mod routes;
 
 use schemars::JsonSchema;
@@ -84,7 +84,7 @@ pub fn document() -> Value {
     let mut paths: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
     for op in routes::operations()
         .into_iter()
-        .chain(rankings::operations())
+        .chain(read_models::operations())
     {
         paths
             .entry(op.path.to_string())

@@ -1,6 +1,6 @@
 //! Every operation of the HTTP API: method, path, parameters, bodies and answers. The table
 //! follows the routers (`http/`, `audit/http.rs`, `privacy.rs`, `projector.rs`,
-//! `projections/src/http.rs`, `reports/http.rs`, `notify/http.rs`, `http/open311/`); a test
+//! `projections/src/http.rs` (in `read_models.rs`), `reports/http.rs`, `notify/http.rs`, `http/open311/`); a test
 //! walks the routers' sources and fails when a route is missing here.
 
 use serde_json::{Value, json};
@@ -80,82 +80,6 @@ pub fn tags() -> Value {
     ])
 }
 
-fn dims() -> Vec<Param> {
-    [
-        ("street", "Only this street."),
-        ("community", "Only this community."),
-        ("grid", "Only this grid."),
-        ("department", "Only this lead department."),
-        ("category", "Only this catalogue category."),
-        ("channel", "Only this intake channel."),
-    ]
-    .into_iter()
-    .map(|(name, description)| query(name, text(), description))
-    .collect()
-}
-
-fn list_params(extra: Vec<Param>) -> Vec<Param> {
-    let mut params = dims();
-    params.extend([
-        query(
-            "now",
-            datetime(),
-            "The instant deadlines are judged against; default now.",
-        ),
-        since_position(),
-        min_position(),
-        limit(),
-        cursor(),
-        query("from", period_key(), "First period key included."),
-        query("to", period_key(), "Last period key included."),
-        query(
-            "dispatched",
-            boolean(),
-            "Only requests referred at least once.",
-        ),
-    ]);
-    params.extend(extra);
-    params
-}
-
-/// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM`.
-fn period_key() -> Value {
-    pattern("^[0-9]{4}-([0-9]{2}(-[0-9]{2})?|W[0-9]{2})$")
-}
-
-fn since_position() -> Param {
-    query(
-        "since_position",
-        int_range(0, i64::MAX as u64, None),
-        "Only rows changed after this log position.",
-    )
-}
-
-pub(super) fn limit() -> Param {
-    query(
-        "limit",
-        int_range(1, u64::from(projections::http::MAX_LIMIT), Some(100)),
-        "Page size.",
-    )
-}
-
-fn cursor() -> Param {
-    query(
-        "cursor",
-        pattern(projections::query::CURSOR_PATTERN),
-        "From the previous page's `next_cursor` (any other value: 400).",
-    )
-}
-
-/// The ranking's cursor: the offset of the next page.
-pub(super) fn offset_cursor() -> Param {
-    query(
-        "cursor",
-        pattern("^[0-9]{1,18}$"),
-        "From the previous page's `next_cursor` (any other value: 400).",
-    )
-}
-
 fn as_of_params() -> Vec<Param> {
     vec![
         query(
@@ -185,28 +109,7 @@ fn open311_jurisdiction() -> Param {
 const REQUEST_FILE: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\.(json|xml)$";
 
-/// Any of the dimensions, comma-separated.
-const GROUP_BY: &str = "^((street|community|grid|department|category|channel)(,(street|community|grid|department|category|channel))*)?$";
-
-/// A ranking weight.
-pub(super) fn weight() -> Value {
-    json!({"type": "number", "minimum": 0, "maximum": projections::http::MAX_WEIGHT})
-}
-
 const READ_ERRORS: &[u16] = &[400, 401, 403, 404, 408, 503];
-
-/// What a read-model read may answer besides 200 (503: `not_caught_up` after `min_position`'s
-/// wait, or the read-model database unreachable).
-pub(super) const READ_MODEL_ERRORS: &[u16] = &[400, 401, 403, 408, 500, 503];
-
-/// Read-your-writes on every read-model read (`projector::read_your_writes`).
-pub(super) fn min_position() -> Param {
-    query(
-        "min_position",
-        int_range(0, i64::MAX as u64, None),
-        "Answer only once the read models have applied the log up to this position (a command's `position`); after `projections.read_wait_ms` 503 `not_caught_up` with `Retry-After`. Every answer names the read models' position in `Bianmin-Position`.",
-    )
-}
 
 /// What a 409 of a command means.
 const COMMAND_CONFLICT: (u16, &str) = (
@@ -240,14 +143,16 @@ fn command_headers() -> Vec<Param> {
     ]
 }
 
-/// Every operation.
-pub fn operations() -> Vec<Operation> {
-    let op = |method: &'static str,
-              path: &'static str,
-              id: &'static str,
-              tag: &'static str,
-              summary: &'static str,
-              description: &'static str| Operation {
+/// An operation with the defaults every route shares: a token, no body, the read errors.
+pub(super) fn op(
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    description: &'static str,
+) -> Operation {
+    Operation {
         method,
         path,
         id,
@@ -261,22 +166,11 @@ pub fn operations() -> Vec<Operation> {
         errors: READ_ERRORS,
         error_notes: &[],
         error_shape: Errors::Api,
-    };
-    let list = |path: &'static str, id: &'static str, summary: &'static str, extra: Vec<Param>| {
-        Operation {
-            params: list_params(extra),
-            ok: vec![(200, "A page of request summaries", JSON, schema_ref("Page"))],
-            errors: READ_MODEL_ERRORS,
-            ..op(
-                "get",
-                path,
-                id,
-                "read models",
-                summary,
-                "Roles: see docs/metrics.md; the dashboard role reads aggregates only.",
-            )
-        }
-    };
+    }
+}
+
+/// Every operation but the read models' ([`super::read_models`]).
+pub fn operations() -> Vec<Operation> {
     vec![
         // ---------------------------------------------------------------- requests
         Operation {
@@ -334,43 +228,6 @@ pub fn operations() -> Vec<Operation> {
             errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
             error_notes: &[COMMAND_CONFLICT, CONTACT_REFUSALS],
             ..op("put", "/api/v1/requests/{id}/contact", "correct_contact", "privacy", "Correct a resident's contact data", "The command `correct_contact`: station workers of the request's community and supervisors, in every stage. Records `contact_corrected` (the reason and who, never the data) and replaces the encrypted record.")
-        },
-        // ---------------------------------------------------------------- read models
-        Operation {
-            params: {
-                let mut p = dims();
-                p.extend([
-                    query("period", json!({"type": "string", "enum": ["day", "week", "month"]}), "Period grain."),
-                    query("group_by", pattern(GROUP_BY), "Comma-separated dimensions."),
-                    query("from", period_key(), "First period key included."),
-                    query("to", period_key(), "Last period key included."),
-                    query("dispatched", boolean(), "Only requests referred at least once."),
-                    query("now", datetime(), "The instant deadlines are judged against."),
-                    min_position(),
-                ]);
-                p
-            },
-            ok: vec![(200, "Rates per group", JSON, object("`{items: [RateRow]}`: counts and rates per group (docs/metrics.md)."))],
-            errors: READ_MODEL_ERRORS,
-            ..op("get", "/api/v1/stats", "stats", "read models", "Rates by period and dimension", "Every role that reads aggregates, including dashboard.")
-        },
-        list("/api/v1/overdue", "overdue", "Open requests past a deadline", vec![]),
-        list("/api/v1/due-soon", "due_soon", "Open requests due soon", vec![query("within_hours", int_range(1, projections::http::MAX_WITHIN_HOURS as u64, Some(24)), "Window, hours.")]),
-        list("/api/v1/worklists/workers/{id}", "worker_worklist", "A worker's open requests", vec![path("id", "The worker id.")]),
-        list("/api/v1/worklists/departments/{code}", "department_worklist", "A department's open requests", vec![path("code", "The department code.")]),
-        list("/api/v1/worklists/stations/{community}/unassigned", "station_unassigned", "A station's unassigned queue", vec![path("community", "The community code.")]),
-        list("/api/v1/requests", "list_requests", "Every request in change order (the incremental feed)", vec![]),
-        Operation {
-            params: vec![
-                query("open", boolean(), "Only open reports."),
-                since_position(),
-                min_position(),
-                limit(),
-                cursor(),
-            ],
-            ok: vec![(200, "A page of the ledger", JSON, schema_ref("Page"))],
-            errors: READ_MODEL_ERRORS,
-            ..op("get", "/api/v1/upward", "upward_ledger", "upward", "The report-upward ledger", "Read-model roles.")
         },
         Operation {
             access: Access::Public,
