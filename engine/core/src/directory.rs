@@ -61,6 +61,16 @@ pub enum DepartmentKind {
 }
 
 impl DepartmentKind {
+    /// Every kind.
+    pub const ALL: [DepartmentKind; 6] = [
+        DepartmentKind::Government,
+        DepartmentKind::PublicInstitution,
+        DepartmentKind::Utility,
+        DepartmentKind::StreetOffice,
+        DepartmentKind::Enterprise,
+        DepartmentKind::PeoplesOrganisation,
+    ];
+
     /// The tier a unit of this kind is assessed and ranked within (分类考核): `district_department`
     /// (functional departments, public institutions, people's organisations), `street_town`
     /// (street offices) or `public_service` (utilities and companies serving the public).

@@ -219,16 +219,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_unit_is_ranked_in_a_tier_the_read_models_know() {
-        use DepartmentKind::*;
-        let kinds = [
-            Government,
-            PublicInstitution,
-            Utility,
-            StreetOffice,
-            Enterprise,
-            PeoplesOrganisation,
-        ];
-        for kind in kinds {
+        for kind in DepartmentKind::ALL {
             assert!(
                 projections::query::TIERS.contains(&kind.assessment_tier()),
                 "{kind:?}"

@@ -35,6 +35,15 @@ fn list_params(extra: Vec<Param>) -> Vec<Param> {
         min_position(),
         limit(),
         cursor(),
+    ]);
+    params.extend(scope());
+    params.extend(extra);
+    params
+}
+
+/// The period range and the dispatched-only scope every rate and list reads.
+fn scope() -> [Param; 3] {
+    [
         query("from", period_key(), "First period key included."),
         query("to", period_key(), "Last period key included."),
         query(
@@ -42,9 +51,7 @@ fn list_params(extra: Vec<Param>) -> Vec<Param> {
             boolean(),
             "Only requests referred at least once.",
         ),
-    ]);
-    params.extend(extra);
-    params
+    ]
 }
 
 /// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM`.
@@ -141,13 +148,9 @@ fn reads() -> Vec<Operation> {
                         "Period grain.",
                     ),
                     query("group_by", pattern(GROUP_BY), "Comma-separated dimensions."),
-                    query("from", period_key(), "First period key included."),
-                    query("to", period_key(), "Last period key included."),
-                    query(
-                        "dispatched",
-                        boolean(),
-                        "Only requests referred at least once.",
-                    ),
+                ]);
+                p.extend(scope());
+                p.extend([
                     query(
                         "now",
                         datetime(),
