@@ -30,6 +30,7 @@ use engine_core::{Clock, Context, Policy, Refusal, Request};
 use schemas::intake::ResidentContact;
 use schemas::{
     Actor, Command, CommandKind, Commit, ContactRef, EventEnvelope, LoggedCommit, RequestId,
+    Timestamp,
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -223,7 +224,20 @@ impl CommandService {
 
     /// Decides and records one command.
     pub async fn execute(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        self.execute_with(request, None).await
+        self.execute_with(request, None, None).await
+    }
+
+    /// Decides and records one command as of `at`, an instant not after now: the events'
+    /// `occurred_at` (and the decision's `now`) is `at`, raised to the request's last event
+    /// if that is later, so a history never runs backwards; `recorded_at` stays the wall
+    /// clock. The supervisor records a firing caught up after downtime at the instant it was
+    /// due ([`crate::supervisor`]).
+    pub async fn execute_as_of(
+        &self,
+        request: CommandRequest,
+        at: Timestamp,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.execute_with(request, None, Some(at)).await
     }
 
     /// Decides and records one command, writing `contact` to the contact store once the core
@@ -232,6 +246,7 @@ impl CommandService {
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let kind = request.command.kind();
         let span = tracing::info_span!(
@@ -241,7 +256,7 @@ impl CommandService {
             command = kind.as_str(),
         );
         let result = self
-            .execute_locked(request, contact)
+            .execute_locked(request, contact, as_of)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
@@ -277,6 +292,7 @@ impl CommandService {
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let lock = self.lock_for(request.request_id);
         let _guard = lock.lock().await;
@@ -286,7 +302,7 @@ impl CommandService {
         // duplicate (the same receive) or conflict, and the next attempt loads it.
         let mut assume_new = request.command.kind() == CommandKind::Receive;
         for _attempt in 0..MAX_ATTEMPTS {
-            match self.attempt(&request, assume_new, contact).await {
+            match self.attempt(&request, assume_new, contact, as_of).await {
                 Err(CommandError::Conflict { .. }) => {
                     if !assume_new {
                         self.inner.metrics.conflict();
@@ -309,6 +325,7 @@ impl CommandService {
         request: &CommandRequest,
         assume_new: bool,
         contact: Option<ContactWrite<'_>>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
         let cached = match (assume_new, self.cached(id)) {
@@ -330,7 +347,13 @@ impl CommandService {
             self.check_retry(request.command_id, &binding).await?;
             return self.original_outcome(id, request.command_id).await;
         }
-        let now = self.inner.clock.now();
+        let recorded_at = self.inner.clock.now();
+        let now = match as_of {
+            Some(at) => at
+                .min(recorded_at)
+                .max(cached.last_occurred_at.unwrap_or(at)),
+            None => recorded_at,
+        };
         let context = Context {
             now,
             actor: &request.actor,
@@ -361,7 +384,7 @@ impl CommandService {
                 version: base_version + i as u64 + 1,
                 schema_version: 0,
                 occurred_at: now,
-                recorded_at: now,
+                recorded_at,
                 actor: request.actor.clone(),
                 causation_id: request.command_id,
                 correlation_id: request.correlation_id.unwrap_or(request.command_id),
@@ -419,6 +442,7 @@ impl CommandService {
         }
         next.position = appended.position;
         next.last_hash = prev_hash;
+        next.last_occurred_at = Some(now);
         next.commit_ids.insert(commit.commit_id, appended.position);
         let version = next.request.version();
         self.remember(id, next);
@@ -520,6 +544,7 @@ impl CommandService {
             for envelope in &commit.events {
                 entry.request.apply(envelope);
                 entry.last_hash = envelope.hash.clone();
+                entry.last_occurred_at = Some(envelope.occurred_at);
             }
             entry.commit_ids.insert(commit.commit_id, position);
         }
