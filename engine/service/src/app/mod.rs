@@ -171,6 +171,7 @@ pub struct App {
     projectors: Option<ProjectorRuntime>,
     privacy: PrivacyLedger,
     notify: Option<crate::notify::DeliveryStore>,
+    units: crate::notify::UnitChannels,
     open311: Option<crate::http::open311::Open311State>,
     late_routes: LateRoutes,
     state: AppState,
@@ -210,6 +211,13 @@ impl App {
         let (policy, mut reference) = load_policy_with_sources(&config.policy)?;
         let policy = Arc::new(policy);
         reference.push(role_grants(&config));
+        let (units, units_item) = crate::notify::channels::load(
+            config.notify.channels_file.as_deref(),
+            policy.directory(),
+            &config.notify.channel_secrets,
+        )
+        .map_err(|e| AppError::Notify(crate::notify::NotifyError::Config(e)))?;
+        reference.extend(units_item);
         let (log, nats) = open_log_with(&config, true).await?;
         tracing::info!(log = %log.describe(), "event log open");
         for year in [clock.now().year(), clock.now().year() + 1] {
@@ -271,6 +279,7 @@ impl App {
                     nats.clone().map(|client| (client, config.nats.replicas)),
                     &names,
                     metrics.registry(),
+                    units.clone(),
                 )
                 .await
                 .map_err(AppError::Notify)?;
@@ -358,6 +367,7 @@ impl App {
             projectors: None,
             privacy,
             notify: None,
+            units,
             open311,
             late_routes: LateRoutes::new(readiness.clone()),
             state,
