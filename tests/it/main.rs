@@ -50,4 +50,5 @@ mod shutdown;
 mod signatures;
 mod stores;
 mod supervision;
+mod unit_delivery;
 mod upward;
