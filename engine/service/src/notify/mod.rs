@@ -161,7 +161,9 @@ fn now_ms() -> i64 {
 }
 
 impl Notifier {
-    /// A notifier over the given stores; `nats` is the client when the log runs on JetStream.
+    /// A notifier over the given stores; `nats` is the client when the log runs on JetStream,
+    /// `units` the unit delivery channels in force.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         log: EventLog,
         contacts: ContactStore,
