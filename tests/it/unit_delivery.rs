@@ -165,6 +165,18 @@ async fn dispatch_and_supervision_reach_the_right_units_once_and_a_failing_unit_
     })
     .await;
 
+    // The channels in force are recorded as reference data.
+    let recorded = engine_service::audit::reference::history(app.command_service.log())
+        .await
+        .expect("reference history");
+    assert!(
+        recorded.iter().any(
+            |r| r.recorded.kind == schemas::event::ReferenceKind::UnitChannels
+                && r.recorded.version == "test-1"
+        ),
+        "{recorded:?}"
+    );
+
     // Act: referred, signed for and in handling; then the supervisor runs long past the
     // completion deadline.
     let id = in_progress(&app).await;
@@ -290,8 +302,12 @@ async fn dispatch_and_supervision_reach_the_right_units_once_and_a_failing_unit_
         backup.kinds() == lead_kinds
     })
     .await;
-    let rows = unit_rows(&app, &id).await;
-    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:#?}");
+    // 4 kinds × (2 webhooks + NATS) for the lead, 1 × 2 for the street, 2 × NATS for the district.
+    wait_until("every unit row sent", || async {
+        let rows = unit_rows(&app, &id).await;
+        rows.len() == 16 && rows.iter().all(|r| r["status"] == "sent")
+    })
+    .await;
     assert_eq!(lead.kinds(), lead_kinds, "nothing sent twice");
     assert_eq!(street.kinds(), once(&["escalation"]));
     let js = jetstream::new(async_nats::connect(NATS_URL).await.unwrap());
