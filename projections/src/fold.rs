@@ -126,6 +126,10 @@ pub struct RequestState {
     /// whose new deadline then applies. Absent in states stored before pauses were folded.
     #[serde(default)]
     pub paused_since: Option<Ts>,
+    /// The latest supervision marks (催办, warning, overdue mark, escalation), when they
+    /// occurred. Absent in states stored before they were folded.
+    #[serde(default)]
+    pub marks: SupervisionMarks,
     /// Referrals in order.
     pub referrals: Vec<Referral>,
     /// Log position of the last event applied.
@@ -209,6 +213,7 @@ impl RequestState {
             referral_returns: 0,
             escalation_level: None,
             paused_since: None,
+            marks: SupervisionMarks::default(),
             referrals: Vec::new(),
             last_position: position,
         })
@@ -347,10 +352,18 @@ impl RequestState {
                 self.open = false;
                 stage(self, "archived");
             }
-            Event::DeadlineMissed(e) if e.deadline != schemas::DeadlineKind::WhistleReport => {
-                self.overdue = true;
+            Event::ReminderSent(_) => self.marks.reminded_at = Some(at),
+            Event::PreBreachWarned(_) => self.marks.warned_at = Some(at),
+            Event::DeadlineMissed(e) => {
+                self.marks.marked_overdue_at = Some(at);
+                if e.deadline != schemas::DeadlineKind::WhistleReport {
+                    self.overdue = true;
+                }
             }
-            Event::Escalated(e) => self.escalation_level = Some(wire(&e.level)),
+            Event::Escalated(e) => {
+                self.escalation_level = Some(wire(&e.level));
+                self.marks.escalated_at = Some(at);
+            }
             Event::AppealDecided(e) if e.upheld => {
                 if let Some(r) = self.ratings.last_mut() {
                     r.excluded = true;
@@ -498,6 +511,10 @@ impl RequestState {
             escalation_level: self.escalation_level.clone(),
             last_position: self.last_position as i64,
             paused_since: self.paused_since,
+            reminded_at: self.marks.reminded_at,
+            warned_at: self.marks.warned_at,
+            marked_overdue_at: self.marks.marked_overdue_at,
+            escalated_at: self.marks.escalated_at,
         }
     }
 }
@@ -553,6 +570,24 @@ pub struct Summary {
     pub escalation_level: Option<String>,
     pub last_position: i64,
     pub paused_since: Option<Ts>,
+    pub reminded_at: Option<Ts>,
+    pub warned_at: Option<Ts>,
+    pub marked_overdue_at: Option<Ts>,
+    pub escalated_at: Option<Ts>,
+}
+
+/// When supervision last marked a request: the latest reminder (催办), pre-breach warning,
+/// overdue mark and escalation (the level is `escalation_level`), as the events' instants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SupervisionMarks {
+    /// Latest `reminder_sent`.
+    pub reminded_at: Option<Ts>,
+    /// Latest `pre_breach_warned`.
+    pub warned_at: Option<Ts>,
+    /// Latest `deadline_missed` (any deadline, whistle reports included).
+    pub marked_overdue_at: Option<Ts>,
+    /// Latest `escalated`.
+    pub escalated_at: Option<Ts>,
 }
 
 /// Hours in a day, for due-soon windows.
@@ -579,5 +614,6 @@ mod tests {
         let state: RequestState = serde_json::from_value(old).expect("old state decodes");
         assert_eq!(state.paused_since, None);
         assert_eq!(state.summary().paused_since, None);
+        assert_eq!(state.marks, SupervisionMarks::default());
     }
 }

@@ -297,6 +297,31 @@ impl Names {
         self.stream("NOTIFY")
     }
 
+    // --- unit notifications (dispatch, supervision) -----------------------------------------
+
+    /// `<prefix>.units.<unit_kind>.<code>.<kind>`: a notification addressed to one unit
+    /// (`unit_kind` is `department`, `station` or `level`).
+    pub fn unit_subject(&self, unit_kind: &str, code: &str, kind: &str) -> String {
+        format!("{}.units.{unit_kind}.{code}.{kind}", self.prefix)
+    }
+
+    /// `<prefix>.units.<unit_kind>.<code>.>`: everything addressed to one unit (what its
+    /// NATS user may read).
+    pub fn unit_wildcard(&self, unit_kind: &str, code: &str) -> String {
+        format!("{}.units.{unit_kind}.{code}.>", self.prefix)
+    }
+
+    /// `<prefix>.units.>`.
+    pub fn units_wildcard(&self) -> String {
+        format!("{}.units.>", self.prefix)
+    }
+
+    /// `<PREFIX>_UNITS`, the stream of unit notifications (created only where unit channels
+    /// are configured, so not among [`Names::all_streams`]).
+    pub fn units_stream(&self) -> String {
+        self.stream("UNITS")
+    }
+
     /// `<prefix>.audit.digest.<day>` (daily Merkle digests).
     pub fn digest_subject(&self, day: &str) -> String {
         format!("{}.audit.digest.{day}", self.prefix)
@@ -337,6 +362,11 @@ mod tests {
         assert_eq!(n.upward_stream(), "BIANMIN_UPWARD");
         assert_eq!(n.reports_stream(), "BIANMIN_REPORTS");
         assert_eq!(n.notify_stream(), "BIANMIN_NOTIFY");
+        assert_eq!(n.units_stream(), "BIANMIN_UNITS");
+        assert_eq!(
+            n.unit_subject("department", "hrss", "dispatch"),
+            "bianmin.units.department.hrss.dispatch"
+        );
         assert_eq!(n.commands_bucket(), "BIANMIN_COMMANDS");
         assert_eq!(n.commands_bucket_stream(), "KV_BIANMIN_COMMANDS");
         assert_eq!(n.leases_bucket(), "BIANMIN_LEASES");

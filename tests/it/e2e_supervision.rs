@@ -992,6 +992,23 @@ async fn the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdu
     assert_eq!(items[0]["overdue"], true, "{list}");
     let (status, _) = get_json(&app, &overdue_at_start, actors::DASHBOARD).await;
     assert_eq!(status, 403, "dashboards read aggregates only");
+
+    // The department's worklist row carries the latest marks, at their instants.
+    let path = "/api/v1/worklists/departments/urban-management";
+    let (status, list) = get_json(&app, path, actors::URBAN).await;
+    assert_eq!(status, 200, "{list}");
+    let row = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| r["request_id"] == id.as_str())
+        .expect("on the worklist")
+        .clone();
+    assert_eq!(instant(&row["reminded_at"]), remind, "{row}");
+    assert_eq!(instant(&row["warned_at"]), warn, "{row}");
+    assert_eq!(instant(&row["marked_overdue_at"]), due, "{row}");
+    assert_eq!(instant(&row["escalated_at"]), due + grace, "{row}");
+    assert_eq!(row["escalation_level"], "daily", "{row}");
     app.teardown().await;
 }
 

@@ -57,4 +57,5 @@ mod signatures;
 mod stores;
 mod stores_copy;
 mod supervision;
+mod unit_delivery;
 mod upward;

@@ -251,13 +251,21 @@ async fn after_downtime_missed_firings_are_caught_up_in_due_order() {
             remind.is_some() && warn.is_some() && overdue.is_some(),
             "{facts:?}"
         );
+        let (early, late) = if deadlines.remind_at <= deadlines.warn_at {
+            (remind, warn)
+        } else {
+            (warn, remind)
+        };
         assert!(
-            remind < warn && warn < overdue,
+            early < late && late < overdue,
             "fired in due-time order: {facts:?}"
         );
+        // Escalation counts from the earliest deadline missed (first response), so it
+        // comes after that overdue mark, not necessarily after the completion's.
+        let first_overdue = facts.iter().position(|f| f.0 == "overdue");
         let escalated = facts.iter().position(|f| f.0 == "escalated");
         assert!(
-            escalated.is_some_and(|e| Some(e) > overdue),
+            escalated.is_some_and(|e| Some(e) > first_overdue),
             "escalation after the overdue mark: {facts:?}"
         );
     }
@@ -377,5 +385,110 @@ async fn the_index_learns_new_requests_and_changes_to_indexed_ones() {
             .any(|f| f.0 == "overdue" && f.1 == "Completion"),
         "a replied request is not marked overdue: {replied_facts:?}"
     );
+    engine.cleanup().await;
+}
+
+/// The engine is stopped after the overdue mark and comes back ten grace periods later: the
+/// restarted supervisor records every escalation level the request would have reached, each
+/// at the instant it was due (one grace period after the one before), exactly once; a second
+/// restart records nothing new.
+#[tokio::test]
+async fn after_downtime_every_escalation_level_is_recorded_at_its_due_instant() {
+    let engine = Engine::build(Store::JetStream).await;
+    let (id, deadlines) = classified_request(&engine, "SUP-ESC").await;
+    let grace = engine.service.policy().escalation_grace();
+    // The earliest deadline in force (first response) is the one escalation counts from.
+    let missed = deadlines.response_due_at;
+    assert!(missed < deadlines.completion_due_at);
+    let run = |service: engine_service::commands::CommandService| {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                supervisor::run(
+                    service,
+                    SupervisorConfig {
+                        max_sleep_ms: 50,
+                        retry_delay_ms: 50,
+                    },
+                    shutdown,
+                )
+                .await
+                .expect("supervisor ends cleanly")
+            }
+        });
+        (shutdown, task)
+    };
+    let stop = |(shutdown, task): (CancellationToken, tokio::task::JoinHandle<()>)| async move {
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops on shutdown")
+            .expect("task");
+    };
+    let escalations = || async {
+        history(&engine, id)
+            .await
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::Escalated(x) => Some((x.level, e.occurred_at, e.recorded_at)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Running when the deadline passes: the overdue mark, no escalation yet.
+    engine.clock.set(missed);
+    let running = run(engine.service.clone());
+    eventually(Duration::from_secs(10), "the overdue mark", || async {
+        supervision_facts(&engine, id)
+            .await
+            .iter()
+            .any(|f| f.0 == "overdue" && f.1 == "Response")
+    })
+    .await;
+    stop(running).await;
+    assert!(escalations().await.is_empty());
+
+    // Down across every escalation step; back ten grace periods later.
+    let back = missed + grace * 10;
+    engine.clock.set(back);
+    let running = run(engine.service.clone());
+    eventually(
+        Duration::from_secs(10),
+        "three escalation levels",
+        || async { escalations().await.len() >= 3 },
+    )
+    .await;
+    stop(running).await;
+    let recorded = escalations().await;
+    use schemas::SupervisionLevel::{Daily, Interview, Listed};
+    let at: Vec<_> = recorded
+        .iter()
+        .map(|(level, at, _)| (*level, *at))
+        .collect();
+    assert_eq!(
+        at,
+        vec![
+            (Daily, missed + grace),
+            (Listed, missed + grace * 2),
+            (Interview, missed + grace * 3),
+        ],
+        "each level at the instant it was due"
+    );
+    assert!(
+        recorded
+            .iter()
+            .all(|(_, _, recorded_at)| *recorded_at == back),
+        "recorded when the engine came back: {recorded:?}"
+    );
+
+    // Restarted again (a fresh index): nothing new.
+    let mut again = SupervisorState::new();
+    let report = tick_at(&engine, &mut again, back + grace).await;
+    assert!(report.fired.is_empty(), "{report:?}");
+    assert_eq!(escalations().await, recorded);
+    let facts = supervision_facts(&engine, id).await;
+    assert_no_duplicates(&facts);
     engine.cleanup().await;
 }

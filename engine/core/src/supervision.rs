@@ -12,6 +12,11 @@
 //!   was marked overdue is still in force, starting one grace period after it was due.
 //!
 //! Nothing is due once the request is replied or archived: no deadline is in force then.
+//!
+//! **Catching up.** [`due_firings`] names the instant each firing was due. The shell records a
+//! firing as of that instant, so after downtime an escalation is recorded when it was reached
+//! and the next level counts its grace from there: folding the firings one at a time reaches
+//! every level the request would have reached, at the instants it would have reached them.
 
 use schemas::command::{Escalate, MarkOverdue, Remind, Warn};
 use schemas::{Command, DeadlineKind, SupervisionLevel, Timestamp};
@@ -96,11 +101,27 @@ fn escalation(request: &Request, policy: &Policy) -> Option<Planned> {
 
 /// Remind / Warn / MarkOverdue / Escalate commands that are due at `now` and not yet recorded.
 pub fn due(request: &Request, now: Timestamp, policy: &Policy) -> Vec<Command> {
-    planned(request, policy)
+    due_firings(request, now, policy)
+        .into_iter()
+        .map(|(_, command)| command)
+        .collect()
+}
+
+/// The commands of [`due`], each with the instant it was due (at or before `now`), earliest
+/// first. An escalation depends on the one before it: only the next level is returned, and the
+/// level after it becomes due once that one is recorded.
+pub fn due_firings(
+    request: &Request,
+    now: Timestamp,
+    policy: &Policy,
+) -> Vec<(Timestamp, Command)> {
+    let mut due: Vec<(Timestamp, Command)> = planned(request, policy)
         .into_iter()
         .filter(|p| p.at <= now)
-        .map(|p| p.command)
-        .collect()
+        .map(|p| (p.at, p.command))
+        .collect();
+    due.sort_by_key(|(at, _)| *at);
+    due
 }
 
 /// The earliest instant at which [`due`] would return something new (possibly in the past,

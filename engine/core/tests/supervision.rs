@@ -5,7 +5,7 @@ mod harness;
 
 use chrono::Duration;
 use engine_core::Stage;
-use engine_core::supervision::{due, next_wakeup};
+use engine_core::supervision::{due, due_firings, next_wakeup};
 use harness::*;
 use schemas::command::*;
 use schemas::{Command, CommandKind, DeadlineKind, ReplyOutcome, SupervisionLevel, Timestamp};
@@ -123,6 +123,63 @@ fn a_late_supervision_run_catches_up_once_and_reply_stops_it() {
         .is_empty()
     );
     assert_eq!(next_wakeup(&h.request, &h.policy), None);
+}
+
+/// After downtime, recording each firing as of the instant it was due (as the shell does)
+/// reaches every escalation level at the instant it would have been reached, once.
+#[test]
+fn a_catch_up_records_every_escalation_level_at_its_due_instant() {
+    let mut h = at_stage(Stage::InProgress);
+    let d = h.request.deadlines().unwrap().clone();
+    let grace = h.policy.escalation_grace();
+    let back = d.completion_due_at + grace * 10;
+    let mut recorded = Vec::new();
+    // The shell's loop: fire what is due at `back`, each as of its own instant, until quiet.
+    for _ in 0..16 {
+        let firings = due_firings(&h.request, back, &h.policy);
+        if firings.is_empty() {
+            break;
+        }
+        let at: Vec<Timestamp> = firings.iter().map(|(at, _)| *at).collect();
+        assert!(
+            at.windows(2).all(|w| w[0] <= w[1]),
+            "earliest first: {at:?}"
+        );
+        for (at, command) in firings {
+            assert!(at <= back);
+            h.now = at;
+            let kind = command.kind();
+            h.try_run(&system(), command)
+                .expect("decide accepts a due firing");
+            recorded.push((kind, at, h.request.supervision_level()));
+        }
+    }
+    let escalations: Vec<(Timestamp, Option<SupervisionLevel>)> = recorded
+        .iter()
+        .filter(|(k, _, _)| *k == CommandKind::Escalate)
+        .map(|(_, at, level)| (*at, *level))
+        .collect();
+    assert_eq!(
+        escalations,
+        vec![
+            (d.completion_due_at + grace, Some(SupervisionLevel::Daily)),
+            (
+                d.completion_due_at + grace * 2,
+                Some(SupervisionLevel::Listed)
+            ),
+            (
+                d.completion_due_at + grace * 3,
+                Some(SupervisionLevel::Interview)
+            ),
+        ],
+        "{recorded:?}"
+    );
+    assert!(due(&h.request, back, &h.policy).is_empty(), "nothing left");
+    assert_eq!(
+        next_wakeup(&h.request, &h.policy),
+        None,
+        "the top level is final"
+    );
 }
 
 #[test]

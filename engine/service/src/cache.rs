@@ -19,6 +19,9 @@ pub struct CachedRequest {
     pub position: u64,
     /// Hash of the request's last event (the next event's `prev_hash`).
     pub last_hash: String,
+    /// When the request's last event occurred: a command decided as of an earlier instant
+    /// is recorded no earlier than this, so a history never runs backwards.
+    pub last_occurred_at: Option<schemas::Timestamp>,
     /// Ids of every commit of the request, with their positions: a retried command is
     /// recognised without reading the log.
     pub commit_ids: HashMap<Uuid, u64>,
@@ -31,6 +34,7 @@ impl CachedRequest {
             request: Request::new(id),
             position: 0,
             last_hash: schemas::envelope::GENESIS_HASH.to_string(),
+            last_occurred_at: None,
             commit_ids: HashMap::new(),
         }
     }

@@ -426,6 +426,9 @@ impl Config {
         for webhook in &mut masked.notify.webhooks {
             webhook.secret = "****".into();
         }
+        for secret in masked.notify.channel_secrets.values_mut() {
+            *secret = "****".into();
+        }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 

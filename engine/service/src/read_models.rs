@@ -63,9 +63,13 @@ pub fn assessment(config: &Config, policy: &Policy) -> Assessment {
     }
 }
 
-/// Whether resident notifications would use the projections database (see `notify::build`).
+/// Whether notifications would use the projections database (see `notify::build`): a
+/// channels file may name unit webhooks even without NATS.
 pub fn notify_needs_database(config: &Config, nats: &Option<async_nats::Client>) -> bool {
-    config.notify.enabled && (nats.is_some() || !config.notify.webhooks.is_empty())
+    config.notify.enabled
+        && (nats.is_some()
+            || !config.notify.webhooks.is_empty()
+            || config.notify.channels_file.is_some())
 }
 
 /// Shows on `/readyz` that the parts needing the projections database are missing because
@@ -99,6 +103,8 @@ pub struct Late {
     pub nats: Option<async_nats::Client>,
     /// Where the notifier registers its metrics.
     pub registry: prometheus::Registry,
+    /// The unit delivery channels in force.
+    pub units: crate::notify::UnitChannels,
     /// The projection gauges, when the read models run here.
     pub gauges: Option<projections::metrics::Gauges>,
     /// The clock of the gauges.
@@ -159,6 +165,7 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
         late.nats.map(|client| (client, late.config.nats.replicas)),
         &late.config.names()?,
         &late.registry,
+        late.units,
     )
     .await?;
     if let Some((notifier, store)) = notifier {

@@ -9,7 +9,9 @@
 //! second event.
 //!
 //! [`tick`] is one deterministic step (catch up with the log, fire what is due at `now`, in
-//! due-time order); [`run`] loops it against the service's clock, sleeping until the earliest
+//! due-time order, each recorded as of the instant it was due — `occurred_at` is that instant,
+//! `recorded_at` the wall clock — so that after downtime every escalation level the request
+//! would have reached is recorded at the instant it would have been reached); [`run`] loops it against the service's clock, sleeping until the earliest
 //! wakeup, a new commit, or shutdown.
 //!
 //! Memory is bounded: one index entry (id, instant) per request with something left to fire,
@@ -39,8 +41,9 @@ const RECENT_MAX: usize = 4096;
 const PARK: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Rounds of firing for one request within one tick (a firing can make the next one due,
-/// e.g. an overdue mark then an escalation); bounds the work if the core kept answering.
-const MAX_ROUNDS_PER_REQUEST: usize = 8;
+/// e.g. an overdue mark then an escalation; a round ends after each of those); bounds the
+/// work if the core kept answering.
+const MAX_ROUNDS_PER_REQUEST: usize = 32;
 
 /// Settings of the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,23 +278,36 @@ async fn fire_due(
             let Some(request) = current(service, state, request_id).await? else {
                 break;
             };
-            let mut commands = supervision::due(&request, now, service.policy());
-            if commands.is_empty() {
+            let mut firings = supervision::due_firings(&request, now, service.policy());
+            if firings.is_empty() {
                 break;
             }
-            commands.sort_by_key(firing_order);
+            firings.sort_by_key(|(at, command)| (*at, firing_rank(command)));
+            // An overdue mark or an escalation can make an escalation due before the
+            // firings after it: fire up to the first of them, then decide again.
+            if let Some(stop) = firings
+                .iter()
+                .position(|(_, c)| matches!(c, Command::MarkOverdue(_) | Command::Escalate(_)))
+            {
+                firings.truncate(stop + 1);
+            }
             let mut recorded = false;
-            for command in commands {
+            for (due_at, command) in firings {
                 let kind = command.kind();
                 submitted = true;
+                // Recorded as of the instant it was due: after downtime an escalation is
+                // reached when the policy says, and the next level counts from there.
                 let outcome = service
-                    .execute(CommandRequest {
-                        request_id,
-                        command_id: firing_id(request_id, &command),
-                        correlation_id: None,
-                        actor: supervisor_actor(),
-                        command,
-                    })
+                    .execute_as_of(
+                        CommandRequest {
+                            request_id,
+                            command_id: firing_id(request_id, &command),
+                            correlation_id: None,
+                            actor: supervisor_actor(),
+                            command,
+                        },
+                        due_at,
+                    )
                     .await;
                 match outcome {
                     Ok(outcome) if outcome.duplicate => report.duplicates += 1,
@@ -340,17 +356,15 @@ async fn fire_due(
     Ok(report)
 }
 
-/// Order of firing: by due instant, then reminder → warning → overdue → escalation;
-/// commands without an instant of their own (escalations) come last.
-fn firing_order(command: &Command) -> (bool, Option<Timestamp>, u8) {
-    let (at, rank) = match command {
-        Command::Remind(c) => (Some(c.due_at), 0),
-        Command::Warn(c) => (Some(c.due_at), 1),
-        Command::MarkOverdue(c) => (Some(c.due_at), 2),
-        Command::Escalate(_) => (None, 3),
-        _ => (None, 4),
-    };
-    (at.is_none(), at, rank)
+/// Order of firings due at the same instant: reminder → warning → overdue → escalation.
+fn firing_rank(command: &Command) -> u8 {
+    match command {
+        Command::Remind(_) => 0,
+        Command::Warn(_) => 1,
+        Command::MarkOverdue(_) => 2,
+        Command::Escalate(_) => 3,
+        _ => 4,
+    }
 }
 
 /// Reads every commit after the state's position and marks their requests dirty.

@@ -30,7 +30,8 @@ received_week, received_month, accepted_at, declined_at, classified_at, referred
 first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at, response_due_at, \
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
-last_position, paused_since, satisfaction_excluded";
+last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
+escalated_at";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -88,6 +89,10 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         last_position: req(r.int(44)?, "last_position")?,
         paused_since: r.ts(45)?,
         satisfaction_excluded: req(r.bool(46)?, "satisfaction_excluded")?,
+        reminded_at: r.ts(47)?,
+        warned_at: r.ts(48)?,
+        marked_overdue_at: r.ts(49)?,
+        escalated_at: r.ts(50)?,
     })
 }
 

@@ -384,6 +384,10 @@ const SUMMARY_NAMES: &[&str] = &[
     "last_position",
     "paused_since",
     "satisfaction_excluded",
+    "reminded_at",
+    "warned_at",
+    "marked_overdue_at",
+    "escalated_at",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -436,5 +440,9 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.last_position.into(),
         s.paused_since.into(),
         s.satisfaction_excluded.into(),
+        s.reminded_at.into(),
+        s.warned_at.into(),
+        s.marked_overdue_at.into(),
+        s.escalated_at.into(),
     ]
 }

@@ -22,6 +22,8 @@ pub enum ReferenceKind {
     Directory,
     /// API tokens and their roles (hashes only).
     RoleGrants,
+    /// The delivery channels of units (departments, stations, supervision levels).
+    UnitChannels,
 }
 
 /// Reference data in force changed (recorded on the reference-data stream, not on a request),

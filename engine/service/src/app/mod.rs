@@ -175,6 +175,7 @@ pub struct App {
     privacy: PrivacyLedger,
     notify: Option<crate::notify::DeliveryStore>,
     leases: crate::lease::Leases,
+    units: crate::notify::UnitChannels,
     open311: Option<crate::http::open311::Open311State>,
     late_routes: LateRoutes,
     state: AppState,
@@ -214,6 +215,13 @@ impl App {
         let (policy, mut reference) = load_policy_with_sources(&config.policy)?;
         let policy = Arc::new(policy);
         reference.push(role_grants(&config));
+        let (units, units_item) = crate::notify::channels::load(
+            config.notify.channels_file.as_deref(),
+            policy.directory(),
+            &config.notify.channel_secrets,
+        )
+        .map_err(|e| AppError::Notify(crate::notify::NotifyError::Config(e)))?;
+        reference.extend(units_item);
         let (log, nats) = open_log_with(&config, true).await?;
         tracing::info!(log = %log.describe(), "event log open");
         for year in [clock.now().year(), clock.now().year() + 1] {
@@ -286,6 +294,7 @@ impl App {
                     nats.clone().map(|client| (client, config.nats.replicas)),
                     &names,
                     metrics.registry(),
+                    units.clone(),
                 )
                 .await
                 .map_err(AppError::Notify)?;
@@ -375,6 +384,7 @@ impl App {
             privacy,
             notify: None,
             leases,
+            units,
             open311,
             late_routes: LateRoutes::new(readiness.clone()),
             state,

@@ -76,6 +76,7 @@ impl App {
             contacts: self.commands.contacts().clone(),
             nats: self.nats.clone(),
             registry: self.commands.metrics().registry().clone(),
+            units: self.units.clone(),
             gauges,
             clock,
             state: self.state.clone(),

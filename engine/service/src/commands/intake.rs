@@ -86,7 +86,7 @@ impl CommandService {
             .as_ref()
             .zip(contact.as_ref())
             .map(|(reference, data)| ContactWrite::Intake(reference, data));
-        match self.execute_with(request, write).await {
+        match self.execute_with(request, write, None).await {
             Ok(outcome) if !outcome.duplicate => Ok(IntakeOutcome {
                 request_id,
                 created: true,

@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine_core::{Clock, Context, Policy, Refusal, Request};
-use schemas::{Actor, Command, CommandKind, Commit, EventEnvelope, LoggedCommit, RequestId};
+use schemas::{
+    Actor, Command, CommandKind, Commit, EventEnvelope, LoggedCommit, RequestId, Timestamp,
+};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -224,7 +226,7 @@ impl CommandService {
 
     /// Decides and records one command.
     pub async fn execute(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        self.execute_inner(request, None, None).await
+        self.execute_inner(request, None, None, None).await
     }
 
     /// [`CommandService::execute`] only if the request is still at `expected_version` (the
@@ -236,7 +238,21 @@ impl CommandService {
         request: CommandRequest,
         expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
-        self.execute_inner(request, None, expected_version).await
+        self.execute_inner(request, None, expected_version, None)
+            .await
+    }
+
+    /// Decides and records one command as of `at`, an instant not after now: the events'
+    /// `occurred_at` (and the decision's `now`) is `at`, raised to the request's last event
+    /// if that is later, so a history never runs backwards; `recorded_at` stays the wall
+    /// clock. The supervisor records a firing caught up after downtime at the instant it was
+    /// due ([`crate::supervisor`]).
+    pub async fn execute_as_of(
+        &self,
+        request: CommandRequest,
+        at: Timestamp,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.execute_with(request, None, Some(at)).await
     }
 
     /// Decides and records one command, writing `contact` to the contact store once the core
@@ -245,16 +261,18 @@ impl CommandService {
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
-        self.execute_inner(request, contact, None).await
+        self.execute_inner(request, contact, None, as_of).await
     }
 
-    /// One command with its contact write and expected version, traced and counted.
+    /// One command with its contact write, expected version and instant, traced and counted.
     async fn execute_inner(
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
         expected_version: Option<u64>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let kind = request.command.kind();
         let span = tracing::info_span!(
@@ -264,7 +282,7 @@ impl CommandService {
             command = kind.as_str(),
         );
         let result = self
-            .execute_locked(request, contact, expected_version)
+            .execute_locked(request, contact, expected_version, as_of)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
@@ -301,6 +319,7 @@ impl CommandService {
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
         expected_version: Option<u64>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         contact::check_pairing(request.command.kind(), contact)?;
         let lock = self.lock_for(request.request_id);
@@ -312,7 +331,7 @@ impl CommandService {
         let mut assume_new = request.command.kind() == CommandKind::Receive;
         for _attempt in 0..MAX_ATTEMPTS {
             match self
-                .attempt(&request, assume_new, contact, expected_version)
+                .attempt(&request, assume_new, contact, expected_version, as_of)
                 .await
             {
                 Err(CommandError::Conflict { .. }) => {
@@ -338,6 +357,7 @@ impl CommandService {
         assume_new: bool,
         contact: Option<ContactWrite<'_>>,
         expected_version: Option<u64>,
+        as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let id = request.request_id;
         // Whether the state was just read from the log (else it is a cache entry, or assumed
@@ -373,7 +393,13 @@ impl CommandService {
                 return Err(self.confirmed(id, cached.position, fresh, error).await);
             }
         }
-        let now = self.inner.clock.now();
+        let recorded_at = self.inner.clock.now();
+        let now = match as_of {
+            Some(at) => at
+                .min(recorded_at)
+                .max(cached.last_occurred_at.unwrap_or(at)),
+            None => recorded_at,
+        };
         let context = Context {
             now,
             actor: &request.actor,
@@ -410,7 +436,7 @@ impl CommandService {
                 version: base_version + i as u64 + 1,
                 schema_version: 0,
                 occurred_at: now,
-                recorded_at: now,
+                recorded_at,
                 actor: request.actor.clone(),
                 causation_id: request.command_id,
                 correlation_id: request.correlation_id.unwrap_or(request.command_id),
@@ -472,6 +498,7 @@ impl CommandService {
         }
         next.position = appended.position;
         next.last_hash = prev_hash;
+        next.last_occurred_at = Some(now);
         next.commit_ids.insert(commit.commit_id, appended.position);
         let version = next.request.version();
         self.remember(id, next);
@@ -556,6 +583,7 @@ impl CommandService {
             for envelope in &commit.events {
                 entry.request.apply(envelope);
                 entry.last_hash = envelope.hash.clone();
+                entry.last_occurred_at = Some(envelope.occurred_at);
             }
             entry.commit_ids.insert(commit.commit_id, position);
         }

@@ -1,5 +1,6 @@
 //! The `[notify]` configuration section.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +38,11 @@ pub struct NotifyConfig {
     pub webhook_timeout_ms: u64,
     /// HTTP webhooks of resident gateways (SMS, WeChat, phone system).
     pub webhooks: Vec<WebhookConfig>,
+    /// The unit delivery channels (reference data; `deploy/policy/channels.toml` is the demo
+    /// district's). None: nothing is delivered to units.
+    pub channels_file: Option<PathBuf>,
+    /// The keys of the unit webhooks' signatures, by the name the channels file gives them.
+    pub channel_secrets: BTreeMap<String, String>,
 }
 
 /// One resident-gateway webhook.
@@ -77,6 +83,8 @@ impl Default for NotifyConfig {
             poll_interval_ms: 1_000,
             webhook_timeout_ms: 10_000,
             webhooks: Vec::new(),
+            channels_file: None,
+            channel_secrets: BTreeMap::new(),
         }
     }
 }
@@ -140,6 +148,16 @@ impl NotifyConfig {
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(self.max_age_secs),
             ..Default::default()
+        }
+    }
+
+    /// The stream of unit notifications, set like the residents' one.
+    pub fn units_stream_config(&self, names: &schemas::Names, replicas: usize) -> stream::Config {
+        stream::Config {
+            name: names.units_stream(),
+            description: Some("Bianmin unit notifications (dispatch, supervision)".into()),
+            subjects: vec![names.units_wildcard()],
+            ..self.stream_config(names, replicas)
         }
     }
 

@@ -1,6 +1,7 @@
-//! The two ways a notification leaves the engine: a JetStream publish to
-//! `<prefix>.notify.<kind>` (stream created idempotently, `Nats-Msg-Id` = notification id) and
-//! an HTTP POST to a configured webhook, signed with HMAC-SHA256.
+//! The two ways a notification leaves the engine: a JetStream publish (residents:
+//! `<prefix>.notify.<kind>`; units: `<prefix>.units.<unit_kind>.<code>.<kind>`; streams
+//! created idempotently, `Nats-Msg-Id` = notification id) and an HTTP POST to a webhook (a
+//! resident gateway's or a unit's), signed with HMAC-SHA256.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::OnceCell;
 
+use super::channels::{UNIT_NATS, UNIT_WEBHOOK, UnitChannels};
 use super::config::{NotifyConfig, WebhookConfig};
 use super::document::NotificationDocument;
 
@@ -32,9 +34,12 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 pub struct Sender {
     nats: Option<(async_nats::Client, String, stream::Config)>,
     stream_ready: OnceCell<()>,
+    units_stream: Option<stream::Config>,
+    units_ready: OnceCell<()>,
     http: reqwest::Client,
     names: schemas::Names,
     webhooks: Vec<WebhookConfig>,
+    units: UnitChannels,
 }
 
 impl Sender {
@@ -44,13 +49,20 @@ impl Sender {
         cfg: &NotifyConfig,
         names: &schemas::Names,
         nats: Option<(async_nats::Client, usize)>,
+        units: UnitChannels,
     ) -> Result<Sender, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
+        let units_stream = nats
+            .as_ref()
+            .map(|(_, replicas)| cfg.units_stream_config(names, *replicas));
         Ok(Sender {
+            units_stream,
+            units_ready: OnceCell::new(),
+            units,
             nats: nats.map(|(client, replicas)| {
                 let stream_config = cfg.stream_config(names, replicas);
                 (client, stream_config.name.clone(), stream_config)
@@ -77,6 +89,16 @@ impl Sender {
         out
     }
 
+    /// The unit channels in force.
+    pub fn units(&self) -> &UnitChannels {
+        &self.units
+    }
+
+    /// Whether the engine publishes on NATS.
+    pub fn has_nats(&self) -> bool {
+        self.nats.is_some()
+    }
+
     /// Sends `document` (with its recipient) on `channel`; `Err` names why it failed.
     ///
     /// The JetStream stream keeps what is published for `notify.max_age_secs`, so what goes
@@ -92,17 +114,40 @@ impl Sender {
             return self.publish(&stored, body).await;
         }
         let body = serde_json::to_vec(document).map_err(|e| e.to_string())?;
-        let name = channel.strip_prefix("webhook:").unwrap_or(channel);
-        let Some(webhook) = self.webhooks.iter().find(|w| w.name() == name) else {
-            return Err(format!("no webhook named `{name}` is configured"));
+        if channel == UNIT_NATS {
+            return self.publish_to_unit(document, body).await;
+        }
+        let (url, secret, name) = match channel.strip_prefix(UNIT_WEBHOOK) {
+            Some(name) => match self.units.webhook(name) {
+                Some(hook) => (hook.url.as_str(), hook.secret.as_str(), name),
+                None => return Err(format!("no unit webhook named `{name}` is in force")),
+            },
+            None => {
+                let name = channel.strip_prefix("webhook:").unwrap_or(channel);
+                let Some(webhook) = self.webhooks.iter().find(|w| w.name() == name) else {
+                    return Err(format!("no webhook named `{name}` is configured"));
+                };
+                (webhook.url.as_str(), webhook.secret.as_str(), name)
+            }
         };
+        self.post(url, secret, name, document, body).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        secret: &str,
+        name: &str,
+        document: &NotificationDocument,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
         let response = self
             .http
-            .post(&webhook.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(
                 SIGNATURE_HEADER,
-                format!("sha256={}", signature(&webhook.secret, &body)),
+                format!("sha256={}", signature(secret, &body)),
             )
             .header(NOTIFICATION_ID_HEADER, document.notification_id.to_string())
             .body(body)
@@ -115,6 +160,35 @@ impl Sender {
         } else {
             Err(format!("webhook `{name}` answered {status}"))
         }
+    }
+
+    /// Publishes a unit notification on `<prefix>.units.<unit_kind>.<code>.<kind>`.
+    async fn publish_to_unit(
+        &self,
+        document: &NotificationDocument,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
+        let (Some((client, _, _)), Some(config)) = (&self.nats, &self.units_stream) else {
+            return Err("NATS is not configured".into());
+        };
+        let unit = document
+            .unit
+            .as_deref()
+            .and_then(super::channels::Unit::parse)
+            .ok_or("a unit notification without a unit")?;
+        let js = jetstream::new(client.clone());
+        self.units_ready
+            .get_or_try_init(|| async {
+                js.create_or_update_stream(config.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("stream {}: {e}", config.name))
+            })
+            .await?;
+        let subject = self
+            .names
+            .unit_subject(unit.kind, &unit.code, document.kind.as_str());
+        publish_acknowledged(&js, subject, document, body).await
     }
 
     async fn publish(&self, document: &NotificationDocument, body: Vec<u8>) -> Result<(), String> {
@@ -130,17 +204,27 @@ impl Sender {
                     .map_err(|e| format!("stream {name}: {e}"))
             })
             .await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            document.notification_id.to_string().as_str(),
-        );
         let subject = self.names.notify_subject(document.kind.as_str());
-        js.publish_with_headers(subject, headers, body.into())
-            .await
-            .map_err(|e| format!("publish: {e}"))?
-            .await
-            .map_err(|e| format!("publish acknowledgement: {e}"))?;
-        Ok(())
+        publish_acknowledged(&js, subject, document, body).await
     }
+}
+
+/// Publishes with `Nats-Msg-Id` = the notification id and waits for JetStream to store it.
+async fn publish_acknowledged(
+    js: &jetstream::Context,
+    subject: String,
+    document: &NotificationDocument,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        document.notification_id.to_string().as_str(),
+    );
+    js.publish_with_headers(subject, headers, body.into())
+        .await
+        .map_err(|e| format!("publish: {e}"))?
+        .await
+        .map_err(|e| format!("publish acknowledgement: {e}"))?;
+    Ok(())
 }

@@ -52,6 +52,10 @@ pub struct NotificationDocument {
     /// Who to send it to; present only in what the gateway receives, never stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<Recipient>,
+    /// The unit a unit notification is addressed to (`department:<code>`,
+    /// `station:<community>`, `level:<name>`); absent on residents' notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// The stable id of the notification of `event_id` on `channel`.
@@ -96,14 +100,14 @@ impl RequestFacts {
 }
 
 /// Beijing time, `YYYY-MM-DD HH:MM`.
-fn local_time(t: &Timestamp) -> String {
+pub(super) fn local_time(t: &Timestamp) -> String {
     let beijing = schemas::local_time::offset();
     t.with_timezone(&beijing)
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }
 
-fn wire_name<T: Serialize>(value: &T) -> String {
+pub(super) fn wire_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -165,5 +169,6 @@ pub fn render(
         text,
         confidential: facts.received.confidential,
         recipient: None,
+        unit: None,
     }
 }

@@ -1,4 +1,5 @@
-//! The kinds of resident notification and the events they come from.
+//! The kinds of notification and the events they come from: seven told to residents, nine
+//! addressed to units (departments, stations, supervision levels).
 
 use schemas::Event;
 use serde::{Deserialize, Serialize};
@@ -34,11 +35,49 @@ pub enum NotifyKind {
     CallbackAttempted,
     /// The request was reopened (重办).
     Reopened,
+    /// Unit: a referral reached the department (转办), as lead or assisting unit.
+    Dispatch,
+    /// Unit: the referral was not signed for (签收) in time.
+    SignOffReminder,
+    /// Unit: a reminder (催办) before a deadline.
+    Reminder,
+    /// Unit: a pre-breach warning.
+    PreBreachWarning,
+    /// Unit: a deadline was missed (超期).
+    Overdue,
+    /// Unit: supervision escalated (督办), told to the level escalated to.
+    Escalation,
+    /// Unit: the centre rejected a department's return (退单); it keeps the request.
+    ReturnDecision,
+    /// Unit: a rating appeal (申诉) was decided.
+    AppealDecision,
+    /// Unit: a department was summoned by a whistle (吹哨).
+    WhistleSummons,
 }
 
 impl NotifyKind {
     /// Every kind.
-    pub const ALL: [NotifyKind; 7] = [
+    pub const ALL: [NotifyKind; 16] = [
+        NotifyKind::RequestReceived,
+        NotifyKind::RequestAccepted,
+        NotifyKind::RequestDeclined,
+        NotifyKind::ExtensionGranted,
+        NotifyKind::ResultReplied,
+        NotifyKind::CallbackAttempted,
+        NotifyKind::Reopened,
+        NotifyKind::Dispatch,
+        NotifyKind::SignOffReminder,
+        NotifyKind::Reminder,
+        NotifyKind::PreBreachWarning,
+        NotifyKind::Overdue,
+        NotifyKind::Escalation,
+        NotifyKind::ReturnDecision,
+        NotifyKind::AppealDecision,
+        NotifyKind::WhistleSummons,
+    ];
+
+    /// The kinds told to residents.
+    pub const RESIDENT: [NotifyKind; 7] = [
         NotifyKind::RequestReceived,
         NotifyKind::RequestAccepted,
         NotifyKind::RequestDeclined,
@@ -58,7 +97,21 @@ impl NotifyKind {
             NotifyKind::ResultReplied => "result_replied",
             NotifyKind::CallbackAttempted => "callback_attempted",
             NotifyKind::Reopened => "reopened",
+            NotifyKind::Dispatch => "dispatch",
+            NotifyKind::SignOffReminder => "sign_off_reminder",
+            NotifyKind::Reminder => "reminder",
+            NotifyKind::PreBreachWarning => "pre_breach_warning",
+            NotifyKind::Overdue => "overdue",
+            NotifyKind::Escalation => "escalation",
+            NotifyKind::ReturnDecision => "return_decision",
+            NotifyKind::AppealDecision => "appeal_decision",
+            NotifyKind::WhistleSummons => "whistle_summons",
         }
+    }
+
+    /// Whether it is addressed to a unit (else to the resident).
+    pub fn is_unit(self) -> bool {
+        !NotifyKind::RESIDENT.contains(&self)
     }
 
     /// Parses a wire name.
@@ -92,7 +145,76 @@ impl NotifyKind {
             }
             NotifyKind::CallbackAttempted => &["ticket", "request_id", "occurred_at", "attempt"],
             NotifyKind::Reopened => &["ticket", "request_id", "occurred_at", "reason"],
+            NotifyKind::Dispatch => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "unit",
+                "role",
+                "sign_off_due_at",
+            ],
+            NotifyKind::SignOffReminder
+            | NotifyKind::Reminder
+            | NotifyKind::PreBreachWarning
+            | NotifyKind::Overdue => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "unit",
+                "deadline",
+                "due_at",
+            ],
+            NotifyKind::Escalation => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "unit",
+                "level",
+                "reason",
+            ],
+            NotifyKind::ReturnDecision => {
+                &["ticket", "request_id", "occurred_at", "unit", "reason"]
+            }
+            NotifyKind::AppealDecision => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "unit",
+                "decision",
+                "comment",
+            ],
+            NotifyKind::WhistleSummons => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "unit",
+                "summary",
+                "report_due_at",
+            ],
         }
+    }
+
+    /// The unit kind an event is told to units as, if any: a missed sign-off is a sign-off
+    /// reminder, every other missed deadline an overdue mark.
+    pub fn unit_kind_of_event(event: &Event) -> Option<NotifyKind> {
+        use schemas::DeadlineKind;
+        Some(match event {
+            Event::ReferredToDepartment(_) => NotifyKind::Dispatch,
+            Event::DeadlineMissed(m) if m.deadline == DeadlineKind::SignOff => {
+                NotifyKind::SignOffReminder
+            }
+            Event::ReminderSent(r) if r.deadline == DeadlineKind::SignOff => {
+                NotifyKind::SignOffReminder
+            }
+            Event::ReminderSent(_) => NotifyKind::Reminder,
+            Event::PreBreachWarned(_) => NotifyKind::PreBreachWarning,
+            Event::DeadlineMissed(_) => NotifyKind::Overdue,
+            Event::Escalated(_) => NotifyKind::Escalation,
+            Event::ReturnRejected(_) => NotifyKind::ReturnDecision,
+            Event::AppealDecided(_) => NotifyKind::AppealDecision,
+            Event::WhistleBlown(_) => NotifyKind::WhistleSummons,
+            _ => return None,
+        })
     }
 
     /// The kind an event is told to the resident as, if any. A callback that reached the

@@ -1,6 +1,8 @@
-//! Outbound notifications to residents: acceptance, decline, extension (new date and reason),
-//! reply, missed callback, reopening — rendered from versioned templates and delivered to
-//! resident gateways with tracking, retries and a dead-letter list.
+//! Outbound notifications to residents — acceptance, decline, extension (new date and reason),
+//! reply, missed callback, reopening — and to units — dispatch, sign-off reminders, 催办,
+//! pre-breach warnings, overdue marks, escalations, return and appeal decisions, whistle
+//! summons ([`units`], over the unit channels of [`channels`]) — rendered from versioned
+//! templates and delivered with tracking, retries and a dead-letter list: one mechanism.
 //!
 //! **Follow.** [`run`] follows the event log from its checkpoint (`notify_checkpoint`, in the
 //! projections database). For every event a resident must hear about ([`NotifyKind`]) it reads
@@ -23,6 +25,7 @@
 //! Retry timing is operational time: the sender schedules on the system clock, never the
 //! engine's (possibly simulated) domain clock.
 
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod deliver;
@@ -31,6 +34,7 @@ pub mod http;
 pub mod kind;
 pub mod store;
 pub mod templates;
+pub mod units;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +46,7 @@ use schemas::{EventEnvelope, LoggedCommit};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use channels::{Unit, UnitChannels};
 pub use config::{NotifyConfig, WebhookConfig};
 pub use deliver::Sender;
 pub use document::{NotificationDocument, Recipient};
@@ -156,7 +161,9 @@ fn now_ms() -> i64 {
 }
 
 impl Notifier {
-    /// A notifier over the given stores; `nats` is the client when the log runs on JetStream.
+    /// A notifier over the given stores; `nats` is the client when the log runs on JetStream,
+    /// `units` the unit delivery channels in force.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         log: EventLog,
         contacts: ContactStore,
@@ -165,10 +172,11 @@ impl Notifier {
         names: &schemas::Names,
         cfg: NotifyConfig,
         metrics: NotifyMetrics,
+        units: UnitChannels,
     ) -> Result<Notifier, NotifyError> {
         cfg.validate().map_err(NotifyError::Config)?;
         let templates = load_templates(&cfg)?;
-        let sender = Sender::new(&cfg, names, nats).map_err(NotifyError::Config)?;
+        let sender = Sender::new(&cfg, names, nats, units).map_err(NotifyError::Config)?;
         Ok(Notifier {
             log,
             contacts,
@@ -183,9 +191,11 @@ impl Notifier {
 
     /// Whether there is any channel to send on.
     pub fn has_channels(&self) -> bool {
-        NotifyKind::ALL
-            .iter()
-            .any(|k| !self.sender.channels(*k).is_empty())
+        let units = !self.sender.units().is_empty();
+        units
+            || NotifyKind::RESIDENT
+                .iter()
+                .any(|k| !self.sender.channels(*k).is_empty())
     }
 
     /// Runs the follower and the sender until `shutdown`.
@@ -256,17 +266,23 @@ impl Notifier {
         let mut rows = Vec::new();
         for logged in commits {
             for envelope in &logged.commit.events {
+                // History brought in by `bianmin import` happened long ago: nobody is told
+                // about it again.
+                if envelope.correlation_id
+                    == crate::import::plan::import_correlation_id(envelope.request_id)
+                {
+                    continue;
+                }
+                if let Some(kind) = NotifyKind::unit_kind_of_event(&envelope.event)
+                    && self.cfg.kinds.contains(&kind)
+                    && !self.sender.units().is_empty()
+                {
+                    rows.extend(self.unit_rows(logged.position, envelope, kind).await?);
+                }
                 let Some(kind) = NotifyKind::of_event(&envelope.event) else {
                     continue;
                 };
                 if !self.cfg.kinds.contains(&kind) {
-                    continue;
-                }
-                // History brought in by `bianmin import` happened long ago: residents are
-                // not told about it again.
-                if envelope.correlation_id
-                    == crate::import::plan::import_correlation_id(envelope.request_id)
-                {
                     continue;
                 }
                 let channels = self.sender.channels(kind);
@@ -344,6 +360,7 @@ impl Notifier {
                 template_version: doc.template_version.clone(),
                 document: serde_json::to_string(&doc).expect("documents always serialise"),
                 contact_ref: received.contact_ref.as_ref().map(|r| r.0.to_string()),
+                recipient: None,
             });
             if reason.is_some() {
                 self.metrics.count(channel, "suppressed");
@@ -450,6 +467,14 @@ impl Notifier {
     async fn try_send(&self, delivery: &Delivery) -> Result<Option<&'static str>, String> {
         let mut doc: NotificationDocument = serde_json::from_str(&delivery.document)
             .map_err(|e| format!("stored document: {e}"))?;
+        if doc.unit.is_some() {
+            // Addressed to a unit: no resident contact is read or sent.
+            return self
+                .sender
+                .send(&delivery.channel, &doc)
+                .await
+                .map(|()| None);
+        }
         let Some(contact_ref) = &delivery.contact_ref else {
             return Ok(Some("anonymous"));
         };
@@ -484,13 +509,15 @@ pub async fn build(
     nats: Option<(async_nats::Client, usize)>,
     names: &schemas::Names,
     registry: &Registry,
+    units: UnitChannels,
 ) -> Result<Option<(Notifier, DeliveryStore)>, NotifyError> {
     if !cfg.enabled {
-        tracing::info!("resident notifications disabled (notify.enabled = false)");
+        tracing::info!("notifications disabled (notify.enabled = false)");
         return Ok(None);
     }
-    if nats.is_none() && cfg.webhooks.is_empty() {
-        tracing::info!("resident notifications off: no NATS and no webhook configured");
+    let unit_webhooks = units.has_webhooks();
+    if nats.is_none() && cfg.webhooks.is_empty() && !unit_webhooks {
+        tracing::info!("notifications off: no NATS and no webhook configured");
         return Ok(None);
     }
     let store = DeliveryStore::connect(database_url).await?;
@@ -504,6 +531,7 @@ pub async fn build(
         names,
         cfg.clone(),
         metrics,
+        units,
     )?;
     Ok(Some((notifier, store)))
 }

@@ -5,7 +5,8 @@
 //! idempotently when the store opens, so the projections' migrations and rebuilds never touch
 //! them. Rows never hold contact data: the document is stored without its recipient, which is
 //! read from the encrypted contact store at each attempt. Times are Unix milliseconds
-//! (`BIGINT`), the same on both databases.
+//! (`BIGINT`), the same on both databases. `recipient` (the addressed unit of a unit
+//! notification) came later: [`DeliveryStore::connect`] adds it to older tables.
 
 use std::sync::Once;
 
@@ -95,6 +96,9 @@ pub struct Delivery {
     /// The contact reference the recipient is read from at each attempt.
     #[serde(skip)]
     pub contact_ref: Option<String>,
+    /// The unit a unit notification is addressed to (`department:<code>`, …); `None` for a
+    /// resident's.
+    pub recipient: Option<String>,
 }
 
 /// A row to write.
@@ -120,6 +124,8 @@ pub struct NewDelivery {
     pub document: String,
     /// See [`Delivery::contact_ref`].
     pub contact_ref: Option<String>,
+    /// See [`Delivery::recipient`].
+    pub recipient: Option<String>,
 }
 
 const SCHEMA: [&str; 4] = [
@@ -151,9 +157,13 @@ const SCHEMA: [&str; 4] = [
         ON notify_deliveries (request_id)",
 ];
 
+/// Migration 2 (unit notifications): the addressed unit. Added to tables created before it;
+/// the same statement on PostgreSQL and SQLite.
+const ADD_RECIPIENT: &str = "ALTER TABLE notify_deliveries ADD COLUMN recipient TEXT";
+
 const COLUMNS: &str = "notification_id, event_id, request_id, kind, channel, status, attempts, \
      last_error, next_attempt_at, created_at, updated_at, sent_at, template_version, document, \
-     contact_ref";
+     contact_ref, recipient";
 
 /// The delivery table. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -183,7 +193,23 @@ fn row_to_delivery(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
         template_version: row.try_get("template_version")?,
         document: row.try_get("document")?,
         contact_ref: row.try_get("contact_ref")?,
+        recipient: row.try_get("recipient")?,
     })
+}
+
+/// Adds the `recipient` column where it is missing. Two engines starting at once may both
+/// try: the loser's `ALTER` fails, and the column is then there.
+async fn migrate_recipient(pool: &AnyPool) -> Result<(), NotifyError> {
+    let has = || sqlx::query("SELECT recipient FROM notify_deliveries LIMIT 1").fetch_all(pool);
+    if has().await.is_ok() {
+        return Ok(());
+    }
+    let added = sqlx::query(ADD_RECIPIENT).execute(pool).await;
+    match (added, has().await) {
+        (_, Ok(_)) => Ok(()),
+        (Err(error), Err(_)) => Err(db(error)),
+        (Ok(_), Err(error)) => Err(db(error)),
+    }
 }
 
 impl DeliveryStore {
@@ -199,6 +225,7 @@ impl DeliveryStore {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await.map_err(db)?;
         }
+        migrate_recipient(&pool).await?;
         Ok(DeliveryStore { pool })
     }
 
@@ -225,8 +252,8 @@ impl DeliveryStore {
             sqlx::query(
                 "INSERT INTO notify_deliveries (notification_id, event_id, request_id, kind,
                     channel, status, attempts, last_error, next_attempt_at, lease_until,
-                    created_at, updated_at, template_version, document, contact_ref)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, 0, $8, $8, $9, $10, $11)
+                    created_at, updated_at, template_version, document, contact_ref, recipient)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, 0, $8, $8, $9, $10, $11, $12)
                  ON CONFLICT (notification_id) DO NOTHING",
             )
             .bind(&row.notification_id)
@@ -240,6 +267,7 @@ impl DeliveryStore {
             .bind(&row.template_version)
             .bind(&row.document)
             .bind(row.contact_ref.clone())
+            .bind(row.recipient.clone())
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -105,7 +105,7 @@ async fn correct(
     // Run to completion even if the client goes away: never half-applied.
     let outcome = tokio::spawn(async move {
         let write = ContactWrite::Correction(&body.contact);
-        service.execute_with(request, Some(write)).await
+        service.execute_with(request, Some(write), None).await
     })
     .await
     .map_err(|e| CommandError::Internal(e.to_string()))??;
