@@ -113,8 +113,11 @@ impl NotifyMetrics {
         Ok(NotifyMetrics { outcomes, pending })
     }
 
+    /// Counts one outcome under the transport of `channel` (`nats` for the resident and unit
+    /// subjects, `webhook` for every webhook), so the label set stays small.
     fn count(&self, channel: &str, outcome: &str) {
-        let channel = if channel == "nats" { "nats" } else { "webhook" };
+        let nats = channel == "nats" || channel == channels::UNIT_NATS;
+        let channel = if nats { "nats" } else { "webhook" };
         self.outcomes.with_label_values(&[channel, outcome]).inc();
     }
 }
