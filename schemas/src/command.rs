@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use crate::types::*;
 
+pub use crate::participants::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
+
 /// Record a new request from an intake channel (the engine turns an [`crate::IntakeDocument`]
 /// into this after storing the contact data separately).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -314,12 +316,17 @@ pub struct ReviewReply {
     pub reason: Option<String>,
 }
 
-/// One callback attempt (回访).
+/// One callback attempt (回访). Give `outcome`; `reached` alone (the older form) reads as
+/// `reached` or `unreachable`, and when both are given they must agree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordCallback {
-    /// Whether the resident was reached.
-    pub reached: bool,
+    /// What came of the attempt.
+    #[serde(default)]
+    pub outcome: Option<crate::CallbackOutcome>,
+    /// Whether the resident was reached (older form of `outcome`).
+    #[serde(default)]
+    pub reached: Option<bool>,
     /// Optional note.
     #[serde(default)]
     pub note: Option<String>,
@@ -639,6 +646,16 @@ commands! {
     CorrectContact(CorrectContact) => "correct_contact",
     /// See [`RestampDeadlines`].
     RestampDeadlines(RestampDeadlines) => "restamp_deadlines",
+    /// See [`Assign`].
+    Assign(Assign) => "assign",
+    /// See [`Reassign`].
+    Reassign(Reassign) => "reassign",
+    /// See [`Claim`].
+    Claim(Claim) => "claim",
+    /// See [`SignAssistance`].
+    SignAssistance(SignAssistance) => "sign_assistance",
+    /// See [`ReturnAssistance`].
+    ReturnAssistance(ReturnAssistance) => "return_assistance",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

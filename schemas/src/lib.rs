@@ -20,6 +20,7 @@
 //! - [`json_schema`]: generation of the published JSON Schema files.
 //! - [`local_time`]: the one local time zone (UTC+8) periods and days are cut in.
 //! - [`names`]: every NATS subject, stream, consumer and queue group of an instance.
+//! - [`participants`]: assignment to a person, assisting units' parts, callback outcomes.
 
 pub mod command;
 pub mod envelope;
@@ -29,6 +30,7 @@ pub mod intake;
 pub mod json_schema;
 pub mod local_time;
 pub mod names;
+pub mod participants;
 pub mod types;
 pub mod upcast;
 
@@ -38,4 +40,5 @@ pub use error::{DecodeError, ErrorBody};
 pub use event::{Event, EventKind};
 pub use intake::IntakeDocument;
 pub use names::Names;
+pub use participants::{AssignmentKind, CallbackOutcome};
 pub use types::*;

@@ -348,6 +348,8 @@ pub enum DeadlineKind {
     Completion,
     /// A summoned department's report on a whistle (报到).
     WhistleReport,
+    /// An assisting department's part of a referral (协办): sign-off and report.
+    Assistance,
 }
 
 /// Supervision levels (督办), escalating: daily → listed → interview.

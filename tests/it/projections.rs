@@ -288,6 +288,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
                 return_window_ends_at: t0 + Duration::days(1),
                 referral_number: n,
                 provisional: false,
+                assistance_due_at: None,
             })
         };
         log.emit(

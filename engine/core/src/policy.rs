@@ -19,6 +19,9 @@ use crate::catalogue::{
 };
 use crate::directory::{BUILTIN_DIRECTORY, Directory};
 
+mod participation;
+pub use participation::{AssistanceFile, AtReply, CallbackFile, Participation};
+
 /// Counts and windows the state machine enforces (HOTLINE_PRACTICE §9).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
@@ -169,6 +172,12 @@ pub struct ProfileFile {
     pub callback_attempts: u32,
     /// Hours after a rating during which a department may appeal it.
     pub appeal_window_hours: u32,
+    /// Assisting units' limit and what the reply does about their parts (optional).
+    #[serde(default)]
+    pub assistance: AssistanceFile,
+    /// The timely-callback limit (optional).
+    #[serde(default)]
+    pub callback: CallbackFile,
     /// Extension caps.
     pub extensions: ExtensionsFile,
     /// Priority lanes and their default shortening.
@@ -263,6 +272,8 @@ pub struct Profile {
     pub lane_shorten_percent: u32,
     /// Counts and windows.
     pub limits: Limits,
+    /// Assisting units and the callback.
+    pub participation: Participation,
     /// Tiers: emergency, time-critical, general, complex.
     pub tiers: [Tier; 4],
 }
@@ -341,6 +352,7 @@ impl Profile {
                 callback_attempts: file.callback_attempts,
                 appeal_window_hours: file.appeal_window_hours,
             },
+            participation: Participation::parse(file.assistance, file.callback, invalid)?,
             tiers,
             id: file.id,
             version: file.version,

@@ -142,6 +142,13 @@ pub enum Refusal {
         /// The departments still awaited.
         departments: Vec<String>,
     },
+    /// The policy makes the reply wait for assisting parts (`assistance.at_reply = "wait"`)
+    /// and some are neither reported nor returned.
+    #[error("assisting departments have not reported: {departments:?}")]
+    AssistanceOutstanding {
+        /// The assisting departments still awaited.
+        departments: Vec<String>,
+    },
     /// Archive from callback needs the resident reached, unreachable, or a no-reply request.
     #[error("callback not finished: {attempts} of {required} unanswered attempts")]
     CallbackPending {
@@ -186,6 +193,7 @@ impl Refusal {
             Refusal::NotYetDue { .. } => "not_yet_due",
             Refusal::NotAnEscalation { .. } => "not_an_escalation",
             Refusal::WhistleOutstanding { .. } => "whistle_outstanding",
+            Refusal::AssistanceOutstanding { .. } => "assistance_outstanding",
             Refusal::CallbackPending { .. } => "callback_pending",
             Refusal::RatingDoesNotAllowReopen => "rating_does_not_allow_reopen",
             Refusal::NotCorrectable { .. } => "not_correctable",

@@ -9,7 +9,9 @@
 //!   `remind_at` / `warn_at` instants.
 //! - Overdue mark: for every deadline in force, at its due instant.
 //! - Escalation (日常 → 挂牌 → 约谈): one level per `escalation_grace` while a deadline that
-//!   was marked overdue is still in force, starting one grace period after it was due.
+//!   was marked overdue is still in force, starting one grace period after it was due. An
+//!   assisting part's missed deadline (`assistance`) is marked overdue against the assisting
+//!   departments but does not escalate the request: its lead is not the unit that missed it.
 //!
 //! Nothing is due once the request is replied or archived: no deadline is in force then.
 //!
@@ -67,7 +69,9 @@ fn escalation(request: &Request, policy: &Policy) -> Option<Planned> {
     let (deadline, missed_at) = request
         .deadlines_in_force()
         .into_iter()
-        .filter(|(k, at)| request.has_fired(Firing::Overdue, *k, *at))
+        .filter(|(k, at)| {
+            *k != DeadlineKind::Assistance && request.has_fired(Firing::Overdue, *k, *at)
+        })
         .min_by_key(|(_, at)| *at)?;
     let current = request.supervision_level();
     let level = next_level(current)?;

@@ -26,9 +26,23 @@ fn tick(h: &mut Harness, at: Timestamp) -> Vec<CommandKind> {
     kinds
 }
 
+/// A request at `stage` whose assisting department has already reported its part, so that
+/// only the lead's deadlines are supervised (the assisting part's own deadline is tested in
+/// participants.rs).
+fn lead_only(stage: Stage) -> Harness {
+    let mut h = at_stage(stage);
+    h.run(
+        &dept(ASSISTING),
+        Command::ReportAssistance(ReportAssistance {
+            note: "swept the lane".into(),
+        }),
+    );
+    h
+}
+
 #[test]
 fn completion_supervision_fires_once_per_instant_and_escalates_upward() {
-    let mut h = at_stage(Stage::InProgress);
+    let mut h = lead_only(Stage::InProgress);
     let d = h.request.deadlines().unwrap().clone();
     let grace = h.policy.escalation_grace();
     assert!(d.warn_at < d.remind_at || d.remind_at <= d.warn_at);
@@ -101,7 +115,7 @@ fn completion_supervision_fires_once_per_instant_and_escalates_upward() {
 
 #[test]
 fn a_late_supervision_run_catches_up_once_and_reply_stops_it() {
-    let mut h = at_stage(Stage::InProgress);
+    let mut h = lead_only(Stage::InProgress);
     let d = h.request.deadlines().unwrap().clone();
     let mut kinds = tick(&mut h, d.completion_due_at + Duration::hours(1));
     kinds.sort();
@@ -184,7 +198,7 @@ fn a_catch_up_records_every_escalation_level_at_its_due_instant() {
 
 #[test]
 fn a_granted_extension_is_a_new_instant_supervised_afresh() {
-    let mut h = at_stage(Stage::InProgress);
+    let mut h = lead_only(Stage::InProgress);
     let d = h.request.deadlines().unwrap().clone();
     tick(&mut h, d.remind_at.max(d.warn_at));
     h.now = d.remind_at.max(d.warn_at);
@@ -215,7 +229,7 @@ fn a_granted_extension_is_a_new_instant_supervised_afresh() {
 
 #[test]
 fn a_paused_clock_is_not_supervised() {
-    let mut h = at_stage(Stage::InProgress);
+    let mut h = lead_only(Stage::InProgress);
     let d = h.request.deadlines().unwrap().clone();
     h.run(
         &dept(LEAD),

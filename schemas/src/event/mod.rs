@@ -15,6 +15,10 @@ use crate::types::*;
 mod engine_streams;
 pub use engine_streams::*;
 
+pub use crate::participants::{
+    AssistanceAbsenceRecorded, AssistanceReturned, AssistanceSignedFor, RequestAssigned,
+};
+
 /// A request came in from a channel (schema version 2; see [`crate::upcast`] for v1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +148,11 @@ pub struct ReferredToDepartment {
     /// events written before the mark.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisional: bool,
+    /// Each assisting department's part (sign-off and report) is due by then, from the
+    /// policy's `assistance.report` limit. Absent when there are no assisting departments
+    /// and in events written before assisting deadlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistance_due_at: Option<Timestamp>,
 }
 
 /// The lead department signed for the referral.
@@ -368,6 +377,17 @@ pub struct CallbackAttempted {
     pub attempt: u32,
     /// Note.
     pub note: Option<String>,
+    /// What came of the attempt. Absent in events written before outcome codes (read
+    /// `reached` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::CallbackOutcome>,
+    /// Seconds from the reply in force to this attempt. Absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_reply_seconds: Option<i64>,
+    /// The attempt was made within the policy's callback limit after the reply (stamped at
+    /// decision time). Absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_limit: Option<bool>,
 }
 
 /// The resident rated the handling.
@@ -633,6 +653,10 @@ events! {
     DailyDigestRecorded => "daily_digest_recorded",
     RateReportPublished => "rate_report_published",
     RateReportFeedbackRecorded => "rate_report_feedback_recorded",
+    RequestAssigned => "request_assigned",
+    AssistanceSignedFor => "assistance_signed_for",
+    AssistanceReturned => "assistance_returned",
+    AssistanceAbsenceRecorded => "assistance_absence_recorded",
 }
 
 impl EventKind {

@@ -19,6 +19,7 @@ impl Request {
         }
         let at = envelope.occurred_at;
         self.parties.apply(envelope);
+        self.participants.apply(envelope);
         match &envelope.event {
             Event::RequestReceived(e) => {
                 self.intake = Some(Intake {
@@ -177,6 +178,7 @@ impl Request {
                 });
                 self.callback_attempts = 0;
                 self.resident_reached = false;
+                self.callback_refused = false;
                 self.stage = Stage::Replied;
             }
             Event::ReplyReviewed(e) => {
@@ -187,6 +189,7 @@ impl Request {
             Event::CallbackAttempted(e) => {
                 self.callback_attempts = e.attempt;
                 self.resident_reached |= e.reached;
+                self.callback_refused |= e.outcome == Some(schemas::CallbackOutcome::Refused);
             }
             Event::Rated(e) => {
                 self.rating = Some(RatingState {
@@ -205,6 +208,7 @@ impl Request {
                 self.rating = None;
                 self.callback_attempts = 0;
                 self.resident_reached = false;
+                self.callback_refused = false;
                 self.stage = Stage::InProgress;
             }
             Event::Archived(_) => self.stage = Stage::Archived,
@@ -269,6 +273,11 @@ impl Request {
             | Event::DailyDigestRecorded(_)
             | Event::RateReportPublished(_)
             | Event::RateReportFeedbackRecorded(_) => {}
+            // Folded by `Participants::apply` above; no stage change.
+            Event::RequestAssigned(_)
+            | Event::AssistanceSignedFor(_)
+            | Event::AssistanceReturned(_)
+            | Event::AssistanceAbsenceRecorded(_) => {}
         }
         self.history.push(Applied {
             event_id: envelope.event_id,

@@ -35,6 +35,9 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::ReportAssistance
         | K::AppealRating
         | K::ReportToWhistle => &[DepartmentHandler],
+        K::SignAssistance | K::ReturnAssistance => &[DepartmentHandler],
+        K::Assign | K::Reassign => &[StationWorker, Supervisor, DepartmentHandler],
+        K::Claim => &[StationWorker, DepartmentHandler],
         K::ContactResident
         | K::StartHandling
         | K::NoteProgress

@@ -8,6 +8,7 @@ mod access;
 mod apply;
 mod authorize;
 mod decide;
+mod participants;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +23,7 @@ pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
+pub use participants::{Assignment, AssistingPart, Participants};
 
 /// Where a request is in its life (HOTLINE_PRACTICE §2.1, adapted; see `docs/state-machine.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -376,12 +378,16 @@ pub struct Request {
     reply: Option<ReplyState>,
     callback_attempts: u32,
     resident_reached: bool,
+    /// A callback since the last reply reached a resident who refused it.
+    callback_refused: bool,
     rating: Option<RatingState>,
     reopen_count: u32,
     supervision: Supervision,
     whistles: Vec<Whistle>,
     progress_notes: u32,
     history: Vec<Applied>,
+    /// The assignee and the assisting parts (`participants.rs`).
+    participants: Participants,
     /// Who may see the request (`access.rs`); not part of the published state.
     #[serde(skip)]
     parties: Parties,
@@ -408,12 +414,14 @@ impl Request {
             reply: None,
             callback_attempts: 0,
             resident_reached: false,
+            callback_refused: false,
             rating: None,
             reopen_count: 0,
             supervision: Supervision::default(),
             whistles: Vec::new(),
             progress_notes: 0,
             history: Vec::new(),
+            participants: Participants::default(),
             parties: Parties::default(),
         }
     }
@@ -614,6 +622,8 @@ impl Request {
     /// - `sign_off`: while dispatched.
     /// - `completion`: from classification until the reply, except while the clock is paused.
     /// - `whistle_report`: while a summoned department has neither reported nor been released.
+    /// - `assistance`: while an assisting part is neither reported nor returned, referred and
+    ///   not yet replied.
     pub fn deadline_in_force(&self, kind: DeadlineKind) -> Option<Timestamp> {
         use Stage::*;
         match kind {
@@ -667,6 +677,7 @@ impl Request {
                     .filter(|w| w.departments.values().any(Summoned::awaited))
                     .map(|w| w.report_due_at)
             }
+            DeadlineKind::Assistance => self.assistance_deadline(),
         }
     }
 
@@ -677,6 +688,7 @@ impl Request {
             DeadlineKind::SignOff,
             DeadlineKind::Completion,
             DeadlineKind::WhistleReport,
+            DeadlineKind::Assistance,
         ]
         .into_iter()
         .filter_map(|k| self.deadline_in_force(k).map(|at| (k, at)))

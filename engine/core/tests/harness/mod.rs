@@ -369,7 +369,8 @@ pub fn at_stage_from(stage: Stage, now: Timestamp) -> Harness {
     h.run(
         &station(),
         Command::RecordCallback(RecordCallback {
-            reached: true,
+            outcome: Some(schemas::CallbackOutcome::Reached),
+            reached: None,
             note: None,
         }),
     );
@@ -531,7 +532,8 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
         K::RecordCallback => (
             station(),
             Command::RecordCallback(RecordCallback {
-                reached: true,
+                outcome: Some(schemas::CallbackOutcome::Reached),
+                reached: None,
                 note: None,
             }),
         ),
@@ -641,6 +643,31 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
             station(),
             Command::CorrectContact(CorrectContact {
                 reason: "the resident gave a new phone number".into(),
+            }),
+        ),
+        K::Assign => (
+            unit,
+            Command::Assign(Assign {
+                assignee: "colleague-1".into(),
+                reason: None,
+            }),
+        ),
+        K::Reassign => (
+            unit,
+            Command::Reassign(Reassign {
+                assignee: "colleague-2".into(),
+                reason: "on leave".into(),
+            }),
+        ),
+        K::Claim => (unit, Command::Claim(Claim::default())),
+        K::SignAssistance => (
+            dept(ASSISTING),
+            Command::SignAssistance(SignAssistance::default()),
+        ),
+        K::ReturnAssistance => (
+            dept(ASSISTING),
+            Command::ReturnAssistance(ReturnAssistance {
+                reason: "not our remit".into(),
             }),
         ),
         K::RecordReferenceData

@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod participants;
 mod restamp;
 mod rules;
 mod stages;
@@ -167,21 +168,7 @@ impl Request {
                     note: c.note.clone(),
                 })])
             }
-            Command::ReportAssistance(c) => {
-                self.stage_in(
-                    kind,
-                    &[SignedFor, Contacted, InProgress, TerminationPending],
-                )?;
-                let unit = ctx.actor.unit.as_deref().unwrap_or_default();
-                if !self.assisting_departments().iter().any(|a| a == unit) {
-                    return Err(not_addressed(ctx.actor, kind));
-                }
-                required(&c.note, "note")?;
-                Ok(vec![Event::AssistanceReported(AssistanceReported {
-                    department: unit.to_string(),
-                    note: c.note.clone(),
-                })])
-            }
+            Command::ReportAssistance(c) => self.report_assistance(c, ctx),
             Command::RequestExtension(c) => self.request_extension(c, ctx),
             Command::GrantExtension(c) => {
                 self.stage_in(kind, WORKING)?;
@@ -347,14 +334,7 @@ impl Request {
                     }),
                 ])
             }
-            Command::RecordCallback(c) => {
-                self.stage_in(kind, &[AwaitingCallback])?;
-                Ok(vec![Event::CallbackAttempted(CallbackAttempted {
-                    reached: c.reached,
-                    attempt: self.callback_attempts + 1,
-                    note: c.note.clone(),
-                })])
-            }
+            Command::RecordCallback(c) => self.record_callback(c, ctx),
             Command::Rate(c) => {
                 let re_rating =
                     self.stage == Rated && self.rating.as_ref().is_some_and(|r| r.corrected);
@@ -530,6 +510,11 @@ impl Request {
                 })])
             }
             Command::RestampDeadlines(c) => self.restamp(c, ctx),
+            Command::Assign(c) => self.assign(c, ctx),
+            Command::Reassign(c) => self.reassign(c, ctx),
+            Command::Claim(c) => self.claim(c, ctx),
+            Command::SignAssistance(c) => self.sign_assistance(c, ctx),
+            Command::ReturnAssistance(c) => self.return_assistance(c, ctx),
             Command::Correct(c) => {
                 let Some(applied) = self.history.iter().find(|a| a.event_id == c.event_id) else {
                     return Err(Refusal::UnknownReference {

@@ -183,6 +183,8 @@ impl Request {
             return_window_ends_at: ctx.policy.return_window_end(ctx.now),
             referral_number: number,
             provisional: ctx.policy.referral_provisional(ctx.now),
+            assistance_due_at: (!c.assisting_departments.is_empty())
+                .then(|| ctx.policy.assistance_due(ctx.now)),
         })])
     }
 
@@ -321,12 +323,14 @@ impl Request {
                 });
             }
         }
-        Ok(vec![Event::ResultReplied(ResultReplied {
+        let absence = self.assistance_at_reply(ctx)?;
+        let reply = Event::ResultReplied(ResultReplied {
             outcome: c.outcome,
             content: c.content.clone(),
             plan: c.plan.clone(),
             on_time: self.on_time(ctx.now),
-        })])
+        });
+        Ok(absence.into_iter().chain([reply]).collect())
     }
 
     pub(super) fn archive(&self, c: &Archive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
@@ -343,7 +347,7 @@ impl Request {
         if self.stage == AwaitingCallback && !self.no_reply_requested() {
             let required = ctx.policy.limits().callback_attempts;
             let unreachable = !self.resident_reached && self.callback_attempts >= required;
-            if !unreachable {
+            if !unreachable && !self.callback_refused {
                 return Err(Refusal::CallbackPending {
                     attempts: self.callback_attempts,
                     required,
