@@ -35,7 +35,7 @@ const FAST_PER_PHASE: usize = 6;
 const LIFECYCLES: usize = 3;
 
 /// The built-in catalogue with [`FAST_ITEM`] added (in the last category).
-fn catalogue() -> String {
+pub(super) fn catalogue() -> String {
     let builtin = include_str!("../../deploy/policy/catalogue.toml");
     let versioned = builtin.replacen("version = \"", "version = \"failover-", 1);
     format!(
@@ -47,7 +47,7 @@ fn catalogue() -> String {
 }
 
 /// The configuration every replica shares (names, replication, secrets, leases).
-fn shared_toml(stream: &str, secrets: &std::path::Path) -> String {
+pub(super) fn shared_toml(stream: &str, secrets: &std::path::Path) -> String {
     let path = |name: &str| secrets.join(name).display().to_string();
     format!(
         "[nats]\nstream = \"{stream}\"\nsubject_prefix = \"{prefix}\"\nreplicas = 3\n\
@@ -119,7 +119,7 @@ async fn fast_requests(
 }
 
 /// Polls `attempt` until it answers, within 30 s.
-async fn until<T, F, Fut>(what: &str, mut attempt: F) -> T
+pub(super) async fn until<T, F, Fut>(what: &str, mut attempt: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -135,7 +135,7 @@ where
 }
 
 /// The leases `api`'s process holds, from `/readyz`.
-async fn held(api: &Api) -> BTreeSet<String> {
+pub(super) async fn held(api: &Api) -> BTreeSet<String> {
     match api.get("/readyz", None).await {
         Ok(reply) => reply.body["leases"]["held"]
             .as_array()
@@ -150,7 +150,7 @@ async fn held(api: &Api) -> BTreeSet<String> {
 }
 
 /// The supervisor and every projector.
-fn singletons() -> BTreeSet<String> {
+pub(super) fn singletons() -> BTreeSet<String> {
     let mut all: BTreeSet<String> = projections::Projections::projector_names()
         .iter()
         .map(|name| engine_service::read_models::projector_worker(name))
@@ -160,14 +160,14 @@ fn singletons() -> BTreeSet<String> {
 }
 
 /// One load driver per api.
-fn drivers_for(apis: &[Api], deadline: Instant) -> Vec<LoadDriver> {
+pub(super) fn drivers_for(apis: &[Api], deadline: Instant) -> Vec<LoadDriver> {
     apis.iter()
         .map(|api| LoadDriver::new(api.clone(), deadline))
         .collect()
 }
 
 /// Runs `LIFECYCLES` full lifecycles through each of `drivers` at once.
-async fn lifecycles(drivers: Vec<LoadDriver>) -> Vec<LoadDriver> {
+pub(super) async fn lifecycles(drivers: Vec<LoadDriver>) -> Vec<LoadDriver> {
     let runs = drivers
         .iter()
         .map(|driver| driver.run(LIFECYCLES, 2, false));
@@ -181,7 +181,7 @@ async fn lifecycles(drivers: Vec<LoadDriver>) -> Vec<LoadDriver> {
 }
 
 /// The JetStream log of the instance, trusting its key.
-async fn instance_log(
+pub(super) async fn instance_log(
     cluster: &NatsCluster,
     names: &schemas::Names,
     secrets: &std::path::Path,

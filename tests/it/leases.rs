@@ -137,3 +137,46 @@ async fn without_nats_the_lease_is_local_and_always_held() {
     run.await.expect("ends");
     assert!(leases.held().is_empty());
 }
+
+/// A worker that fails releases its lease, is listed as failing, and runs again after the
+/// backoff, on both kinds of lease: the process goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_worker_is_started_again_and_listed_as_failing() {
+    let names = unique_log_config().names;
+    for leases in [Leases::local(), replica(&names).await] {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let run = {
+            let (leases, runs, shutdown) = (leases.clone(), runs.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                leases
+                    .run("flaky", shutdown, move |token| {
+                        let (runs, started) = (runs.clone(), started_tx.clone());
+                        async move {
+                            let n = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let _ = started.send("run");
+                            if n == 0 {
+                                return Err("the server went away".into());
+                            }
+                            token.cancelled().await;
+                            Ok(())
+                        }
+                    })
+                    .await
+            })
+        };
+        next(&mut started, "first run").await;
+        next(&mut started, "second run after the failure").await;
+        let failing = leases.failing();
+        assert_eq!(
+            failing.get("flaky").map(String::as_str),
+            Some("the server went away"),
+            "{failing:?}"
+        );
+        assert_eq!(leases.held(), ["flaky"]);
+        shutdown.cancel();
+        run.await.expect("joins").expect("ends cleanly at shutdown");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

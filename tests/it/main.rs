@@ -14,6 +14,7 @@ mod edge_contract;
 mod expected_version;
 mod export;
 mod failover;
+mod failover_nats;
 mod faults;
 mod fidelity_deadlines;
 mod fidelity_metrics;

@@ -158,17 +158,23 @@ impl ServeProcess {
     /// Runs `bianmin verify --all` against this engine's event log (same configuration) as a
     /// separate process, within [`VERIFY_DEADLINE`].
     pub async fn verify_all(&self) -> Verified {
+        self.run(&["verify", "--all"]).await
+    }
+
+    /// Runs `bianmin <args>` with this engine's configuration as a separate process, within
+    /// [`VERIFY_DEADLINE`].
+    pub async fn run(&self, args: &[&str]) -> Verified {
         let mut command = self.bianmin_command();
         command
-            .args(["verify", "--all"])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let output = tokio::time::timeout(VERIFY_DEADLINE, command.output())
             .await
-            .unwrap_or_else(|_| panic!("bianmin verify --all ran longer than {VERIFY_DEADLINE:?}"))
-            .expect("bianmin verify runs");
+            .unwrap_or_else(|_| panic!("bianmin {args:?} ran longer than {VERIFY_DEADLINE:?}"))
+            .expect("bianmin runs");
         Verified {
             success: output.status.success(),
             code: output.status.code(),

@@ -20,6 +20,8 @@ impl Backoff {
     pub const STARTUP_MAX: Duration = Duration::from_secs(2);
     /// Largest delay of an outbound link between attempts to publish one message.
     pub const LINK_MAX: Duration = Duration::from_secs(10);
+    /// Largest delay before a failed worker is started again.
+    pub const WORKER_MAX: Duration = Duration::from_secs(30);
 
     /// Delays from `min` doubling up to `max`.
     pub fn new(min: Duration, max: Duration) -> Backoff {
@@ -40,6 +42,12 @@ impl Backoff {
     /// (upward reports, rate reports): [`Backoff::MIN`] up to [`Backoff::LINK_MAX`].
     pub fn link() -> Backoff {
         Backoff::new(Backoff::MIN, Backoff::LINK_MAX)
+    }
+
+    /// The policy of a leased worker started again after it failed: [`Backoff::MIN`] up to
+    /// [`Backoff::WORKER_MAX`].
+    pub fn worker() -> Backoff {
+        Backoff::new(Backoff::MIN, Backoff::WORKER_MAX)
     }
 
     /// The policy of a log read whose pull brought nothing (a new consumer on a clustered

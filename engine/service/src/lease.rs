@@ -23,19 +23,24 @@
 //! a replica cut off from NATS can do none of this work anyway, and the lease follows the
 //! cluster's quorum rather than one database connection's lifetime.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::TaskError;
+use crate::backoff::Backoff;
+
+/// How long a worker must run after a failure before its next failure starts the backoff
+/// from the beginning again and it stops being listed as failing.
+const STABLE_RUN: Duration = Duration::from_secs(60);
 
 /// `[leases]`: the lease of every singleton worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +85,9 @@ struct Inner {
     ttl: Duration,
     held: Mutex<BTreeSet<String>>,
     gauge: IntGaugeVec,
+    /// Workers whose last run failed, with the error.
+    failing: Mutex<BTreeMap<String, String>>,
+    failures: IntCounterVec,
 }
 
 enum Backend {
@@ -136,6 +144,14 @@ impl Leases {
             &["worker"],
         )?;
         registry.register(Box::new(gauge.clone()))?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "bianmin_worker_failures_total",
+                "Runs of a leased worker that ended with an error (each is started again later).",
+            ),
+            &["worker"],
+        )?;
+        registry.register(Box::new(failures.clone()))?;
         let backend = match nats {
             None => Backend::Local,
             Some((client, replicas)) => Backend::JetStream(Box::new(Bucket {
@@ -152,6 +168,8 @@ impl Leases {
                 ttl: config.ttl(),
                 held: Mutex::default(),
                 gauge,
+                failing: Mutex::default(),
+                failures,
             }),
         })
     }
@@ -184,8 +202,11 @@ impl Leases {
 
     /// Runs `work` whenever this process holds the lease of `worker`, until `shutdown`: waits
     /// for the lease, starts `work` with a token cancelled when the lease is lost or at
-    /// shutdown, renews, and stands by again after a loss. Returns when `work` ends on its
-    /// own or at shutdown (the lease then released), with `work`'s outcome.
+    /// shutdown, renews, and stands by again after a loss. When `work` fails, the lease is
+    /// released (another replica may take the work over), the failure is counted, logged and
+    /// shown by [`Leases::failing`], and after a [`Backoff::worker`] delay this process
+    /// stands by again: a worker's error (a server away, an election) never stops the
+    /// process. Returns at shutdown, or when `work` ends on its own without an error.
     pub async fn run<F, Fut>(
         &self,
         worker: &str,
@@ -197,19 +218,50 @@ impl Leases {
         Fut: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         self.inner.gauge.with_label_values(&[worker]).set(0);
+        let mut backoff = Backoff::worker();
         loop {
             let Some(held) = self.wait_for(worker, &shutdown).await else {
                 return Ok(());
             };
             tracing::info!(worker, holder = %self.inner.holder, "lease taken; worker starting");
             self.mark(worker, true);
+            let started = Instant::now();
             let holding = self.hold(worker, held, &shutdown, &mut work).await;
             self.mark(worker, false);
             match holding {
                 Holding::Lost => tracing::warn!(worker, "lease lost; worker stopped"),
-                Holding::Ended(result) => return result,
+                Holding::Ended(Ok(())) => return Ok(()),
+                Holding::Ended(Err(error)) if shutdown.is_cancelled() => return Err(error),
+                Holding::Ended(Err(error)) => {
+                    if started.elapsed() >= STABLE_RUN {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::error!(worker, %error, retry_in_ms = delay.as_millis() as u64,
+                        "worker failed; lease released, starting again later");
+                    self.inner.failures.with_label_values(&[worker]).inc();
+                    self.failing_set()
+                        .insert(worker.to_string(), error.to_string());
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
             }
         }
+    }
+
+    /// The workers whose last run failed, with the error, until a run of theirs has lasted
+    /// [`STABLE_RUN`].
+    pub fn failing(&self) -> BTreeMap<String, String> {
+        self.failing_set().clone()
+    }
+
+    fn failing_set(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.inner
+            .failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Tries to take the lease of `worker` every TTL/3 until it is taken (`Some`) or
@@ -250,7 +302,8 @@ impl Leases {
     {
         let token = shutdown.child_token();
         let mut task = tokio::spawn(work(token.clone()));
-        let mut renewed_at = Instant::now();
+        let started = Instant::now();
+        let mut renewed_at = started;
         let mut next = renewed_at + self.renew_every();
         let give_up = self.inner.ttl - self.renew_every();
         loop {
@@ -269,6 +322,9 @@ impl Leases {
             let renewed = tokio::time::timeout(budget, self.renew(worker, held)).await;
             let failure = match renewed {
                 Ok(Ok(Some(now_held))) => {
+                    if sent.duration_since(started) >= STABLE_RUN {
+                        self.failing_set().remove(worker);
+                    }
                     (held, renewed_at) = (now_held, sent);
                     next = sent + self.renew_every();
                     continue;

@@ -255,6 +255,16 @@ async fn options(
         .retain_servers_order())
 }
 
+/// Whether a JetStream API error means "not now" rather than "no": 503 (no leader, no
+/// responders) and 408, and a placement that fails because a peer is offline (a node
+/// restarting) — each answered differently once the cluster has its nodes and leaders back.
+pub fn transient_api_error(error: &async_nats::jetstream::Error) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    matches!(error.code(), 503 | 408)
+        || error.error_code() == ErrorCode::CLUSTER_NO_PEERS
+        || error.error_code() == ErrorCode::INSUFFICIENT_RESOURCES
+}
+
 /// Connects to the servers of `nats.url` (tried in the configured order) as the
 /// configuration says. While no server accepts connections (refused, timed out, not
 /// resolvable) it retries with [`Backoff::startup`] for up to `wait`, logging each retry;

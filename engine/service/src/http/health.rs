@@ -52,10 +52,20 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let coverage = calendar_coverage(&state);
     parts.insert("calendar".into(), coverage.readiness().into());
     let missing = state.readiness.missing();
-    let degraded = !missing.is_empty() || !quarantined.is_empty() || coverage.warn;
+    let failing = state.leases.failing();
+    if !failing.is_empty() {
+        let names: Vec<&str> = failing.keys().map(String::as_str).collect();
+        parts.insert(
+            "workers".into(),
+            format!("failed and starting again: {}", names.join(", ")).into(),
+        );
+    }
+    let degraded =
+        !missing.is_empty() || !quarantined.is_empty() || coverage.warn || !failing.is_empty();
     let leases = serde_json::json!({
         "holder": state.leases.holder(),
         "held": state.leases.held(),
+        "failing": failing,
     });
     match log {
         Ok(()) => Json(serde_json::json!({

@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+use crate::nats_client::transient_api_error;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -73,7 +75,7 @@ pub async fn ensure_streams(
             ..Default::default()
         })
         .await
-        .map_err(|e| NatsApiError::JetStream(format!("inbox stream: {e}")))?;
+        .map_err(|e| stream_error("inbox stream", e))?;
     let rejects = js
         .get_or_create_stream(stream::Config {
             name: cfg.names.rejects_stream(),
@@ -87,22 +89,60 @@ pub async fn ensure_streams(
             ..Default::default()
         })
         .await
-        .map_err(|e| NatsApiError::JetStream(format!("rejects stream: {e}")))?;
+        .map_err(|e| stream_error("rejects stream", e))?;
     Ok((inbox, rejects))
 }
 
-/// Consumes the durable inbox until `shutdown` is cancelled; in-flight documents are finished
-/// (acked or nak'ed) before this returns.
-pub async fn run_inbox(
-    service: CommandService,
-    client: async_nats::Client,
-    cfg: NatsApiConfig,
-    shutdown: CancellationToken,
-) -> Result<(), NatsApiError> {
-    let js = jetstream::new(client);
-    let (inbox, _) = ensure_streams(&js, &cfg).await?;
+/// A stream that could not be made: [`NatsApiError::Unavailable`] while JetStream is electing
+/// a leader or does not answer, [`NatsApiError::JetStream`] when it refused.
+fn stream_error(
+    what: &str,
+    error: async_nats::jetstream::context::CreateStreamError,
+) -> NatsApiError {
+    use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
+    let message = format!("{what}: {error}");
+    match error.kind() {
+        Kind::JetStream(api) if !transient_api_error(&api) => NatsApiError::JetStream(message),
+        Kind::EmptyStreamName | Kind::InvalidStreamName | Kind::DomainAndExternalSet => {
+            NatsApiError::JetStream(message)
+        }
+        _ => NatsApiError::Unavailable(message),
+    }
+}
+
+/// The inbox's durable consumer, made (with the streams) once JetStream answers: an
+/// election or a node coming back is waited out with [`Backoff::startup`] delays, a warning
+/// each time, until `shutdown` (then `None`); a refusal is returned.
+async fn open_inbox(
+    js: &jetstream::Context,
+    cfg: &NatsApiConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<consumer::PullConsumer>, NatsApiError> {
+    let mut backoff = Backoff::startup();
+    loop {
+        let error = match inbox_consumer(js, cfg).await {
+            Ok(consumer) => return Ok(Some(consumer)),
+            Err(NatsApiError::Unavailable(error)) => error,
+            Err(refused) => return Err(refused),
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "inbox not ready; retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One attempt at the streams and the inbox's durable consumer.
+async fn inbox_consumer(
+    js: &jetstream::Context,
+    cfg: &NatsApiConfig,
+) -> Result<consumer::PullConsumer, NatsApiError> {
+    use async_nats::jetstream::stream::ConsumerErrorKind as Kind;
+    let (inbox, _) = ensure_streams(js, cfg).await?;
     let consumer_name = cfg.names.inbox_consumer();
-    let consumer: consumer::PullConsumer = inbox
+    inbox
         .get_or_create_consumer(
             &consumer_name,
             consumer::pull::Config {
@@ -116,7 +156,31 @@ pub async fn run_inbox(
             },
         )
         .await
-        .map_err(|e| NatsApiError::JetStream(format!("inbox consumer: {e}")))?;
+        .map_err(|e| {
+            let message = format!("inbox consumer: {e}");
+            match e.kind() {
+                Kind::JetStream(api) if !transient_api_error(&api) => {
+                    NatsApiError::JetStream(message)
+                }
+                Kind::InvalidConsumerType | Kind::InvalidName => NatsApiError::JetStream(message),
+                _ => NatsApiError::Unavailable(message),
+            }
+        })
+}
+
+/// Consumes the durable inbox until `shutdown` is cancelled; in-flight documents are finished
+/// (acked or nak'ed) before this returns.
+pub async fn run_inbox(
+    service: CommandService,
+    client: async_nats::Client,
+    cfg: NatsApiConfig,
+    shutdown: CancellationToken,
+) -> Result<(), NatsApiError> {
+    let js = jetstream::new(client);
+    let Some(consumer) = open_inbox(&js, &cfg, &shutdown).await? else {
+        return Ok(());
+    };
+    let consumer_name = cfg.names.inbox_consumer();
     tracing::info!(stream = %cfg.names.inbox_stream(), consumer = %consumer_name, "consuming the NATS inbox");
 
     let shared = Arc::new(Worker { service, js, cfg });

@@ -124,6 +124,10 @@ pub enum NatsApiError {
     /// A JetStream stream or consumer could not be created or read.
     #[error("JetStream: {0}")]
     JetStream(String),
+    /// JetStream did not answer in time or had no leader (an election, a node restarting):
+    /// worth trying again.
+    #[error("JetStream unavailable: {0}")]
+    Unavailable(String),
     /// The connection closed while serving.
     #[error("the NATS subscription ended (connection closed)")]
     Disconnected,

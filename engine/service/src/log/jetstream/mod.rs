@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
-use async_nats::jetstream::{self, ErrorCode, consumer, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 
-use crate::backoff::Backoff;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use schemas::{Commit, RequestId};
@@ -29,6 +28,7 @@ use stream::LastRawMessageErrorKind;
 use super::{Appended, Binding, LogError};
 
 mod bindings;
+mod read;
 
 /// Publish attempts for an append whose outcome is unknown (timeout, lost connection) before
 /// the log resolves it by reading and, failing that, reports the server unavailable.
@@ -37,13 +37,6 @@ const PUBLISH_ATTEMPTS_MAX: u32 = 4;
 const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 /// Largest delay between two attempts of one ambiguous append.
 const PUBLISH_BACKOFF_MAX: Duration = Duration::from_millis(400);
-/// How long an ephemeral read consumer lives after its reader vanished (normally it is
-/// deleted right after use; this bounds leaks when the delete is lost).
-const READ_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
-/// Messages asked for per pull request while reading history or ranges.
-const FETCH_BATCH_LEN: usize = 512;
-/// Pull rounds in a row that may bring nothing before a read gives up.
-const READ_ROUNDS_MAX: u32 = 8;
 /// Pause before `follow` recreates its consumer after the server was unreachable.
 const FOLLOW_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -146,9 +139,7 @@ impl JetStreamLog {
                     // peers: a cluster whose nodes are still joining (or one smaller than
                     // `nats.replicas`, which the start-up wait then reports).
                     CreateStreamErrorKind::JetStream(error)
-                        if error.code() != 503
-                            && error.error_code() != ErrorCode::CLUSTER_NO_PEERS
-                            && error.error_code() != ErrorCode::INSUFFICIENT_RESOURCES =>
+                        if !crate::nats_client::transient_api_error(&error) =>
                     {
                         LogError::Refused(message)
                     }
@@ -341,67 +332,6 @@ impl JetStreamLog {
         Ok(self.last_on_subject(request_id).await?.unwrap_or(0))
     }
 
-    /// See [`super::EventLog::load_raw`].
-    pub(super) async fn load_raw(
-        &self,
-        request_id: RequestId,
-    ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-        let subject = self.subject(request_id);
-        self.read_with_consumer(consumer::DeliverPolicy::All, subject, usize::MAX)
-            .await
-    }
-
-    /// Up to `max` raw records with position >= `from`.
-    pub(super) async fn read_raw_from(
-        &self,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-        let deliver_policy = consumer::DeliverPolicy::ByStartSequence {
-            start_sequence: from,
-        };
-        self.read_with_consumer(deliver_policy, String::new(), max)
-            .await
-    }
-
-    /// Reads with an ephemeral, unacknowledged pull consumer, then deletes it. Reads the
-    /// records pending when the consumer was created (a consistent snapshot; at most `max`):
-    /// the count comes with the creation answer, so a read costs two round trips.
-    async fn read_with_consumer(
-        &self,
-        deliver_policy: consumer::DeliverPolicy,
-        filter_subject: String,
-        max: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-        let config = consumer::pull::Config {
-            deliver_policy,
-            filter_subject,
-            ack_policy: consumer::AckPolicy::None,
-            replay_policy: consumer::ReplayPolicy::Instant,
-            inactive_threshold: READ_CONSUMER_INACTIVE,
-            memory_storage: true,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        let reader = self
-            .shared
-            .stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| LogError::Unavailable(format!("create read consumer: {e}")))?;
-        let pending = reader.cached_info().num_pending;
-        let count = usize::try_from(pending).unwrap_or(usize::MAX).min(max);
-        let result = drain(&reader, count).await;
-        let name = reader.cached_info().name.clone();
-        let stream = self.shared.stream.clone();
-        tokio::spawn(async move {
-            if let Err(error) = stream.delete_consumer(&name).await {
-                tracing::debug!(%error, consumer = %name, "read consumer not deleted; it expires");
-            }
-        });
-        result
-    }
-
     /// See [`super::EventLog::follow`].
     pub(super) fn follow(&self, from: u64) -> BoxStream<'static, Result<(u64, Vec<u8>), LogError>> {
         type Messages =
@@ -487,67 +417,6 @@ impl JetStreamLog {
             sync
         )
     }
-}
-
-/// Pulls `count` records from `reader` (they exist: the stream denies deletes).
-///
-/// A pull round that fails or brings nothing is tried again, up to [`READ_ROUNDS_MAX`]
-/// times in a row with the [`Backoff::read`] delays: on a clustered (R3) stream the consumer a
-/// read just created may not answer its first pulls yet (`503`, no responders), and with
-/// `AckPolicy::None` a round that failed delivered nothing that a later round repeats.
-async fn drain(
-    reader: &consumer::PullConsumer,
-    count: usize,
-) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-    let mut records = Vec::with_capacity(count.min(FETCH_BATCH_LEN));
-    let mut backoff = Backoff::read();
-    let mut failed_rounds = 0;
-    while records.len() < count {
-        let before = records.len();
-        let round = pull_round(reader, count, &mut records).await;
-        if records.len() > before {
-            failed_rounds = 0;
-            backoff.reset();
-            continue;
-        }
-        failed_rounds += 1;
-        if failed_rounds >= READ_ROUNDS_MAX {
-            return Err(round.err().unwrap_or_else(|| {
-                // Nothing arrived although records are pending: report rather than spin.
-                LogError::Unavailable(format!("read stopped after {before} of {count} records"))
-            }));
-        }
-        tracing::debug!(error = ?round.err(), read = before, of = count, "pull round brought nothing; trying again");
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
-    Ok(records)
-}
-
-/// One fetch of at most [`FETCH_BATCH_LEN`] records into `records`, stopping at `count`.
-async fn pull_round(
-    reader: &consumer::PullConsumer,
-    count: usize,
-    records: &mut Vec<(u64, Vec<u8>)>,
-) -> Result<(), LogError> {
-    let want = (count - records.len()).min(FETCH_BATCH_LEN);
-    let mut batch = reader
-        .fetch()
-        .max_messages(want)
-        .messages()
-        .await
-        .map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
-    while let Some(message) = batch.next().await {
-        let message = message.map_err(|e| LogError::Unavailable(format!("fetch: {e}")))?;
-        let position = message
-            .info()
-            .map_err(|e| LogError::Unavailable(format!("message metadata: {e}")))?
-            .stream_sequence;
-        records.push((position, message.payload.to_vec()));
-        if records.len() >= count {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// An ordered consumer over the whole stream from `from`.
