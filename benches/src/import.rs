@@ -162,11 +162,45 @@ pub fn generate(path: &Path, rows: u64, tag: &str) -> anyhow::Result<u64> {
 }
 
 /// One `bianmin import` run and the figures of its report.
-struct Run {
-    rows: u64,
-    commits: u64,
-    rejected: u64,
-    seconds: f64,
+pub struct Run {
+    /// Rows read.
+    pub rows: u64,
+    /// Commits appended.
+    pub commits: u64,
+    /// Rows refused or failed.
+    pub rejected: u64,
+    /// The import's own elapsed time.
+    pub seconds: f64,
+}
+
+/// `bianmin import` of `file` into the JetStream log `(url, stream, prefix)` of an instance
+/// whose secrets (signing key, intake-id key, KEK) are in `secrets` and whose stores are in
+/// `database_url`, as the seeding of `--seed-history` runs it.
+pub async fn run_seed_import(
+    binary: &Path,
+    data_dir: &Path,
+    file: &Path,
+    nats: (&str, &str, &str),
+    database_url: &str,
+    secrets: &Path,
+) -> anyhow::Result<Run> {
+    std::fs::create_dir_all(data_dir)?;
+    let instance = [
+        ("DATABASE_URL", database_url.to_string()),
+        (
+            "BIANMIN_SIGNING__KEY_FILE",
+            secrets.join("signing.key").display().to_string(),
+        ),
+        (
+            "BIANMIN_INTAKE_IDS__KEY_FILE",
+            secrets.join("intake-id.key").display().to_string(),
+        ),
+        (
+            "BIANMIN_STORES__KEK_DIR",
+            secrets.join("kek").display().to_string(),
+        ),
+    ];
+    run_import_with(binary, data_dir, file, Some(nats), &instance).await
 }
 
 async fn run_import(
@@ -174,6 +208,16 @@ async fn run_import(
     data_dir: &Path,
     file: &Path,
     nats: Option<(&str, &str, &str)>,
+) -> anyhow::Result<Run> {
+    run_import_with(binary, data_dir, file, nats, &[]).await
+}
+
+async fn run_import_with(
+    binary: &Path,
+    data_dir: &Path,
+    file: &Path,
+    nats: Option<(&str, &str, &str)>,
+    env: &[(&str, String)],
 ) -> anyhow::Result<Run> {
     let report = data_dir.join(format!(
         "report-{}.json",
@@ -188,6 +232,7 @@ async fn run_import(
         .arg("--report")
         .arg(&report)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null());
     if let Some((url, stream, prefix)) = nats {
         command

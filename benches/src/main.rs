@@ -28,6 +28,7 @@ mod rebuild;
 mod replicas;
 mod report;
 mod scratch;
+mod seed;
 mod serve;
 mod stats;
 
@@ -82,6 +83,11 @@ struct Args {
     /// Rows of the import workload's file (default: 2,000 quick, 100,000 full; 0 skips it).
     #[arg(long)]
     import_rows: Option<u64>,
+    /// Data sizes (requests, comma-separated, e.g. `100000,300000,1000000`) at which the
+    /// figures that grow with the data are measured: each size is written into a fresh log by
+    /// `bianmin import`, then projected, read (history, dashboards), sized and rebuilt.
+    #[arg(long, value_delimiter = ',')]
+    seed_history: Vec<u64>,
 }
 
 /// The counts a mode runs with.
@@ -208,6 +214,27 @@ async fn run(
             }
         }
     };
+    let mut seeded = Vec::new();
+    if !args.raw_only && !args.seed_history.is_empty() {
+        match args.bianmin.clone().or_else(serve::find_binary) {
+            Some(binary) => {
+                let target = seed::Target {
+                    binary: &binary,
+                    client,
+                    nats_url: &args.nats_url,
+                    pg_url: &args.pg_url,
+                    tag,
+                };
+                for &requests in &args.seed_history {
+                    match seed::measure(&target, requests, &mut notes).await {
+                        Ok(figures) => seeded.push(figures),
+                        Err(e) => notes.push(format!("seed {requests} failed: {e:#}")),
+                    }
+                }
+            }
+            None => notes.push("--seed-history skipped: no `bianmin` binary".into()),
+        }
+    }
     let js = async_nats::jetstream::new(client.clone());
     let mut names = js.stream_names();
     let mut ours = Vec::new();
@@ -226,6 +253,7 @@ async fn run(
         raw,
         engine,
         import,
+        seeded,
         targets: Vec::new(),
         notes,
     };

@@ -24,6 +24,8 @@ pub struct Report {
     pub engine: Option<EngineFigures>,
     /// `bianmin import` of a generated history file (`None` when skipped or failed).
     pub import: Option<crate::import::ImportFigures>,
+    /// The figures that grow with the data, at each `--seed-history` size.
+    pub seeded: Vec<crate::seed::SeedFigures>,
     /// Each target, met or not.
     pub targets: Vec<TargetCheck>,
     /// Remarks: skipped parts, errors, binding constraints.
@@ -338,6 +340,9 @@ impl Report {
                 ]);
             }
         }
+        for f in &self.seeded {
+            rows.extend(crate::seed::rows(f, &raw.pg_upsert));
+        }
         let header = [
             "figure".to_string(),
             "value".into(),
@@ -432,6 +437,7 @@ mod tests {
             },
             engine,
             import: None,
+            seeded: Vec::new(),
             targets: Vec::new(),
             notes: vec!["n".into()],
         }

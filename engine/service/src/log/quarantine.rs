@@ -51,11 +51,17 @@ pub(super) struct Checks {
     /// reads each record, and the hash and signature checks need to run once, not per reader.
     /// A record whose bytes changed since (an edit behind the log's back) is checked again.
     admitted: Mutex<BTreeMap<u64, u64>>,
+    /// The most recently admitted records decoded, by position, with the same keyed hash:
+    /// the followers of the process read near the head of the log, within moments of each
+    /// other, and each would otherwise decode every commit's JSON again.
+    decoded: Mutex<BTreeMap<u64, (u64, Commit)>>,
     hasher: std::hash::RandomState,
 }
 
 /// Admitted records remembered per process (oldest forgotten first).
 const ADMITTED_REMEMBERED: usize = 65_536;
+/// Decoded records kept per process (oldest forgotten first): a few seconds of a busy log.
+const DECODED_REMEMBERED: usize = 4_096;
 
 impl Default for Checks {
     fn default() -> Checks {
@@ -64,6 +70,7 @@ impl Default for Checks {
             signing_began_at: AtomicU64::new(u64::MAX),
             found: Mutex::default(),
             admitted: Mutex::default(),
+            decoded: Mutex::default(),
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -82,24 +89,41 @@ impl Checks {
     pub(super) fn admit(&self, position: u64, bytes: &[u8]) -> Option<LoggedCommit> {
         use std::hash::BuildHasher as _;
         let fingerprint = self.hasher.hash_one(bytes);
-        if self.lock_admitted().get(&position) == Some(&fingerprint)
+        if let Some((seen, commit)) = lock(&self.decoded).get(&position)
+            && *seen == fingerprint
+        {
+            let commit = Commit::clone(commit);
+            return Some(LoggedCommit { position, commit });
+        }
+        if lock(&self.admitted).get(&position) == Some(&fingerprint)
             && let Ok(commit) = Commit::from_bytes(bytes)
         {
+            self.remember_decoded(position, fingerprint, &commit);
             return Some(LoggedCommit { position, commit });
         }
         match self.check(position, bytes) {
             Ok(commit) => {
-                let mut admitted = self.lock_admitted();
+                let mut admitted = lock(&self.admitted);
                 admitted.insert(position, fingerprint);
                 if admitted.len() > ADMITTED_REMEMBERED {
                     admitted.pop_first();
                 }
+                drop(admitted);
+                self.remember_decoded(position, fingerprint, &commit);
                 Some(LoggedCommit { position, commit })
             }
             Err((request_id, reason)) => {
                 self.record(position, request_id, reason);
                 None
             }
+        }
+    }
+
+    fn remember_decoded(&self, position: u64, fingerprint: u64, commit: &Commit) {
+        let mut decoded = lock(&self.decoded);
+        decoded.insert(position, (fingerprint, commit.clone()));
+        if decoded.len() > DECODED_REMEMBERED {
+            decoded.pop_first();
         }
     }
 
@@ -162,12 +186,6 @@ impl Checks {
         }
     }
 
-    fn lock_admitted(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
-        self.admitted
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Notes a signed record at `position`: signing began there or earlier.
     pub(super) fn signing_began(&self, position: u64) {
         self.signing_began_at.fetch_min(position, Ordering::Relaxed);
@@ -209,6 +227,11 @@ impl Checks {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         found.values().cloned().collect()
     }
+}
+
+/// The guarded value, even after a panic elsewhere (the maps hold no invariant a panic breaks).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -323,4 +346,11 @@ mod tests {
         let (_, reason) = checks.check(7, &record(Some(&stranger))).unwrap_err();
         assert!(reason.contains("unknown key"), "{reason}");
     }
+}
+
+/// The guarded value, even after a panic elsewhere (the maps hold no invariant a panic breaks).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
