@@ -231,7 +231,9 @@ impl Checks {
 
 /// The guarded value, even after a panic elsewhere (the maps hold no invariant a panic breaks).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -346,11 +348,4 @@ mod tests {
         let (_, reason) = checks.check(7, &record(Some(&stranger))).unwrap_err();
         assert!(reason.contains("unknown key"), "{reason}");
     }
-}
-
-/// The guarded value, even after a panic elsewhere (the maps hold no invariant a panic breaks).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
