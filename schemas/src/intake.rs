@@ -82,8 +82,18 @@ pub struct IntakeDocument {
     /// No reply / callback requested.
     #[serde(default)]
     pub no_reply_requested: bool,
-    /// Location in the grid tree.
-    pub location: GridPath,
+    /// Location in the grid tree; may be left out when `point` is given, and the engine
+    /// looks the grid up in its grid polygons. When both are given the grid path is kept.
+    #[serde(default)]
+    pub location: Option<GridPath>,
+    /// Where the matter is, as a point (WGS-84 or GCJ-02); outside the jurisdiction's grid
+    /// polygons it is refused (`outside_jurisdiction`).
+    #[serde(default)]
+    pub point: Option<crate::GeoPoint>,
+    /// The address line of the matter's place (at most 512 characters).
+    #[serde(default)]
+    #[schemars(length(max = 512))]
+    pub address: Option<String>,
     /// The matter in the resident's words (1..=10000 chars, not blank).
     #[schemars(length(min = 1, max = 10000), extend("pattern" = "\\S"))]
     pub text: String,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use engine_core::Policy;
 
+use super::place::locate_intake;
 use super::{
     CONTACT_NAMESPACE, CommandError, CommandRequest, CommandService, ContactWrite, IntakeOutcome,
     RECEIVE_NAMESPACE, validate_contact,
@@ -50,6 +51,7 @@ impl CommandService {
     ) -> Result<IntakeOutcome, CommandError> {
         let now = self.inner.clock.now();
         validate_intake(&document, &self.inner.policy, now)?;
+        let (location, place) = locate_intake(&document, &self.inner.policy)?;
         let request_id = self
             .inner
             .intake_ids
@@ -68,7 +70,8 @@ impl CommandService {
             anonymous: document.anonymous,
             confidential: document.confidential,
             no_reply_requested: document.no_reply_requested,
-            location: document.location,
+            location,
+            place: place.map(Box::new),
             text: document.text,
             attachments: document.attachments,
             priority_lanes: document.priority_lanes,
@@ -158,26 +161,7 @@ pub fn validate_intake(
         };
         validate_contact(contact)?;
     }
-    let location = &document.location;
-    let codes = [&location.street, &location.community, &location.grid];
-    if codes
-        .into_iter()
-        .chain(location.micro_grid.as_ref())
-        .any(|c| c.chars().count() > 64)
-    {
-        return Err(CommandError::invalid(
-            "invalid_length",
-            "location",
-            "grid codes are at most 64 characters",
-        ));
-    }
-    if !policy.knows_grid(location) {
-        return Err(CommandError::invalid(
-            "unknown_reference",
-            "location",
-            "the location does not name a known grid",
-        ));
-    }
+    locate_intake(document, policy)?;
     if document.attachments.len() > MAX_ATTACHMENTS {
         return Err(CommandError::invalid(
             "too_many",

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use engine_core::Policy;
 use schemas::{
-    HandlingMode, IntakeDocument, ReplyOutcome, RequestType, Resolution, Satisfaction, Timestamp,
-    Urgency,
+    GridPath, HandlingMode, IntakeDocument, ReplyOutcome, RequestType, Resolution, Satisfaction,
+    Timestamp, Urgency,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -165,6 +165,8 @@ pub struct ImportRow {
     pub line: u64,
     /// The intake document (contact included; it goes to the contact store only).
     pub document: IntakeDocument,
+    /// The grid path of the row (its `street`, `community`, `grid` columns).
+    pub location: GridPath,
     /// When the request was received.
     pub received_at: Timestamp,
     /// Station worker id recorded as the owner (首问); the import actor when absent.
@@ -330,7 +332,7 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
     }
     let external_id = f.required("external_id")?.to_string();
     f.external_id = Some(external_id.clone());
-    let (document, received_at) = steps::intake(&f, external_id, policy)?;
+    let (document, location, received_at) = steps::intake(&f, external_id, policy)?;
     let accepted_at = f.time("accepted_at")?;
     let classification = steps::classification(&f, policy)?;
     let replied_at = f.time("replied_at")?;
@@ -359,6 +361,7 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
         archived_at: f.time("archived_at")?,
         status: f.text("status"),
         document,
+        location,
     };
     check_order(&row, &f, now)?;
     Ok(row)

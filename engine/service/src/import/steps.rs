@@ -12,12 +12,13 @@ use schemas::{
 use super::row::{ClassificationRow, Fields, HandlingRow, RatingRow, ReplyRow, RowError};
 use crate::commands::{CommandError, validate_intake};
 
-/// The intake document of the row and when it was received, checked as an intake is.
+/// The intake document of the row, its grid path and when it was received, checked as an
+/// intake is.
 pub(super) fn intake(
     f: &Fields<'_>,
     external_id: String,
     policy: &Policy,
-) -> Result<(IntakeDocument, Timestamp), RowError> {
+) -> Result<(IntakeDocument, GridPath, Timestamp), RowError> {
     let channel = Channel::parse(f.required("channel")?).ok_or_else(|| {
         f.error(
             "invalid_value",
@@ -66,7 +67,9 @@ pub(super) fn intake(
         anonymous,
         confidential: f.flag("confidential")?.unwrap_or(false),
         no_reply_requested: f.flag("no_reply_requested")?.unwrap_or(false),
-        location,
+        location: Some(location.clone()),
+        point: None,
+        address: None,
         text: f.required("text")?.to_string(),
         attachments: Vec::new(),
         priority_lanes,
@@ -90,7 +93,7 @@ pub(super) fn intake(
             let message = if code == "unknown_reference" && field == "grid" {
                 format!(
                     "{}/{}/{} is not a grid of the directory",
-                    document.location.street, document.location.community, document.location.grid
+                    location.street, location.community, location.grid
                 )
             } else {
                 message
@@ -100,7 +103,7 @@ pub(super) fn intake(
         other => f.error(&other.code(), "external_id", other.to_string()),
     })?;
 
-    Ok((document, received_at))
+    Ok((document, location, received_at))
 }
 
 /// The classification (`catalogue_item`, `classified_at`, type and urgency), if any.
