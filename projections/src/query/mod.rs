@@ -17,10 +17,12 @@ use crate::{ProjectionError, Projections};
 
 mod assessment;
 mod lists;
+mod map;
 mod rates;
 
 pub use assessment::{Assessment, TIERS, UnitLevel, UnitRank, Weights};
 pub use lists::UpwardReport;
+pub use map::{MAP_POINTS_MAX, MapPoint};
 pub use rates::DepartmentRank;
 
 /// The columns of `request_summary`, in [`summary_from_row`] order.

@@ -142,3 +142,93 @@ fn check_grid_path(location: &GridPath, policy: &Policy) -> Result<(), CommandEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(extra: serde_json::Value) -> IntakeDocument {
+        let mut base = serde_json::json!({
+            "channel": "online", "external_id": "t-1", "anonymous": true, "text": "路灯不亮"
+        });
+        base.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        serde_json::from_value(base).expect("a valid document")
+    }
+
+    fn code(result: Result<(GridPath, Option<Place>), CommandError>) -> (String, Option<String>) {
+        match result {
+            Err(CommandError::Invalid { code, field, .. }) => (code, field),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_point_alone_is_placed_in_its_grid() {
+        let policy = Policy::for_tests();
+        let doc = document(serde_json::json!({"point": {"lat": 34.755, "lon": 117.51}}));
+        let (location, place) = locate_intake(&doc, &policy).expect("placed");
+        assert_eq!(location.grid, "wg-010101");
+        let place = place.expect("recorded");
+        assert_eq!(place.point.map(|p| (p.lat, p.lon)), Some((34.755, 117.51)));
+        assert_eq!(place.sent, None);
+    }
+
+    #[test]
+    fn a_gcj02_point_is_converted_and_recorded_as_sent() {
+        let policy = Policy::for_tests();
+        let (lat, lon) = engine_core::places::gcj02::wgs84_to_gcj02(34.755, 117.51);
+        let doc = document(serde_json::json!({
+            "point": {"lat": lat, "lon": lon, "datum": "gcj02"}, "address": "文化路 12 号"
+        }));
+        let (location, place) = locate_intake(&doc, &policy).expect("placed");
+        assert_eq!(location.grid, "wg-010101");
+        let place = place.expect("recorded");
+        let point = place.point.expect("point");
+        assert_eq!(point.datum, Datum::Wgs84);
+        assert!((point.lat - 34.755).abs() < 1e-6 && (point.lon - 117.51).abs() < 1e-6);
+        assert_eq!(place.sent.map(|s| s.datum), Some(Datum::Gcj02));
+        assert_eq!(place.address.as_deref(), Some("文化路 12 号"));
+    }
+
+    #[test]
+    fn outside_missing_and_bad_points_are_refused() {
+        let policy = Policy::for_tests();
+        let outside = document(serde_json::json!({"point": {"lat": 39.9, "lon": 116.4}}));
+        assert_eq!(
+            code(locate_intake(&outside, &policy)),
+            ("outside_jurisdiction".into(), Some("location".into()))
+        );
+        let with_path = document(serde_json::json!({
+            "point": {"lat": 39.9, "lon": 116.4},
+            "location": {"street": "jd-01", "community": "sq-0101", "grid": "wg-010101"}
+        }));
+        assert_eq!(
+            code(locate_intake(&with_path, &policy)).0,
+            "outside_jurisdiction"
+        );
+        let neither = document(serde_json::json!({"address": "文化路"}));
+        assert_eq!(
+            code(locate_intake(&neither, &policy)),
+            ("required".into(), Some("location".into()))
+        );
+        let bad = document(serde_json::json!({"point": {"lat": 91.0, "lon": 117.5}}));
+        assert_eq!(
+            code(locate_intake(&bad, &policy)),
+            ("invalid_value".into(), Some("point".into()))
+        );
+    }
+
+    #[test]
+    fn a_grid_path_wins_over_a_point_in_another_grid() {
+        let policy = Policy::for_tests();
+        let doc = document(serde_json::json!({
+            "point": {"lat": 34.815, "lon": 117.67},
+            "location": {"street": "jd-01", "community": "sq-0101", "grid": "wg-010102"}
+        }));
+        let (location, place) = locate_intake(&doc, &policy).expect("kept");
+        assert_eq!(location.grid, "wg-010102");
+        assert_eq!(place.and_then(|p| p.point).map(|p| p.lat), Some(34.815));
+    }
+}
