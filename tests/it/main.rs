@@ -38,6 +38,7 @@ mod open311;
 mod open311_discovery;
 mod openapi;
 mod pg_erasure;
+mod places;
 mod privacy;
 mod privacy_notify;
 mod projections;
