@@ -304,8 +304,10 @@ async fn open311_lat_long_place_the_request() {
 fn a_malformed_grid_file_stops_the_policy_loading_naming_the_file() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("grids.geojson");
-    let mut config = engine_service::config::PolicyConfig::default();
-    config.grids_file = Some(path.clone());
+    let mut config = engine_service::config::PolicyConfig {
+        grids_file: Some(path.clone()),
+        ..Default::default()
+    };
     let cases = [
         (
             "{\"type\": \"FeatureCollection\", \"features\": [",
