@@ -46,6 +46,7 @@ pub struct ResidentContact {
             "uri": { "minLength": 1, "maxLength": 2048, "pattern": "\\S" }
         } } }
     } }],
+    "anyOf" = [{ "required": ["location"] }, { "required": ["point"] }],
     "if" = { "properties": { "anonymous": { "const": true } }, "required": ["anonymous"] },
     "else" = {
         "required": ["contact"],
@@ -90,9 +91,9 @@ pub struct IntakeDocument {
     /// polygons it is refused (`outside_jurisdiction`).
     #[serde(default)]
     pub point: Option<crate::GeoPoint>,
-    /// The address line of the matter's place (at most 512 characters).
+    /// The address line of the matter's place (1..=512 characters, not blank).
     #[serde(default)]
-    #[schemars(length(max = 512))]
+    #[schemars(length(min = 1, max = 512), extend("pattern" = "\\S"))]
     pub address: Option<String>,
     /// The matter in the resident's words (1..=10000 chars, not blank).
     #[schemars(length(min = 1, max = 10000), extend("pattern" = "\\S"))]
