@@ -63,6 +63,18 @@ async fn map_with(app: &TestApp, actor: &str, query: &str, id: &str) -> Value {
 async fn a_point_alone_places_the_request(store: Store, database_url: Option<String>) {
     let app = spawn(store, database_url).await;
 
+    // The polygons in force are recorded as reference data at start-up.
+    let response = app.get("/api/v1/audit/reference", actors::AUDITOR).await;
+    let records: Value = response.json().await.expect("JSON");
+    let grids = records
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|r| r["recorded"]["kind"] == "grid_polygons")
+        .unwrap_or_else(|| panic!("grid polygons recorded: {records}"));
+    assert_eq!(grids["recorded"]["version"], "2026.1");
+    assert_eq!(grids["recorded"]["source"], "built-in grids");
+
     // A WGS-84 point only: filed under the grid holding it.
     let (lat, lon) = IN_010101;
     let (status, created) = app
