@@ -17,8 +17,9 @@ function mapNode(tag, attrs, ...children) {
   return node;
 }
 
-// Draws `answer` (the map route's body) into `box`; returns the number of dots drawn.
-function drawMap(box, answer) {
+// Draws `answer` (the map route's body) into `box`; clicking a dot calls `open(request_id)`.
+// Returns the number of dots drawn.
+function drawMap(box, answer, open) {
   box.replaceChildren();
   if (!answer.bounds || !answer.areas.length) return 0;
   const [minLon, minLat, maxLon, maxLat] = answer.bounds;
@@ -50,10 +51,12 @@ function drawMap(box, answer) {
     }, mapNode("title", {}, `${a.street} / ${a.community}`)));
   }
   for (const p of answer.points) {
-    chart.append(mapNode("circle", {
+    const dot = mapNode("circle", {
       cx: x(p.lon), cy: y(p.lat), r: 4, class: p.overdue ? "map-dot late" : "map-dot",
       "data-request-id": p.request_id,
-    }, mapNode("title", {}, `${p.request_id} · ${p.stage} · ${p.grid}`)));
+    }, mapNode("title", {}, `${p.request_id} · ${p.stage} · ${p.grid}`));
+    if (open) dot.addEventListener("click", () => open(p.request_id));
+    chart.append(dot);
   }
   box.append(chart);
   return answer.points.length;

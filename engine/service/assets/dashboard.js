@@ -517,7 +517,10 @@ async function loadMap() {
   for (const key of ["street", "community", "department"]) if (params[key]) query[key] = params[key];
   try {
     const body = await getJson(withParams(API.map, query));
-    const dots = drawMap($("map-chart"), body);
+    const dots = drawMap($("map-chart"), body, (id) => {
+      $("timeline-id").value = id;
+      loadTimeline();
+    });
     if (!body.areas.length) {
       setMsg("map-msg", "未配置网格边界。No grid polygons are configured.", false);
     } else if (!body.points_visible) {

@@ -4,7 +4,7 @@
 //! is written through [`ContactWrite::Intake`].
 
 use schemas::command::Receive;
-use schemas::{Actor, Command, ContactRef, IntakeDocument, RequestId};
+use schemas::{Actor, Command, ContactRef, GridPath, IntakeDocument, Place, RequestId};
 use uuid::Uuid;
 
 use engine_core::Policy;
@@ -50,8 +50,7 @@ impl CommandService {
         actor: Actor,
     ) -> Result<IntakeOutcome, CommandError> {
         let now = self.inner.clock.now();
-        validate_intake(&document, &self.inner.policy, now)?;
-        let (location, place) = locate_intake(&document, &self.inner.policy)?;
+        let (location, place) = validate_intake(&document, &self.inner.policy, now)?;
         let request_id = self
             .inner
             .intake_ids
@@ -122,12 +121,13 @@ impl CommandService {
     }
 }
 
-/// Checks an intake document before anything is stored.
+/// Checks an intake document before anything is stored; returns the grid path it is filed
+/// under and the place recorded with it ([`locate_intake`]).
 pub fn validate_intake(
     document: &IntakeDocument,
     policy: &Policy,
     now: schemas::Timestamp,
-) -> Result<(), CommandError> {
+) -> Result<(GridPath, Option<Place>), CommandError> {
     let external_chars = document.external_id.chars().count();
     if external_chars == 0 || external_chars > MAX_EXTERNAL_ID_CHARS {
         return Err(CommandError::invalid(
@@ -161,7 +161,7 @@ pub fn validate_intake(
         };
         validate_contact(contact)?;
     }
-    locate_intake(document, policy)?;
+    let placed = locate_intake(document, policy)?;
     if document.attachments.len() > MAX_ATTACHMENTS {
         return Err(CommandError::invalid(
             "too_many",
@@ -210,5 +210,5 @@ pub fn validate_intake(
             ),
         ));
     }
-    Ok(())
+    Ok(placed)
 }
