@@ -357,3 +357,72 @@ fn a_malformed_grid_file_stops_the_policy_loading_naming_the_file() {
                 && s.source == "built-in grids")
     );
 }
+
+async fn imported_rows_keep_their_points(store: Store) {
+    use crate::import::{Stores, bad_rows, request_id};
+
+    let stores = Stores::open(store).await;
+    let prefix = format!("PLC-{}", uuid::Uuid::now_v7().simple());
+    let (g_lat, g_lon) = wgs84_to_gcj02(IN_020202.0, IN_020202.1);
+    let text = format!(
+        "external_id,channel,received_at,street,community,grid,lat,lon,datum,address,text\n\
+         {prefix}-A,hotline,2026-02-02 09:12,jd-02,sq-0202,wg-020202,{g_lat},{g_lon},gcj02,文化路 12 号,路灯不亮\n\
+         {prefix}-B,hotline,2026-02-02 09:13,jd-02,sq-0202,wg-020202,39.9,116.4,,,路灯不亮\n\
+         {prefix}-C,hotline,2026-02-02 09:14,jd-02,sq-0202,wg-020202,34.785,,,,路灯不亮\n"
+    );
+    let path = stores.dir.path().join("points.csv");
+    std::fs::write(&path, text).expect("written");
+    let report = stores
+        .importer()
+        .run(&engine_service::import::ImportOptions::new(&path), None)
+        .await
+        .expect("the import runs");
+    assert_eq!(report.imported, 1, "{report:#?}");
+    assert_eq!(
+        bad_rows(&report),
+        vec![
+            (3, Some("lat"), "outside_jurisdiction"),
+            (4, Some("lon"), "required")
+        ]
+    );
+    let history = stores
+        .log
+        .load(request_id(&format!("{prefix}-A")))
+        .await
+        .expect("load");
+    let schemas::Event::RequestReceived(received) = &history[0].commit.events[0].event else {
+        panic!("the first event is request_received");
+    };
+    let place = received.place.clone().expect("a place");
+    let point = place.point.expect("a point");
+    assert!((point.lat - IN_020202.0).abs() < 1e-6 && (point.lon - IN_020202.1).abs() < 1e-6);
+    assert_eq!(place.sent.map(|s| s.datum), Some(schemas::Datum::Gcj02));
+    assert_eq!(place.address.as_deref(), Some("文化路 12 号"));
+    for bad in ["B", "C"] {
+        let commits = stores
+            .log
+            .load(request_id(&format!("{prefix}-{bad}")))
+            .await
+            .expect("load");
+        assert!(commits.is_empty(), "row {bad} recorded nothing");
+    }
+    let projections = stores.project().await;
+    let (points, _) = projections
+        .open_points(&projections::query::Filter::default())
+        .await
+        .expect("points");
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].grid, "wg-020202");
+    assert!((points[0].lat - IN_020202.0).abs() < 1e-6);
+    stores.close().await;
+}
+
+#[tokio::test]
+async fn imported_rows_keep_their_points_on_sqlite() {
+    imported_rows_keep_their_points(Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn imported_rows_keep_their_points_on_jetstream_and_postgres() {
+    imported_rows_keep_their_points(Store::Nats).await;
+}

@@ -103,7 +103,7 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             confidential: doc.confidential,
             no_reply_requested: doc.no_reply_requested,
             location: row.location.clone(),
-            place: None,
+            place: row.place.clone().map(Box::new),
             text: doc.text.clone(),
             attachments: doc.attachments.clone(),
             priority_lanes: doc.priority_lanes.clone(),
