@@ -167,7 +167,7 @@ async fn submit_and_follow(store: Store) {
     .await;
     assert_eq!(status, 200);
 
-    // The service definition asks for the grid.
+    // The service definition asks for the grid, optional since lat/long place a request.
     let (status, definition) = get(&app, &format!("/open311/v2/services/{SERVICE}.json")).await;
     assert_eq!(status, 200, "{definition}");
     assert_same_shape(
@@ -177,7 +177,7 @@ async fn submit_and_follow(store: Store) {
     );
     let grid = &definition["attributes"][0];
     assert_eq!(grid["code"], "grid");
-    assert_eq!(grid["required"], true);
+    assert_eq!(grid["required"], false);
     assert!(
         grid["values"]
             .as_array()
