@@ -209,6 +209,8 @@ mod tests {
         let bi = actor("bi", Role::Dashboard, None);
         let none = params(&[]);
         assert!(read_model_access(&bi, "/api/v1/stats", &none).is_ok());
+        // The map's polygons answer every role; its points follow the request list's rule.
+        assert!(read_model_access(&bi, "/api/v1/map", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/departments", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/streets", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/communities", &none).is_ok());
