@@ -29,9 +29,11 @@ pub struct ResidentContact {
 /// A new request as submitted by an upstream system (`POST /api/v1/requests`,
 /// `bianmin.intake.<channel>`, `bianmin.inbox.<channel>`).
 ///
-/// Grid codes are at most 64 characters. Beyond this schema the engine refuses (400) a
-/// location that names no grid of its policy, a `raised_at` more than five minutes ahead of
-/// its clock or older than the intake window (older requests come in through `bianmin import`).
+/// Grid codes are at most 64 characters; a grid path (`location`) or a `point` is required.
+/// Beyond this schema the engine refuses (400) a location that names no grid of its policy,
+/// a point outside every grid polygon of the jurisdiction (`outside_jurisdiction`), a
+/// `raised_at` more than five minutes ahead of its clock or older than the intake window
+/// (older requests come in through `bianmin import`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend(
