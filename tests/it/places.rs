@@ -1,4 +1,5 @@
-//! Places: intake with a point instead of a grid path is placed in the grid whose polygon
+//! Places: intake (HTTP, NATS request-reply, Open311, `bianmin import`) with a point instead
+//! of a grid path is placed in the grid whose polygon
 //! holds it (WGS-84 or GCJ-02), recorded on `request_received` and in the read model's
 //! lat/lon; a point outside the jurisdiction is refused and nothing recorded; Open311 lat/long
 //! are used the same way; a malformed grid file stops the policy from loading, naming the
@@ -425,4 +426,65 @@ async fn imported_rows_keep_their_points_on_sqlite() {
 #[tokio::test]
 async fn imported_rows_keep_their_points_on_jetstream_and_postgres() {
     imported_rows_keep_their_points(Store::Nats).await;
+}
+
+/// Over NATS request-reply: a GCJ-02 point alone is placed as over HTTP, and a point outside
+/// the jurisdiction is answered with the error reply and recorded nowhere.
+async fn nats_intake_with_a_point(store: crate::nats_intake::Store) {
+    use crate::nats_intake::{Engine, expected_id};
+
+    let engine = Engine::build(store).await;
+    let (shutdown, task) = engine.serve().await;
+    let actor = Some("app-gateway;intake_system");
+    let (g_lat, g_lon) = wgs84_to_gcj02(IN_010101.0, IN_010101.1);
+    let mut document = point_document(json!({"lat": g_lat, "lon": g_lon, "datum": "gcj02"}));
+    document["external_id"] = json!("APP-0001");
+    let subject = engine.cfg.names.intake_subject("online");
+    let (error, body) = engine
+        .request(subject.clone(), actor, document.to_string().into_bytes())
+        .await;
+    assert_eq!(error, None, "{body}");
+    let id = expected_id("online", "APP-0001");
+    assert_eq!(body["request_id"], json!(id));
+    let history = engine.service.history(id).await.expect("history");
+    let schemas::Event::RequestReceived(received) = &history[0].event else {
+        panic!("request_received first");
+    };
+    assert_eq!(received.location.grid, "wg-010101");
+    assert_eq!(
+        received
+            .place
+            .as_ref()
+            .and_then(|p| p.sent)
+            .map(|s| s.datum),
+        Some(schemas::Datum::Gcj02)
+    );
+
+    let mut outside = point_document(json!({"lat": 31.2304, "lon": 121.4737}));
+    outside["external_id"] = json!("APP-0002");
+    let (error, body) = engine
+        .request(subject, actor, outside.to_string().into_bytes())
+        .await;
+    assert_eq!(error.as_deref(), Some("outside_jurisdiction"), "{body}");
+    assert_eq!(body["error"]["field"], "location", "{body}");
+    assert!(
+        engine
+            .event_kinds(expected_id("online", "APP-0002"))
+            .await
+            .is_empty()
+    );
+
+    shutdown.cancel();
+    task.await.expect("server task");
+    engine.cleanup().await;
+}
+
+#[tokio::test]
+async fn nats_intake_with_a_point_on_sqlite() {
+    nats_intake_with_a_point(crate::nats_intake::Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nats_intake_with_a_point_on_jetstream() {
+    nats_intake_with_a_point(crate::nats_intake::Store::JetStream).await;
 }
