@@ -1,9 +1,8 @@
 //! Places: intake (HTTP, NATS request-reply, Open311, `bianmin import`) with a point instead
-//! of a grid path is placed in the grid whose polygon
-//! holds it (WGS-84 or GCJ-02), recorded on `request_received` and in the read model's
-//! lat/lon; a point outside the jurisdiction is refused and nothing recorded; Open311 lat/long
-//! are used the same way; a malformed grid file stops the policy from loading, naming the
-//! file; `GET /api/v1/map` answers the polygons and the open requests' points under the
+//! of a grid path is placed in the grid whose polygon holds it (WGS-84 or GCJ-02), recorded on
+//! `request_received` and in the read model's lat/lon; a point outside the jurisdiction is
+//! refused and nothing recorded; a malformed grid file stops the policy from loading, naming
+//! the file; `GET /api/v1/map` answers the polygons and the open requests' points under the
 //! request list's rule. On SQLite (read models on SQLite) and JetStream (read models on
 //! PostgreSQL).
 
