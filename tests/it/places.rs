@@ -487,3 +487,24 @@ async fn nats_intake_with_a_point_on_sqlite() {
 async fn nats_intake_with_a_point_on_jetstream() {
     nats_intake_with_a_point(crate::nats_intake::Store::JetStream).await;
 }
+
+#[tokio::test]
+async fn the_engine_refuses_to_start_on_a_malformed_grid_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let grids = dir.path().join("district-grids.geojson");
+    std::fs::write(&grids, r#"{"type":"FeatureCollection","features":[]}"#).expect("written");
+    let mut config = engine_service::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
+    config.projections.enabled = false;
+    config.policy.grids_file = Some(grids.clone());
+    let role = engine_service::app::Role::Serve { supervisor: false };
+    let Err(error) = engine_service::app::App::build(config, role).await else {
+        panic!("the engine started on a grid file without a version");
+    };
+    let message = error.to_string();
+    assert!(message.contains("district-grids.geojson"), "{message}");
+    assert!(message.contains("version"), "{message}");
+}
