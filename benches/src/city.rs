@@ -421,7 +421,10 @@ mod tests {
         for i in 0..300 {
             let life = city.lifecycle(i, "t");
             let doc: schemas::IntakeDocument = serde_json::from_value(life.intake.clone()).unwrap();
-            assert_eq!(doc.location.community, life.community);
+            assert_eq!(
+                doc.location.map(|l| l.community),
+                Some(life.community.clone())
+            );
             for step in &life.steps {
                 schemas::Command::from_action_body(step.action, step.body.clone())
                     .unwrap_or_else(|e| panic!("{} {}: {e:?}", step.action, step.body));

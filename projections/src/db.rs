@@ -30,11 +30,13 @@ pub(crate) enum Val {
     Int(Option<i64>),
     Bool(Option<bool>),
     Ts(Option<DateTime<Utc>>),
+    Float(Option<f64>),
     /// PostgreSQL arrays (for `UNNEST` and `= ANY`); SQLite statements never take them.
     TextArr(Vec<Option<String>>),
     IntArr(Vec<Option<i64>>),
     BoolArr(Vec<Option<bool>>),
     TsArr(Vec<Option<DateTime<Utc>>>),
+    FloatArr(Vec<Option<f64>>),
 }
 
 impl From<&str> for Val {
@@ -72,6 +74,11 @@ impl From<Option<bool>> for Val {
         Val::Bool(v)
     }
 }
+impl From<Option<f64>> for Val {
+    fn from(v: Option<f64>) -> Val {
+        Val::Float(v)
+    }
+}
 impl From<DateTime<Utc>> for Val {
     fn from(v: DateTime<Utc>) -> Val {
         Val::Ts(Some(v))
@@ -96,10 +103,12 @@ fn pg_query(sql: &str, args: &[Val]) -> Query<'static, Postgres, PgArguments> {
             Val::Int(v) => q.bind(*v),
             Val::Bool(v) => q.bind(*v),
             Val::Ts(v) => q.bind(*v),
+            Val::Float(v) => q.bind(*v),
             Val::TextArr(v) => q.bind(v.clone()),
             Val::IntArr(v) => q.bind(v.clone()),
             Val::BoolArr(v) => q.bind(v.clone()),
             Val::TsArr(v) => q.bind(v.clone()),
+            Val::FloatArr(v) => q.bind(v.clone()),
         };
     }
     q
@@ -113,11 +122,13 @@ fn lite_query(sql: &str, args: &[Val]) -> Query<'static, Sqlite, SqliteArguments
             Val::Int(v) => q.bind(*v),
             Val::Bool(v) => q.bind(*v),
             Val::Ts(v) => q.bind(v.as_ref().map(sqlite_ts)),
+            Val::Float(v) => q.bind(*v),
             // SQLite has no arrays: the crate never binds them there; bound as JSON text.
             Val::TextArr(v) => q.bind(serde_json::to_string(v).ok()),
             Val::IntArr(v) => q.bind(serde_json::to_string(v).ok()),
             Val::BoolArr(v) => q.bind(serde_json::to_string(v).ok()),
             Val::TsArr(v) => q.bind(serde_json::to_string(v).ok()),
+            Val::FloatArr(v) => q.bind(serde_json::to_string(v).ok()),
         };
     }
     q
@@ -236,6 +247,13 @@ impl Row {
     }
 
     pub(crate) fn bool(&self, i: usize) -> Result<Option<bool>, sqlx::Error> {
+        match self {
+            Row::Pg(r) => r.try_get(i),
+            Row::Lite(r) => r.try_get(i),
+        }
+    }
+
+    pub(crate) fn float(&self, i: usize) -> Result<Option<f64>, sqlx::Error> {
         match self {
             Row::Pg(r) => r.try_get(i),
             Row::Lite(r) => r.try_get(i),

@@ -78,6 +78,9 @@ pub struct RequestState {
     pub channel: String,
     /// Grid location.
     pub location: GridPath,
+    /// The point sent with the request, `(lat, lon)` in WGS-84 degrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<(f64, f64)>,
     /// Anonymous request.
     pub anonymous: bool,
     /// Received at.
@@ -190,6 +193,11 @@ impl RequestState {
             kind: wire(&r.kind),
             channel: r.channel.as_str().into(),
             location: r.location.clone(),
+            point: r
+                .place
+                .as_ref()
+                .and_then(|p| p.point)
+                .map(|p| (p.lat, p.lon)),
             anonymous: r.anonymous,
             received_at: env.occurred_at,
             accept_due_at: r.accept_due_at,
@@ -515,6 +523,8 @@ impl RequestState {
             warned_at: self.marks.warned_at,
             marked_overdue_at: self.marks.marked_overdue_at,
             escalated_at: self.marks.escalated_at,
+            lat: self.point.map(|(lat, _)| lat),
+            lon: self.point.map(|(_, lon)| lon),
         }
     }
 }
@@ -574,6 +584,9 @@ pub struct Summary {
     pub warned_at: Option<Ts>,
     pub marked_overdue_at: Option<Ts>,
     pub escalated_at: Option<Ts>,
+    /// The point sent with the request, WGS-84 degrees (NULL when none was sent).
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
 }
 
 /// When supervision last marked a request: the latest reminder (催办), pre-breach warning,

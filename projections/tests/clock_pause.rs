@@ -148,6 +148,7 @@ impl Log {
                     grid: "sq-01-g1".into(),
                     micro_grid: None,
                 },
+                place: None,
                 text: "路灯不亮".into(),
                 attachments: vec![],
                 priority_lanes: vec![],

@@ -35,6 +35,9 @@ pub struct Receive {
     pub no_reply_requested: bool,
     /// Where the matter is located.
     pub location: GridPath,
+    /// The point (WGS-84) and address line, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Box<crate::Place>>,
     /// The resident's words (free text; no contact data belongs here).
     pub text: String,
     /// Attachments by reference.

@@ -29,9 +29,11 @@ pub struct ResidentContact {
 /// A new request as submitted by an upstream system (`POST /api/v1/requests`,
 /// `bianmin.intake.<channel>`, `bianmin.inbox.<channel>`).
 ///
-/// Grid codes are at most 64 characters. Beyond this schema the engine refuses (400) a
-/// location that names no grid of its policy, a `raised_at` more than five minutes ahead of
-/// its clock or older than the intake window (older requests come in through `bianmin import`).
+/// Grid codes are at most 64 characters; a grid path (`location`) or a `point` is required.
+/// Beyond this schema the engine refuses (400) a location that names no grid of its policy,
+/// a point outside every grid polygon of the jurisdiction (`outside_jurisdiction`), a
+/// `raised_at` more than five minutes ahead of its clock or older than the intake window
+/// (older requests come in through `bianmin import`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend(
@@ -46,6 +48,7 @@ pub struct ResidentContact {
             "uri": { "minLength": 1, "maxLength": 2048, "pattern": "\\S" }
         } } }
     } }],
+    "anyOf" = [{ "required": ["location"] }, { "required": ["point"] }],
     "if" = { "properties": { "anonymous": { "const": true } }, "required": ["anonymous"] },
     "else" = {
         "required": ["contact"],
@@ -82,8 +85,18 @@ pub struct IntakeDocument {
     /// No reply / callback requested.
     #[serde(default)]
     pub no_reply_requested: bool,
-    /// Location in the grid tree.
-    pub location: GridPath,
+    /// Location in the grid tree; may be left out when `point` is given, and the engine
+    /// looks the grid up in its grid polygons. When both are given the grid path is kept.
+    #[serde(default)]
+    pub location: Option<GridPath>,
+    /// Where the matter is, as a point (WGS-84 or GCJ-02); outside the jurisdiction's grid
+    /// polygons it is refused (`outside_jurisdiction`).
+    #[serde(default)]
+    pub point: Option<crate::GeoPoint>,
+    /// The address line of the matter's place (1..=512 characters, not blank).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 512), extend("pattern" = "\\S"))]
+    pub address: Option<String>,
     /// The matter in the resident's words (1..=10000 chars, not blank).
     #[schemars(length(min = 1, max = 10000), extend("pattern" = "\\S"))]
     pub text: String,

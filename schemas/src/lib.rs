@@ -31,6 +31,7 @@ pub mod json_schema;
 pub mod local_time;
 pub mod names;
 pub mod participants;
+pub mod place;
 pub mod types;
 pub mod upcast;
 
@@ -41,4 +42,5 @@ pub use event::{Event, EventKind};
 pub use intake::IntakeDocument;
 pub use names::Names;
 pub use participants::{AssignmentKind, CallbackOutcome};
+pub use place::{Datum, GeoPoint, Place};
 pub use types::*;

@@ -70,8 +70,40 @@ fn intake_document_golden_example_decodes() {
     let text = include_str!("../examples/v1/intake_document.json");
     let document: IntakeDocument = serde_json::from_str(text).unwrap();
     assert_eq!(document.channel, Channel::Hotline);
-    assert_eq!(document.location.community, "sq-101");
+    assert_eq!(
+        document.location.map(|l| l.community).as_deref(),
+        Some("sq-101")
+    );
     assert_eq!(document.priority_lanes, vec![PriorityLane::Elderly]);
+}
+
+#[test]
+fn intake_document_with_only_a_point_decodes_and_a_bad_datum_is_refused() {
+    let text = r#"{"channel":"online","external_id":"app-1","anonymous":true,
+        "point":{"lat":34.7551,"lon":117.5152,"datum":"gcj02"},"address":"文化路 12 号","text":"路灯不亮"}"#;
+    let document: IntakeDocument = serde_json::from_str(text).unwrap();
+    assert_eq!(document.location, None);
+    let point = document.point.unwrap();
+    assert_eq!(
+        (point.lat, point.lon, point.datum),
+        (34.7551, 117.5152, schemas::Datum::Gcj02)
+    );
+    assert_eq!(document.address.as_deref(), Some("文化路 12 号"));
+    let bad = text.replace("gcj02", "bd09");
+    let err = serde_json::from_str::<IntakeDocument>(&bad).unwrap_err();
+    assert!(err.to_string().contains("unknown variant `bd09`"), "{err}");
+}
+
+#[test]
+fn request_received_without_place_still_reads_and_writes_no_place() {
+    let text = include_str!("../examples/v1/commit_request_received_v1.json");
+    let commit = Commit::from_bytes(text.as_bytes()).unwrap();
+    let Event::RequestReceived(received) = &commit.events[0].event else {
+        panic!("the example's first event is request_received");
+    };
+    assert_eq!(received.place, None);
+    let written = serde_json::to_value(received).unwrap();
+    assert!(written.get("place").is_none(), "{written}");
 }
 
 #[test]

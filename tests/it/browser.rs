@@ -222,7 +222,7 @@ fn chromium() -> PathBuf {
 }
 
 /// Runs headless Chromium on `url` with `extra` arguments; returns its standard output.
-async fn run_chromium(url: &str, extra: &[String]) -> String {
+pub(crate) async fn run_chromium(url: &str, extra: &[String]) -> String {
     let profile = tempfile::tempdir().expect("profile directory");
     let mut command = tokio::process::Command::new(chromium());
     command

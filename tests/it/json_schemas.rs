@@ -106,6 +106,27 @@ fn the_intake_schema_refuses_what_the_engine_refuses() {
             "21 attachments",
             document(|d| d["attachments"] = json!(vec![json!({"uri": "s3://a"}); 21])),
         ),
+        (
+            "neither location nor point",
+            document(|d| d.as_object_mut().unwrap().retain(|k, _| k != "location")),
+        ),
+        (
+            "latitude over 90",
+            document(|d| d["point"] = json!({"lat": 90.5, "lon": 117.51})),
+        ),
+        (
+            "longitude under -180",
+            document(|d| d["point"] = json!({"lat": 34.755, "lon": -180.5})),
+        ),
+        (
+            "unknown datum",
+            document(|d| d["point"] = json!({"lat": 34.755, "lon": 117.51, "datum": "bd09"})),
+        ),
+        ("blank address", document(|d| d["address"] = json!("  "))),
+        (
+            "address over 512",
+            document(|d| d["address"] = json!(long(513))),
+        ),
     ];
     let policy = Policy::for_tests();
     // Any fixed instant: none of the documents carries a `raised_at`.
@@ -143,4 +164,19 @@ fn the_intake_schema_refuses_what_the_engine_refuses() {
         .expect("location")
         .remove("micro_grid");
     assert!(!engine_refuses(&known_grid), "{known_grid}");
+    // A point instead of the grid path, and an address at its limit: accepted by both.
+    let point_only = document(|d| {
+        d.as_object_mut().unwrap().remove("location");
+        d["point"] = json!({"lat": 34.7536, "lon": 117.5161, "datum": "gcj02"});
+        d["address"] = json!(long(512));
+    });
+    assert_eq!(
+        accepted_by_schema(
+            &py_dir,
+            "intake_document",
+            std::slice::from_ref(&point_only)
+        ),
+        vec![true]
+    );
+    assert!(!engine_refuses(&point_only), "{point_only}");
 }

@@ -39,6 +39,8 @@ mod open311;
 mod open311_discovery;
 mod openapi;
 mod pg_erasure;
+mod places;
+mod places_map;
 mod privacy;
 mod privacy_notify;
 mod projections;

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app_with};
 use tests::pg::TestDb;
 
-const API_KEY: &str = "fms-secret-key";
+pub(crate) const API_KEY: &str = "fms-secret-key";
 const AUDITOR_KEY: &str = "auditor-secret-key";
 const JURISDICTION: &str = "yicheng.example";
-const SERVICE: &str = "um-street-vending";
+pub(crate) const SERVICE: &str = "um-street-vending";
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/fixtures/open311/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -125,6 +125,9 @@ fn spec_example_form(description: &str) -> String {
             "jurisdiction_id" => *value = JURISDICTION.into(),
             "service_code" => *value = SERVICE.into(),
             "description" => *value = description.into(),
+            // Inside grid wg-010102: a point outside the jurisdiction is refused.
+            "lat" => *value = "34.755".into(),
+            "long" => *value = "117.53".into(),
             _ => {}
         }
     }
@@ -164,7 +167,7 @@ async fn submit_and_follow(store: Store) {
     .await;
     assert_eq!(status, 200);
 
-    // The service definition asks for the grid.
+    // The service definition asks for the grid, optional since lat/long place a request.
     let (status, definition) = get(&app, &format!("/open311/v2/services/{SERVICE}.json")).await;
     assert_eq!(status, 200, "{definition}");
     assert_same_shape(
@@ -174,7 +177,7 @@ async fn submit_and_follow(store: Store) {
     );
     let grid = &definition["attributes"][0];
     assert_eq!(grid["code"], "grid");
-    assert_eq!(grid["required"], true);
+    assert_eq!(grid["required"], false);
     assert!(
         grid["values"]
             .as_array()
@@ -223,8 +226,8 @@ async fn submit_and_follow(store: Store) {
     assert_eq!(request["service_code"], SERVICE);
     assert_eq!(request["description"], description);
     assert_eq!(request["address"], "1234 5th street");
-    assert_eq!(request["lat"], 37.76524078);
-    assert_eq!(request["long"], -122.4212043);
+    assert_eq!(request["lat"], 34.755);
+    assert_eq!(request["long"], 117.53);
     assert_eq!(request["media_url"], "http://www.city.gov/media/12345.jpg");
     assert_eq!(request["expected_datetime"], Value::Null);
     assert!(
@@ -388,12 +391,12 @@ async fn bad_calls_get_the_spec_error_array_and_record_nothing() {
     let example_error = fixture_json("error.json");
     let base = |extra: &str| {
         format!(
-            "api_key={API_KEY}&service_code={SERVICE}&lat=34.7&long=117.5&attribute%5Bgrid%5D=wg-010102&description=x{extra}"
+            "api_key={API_KEY}&service_code={SERVICE}&lat=34.755&long=117.53&attribute%5Bgrid%5D=wg-010102&description=x{extra}"
         )
     };
     let cases: Vec<(String, u16, &str)> = vec![
         (
-            format!("service_code={SERVICE}&lat=34.7&long=117.5&attribute%5Bgrid%5D=wg-010102"),
+            format!("service_code={SERVICE}&lat=34.755&long=117.53&attribute%5Bgrid%5D=wg-010102"),
             403,
             "api_key",
         ),
@@ -406,18 +409,20 @@ async fn bad_calls_get_the_spec_error_array_and_record_nothing() {
             "service_code",
         ),
         (
-            base("").replace("&attribute%5Bgrid%5D=wg-010102", ""),
+            base("")
+                .replace("&attribute%5Bgrid%5D=wg-010102", "")
+                .replace("lat=34.755", "lat=34.7"),
             400,
-            "grid",
+            "outside every grid",
         ),
         (
             base("").replace("wg-010102", "wg-999999"),
             400,
             "unknown grid",
         ),
-        (base("").replace("lat=34.7", "lat=north"), 400, "lat"),
+        (base("").replace("lat=34.755", "lat=north"), 400, "lat"),
         (
-            base("").replace("&lat=34.7&long=117.5", ""),
+            base("").replace("&lat=34.755&long=117.53", ""),
             400,
             "location",
         ),

@@ -177,6 +177,7 @@ fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
             grid: format!("{community}-g{}", i % 3),
             micro_grid: None,
         },
+        place: None,
         text: "路灯不亮".into(),
         attachments: vec![],
         priority_lanes: vec![],

@@ -18,6 +18,7 @@ use crate::catalogue::{
     BUILTIN_CATALOGUE, Catalogue, Item, Limit, LimitFile, MAX_LANE_SHORTEN_PERCENT,
 };
 use crate::directory::{BUILTIN_DIRECTORY, Directory};
+use crate::places::Places;
 
 mod participation;
 pub use participation::{AssistanceFile, AtReply, CallbackFile, Participation};
@@ -379,6 +380,7 @@ pub struct Policy {
     catalogue: Catalogue,
     calendar: WorkingCalendar,
     directory: Directory,
+    places: Places,
 }
 
 impl Policy {
@@ -392,12 +394,26 @@ impl Policy {
     /// The built-in catalogue, calendar and directory under the profile text `profile`
     /// (e.g. [`BUILTIN_CITY_HOTLINE_12345`]).
     pub fn builtin(profile: &str) -> Result<Policy, LoadError> {
-        Policy::from_files(
+        let policy = Policy::from_files(
             ("profile.toml", profile),
             ("catalogue.toml", BUILTIN_CATALOGUE),
             &[("cn-2025-2026.toml", BUILTIN_CN_2025_2026)],
             ("directory.toml", BUILTIN_DIRECTORY),
-        )
+        )?;
+        let places = Places::builtin(policy.directory())?;
+        Ok(policy.with_places(places))
+    }
+
+    /// This policy with the grid polygons `places` (parsed against its directory); without
+    /// them ([`Policy::from_files`] alone) point-only intake is refused.
+    pub fn with_places(mut self, places: Places) -> Policy {
+        self.places = places;
+        self
+    }
+
+    /// The grid polygons in force.
+    pub fn places(&self) -> &Places {
+        &self.places
     }
 
     /// Parses and validates every reference file, each given as `(name, text)`; names label
@@ -417,6 +433,7 @@ impl Policy {
             catalogue,
             calendar,
             directory,
+            places: Places::default(),
         })
     }
 

@@ -217,6 +217,7 @@ impl World {
                         grid: sim.grid.clone(),
                         micro_grid: None,
                     },
+                    place: None,
                     text: "simulated request".into(),
                     attachments: vec![],
                     priority_lanes: vec![],

@@ -28,6 +28,7 @@ const API = {
   trend: "/api/v1/stats?period={period}&from={from}&to={to}",
   timeline: "/api/v1/audit/requests/{id}/timeline",
   reports: "/api/v1/reports",
+  map: "/api/v1/map",
 };
 // Filters appended as `&key=value` to the stats and list calls when set.
 const FILTER_KEYS = ["street", "community", "department", "channel"];
@@ -508,6 +509,31 @@ async function loadList(name, tableId, append) {
   await loadPaged(name, tableId, msgId, tableId + "-more", listRow, append);
 }
 
+// The map (drawn by dashboard-map.js): polygons for every role, the open requests' points
+// under the list rule, so the map takes the list filters (street and community only).
+async function loadMap() {
+  const params = state.session && state.session.list_filter !== null ? listFilters() : filters();
+  const query = {};
+  for (const key of ["street", "community", "department"]) if (params[key]) query[key] = params[key];
+  try {
+    const body = await getJson(withParams(API.map, query));
+    const dots = drawMap($("map-chart"), body, (id) => {
+      $("timeline-id").value = id;
+      loadTimeline();
+    });
+    if (!body.areas.length) {
+      setMsg("map-msg", "未配置网格边界。No grid polygons are configured.", false);
+    } else if (!body.points_visible) {
+      setMsg("map-msg", "当前角色只能查看网格边界。Your role sees the grid polygons only.", false);
+    } else {
+      setMsg("map-msg", `${dots} 个未办结工单 open requests with a location` +
+        (body.truncated ? "（仅显示最近的 most recent only）" : ""), false);
+    }
+  } catch (error) {
+    failed("map-msg", error);
+  }
+}
+
 async function loadHealth() {
   const lag = $("lag");
   try {
@@ -540,6 +566,7 @@ async function refresh() {
       loadHealth(),
       loadTimeline(),
       loadReports(),
+      loadMap(),
     ]);
   } finally {
     state.refreshing = false;

@@ -68,6 +68,7 @@ pub fn load_policy_with_sources(
         (&directory.0, &directory.1),
     )
     .map_err(AppError::PolicyInvalid)?;
+    let (policy, grids) = with_grid_polygons(policy, config)?;
     let calendar = combined_calendar_source(&calendars);
     let years: Vec<String> = policy.calendar().years().map(|y| y.to_string()).collect();
     let item = |kind, version: String, (source, text): (String, String)| ReferenceItem {
@@ -90,7 +91,39 @@ pub fn load_policy_with_sources(
             directory,
         ),
     ];
+    let mut sources = sources;
+    if let Some(grids) = grids {
+        sources.push(item(
+            ReferenceKind::GridPolygons,
+            policy.places().version().to_string(),
+            grids,
+        ));
+    }
     Ok((policy, sources))
+}
+
+/// The policy with its grid polygons: `policy.grids_file` when configured, else the built-in
+/// polygons when the directory is the built-in one (they name its grids), else none. Returns
+/// the `(source, text)` loaded, for recording.
+fn with_grid_polygons(
+    policy: Policy,
+    config: &PolicyConfig,
+) -> Result<(Policy, Option<(String, String)>), AppError> {
+    use engine_core::places::{BUILTIN_GRIDS, Places};
+
+    let source = match (&config.grids_file, &config.directory_file) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map(|text| (path.display().to_string(), text))
+            .map_err(|source| AppError::PolicyFile {
+                path: path.clone(),
+                source,
+            })?,
+        (None, None) => ("built-in grids".to_string(), BUILTIN_GRIDS.to_string()),
+        (None, Some(_)) => return Ok((policy, None)),
+    };
+    let places =
+        Places::parse(&source.0, &source.1, policy.directory()).map_err(AppError::PolicyInvalid)?;
+    Ok((policy.with_places(places), Some(source)))
 }
 
 /// The calendar files in force as `(name, text)`: the base calendar (`policy.calendar_file`,

@@ -60,6 +60,7 @@ fn pg_array_type(v: &Val) -> &'static str {
         Val::Int(_) | Val::IntArr(_) => "bigint[]",
         Val::Bool(_) | Val::BoolArr(_) => "boolean[]",
         Val::Ts(_) | Val::TsArr(_) => "timestamptz[]",
+        Val::Float(_) | Val::FloatArr(_) => "double precision[]",
         Val::Text(_) | Val::TextArr(_) => "text[]",
     }
 }
@@ -88,6 +89,14 @@ fn pg_column(rows: &[Vec<Val>], i: usize) -> Result<Val, sqlx::Error> {
             rows.iter()
                 .map(|r| match &r[i] {
                     Val::Ts(v) => Ok(*v),
+                    _ => Err(mismatch()),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(Val::Float(_)) => Val::FloatArr(
+            rows.iter()
+                .map(|r| match &r[i] {
+                    Val::Float(v) => Ok(*v),
                     _ => Err(mismatch()),
                 })
                 .collect::<Result<_, _>>()?,
@@ -388,6 +397,8 @@ const SUMMARY_NAMES: &[&str] = &[
     "warned_at",
     "marked_overdue_at",
     "escalated_at",
+    "lat",
+    "lon",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -444,5 +455,7 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.warned_at.into(),
         s.marked_overdue_at.into(),
         s.escalated_at.into(),
+        s.lat.into(),
+        s.lon.into(),
     ]
 }

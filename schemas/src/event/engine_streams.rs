@@ -24,6 +24,8 @@ pub enum ReferenceKind {
     RoleGrants,
     /// The delivery channels of units (departments, stations, supervision levels).
     UnitChannels,
+    /// The grid polygons (GeoJSON) point-only intake is placed by.
+    GridPolygons,
 }
 
 /// Reference data in force changed (recorded on the reference-data stream, not on a request),

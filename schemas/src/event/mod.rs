@@ -37,6 +37,10 @@ pub struct RequestReceived {
     pub no_reply_requested: bool,
     /// Location in the grid tree.
     pub location: GridPath,
+    /// The point and address line sent with the request, when any (absent in logs that
+    /// predate places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<crate::Place>,
     /// The resident's words.
     pub text: String,
     /// Attachments by reference.

@@ -192,6 +192,7 @@ pub fn receive_cmd(anonymous: bool) -> Command {
             grid: "wg-010101".into(),
             micro_grid: None,
         },
+        place: None,
         text: "Stalls block the pavement on Xingguo Road".into(),
         attachments: vec![],
         priority_lanes: vec![],

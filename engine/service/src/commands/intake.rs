@@ -4,11 +4,12 @@
 //! is written through [`ContactWrite::Intake`].
 
 use schemas::command::Receive;
-use schemas::{Actor, Command, ContactRef, IntakeDocument, RequestId};
+use schemas::{Actor, Command, ContactRef, GridPath, IntakeDocument, Place, RequestId};
 use uuid::Uuid;
 
 use engine_core::Policy;
 
+use super::place::locate_intake;
 use super::{
     CONTACT_NAMESPACE, CommandError, CommandRequest, CommandService, ContactWrite, IntakeOutcome,
     RECEIVE_NAMESPACE, validate_contact,
@@ -49,7 +50,7 @@ impl CommandService {
         actor: Actor,
     ) -> Result<IntakeOutcome, CommandError> {
         let now = self.inner.clock.now();
-        validate_intake(&document, &self.inner.policy, now)?;
+        let (location, place) = validate_intake(&document, &self.inner.policy, now)?;
         let request_id = self
             .inner
             .intake_ids
@@ -68,7 +69,8 @@ impl CommandService {
             anonymous: document.anonymous,
             confidential: document.confidential,
             no_reply_requested: document.no_reply_requested,
-            location: document.location,
+            location,
+            place: place.map(Box::new),
             text: document.text,
             attachments: document.attachments,
             priority_lanes: document.priority_lanes,
@@ -119,12 +121,13 @@ impl CommandService {
     }
 }
 
-/// Checks an intake document before anything is stored.
+/// Checks an intake document before anything is stored; returns the grid path it is filed
+/// under and the place recorded with it ([`locate_intake`]).
 pub fn validate_intake(
     document: &IntakeDocument,
     policy: &Policy,
     now: schemas::Timestamp,
-) -> Result<(), CommandError> {
+) -> Result<(GridPath, Option<Place>), CommandError> {
     let external_chars = document.external_id.chars().count();
     if external_chars == 0 || external_chars > MAX_EXTERNAL_ID_CHARS {
         return Err(CommandError::invalid(
@@ -158,26 +161,7 @@ pub fn validate_intake(
         };
         validate_contact(contact)?;
     }
-    let location = &document.location;
-    let codes = [&location.street, &location.community, &location.grid];
-    if codes
-        .into_iter()
-        .chain(location.micro_grid.as_ref())
-        .any(|c| c.chars().count() > 64)
-    {
-        return Err(CommandError::invalid(
-            "invalid_length",
-            "location",
-            "grid codes are at most 64 characters",
-        ));
-    }
-    if !policy.knows_grid(location) {
-        return Err(CommandError::invalid(
-            "unknown_reference",
-            "location",
-            "the location does not name a known grid",
-        ));
-    }
+    let placed = locate_intake(document, policy)?;
     if document.attachments.len() > MAX_ATTACHMENTS {
         return Err(CommandError::invalid(
             "too_many",
@@ -226,5 +210,5 @@ pub fn validate_intake(
             ),
         ));
     }
-    Ok(())
+    Ok(placed)
 }

@@ -51,6 +51,7 @@ mod contact;
 mod error;
 mod fresh;
 pub mod intake;
+pub mod place;
 mod state;
 
 pub(crate) use contact::ContactWrite;
@@ -60,6 +61,7 @@ pub use error::{CommandError, EXPECTED_VERSION_FIELD, IDEMPOTENCY_KEY_FIELD};
 pub use intake::{
     MAX_ATTACHMENTS, MAX_EXTERNAL_ID_CHARS, MAX_TEXT_CHARS, RAISED_AT_MAX_AGE_DAYS, validate_intake,
 };
+pub use place::{MAX_ADDRESS_CHARS, locate_intake};
 
 /// How often a command is decided again after losing a race to another writer.
 const MAX_ATTEMPTS: u32 = 8;

@@ -139,6 +139,9 @@ pub struct PolicyConfig {
     pub calendar_warn_days: u32,
     /// Optional directory file (departments and grid tree) replacing the built-in one.
     pub directory_file: Option<PathBuf>,
+    /// Optional GeoJSON file of the grid polygons (docs/places.md). Without it the built-in
+    /// polygons are used with the built-in directory, and none with a directory file.
+    pub grids_file: Option<PathBuf>,
 }
 
 /// Cache settings.
@@ -262,6 +265,7 @@ impl Default for PolicyConfig {
             calendar_dir: None,
             calendar_warn_days: 30,
             directory_file: None,
+            grids_file: None,
         }
     }
 }

@@ -34,6 +34,8 @@ use crate::projector::read_model_access;
 const PAGE_HTML: &str = include_str!("../../assets/dashboard.html");
 /// The page's script.
 const PAGE_JS: &str = include_str!("../../assets/dashboard.js");
+/// The map's script (`drawMap`), loaded before the page's script.
+const MAP_JS: &str = include_str!("../../assets/dashboard-map.js");
 /// The page's style sheet.
 const PAGE_CSS: &str = include_str!("../../assets/dashboard.css");
 
@@ -54,6 +56,7 @@ pub fn router() -> Router<AppState> {
             get(|| async { Redirect::temporary("/dashboard") }),
         )
         .route("/dashboard/dashboard.js", get(script))
+        .route("/dashboard/map.js", get(map_script))
         .route("/dashboard/dashboard.css", get(style))
         .route("/dashboard/session", get(session))
 }
@@ -89,6 +92,11 @@ async fn page(State(state): State<AppState>) -> Response {
 /// `GET /dashboard/dashboard.js`.
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", PAGE_JS.to_owned())
+}
+
+/// `GET /dashboard/map.js`.
+async fn map_script() -> Response {
+    asset("text/javascript; charset=utf-8", MAP_JS.to_owned())
 }
 
 /// `GET /dashboard/dashboard.css`.
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn the_page_uses_only_same_origin_assets() {
-        for text in [PAGE_HTML, PAGE_JS, PAGE_CSS] {
+        for text in [PAGE_HTML, PAGE_JS, MAP_JS, PAGE_CSS] {
             // The SVG namespace is a name, not a resource: nothing is fetched from it.
             let text = text.replace(SVG_NAMESPACE, "");
             assert!(!text.contains("http://"), "no absolute http URL");

@@ -66,7 +66,7 @@ pub struct RowPlan {
 /// station worker when given).
 pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPlan {
     let id = |key: &str| Uuid::new_v5(&IMPORT_NAMESPACE, format!("{request_id}:{key}").as_bytes());
-    let community = row.document.location.community.clone();
+    let community = row.location.community.clone();
     let intake = Actor {
         id: actor_id.into(),
         role: Role::IntakeSystem,
@@ -102,7 +102,8 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             anonymous: doc.anonymous,
             confidential: doc.confidential,
             no_reply_requested: doc.no_reply_requested,
-            location: doc.location.clone(),
+            location: row.location.clone(),
+            place: row.place.clone().map(Box::new),
             text: doc.text.clone(),
             attachments: doc.attachments.clone(),
             priority_lanes: doc.priority_lanes.clone(),

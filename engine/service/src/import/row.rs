@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use engine_core::Policy;
 use schemas::{
-    HandlingMode, IntakeDocument, ReplyOutcome, RequestType, Resolution, Satisfaction, Timestamp,
-    Urgency,
+    GridPath, HandlingMode, IntakeDocument, Place, ReplyOutcome, RequestType, Resolution,
+    Satisfaction, Timestamp, Urgency,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,10 @@ pub const COLUMNS: &[&str] = &[
     "street",
     "community",
     "grid",
+    "lat",
+    "lon",
+    "datum",
+    "address",
     "text",
     "kind",
     "anonymous",
@@ -165,6 +169,10 @@ pub struct ImportRow {
     pub line: u64,
     /// The intake document (contact included; it goes to the contact store only).
     pub document: IntakeDocument,
+    /// The grid path of the row (its `street`, `community`, `grid` columns).
+    pub location: GridPath,
+    /// The point (`lat`, `lon`, `datum`) and `address` of the row, when given.
+    pub place: Option<Place>,
     /// When the request was received.
     pub received_at: Timestamp,
     /// Station worker id recorded as the owner (首问); the import actor when absent.
@@ -330,7 +338,7 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
     }
     let external_id = f.required("external_id")?.to_string();
     f.external_id = Some(external_id.clone());
-    let (document, received_at) = steps::intake(&f, external_id, policy)?;
+    let (document, location, place, received_at) = steps::intake(&f, external_id, policy)?;
     let accepted_at = f.time("accepted_at")?;
     let classification = steps::classification(&f, policy)?;
     let replied_at = f.time("replied_at")?;
@@ -359,6 +367,8 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
         archived_at: f.time("archived_at")?,
         status: f.text("status"),
         document,
+        location,
+        place,
     };
     check_order(&row, &f, now)?;
     Ok(row)

@@ -5,19 +5,24 @@
 use engine_core::Policy;
 use schemas::intake::ResidentContact;
 use schemas::{
-    Channel, GridPath, HandlingMode, IntakeDocument, PriorityLane, ReplyOutcome, RequestKind,
-    RequestType, Resolution, Satisfaction, Timestamp, Urgency,
+    Channel, Datum, GeoPoint, GridPath, HandlingMode, IntakeDocument, Place, PriorityLane,
+    ReplyOutcome, RequestKind, RequestType, Resolution, Satisfaction, Timestamp, Urgency,
 };
 
 use super::row::{ClassificationRow, Fields, HandlingRow, RatingRow, ReplyRow, RowError};
 use crate::commands::{CommandError, validate_intake};
 
-/// The intake document of the row and when it was received, checked as an intake is.
+/// What a row's intake becomes: the document, its grid path, the place recorded with it
+/// (point and address), and when it was received.
+pub(super) type Intake = (IntakeDocument, GridPath, Option<Place>, Timestamp);
+
+/// The intake document of the row, its grid path and place and when it was received, checked
+/// as an intake is.
 pub(super) fn intake(
     f: &Fields<'_>,
     external_id: String,
     policy: &Policy,
-) -> Result<(IntakeDocument, Timestamp), RowError> {
+) -> Result<Intake, RowError> {
     let channel = Channel::parse(f.required("channel")?).ok_or_else(|| {
         f.error(
             "invalid_value",
@@ -66,7 +71,9 @@ pub(super) fn intake(
         anonymous,
         confidential: f.flag("confidential")?.unwrap_or(false),
         no_reply_requested: f.flag("no_reply_requested")?.unwrap_or(false),
-        location,
+        location: Some(location.clone()),
+        point: point(f)?,
+        address: f.text("address"),
         text: f.required("text")?.to_string(),
         attachments: Vec::new(),
         priority_lanes,
@@ -75,14 +82,16 @@ pub(super) fn intake(
             .unwrap_or_default(),
         raised_at: f.time("raised_at")?,
     };
-    validate_intake(&document, policy, received_at).map_err(|e| match e {
+    let (_, place) = validate_intake(&document, policy, received_at).map_err(|e| match e {
         CommandError::Invalid {
             code,
             message,
             field,
         } => {
             let field = match field.as_deref() {
+                Some("location") if code == "outside_jurisdiction" => "lat".to_string(),
                 Some("location") => "grid".to_string(),
+                Some("point") => "lat".to_string(),
                 Some("contact") => "contact_name".to_string(),
                 Some(other) => other.to_string(),
                 None => "external_id".to_string(),
@@ -90,7 +99,7 @@ pub(super) fn intake(
             let message = if code == "unknown_reference" && field == "grid" {
                 format!(
                     "{}/{}/{} is not a grid of the directory",
-                    document.location.street, document.location.community, document.location.grid
+                    location.street, location.community, location.grid
                 )
             } else {
                 message
@@ -100,7 +109,32 @@ pub(super) fn intake(
         other => f.error(&other.code(), "external_id", other.to_string()),
     })?;
 
-    Ok((document, received_at))
+    Ok((document, location, place, received_at))
+}
+
+/// The row's `lat` / `lon` (both or neither) in its `datum` (`wgs84` unless said).
+fn point(f: &Fields<'_>) -> Result<Option<GeoPoint>, RowError> {
+    let degrees = |column: &str| -> Result<Option<f64>, RowError> {
+        f.get(column)
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| {
+                    f.error(
+                        "invalid_value",
+                        column,
+                        format!("`{v}` is not a number of degrees"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let datum = f
+        .code::<Datum>("datum", "wgs84, gcj02")?
+        .unwrap_or_default();
+    match (degrees("lat")?, degrees("lon")?) {
+        (Some(lat), Some(lon)) => Ok(Some(GeoPoint { lat, lon, datum })),
+        (None, None) => Ok(None),
+        _ => Err(f.error("required", "lon", "lat and lon are given together")),
+    }
 }
 
 /// The classification (`catalogue_item`, `classified_at`, type and urgency), if any.

@@ -313,7 +313,75 @@ fn ranking(
 pub fn operations() -> Vec<Operation> {
     let mut all = reads();
     all.extend(rankings());
+    all.push(map());
     all
+}
+
+/// `GET /api/v1/map` (`projector::map`).
+fn map() -> Operation {
+    let mut params: Vec<Param> = dims()
+        .into_iter()
+        .filter(|p| ["street", "community", "grid", "department"].contains(&p.name))
+        .collect();
+    params.push(min_position());
+    Operation {
+        params,
+        ok: vec![(
+            200,
+            "The grid polygons and the open requests' points",
+            JSON,
+            schema_ref("MapAnswer"),
+        )],
+        errors: READ_MODEL_ERRORS,
+        ..op(
+            "get",
+            "/api/v1/map",
+            "map",
+            "read models",
+            "The grid polygons in force and the open requests that carry a point",
+            "Polygons for every authenticated role; the points under the request list's rule (supervisors, auditors; a station worker or department handler with their own `community` / `department`), else `points_visible: false`. Coordinates are WGS-84 degrees.",
+        )
+    }
+}
+
+/// The schema of the map's answer.
+pub fn map_answer_schema() -> Value {
+    let position = json!({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "[lon, lat]"});
+    json!({
+        "type": "object",
+        "required": ["version", "areas", "points_visible", "points", "truncated"],
+        "properties": {
+            "version": {"type": "string", "description": "Version of the grid file in force; empty when none is loaded."},
+            "bounds": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "description": "[min_lon, min_lat, max_lon, max_lat]"},
+            "areas": {"type": "array", "items": {
+                "type": "object",
+                "required": ["level", "street", "community", "rings"],
+                "properties": {
+                    "level": {"enum": ["community", "grid"]},
+                    "street": {"type": "string"},
+                    "community": {"type": "string"},
+                    "grid": {"type": "string"},
+                    "rings": {"type": "array", "items": {"type": "array", "items": position}}
+                }
+            }},
+            "points_visible": {"type": "boolean", "description": "Whether the caller may see the requests' points."},
+            "points": {"type": "array", "items": {
+                "type": "object",
+                "required": ["request_id", "stage", "street", "community", "grid", "lat", "lon", "overdue"],
+                "properties": {
+                    "request_id": {"type": "string", "format": "uuid"},
+                    "stage": {"type": "string"},
+                    "street": {"type": "string"},
+                    "community": {"type": "string"},
+                    "grid": {"type": "string"},
+                    "lat": {"type": "number"},
+                    "lon": {"type": "number"},
+                    "overdue": {"type": "boolean"}
+                }
+            }},
+            "truncated": {"type": "boolean", "description": "More open requests with points exist than the answer carries (at most 5000)."}
+        }
+    })
 }
 
 /// The three ranking operations.

@@ -62,6 +62,7 @@ pub fn inline_components() -> Vec<(&'static str, Value)> {
                 }
             }),
         ),
+        ("MapAnswer", super::read_models::map_answer_schema()),
     ]
 }
 
@@ -471,6 +472,12 @@ pub fn operations() -> Vec<Operation> {
             ok: vec![(200, "The dashboard script", "text/javascript", string())],
             errors: &[],
             ..op("get", "/dashboard/dashboard.js", "dashboard_js", "operations", "Dashboard script", "Public.")
+        },
+        Operation {
+            access: Access::Public,
+            ok: vec![(200, "The dashboard map's script", "text/javascript", string())],
+            errors: &[],
+            ..op("get", "/dashboard/map.js", "dashboard_map_js", "operations", "Dashboard map script (inline SVG of the grid polygons)", "Public.")
         },
         Operation {
             access: Access::Public,

@@ -8,8 +8,9 @@
 //! a station worker reads their own worker inbox, their community's unassigned queue, and the
 //! overdue / due-soon / request lists filtered to their community (`?community=<unit>`); a
 //! department handler reads their department's inbox and those lists filtered to their
-//! department (`?department=<unit>`); the higher level reads the report-upward ledger. Every
-//! other read is refused with 403. `/api/v1/health/projections` (checkpoints and lag, no
+//! department (`?department=<unit>`); the higher level reads the report-upward ledger.
+//! `/api/v1/map` answers every role its polygons and, under the request list's rule, the
+//! points (`super::map`). Every other read is refused with 403. `/api/v1/health/projections` (checkpoints and lag, no
 //! request data) is open like `/readyz`.
 
 use std::collections::HashMap;
@@ -45,6 +46,9 @@ pub fn read_model_access(
     let filtered_to = |key: &str| unit.is_some() && params.get(key).map(String::as_str) == unit;
     let allowed = match (role, segments.as_slice()) {
         (_, ["stats"] | ["rankings", "departments" | "streets" | "communities"]) => true,
+        // The polygons answer everyone; the points follow the request list's rule
+        // (`super::map`).
+        (_, ["map"]) => true,
         (Role::Auditor | Role::Supervisor | Role::System, _) => true,
         (Role::HigherLevel, ["upward"]) => true,
         (Role::StationWorker, ["worklists", "workers", id]) => *id == actor.id,
@@ -145,10 +149,25 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
         projections: runtime.projections.clone(),
         max_wait: runtime.settings.read_wait,
     };
+    let projections = runtime.projections.clone();
+    let map = Router::new()
+        .route(
+            "/api/v1/map",
+            get(
+                move |app: State<AppState>,
+                      caller: Caller,
+                      query: Query<HashMap<String, String>>| {
+                    let projections = projections.clone();
+                    async move { super::map::map(app, caller, query, projections).await }
+                },
+            ),
+        )
+        .with_state(app.clone());
     // Authorised first; then the wait for `?min_position=`, then the read.
     let reads = runtime
         .projections
         .router()
+        .merge(map)
         .layer(middleware::from_fn_with_state(
             waits,
             super::read_your_writes::read_your_writes,
@@ -190,6 +209,8 @@ mod tests {
         let bi = actor("bi", Role::Dashboard, None);
         let none = params(&[]);
         assert!(read_model_access(&bi, "/api/v1/stats", &none).is_ok());
+        // The map's polygons answer every role; its points follow the request list's rule.
+        assert!(read_model_access(&bi, "/api/v1/map", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/departments", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/streets", &none).is_ok());
         assert!(read_model_access(&bi, "/api/v1/rankings/communities", &none).is_ok());

@@ -32,6 +32,7 @@ impl Request {
             confidential: c.confidential,
             no_reply_requested: c.no_reply_requested,
             location: c.location.clone(),
+            place: c.place.as_deref().cloned(),
             text: c.text.clone(),
             attachments: c.attachments.clone(),
             priority_lanes: c.priority_lanes.clone(),

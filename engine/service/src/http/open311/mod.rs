@@ -294,8 +294,14 @@ pub async fn service_definition(
                 variable: true,
                 code: GRID_ATTRIBUTE.into(),
                 datatype: "singlevaluelist".into(),
-                required: state.config.default_grid.is_none(),
-                datatype_description: Some("The grid (网格) the matter is in.".into()),
+                // Not needed when a default grid is configured, or when grid polygons are
+                // loaded and the client sends lat and long (docs/places.md).
+                required: state.config.default_grid.is_none()
+                    && app.commands.policy().places().is_empty(),
+                datatype_description: Some(
+                    "The grid (网格) the matter is in; may be left out when lat and long are given."
+                        .into(),
+                ),
                 order: 1,
                 description: "网格 Which grid is the matter in?".into(),
                 values: grid_values,

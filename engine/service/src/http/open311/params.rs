@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use schemas::intake::ResidentContact;
-use schemas::{AttachmentRef, Channel, GridPath, IntakeDocument, PriorityLane, RequestKind};
+use schemas::{
+    AttachmentRef, Channel, Datum, GeoPoint, GridPath, IntakeDocument, PriorityLane, RequestKind,
+};
 use sha2::{Digest, Sha256};
 
 use super::wire::Open311Error;
@@ -352,7 +354,7 @@ impl CreateRequest {
     pub fn intake(
         &self,
         external_id: String,
-        location: GridPath,
+        location: Option<GridPath>,
         service_name: &str,
     ) -> Result<IntakeDocument, Open311Error> {
         let contact = self.contact();
@@ -364,6 +366,13 @@ impl CreateRequest {
             confidential: false,
             no_reply_requested: false,
             location,
+            // GeoReport v2 coordinates are WGS-84.
+            point: self.lat_long.map(|(lat, lon)| GeoPoint {
+                lat,
+                lon,
+                datum: Datum::Wgs84,
+            }),
+            address: self.address_string.clone(),
             text: self.text(service_name),
             attachments: self
                 .media_url

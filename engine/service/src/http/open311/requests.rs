@@ -85,24 +85,31 @@ pub async fn create_request(
         .ok_or_else(|| {
             Open311Error::not_found(format!("no service_code `{}`", create.service_code))
         })?;
-    let grid = create
-        .grid()
-        .or(state.config.default_grid.as_deref())
-        .ok_or_else(|| {
+    // An explicit grid attribute wins; else the engine looks up lat/long in its grid
+    // polygons; else the configured default grid.
+    let grid = match create.grid() {
+        Some(grid) => Some(grid),
+        None if create.lat_long.is_some() => None,
+        None => Some(state.config.default_grid.as_deref().ok_or_else(|| {
             Open311Error::bad_request(format!(
-                "attribute[{GRID_ATTRIBUTE}] is required (see the service definition)"
+                "attribute[{GRID_ATTRIBUTE}] or lat and long are required (see the service definition)"
             ))
-        })?;
-    let location = state
-        .grids
-        .get(grid)
-        .map(|(path, _)| path.clone())
-        .or_else(|| policy.directory().grids().find(|path| path.grid == grid))
-        .ok_or_else(|| {
-            Open311Error::bad_request(format!(
-                "attribute[{GRID_ATTRIBUTE}]: unknown grid `{grid}`"
-            ))
-        })?;
+        })?),
+    };
+    let location = grid
+        .map(|grid| {
+            state
+                .grids
+                .get(grid)
+                .map(|(path, _)| path.clone())
+                .or_else(|| policy.directory().grids().find(|path| path.grid == grid))
+                .ok_or_else(|| {
+                    Open311Error::bad_request(format!(
+                        "attribute[{GRID_ATTRIBUTE}]: unknown grid `{grid}`"
+                    ))
+                })
+        })
+        .transpose()?;
     let now = app.commands.clock().now();
     let day = now.format("%Y-%m-%d").to_string();
     let external_id = create.external_id(&params, &actor.id, &day);
