@@ -85,7 +85,8 @@ struct Args {
     import_rows: Option<u64>,
     /// Data sizes (requests, comma-separated, e.g. `100000,300000,1000000`) at which the
     /// figures that grow with the data are measured: each size is written into a fresh log by
-    /// `bianmin import`, then projected, read (history, dashboards), sized and rebuilt.
+    /// `bianmin import`, then projected, read (history, dashboards), sized and rebuilt. With
+    /// it, only the raw limits and the sizes are measured.
     #[arg(long, value_delimiter = ',')]
     seed_history: Vec<u64>,
 }
@@ -172,7 +173,13 @@ async fn run(
     if args.raw_only {
         notes.push("engine workloads skipped (--raw-only)".into());
     }
-    let engine = if args.raw_only {
+    let seeding = !args.seed_history.is_empty();
+    if seeding {
+        notes.push(
+            "load and import workloads skipped (--seed-history measures the sizes only)".into(),
+        );
+    }
+    let engine = if args.raw_only || seeding {
         None
     } else {
         match engine_phase(args, scale, tag, client, db, &mut notes).await {
@@ -186,7 +193,7 @@ async fn run(
     let import_rows = args
         .import_rows
         .unwrap_or(if args.full { 100_000 } else { 2_000 });
-    let import = if args.raw_only || import_rows == 0 {
+    let import = if args.raw_only || seeding || import_rows == 0 {
         None
     } else {
         match args.bianmin.clone().or_else(serve::find_binary) {
