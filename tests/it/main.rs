@@ -30,6 +30,7 @@ mod leases;
 mod log_bindings;
 mod log_cluster;
 mod log_conformance;
+mod lookup;
 mod nats_auth;
 mod nats_intake;
 mod nats_rights;

@@ -367,6 +367,7 @@ impl App {
             readiness: readiness.clone(),
             calendar_warn_days: config.policy.calendar_warn_days,
             leases: leases.clone(),
+            lookup_rate_limit: config.http.lookup_rate_limit,
         };
         let open311 = config
             .open311

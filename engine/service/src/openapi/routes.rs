@@ -231,6 +231,14 @@ pub fn operations() -> Vec<Operation> {
         },
         Operation {
             access: Access::Public,
+            body: Some((JSON, schema_ref("LookupQuery"))),
+            ok: vec![(200, "The request's public facts", JSON, schema_ref("LookupAnswer"))],
+            errors: &[400, 404, 408, 413, 429, 503],
+            error_notes: &[(404, "The same answer for an unknown ticket, a wrong check, an anonymous request and one whose contact was erased.")],
+            ..op("post", "/api/v1/lookup", "lookup", "requests", "A resident's status lookup", "No credentials: the ticket (and channel, if known) and the last four digits of the resident's phone. Answers the stage in plain words, the expected date (Beijing time) and the reply once replied. Rate limited per peer address (`http.lookup_rate_limit`).")
+        },
+        Operation {
+            access: Access::Public,
             ok: vec![(200, "Each projector's checkpoint and lag", JSON, object("`{status, projectors}`."))],
             errors: &[503],
             ..op("get", "/api/v1/health/projections", "projections_health", "operations", "Projector health", "Public, like `/healthz`. 503 when the read-model database does not answer within 2 s.")
