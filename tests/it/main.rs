@@ -7,6 +7,7 @@ mod contact_changes;
 mod contact_correction;
 mod dashboard;
 mod deploy_kit;
+mod duplicates;
 mod e2e_corrections;
 mod e2e_hotline;
 mod e2e_supervision;

@@ -189,6 +189,11 @@ pub fn operations() -> Vec<Operation> {
         }
         .with_params(as_of_params()),
         Operation {
+            params: vec![uuid_path("id", "The request.")],
+            ok: vec![(200, "The candidates, best first", JSON, schema_ref("DuplicateCandidates"))],
+            ..op("get", "/api/v1/requests/{id}/duplicates", "duplicates", "requests", "Candidate duplicates of a request", "Read rules as for the request; candidates the caller may not see are left out. Neighbours: the same base grid (and category once classified) received within 7 days either side, scored by text similarity (0 to 1, normalised Levenshtein over characters); at least 0.3 is listed. Needs the read models.")
+        },
+        Operation {
             params: vec![
                 uuid_path("id", "The request."),
                 query("with_state", boolean(), "Each step as `{envelope, state_after, corrected_by}`."),
