@@ -1,6 +1,6 @@
 //! The residents' status lookup, `POST /api/v1/lookup`, on both stores: the right ticket and
 //! check answer the stage and the expected date (and the reply once replied); a wrong check,
-//! an unknown ticket and an anonymous request get the identical 404; bad input is 400 with
+//! an unknown ticket, an anonymous request and an erased contact get the identical 404; bad input is 400 with
 //! the field; past the per-peer limit the answer is 429 before anything is read.
 
 use engine_service::ratelimit::RateLimitConfig;
@@ -150,7 +150,7 @@ async fn the_right_ticket_and_check_answer_the_stage_and_date_on_nats() {
 }
 
 #[tokio::test]
-async fn a_wrong_check_an_unknown_ticket_and_an_anonymous_request_look_alike() {
+async fn a_wrong_check_an_unknown_ticket_an_anonymous_request_and_an_erased_contact_look_alike() {
     // Arrange
     let app = app_with_limit(Store::Sqlite, 1000.0, 1000).await;
     let ticket = external_id();
@@ -161,6 +161,27 @@ async fn a_wrong_check_an_unknown_ticket_and_an_anonymous_request_look_alike() {
     anonymous["anonymous"] = json!(true);
     let (status, _) = app.intake(&anonymous).await;
     assert_eq!(status, 201);
+    let erased_ticket = external_id();
+    let (status, created) = app.intake(&intake_document(&erased_ticket)).await;
+    assert_eq!(status, 201);
+    let erased_id = created["request_id"].as_str().unwrap().to_string();
+    let reference: uuid::Uuid = app.history(&erased_id).await[0]["data"]["contact_ref"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("a contact reference");
+    let erased_before = lookup(
+        &app,
+        json!({"external_id": erased_ticket, "phone_last4": CHECK}),
+    )
+    .await;
+    assert_eq!(erased_before.0, 200, "found before the erasure");
+    assert!(
+        app.command_service
+            .contacts()
+            .erase(&schemas::ContactRef(reference))
+            .await
+            .expect("erase")
+    );
 
     // Act
     let wrong_check = lookup(&app, json!({"external_id": ticket, "phone_last4": "0000"})).await;
@@ -179,11 +200,16 @@ async fn a_wrong_check_an_unknown_ticket_and_an_anonymous_request_look_alike() {
         json!({"external_id": anonymous_ticket, "phone_last4": CHECK}),
     )
     .await;
+    let erased = lookup(
+        &app,
+        json!({"external_id": erased_ticket, "phone_last4": CHECK}),
+    )
+    .await;
 
     // Assert: one answer for every miss.
     assert_eq!(wrong_check.0, 404);
     assert_eq!(wrong_check.1["code"], "not_found");
-    for other in [&wrong_channel, &unknown, &anonymous] {
+    for other in [&wrong_channel, &unknown, &anonymous, &erased] {
         assert_eq!(other, &wrong_check);
     }
     // Bad input names the field.
