@@ -202,7 +202,7 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
 
     // Act: a whole lifecycle, with a restart in the middle.
     ok(&app, &id, "accept", actors::STATION, json!({})).await;
-    ok(
+    let classified = ok(
         &app,
         &id,
         "classify",
@@ -210,6 +210,16 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
         json!({"catalogue_item": "um-street-vending", "request_type": "complaint"}),
     )
     .await;
+    let completion_due = classified["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "request_classified")
+        .expect("classified")["data"]["deadlines"]["completion_due_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
     ok(
         &app,
         &id,
@@ -278,6 +288,7 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
     let expected = [
         "request_received",
         "request_accepted",
+        "request_classified",
         "extension_granted",
         "result_replied",
         "callback_attempted",
@@ -339,7 +350,7 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
             &format!("{prefix}.notify.{}", doc["kind"].as_str().unwrap())
         );
         assert_eq!(msg_id, doc["notification_id"].as_str().unwrap());
-        assert_eq!(doc["template_version"], "2026.2");
+        assert_eq!(doc["template_version"], "2026.3");
         assert_eq!(doc["locale"], "zh-CN");
         assert_eq!(doc["ticket"], ticket.as_str());
         assert!(
@@ -367,6 +378,21 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
         .with_timezone(&beijing)
         .format("%Y-%m-%d %H:%M")
         .to_string();
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&beijing)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let registered = text_of("request_classified");
+    assert!(
+        registered.contains(&local(completion_due)),
+        "the completion date: {registered}"
+    );
+    assert!(
+        text_of("request_received").contains("前受理"),
+        "the acceptance limit: {}",
+        text_of("request_received")
+    );
     let extension = text_of("extension_granted");
     assert!(
         extension.contains(&due_text) && extension.contains("需等待夜市摊位审批"),
@@ -649,7 +675,8 @@ async fn a_confidential_residents_contact_reaches_only_the_gateway() {
     ok(&app, &id, "sign_for", actors::URBAN, json!({})).await;
     wait_until("notifications sent on both channels", || async {
         let rows = listed(&app, &id).await;
-        rows.len() == 4 && rows.iter().all(|r| r["status"] == "sent")
+        // Receipt, acceptance and registration, each on NATS and the webhook.
+        rows.len() == 6 && rows.iter().all(|r| r["status"] == "sent")
     })
     .await;
 
@@ -694,13 +721,13 @@ async fn a_confidential_residents_contact_reaches_only_the_gateway() {
             "{path} as {actor} shows contact data: {body}"
         );
     }
-    assert_eq!(stored.len(), 4);
+    assert_eq!(stored.len(), 6);
     assert!(
         stored.iter().all(|d| !d.contains("13912345678")),
         "rows hold no contact"
     );
     let published = stream_messages(&app).await;
-    assert_eq!(published.len(), 2);
+    assert_eq!(published.len(), 3);
     for (_, _, doc) in &published {
         assert_eq!(doc["confidential"], true);
         assert!(
@@ -709,7 +736,7 @@ async fn a_confidential_residents_contact_reaches_only_the_gateway() {
         );
     }
     let hooked = gateway.calls();
-    assert_eq!(hooked.len(), 2);
+    assert_eq!(hooked.len(), 3);
     assert!(
         hooked
             .iter()
@@ -850,9 +877,12 @@ async fn the_configured_locale_renders_the_english_texts() {
     assert_eq!(calls.len(), 1);
     let doc: Value = serde_json::from_slice(&calls[0].body).unwrap();
     assert_eq!(doc["locale"], "en");
-    assert_eq!(
-        doc["text"],
-        format!("[Bianmin] We have received your request {ticket} and will accept it shortly.")
+    let text = doc["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "[Bianmin] We have received your request {ticket} and will accept it by 20"
+        )) && text.ends_with(" (Beijing time)."),
+        "{text}"
     );
     app.teardown().await;
 }

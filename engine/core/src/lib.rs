@@ -19,6 +19,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod context;
 pub mod directory;
+pub mod duplicates;
 pub mod places;
 pub mod policy;
 pub mod refusal;

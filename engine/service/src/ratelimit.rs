@@ -183,15 +183,40 @@ pub async fn limit_intake(
     let key = client_key(&request);
     match limiter.check(&key, Instant::now()) {
         Decision::Allow => next.run(request).await,
-        Decision::Refuse(wait) => refused(wait),
+        Decision::Refuse(wait) => refused(wait, "intake requests"),
     }
 }
 
-fn refused(wait: Duration) -> Response {
+/// The client key of a route open to anyone: the peer address alone (else one shared
+/// bucket). Headers are not trusted there, since a caller could mint a new token or actor
+/// header per request to get a fresh bucket each time.
+pub fn peer_key(request: &Request) -> String {
+    match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => format!("peer:{}", peer.ip()),
+        None => "anonymous".to_string(),
+    }
+}
+
+/// The middleware of a router open to anyone and limited as a whole (the residents' status
+/// lookup): every request takes a token from its peer's bucket ([`peer_key`]) before the
+/// handler sees it.
+pub async fn limit_by_peer(
+    State(limiter): State<IntakeRateLimiter>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let key = peer_key(&request);
+    match limiter.check(&key, Instant::now()) {
+        Decision::Allow => next.run(request).await,
+        Decision::Refuse(wait) => refused(wait, "requests"),
+    }
+}
+
+fn refused(wait: Duration, what: &str) -> Response {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     let body = ErrorBody {
         code: "rate_limited".into(),
-        message: format!("too many intake requests from this client; retry in {seconds} s"),
+        message: format!("too many {what} from this client; retry in {seconds} s"),
         field: None,
     };
     let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();

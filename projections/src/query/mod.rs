@@ -18,6 +18,8 @@ use crate::{ProjectionError, Projections};
 mod assessment;
 mod lists;
 mod map;
+mod neighbours;
+pub use neighbours::NEIGHBOURS_MAX;
 mod rates;
 
 pub use assessment::{Assessment, TIERS, UnitLevel, UnitRank, Weights};

@@ -326,19 +326,12 @@ impl App {
             intake_ids,
             config.cache.requests_max,
         );
-        // A calendar change may cover provisional deadlines: re-stamp them now, by events.
-        if let Some(calendar) = recorded
+        // A calendar change may cover provisional deadlines: re-stamped by events, in the
+        // background (the pass reads the whole log), once the app runs.
+        let restamp = recorded
             .iter()
             .find(|change| change.kind == schemas::event::ReferenceKind::Calendar)
-        {
-            let reason = format!("calendar {} ({})", calendar.version, calendar.source);
-            match crate::calendar::restamp_covered(&commands, &reason).await {
-                Ok(ids) => {
-                    tracing::info!(requests = ids.len(), %reason, "provisional deadlines re-stamped")
-                }
-                Err(error) => tracing::warn!(%error, "provisional deadlines not re-stamped"),
-            }
-        }
+            .map(|calendar| format!("calendar {} ({})", calendar.version, calendar.source));
         for id in Authenticator::invalid(&config.auth.tokens) {
             tracing::warn!(token_id = %id, "auth token skipped: token_sha256 is not 64 hex digits");
         }
@@ -367,6 +360,7 @@ impl App {
             readiness: readiness.clone(),
             calendar_warn_days: config.policy.calendar_warn_days,
             leases: leases.clone(),
+            lookup_rate_limit: config.http.lookup_rate_limit,
         };
         let open311 = config
             .open311
@@ -401,6 +395,9 @@ impl App {
                 async move { Ok(notifier.run(token).await?) }
             });
             app.notify = Some(store);
+        }
+        if let Some(reason) = restamp {
+            app.add_restamp(reason);
         }
         app.add_audit_and_privacy_tasks(clock.clone());
         app.add_report_tasks(clock.clone());

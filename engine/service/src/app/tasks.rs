@@ -22,6 +22,24 @@ impl App {
         });
     }
 
+    /// The re-stamp pass after a calendar change this start recorded: reads the whole log for
+    /// provisional deadlines the calendar now covers and re-stamps them by commands, while the
+    /// engine already serves (on a log of millions of commits the pass takes a while); then
+    /// idles until shutdown.
+    pub(super) fn add_restamp(&mut self, reason: String) {
+        let (commands, token) = (self.commands.clone(), self.shutdown.clone());
+        self.spawn_background("restamp", async move {
+            match crate::calendar::restamp_covered(&commands, &reason).await {
+                Ok(ids) => {
+                    tracing::info!(requests = ids.len(), %reason, "provisional deadlines re-stamped")
+                }
+                Err(error) => tracing::warn!(%error, "provisional deadlines not re-stamped"),
+            }
+            token.cancelled().await;
+            Ok(())
+        });
+    }
+
     /// On JetStream: request-reply intake and commands, the durable inbox and the upward link.
     pub(super) fn add_nats_edge(&mut self) {
         let Some(client) = self.nats.clone() else {

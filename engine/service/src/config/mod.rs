@@ -70,6 +70,9 @@ pub struct HttpConfig {
     pub drain_timeout_ms: u64,
     /// Per-client rate limit of intake (`POST /api/v1/requests`).
     pub intake_rate_limit: crate::ratelimit::RateLimitConfig,
+    /// Per-client rate limit of the residents' status lookup (`POST /api/v1/lookup`); low,
+    /// so the four-digit check cannot be walked.
+    pub lookup_rate_limit: crate::ratelimit::RateLimitConfig,
 }
 
 /// NATS JetStream settings.
@@ -227,6 +230,7 @@ impl Default for HttpConfig {
             concurrency_limit: 256,
             drain_timeout_ms: 10_000,
             intake_rate_limit: crate::ratelimit::RateLimitConfig::default(),
+            lookup_rate_limit: crate::http::lookup::default_rate_limit(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `/api/v1/audit/...`, `POST /api/v1/upward/feedback` | auditors' reads and upward feedback ([`crate::audit::http`]) |
 //! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
 //! | `/api/v1/reports...` | periodic rate reports upward, their revisions and feedback ([`crate::reports::http`]) |
+//! | `POST /api/v1/lookup` | a resident's status lookup by ticket and the phone's last four digits, no credentials, rate limited ([`lookup`]) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route ([`crate::openapi`]) |
 //! | `/open311/v2/...` | Open311 GeoReport v2 ([`open311`]; errors are the spec's array) |
@@ -32,6 +33,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod lookup;
 pub mod open311;
 pub mod requests;
 
@@ -64,6 +66,8 @@ pub struct AppState {
     pub calendar_warn_days: u32,
     /// The worker leases of this process (`/readyz` lists those held).
     pub leases: crate::lease::Leases,
+    /// Per-client limit of the residents' status lookup (`http.lookup_rate_limit`).
+    pub lookup_rate_limit: crate::ratelimit::RateLimitConfig,
 }
 
 /// Limits of the HTTP server.
@@ -106,6 +110,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi_document))
         .merge(api)
+        .merge(lookup::router(state.lookup_rate_limit))
         .merge(crate::audit::router())
         .merge(crate::reports::http::router())
         .merge(dashboard::router())

@@ -100,7 +100,7 @@ impl RequestFacts {
 }
 
 /// Beijing time, `YYYY-MM-DD HH:MM`.
-pub(super) fn local_time(t: &Timestamp) -> String {
+pub(crate) fn local_time(t: &Timestamp) -> String {
     let beijing = schemas::local_time::offset();
     t.with_timezone(&beijing)
         .format("%Y-%m-%d %H:%M")
@@ -129,6 +129,16 @@ pub fn render(
         ("occurred_at", local_time(&envelope.occurred_at)),
     ]);
     match &envelope.event {
+        Event::RequestReceived(r) => {
+            values.insert("accept_due_at", local_time(&r.accept_due_at));
+        }
+        Event::RequestClassified(c) => {
+            values.insert(
+                "completion_due_at",
+                local_time(&c.deadlines.completion_due_at),
+            );
+            values.insert("response_due_at", local_time(&c.deadlines.response_due_at));
+        }
         Event::RequestDeclined(d) => {
             values.insert("reason", d.explanation.clone());
             values.insert("disposition", wire_name(&d.disposition));
@@ -170,5 +180,120 @@ pub fn render(
         confidential: facts.received.confidential,
         recipient: None,
         unit: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::event::RequestClassified;
+    use schemas::{Actor, Deadlines, GridPath, HandlingMode, RequestType, Role, Urgency};
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn received() -> RequestReceived {
+        RequestReceived {
+            channel: Channel::Hotline,
+            external_id: "12345-20260302-0001".into(),
+            contact_ref: None,
+            anonymous: false,
+            confidential: false,
+            no_reply_requested: false,
+            location: GridPath {
+                street: "s".into(),
+                community: "c".into(),
+                grid: "g".into(),
+                micro_grid: None,
+            },
+            text: "路灯不亮".into(),
+            attachments: vec![],
+            priority_lanes: vec![],
+            kind: Default::default(),
+            raised_at: at("2026-03-02T01:00:00Z"),
+            // 10:00 Beijing time the next day.
+            accept_due_at: at("2026-03-03T02:00:00Z"),
+        }
+    }
+
+    fn envelope(event: Event) -> EventEnvelope {
+        EventEnvelope {
+            event_id: Uuid::from_u128(7),
+            request_id: Uuid::from_u128(1),
+            version: 1,
+            schema_version: 1,
+            occurred_at: at("2026-03-02T01:00:00Z"),
+            recorded_at: at("2026-03-02T01:00:00Z"),
+            actor: Actor {
+                id: "w-1".into(),
+                role: Role::StationWorker,
+                unit: None,
+            },
+            causation_id: Uuid::from_u128(2),
+            correlation_id: Uuid::from_u128(2),
+            prev_hash: schemas::envelope::GENESIS_HASH.to_string(),
+            hash: String::new(),
+            event,
+        }
+    }
+
+    fn text(kind: NotifyKind, event: Event, locale: &str) -> String {
+        let facts = RequestFacts {
+            received: received(),
+            extension_reason: None,
+        };
+        let templates = Templates::builtin().unwrap();
+        render(kind, &envelope(event), &facts, &templates, locale).text
+    }
+
+    #[test]
+    fn the_receipt_tells_the_acceptance_limit_in_beijing_time() {
+        let event = Event::RequestReceived(received());
+        let zh = text(NotifyKind::RequestReceived, event.clone(), "zh-CN");
+        assert!(zh.contains("将于2026-03-03 10:00前受理"), "{zh}");
+        let en = text(NotifyKind::RequestReceived, event, "en");
+        assert!(en.contains("by 2026-03-03 10:00 (Beijing time)"), "{en}");
+    }
+
+    #[test]
+    fn the_registration_tells_the_completion_date_once() {
+        let classified = RequestClassified {
+            catalogue_item: "item".into(),
+            category: "cat".into(),
+            request_type: RequestType::Complaint,
+            urgency: Urgency::General,
+            handling_mode: HandlingMode::Referral,
+            departments: vec![],
+            escalation_chain: vec![],
+            deadlines: Deadlines {
+                response_due_at: at("2026-03-03T09:00:00Z"),
+                // 17:30 Beijing time on 16 March.
+                completion_due_at: at("2026-03-16T09:30:00Z"),
+                remind_at: at("2026-03-13T09:30:00Z"),
+                warn_at: at("2026-03-14T09:30:00Z"),
+                policy: "p@1".into(),
+                catalogue_version: "1".into(),
+                provisional: false,
+            },
+            excluded_from_satisfaction: false,
+            reclassified: false,
+            reason: None,
+        };
+        let event = Event::RequestClassified(classified.clone());
+        assert_eq!(
+            NotifyKind::of_event(&event),
+            Some(NotifyKind::RequestClassified)
+        );
+        let zh = text(NotifyKind::RequestClassified, event.clone(), "zh-CN");
+        assert!(zh.contains("预计于2026-03-16 17:30前办结"), "{zh}");
+        let en = text(NotifyKind::RequestClassified, event, "en");
+        assert!(en.contains("reply by 2026-03-16 17:30"), "{en}");
+        let again = Event::RequestClassified(RequestClassified {
+            reclassified: true,
+            reason: Some("wrong item".into()),
+            ..classified
+        });
+        assert_eq!(NotifyKind::of_event(&again), None);
     }
 }

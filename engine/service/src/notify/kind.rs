@@ -1,4 +1,4 @@
-//! The kinds of notification and the events they come from: seven told to residents, nine
+//! The kinds of notification and the events they come from: eight told to residents, nine
 //! addressed to units (departments, stations, supervision levels).
 
 use schemas::Event;
@@ -25,6 +25,8 @@ pub enum NotifyKind {
     RequestReceived,
     /// The request was accepted (受理).
     RequestAccepted,
+    /// The request was registered and classified (登记): the completion date now stamped.
+    RequestClassified,
     /// The request was not accepted, with the explanation.
     RequestDeclined,
     /// The completion deadline was extended: the new date and the reason.
@@ -57,9 +59,10 @@ pub enum NotifyKind {
 
 impl NotifyKind {
     /// Every kind.
-    pub const ALL: [NotifyKind; 16] = [
+    pub const ALL: [NotifyKind; 17] = [
         NotifyKind::RequestReceived,
         NotifyKind::RequestAccepted,
+        NotifyKind::RequestClassified,
         NotifyKind::RequestDeclined,
         NotifyKind::ExtensionGranted,
         NotifyKind::ResultReplied,
@@ -77,9 +80,10 @@ impl NotifyKind {
     ];
 
     /// The kinds told to residents.
-    pub const RESIDENT: [NotifyKind; 7] = [
+    pub const RESIDENT: [NotifyKind; 8] = [
         NotifyKind::RequestReceived,
         NotifyKind::RequestAccepted,
+        NotifyKind::RequestClassified,
         NotifyKind::RequestDeclined,
         NotifyKind::ExtensionGranted,
         NotifyKind::ResultReplied,
@@ -92,6 +96,7 @@ impl NotifyKind {
         match self {
             NotifyKind::RequestReceived => "request_received",
             NotifyKind::RequestAccepted => "request_accepted",
+            NotifyKind::RequestClassified => "request_classified",
             NotifyKind::RequestDeclined => "request_declined",
             NotifyKind::ExtensionGranted => "extension_granted",
             NotifyKind::ResultReplied => "result_replied",
@@ -122,9 +127,17 @@ impl NotifyKind {
     /// The placeholders its templates may use.
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
-            NotifyKind::RequestReceived | NotifyKind::RequestAccepted => {
-                &["ticket", "request_id", "occurred_at"]
+            NotifyKind::RequestReceived => {
+                &["ticket", "request_id", "occurred_at", "accept_due_at"]
             }
+            NotifyKind::RequestAccepted => &["ticket", "request_id", "occurred_at"],
+            NotifyKind::RequestClassified => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "completion_due_at",
+                "response_due_at",
+            ],
             NotifyKind::RequestDeclined => &[
                 "ticket",
                 "request_id",
@@ -218,11 +231,14 @@ impl NotifyKind {
     }
 
     /// The kind an event is told to the resident as, if any. A callback that reached the
-    /// resident needs no message (they spoke to the caller).
+    /// resident needs no message (they spoke to the caller); a reclassification is not told
+    /// again (the first classification told the date; a later change of it is an extension,
+    /// told as such).
     pub fn of_event(event: &Event) -> Option<NotifyKind> {
         Some(match event {
             Event::RequestReceived(_) => NotifyKind::RequestReceived,
             Event::RequestAccepted(_) => NotifyKind::RequestAccepted,
+            Event::RequestClassified(c) if !c.reclassified => NotifyKind::RequestClassified,
             Event::RequestDeclined(_) => NotifyKind::RequestDeclined,
             Event::ExtensionGranted(_) => NotifyKind::ExtensionGranted,
             Event::ResultReplied(_) => NotifyKind::ResultReplied,

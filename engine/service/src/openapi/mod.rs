@@ -60,6 +60,9 @@ fn components() -> Map<String, Value> {
     c.add::<schemas::Command>();
     c.add::<schemas::EventEnvelope>();
     c.add::<schemas::ErrorBody>();
+    c.add::<crate::http::lookup::LookupQuery>();
+    c.add::<crate::http::lookup::LookupAnswer>();
+    c.add::<crate::projector::duplicates::DuplicateCandidates>();
     c.add::<crate::privacy::http::ContactCorrection>();
     c.add::<crate::upward::FeedbackDocument>();
     c.add::<crate::reports::store::FeedbackDocument>();

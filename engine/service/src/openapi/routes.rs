@@ -190,6 +190,11 @@ pub fn operations() -> Vec<Operation> {
         }
         .with_params(as_of_params()),
         Operation {
+            params: vec![uuid_path("id", "The request.")],
+            ok: vec![(200, "The candidates, best first", JSON, schema_ref("DuplicateCandidates"))],
+            ..op("get", "/api/v1/requests/{id}/duplicates", "duplicates", "requests", "Candidate duplicates of a request", "Read rules as for the request; candidates the caller may not see are left out. Neighbours: the same base grid (and category once classified) received within 7 days either side, scored by text similarity (0 to 1, normalised Levenshtein over characters); at least 0.3 is listed. Needs the read models.")
+        },
+        Operation {
             params: vec![
                 uuid_path("id", "The request."),
                 query("with_state", boolean(), "Each step as `{envelope, state_after, corrected_by}`."),
@@ -229,6 +234,14 @@ pub fn operations() -> Vec<Operation> {
             errors: &[400, 401, 403, 404, 408, 409, 413, 422, 503],
             error_notes: &[COMMAND_CONFLICT, CONTACT_REFUSALS],
             ..op("put", "/api/v1/requests/{id}/contact", "correct_contact", "privacy", "Correct a resident's contact data", "The command `correct_contact`: station workers of the request's community and supervisors, in every stage. Records `contact_corrected` (the reason and who, never the data) and replaces the encrypted record.")
+        },
+        Operation {
+            access: Access::Public,
+            body: Some((JSON, schema_ref("LookupQuery"))),
+            ok: vec![(200, "The request's public facts", JSON, schema_ref("LookupAnswer"))],
+            errors: &[400, 404, 408, 413, 429, 503],
+            error_notes: &[(404, "The same answer for an unknown ticket, a wrong check, an anonymous request and one whose contact was erased.")],
+            ..op("post", "/api/v1/lookup", "lookup", "requests", "A resident's status lookup", "No credentials: the ticket (and channel, if known) and the last four digits of the resident's phone. Answers the stage in plain words, the expected date (Beijing time) and the reply once replied. Rate limited per peer address (`http.lookup_rate_limit`).")
         },
         Operation {
             access: Access::Public,

@@ -40,6 +40,7 @@ use crate::backoff::Backoff;
 use crate::config::ProjectionsConfig;
 use crate::log::{EventLog, LogError};
 
+pub mod duplicates;
 mod map;
 mod read_api;
 pub mod read_your_writes;

@@ -173,16 +173,20 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
             super::read_your_writes::read_your_writes,
         ))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
+    let duplicates = super::duplicates::router(runtime.projections.clone()).with_state(app.clone());
     let health = Router::new()
         .route("/api/v1/health/projections", get(health))
         .with_state(HealthState {
             runtime: runtime.clone(),
             app,
         });
-    reads.merge(health).layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout,
-    ))
+    reads
+        .merge(duplicates)
+        .merge(health)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
 }
 
 #[cfg(test)]
