@@ -38,9 +38,11 @@ pub struct LookupQuery {
     /// The channel the request came in on; every channel is tried when absent.
     #[serde(default)]
     pub channel: Option<Channel>,
-    /// The ticket number the resident was given.
+    /// The ticket number the resident was given (1..=128 characters).
+    #[schemars(length(min = 1, max = 128), extend("pattern" = "\\S"))]
     pub external_id: String,
     /// The last four digits of the phone number the resident gave.
+    #[schemars(regex(pattern = r"^[0-9]{4}$"))]
     pub phone_last4: String,
 }
 
