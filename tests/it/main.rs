@@ -54,6 +54,7 @@ mod roles;
 mod schemathesis;
 mod shutdown;
 mod signatures;
+mod stats_stage;
 mod stores;
 mod stores_copy;
 mod supervision;

@@ -145,17 +145,21 @@ pub enum Dim {
     Category,
     /// Intake channel.
     Channel,
+    /// Current stage of the lifecycle (`received`, `in_progress`, `closed`, …), as of the
+    /// read models' position — a snapshot, not the stage in the period.
+    Stage,
 }
 
 impl Dim {
     /// Every dimension.
-    pub const ALL: [Dim; 6] = [
+    pub const ALL: [Dim; 7] = [
         Dim::Street,
         Dim::Community,
         Dim::Grid,
         Dim::Department,
         Dim::Category,
         Dim::Channel,
+        Dim::Stage,
     ];
 
     /// Wire name.
@@ -167,6 +171,7 @@ impl Dim {
             Dim::Department => "department",
             Dim::Category => "category",
             Dim::Channel => "channel",
+            Dim::Stage => "stage",
         }
     }
 
