@@ -20,6 +20,7 @@ pub mod clock;
 pub mod context;
 pub mod directory;
 pub mod policy;
+pub mod questions;
 pub mod refusal;
 pub mod request;
 pub mod supervision;
