@@ -36,6 +36,7 @@ mod nats_rights;
 mod notify;
 mod open311;
 mod open311_discovery;
+mod open311_questions;
 mod openapi;
 mod pg_erasure;
 mod privacy;
