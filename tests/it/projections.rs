@@ -187,6 +187,8 @@ fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
         },
         raised_at: t0,
         accept_due_at: t0 + Duration::hours(24),
+        service_code: None,
+        answers: Default::default(),
     })
 }
 

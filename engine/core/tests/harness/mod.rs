@@ -197,6 +197,8 @@ pub fn receive_cmd(anonymous: bool) -> Command {
         priority_lanes: vec![],
         kind: RequestKind::Service,
         raised_at: start(),
+        service_code: None,
+        answers: Default::default(),
     })
 }
 

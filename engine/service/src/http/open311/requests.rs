@@ -106,7 +106,7 @@ pub async fn create_request(
     let now = app.commands.clock().now();
     let day = now.format("%Y-%m-%d").to_string();
     let external_id = create.external_id(&params, &actor.id, &day);
-    let document = create.intake(external_id, location, &item.name)?;
+    let document = create.intake(external_id, location, item)?;
     let service = app.commands.clone();
     // Run to completion even if the client goes away: never half-applied.
     let outcome = tokio::spawn(async move { service.intake(document, actor).await })
