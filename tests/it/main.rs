@@ -13,6 +13,7 @@ mod e2e_supervision;
 mod edge_contract;
 mod expected_version;
 mod export;
+mod export_answers;
 mod failover;
 mod faults;
 mod fidelity_deadlines;

@@ -71,10 +71,10 @@ macro_rules! both {
 // ---------------------------------------------------------------------------------------------
 // Commit builder
 
-struct Req {
-    id: Uuid,
-    version: u64,
-    prev: String,
+pub(crate) struct Req {
+    pub(crate) id: Uuid,
+    pub(crate) version: u64,
+    pub(crate) prev: String,
 }
 
 #[derive(Default)]
@@ -84,7 +84,13 @@ pub(crate) struct Log {
 }
 
 impl Log {
-    fn emit(&mut self, r: &mut Req, at: Ts, command: CommandKind, events: Vec<Event>) -> Vec<Uuid> {
+    pub(crate) fn emit(
+        &mut self,
+        r: &mut Req,
+        at: Ts,
+        command: CommandKind,
+        events: Vec<Event>,
+    ) -> Vec<Uuid> {
         let mut envs = Vec::new();
         for event in events {
             self.seq += 1;
@@ -163,7 +169,7 @@ pub(crate) struct Facts {
     returned: bool,
 }
 
-fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
+pub(crate) fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
     Event::RequestReceived(RequestReceived {
         channel: Channel::ALL[i % 6],
         external_id: format!("ext-{i}"),

@@ -31,7 +31,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at";
+escalated_at, requested_item, answers";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -93,6 +93,8 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         warned_at: r.ts(48)?,
         marked_overdue_at: r.ts(49)?,
         escalated_at: r.ts(50)?,
+        requested_item: r.text(51)?,
+        answers: r.text(52)?,
     })
 }
 

@@ -388,6 +388,8 @@ const SUMMARY_NAMES: &[&str] = &[
     "warned_at",
     "marked_overdue_at",
     "escalated_at",
+    "requested_item",
+    "answers",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -444,5 +446,7 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.warned_at.into(),
         s.marked_overdue_at.into(),
         s.escalated_at.into(),
+        s.requested_item.into(),
+        s.answers.into(),
     ]
 }
