@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::types::*;
 
+pub use crate::moderation::{ModeratePublicText, ModerationAction};
 pub use crate::participants::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
 
 /// Record a new request from an intake channel (the engine turns an [`crate::IntakeDocument`]
@@ -670,6 +671,8 @@ commands! {
     SignAssistance(SignAssistance) => "sign_assistance",
     /// See [`ReturnAssistance`].
     ReturnAssistance(ReturnAssistance) => "return_assistance",
+    /// See [`ModeratePublicText`].
+    ModeratePublicText(ModeratePublicText) => "moderate_public_text",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

@@ -37,6 +37,7 @@ mod nats_rights;
 mod notify;
 mod open311;
 mod open311_discovery;
+mod open311_moderation;
 mod open311_questions;
 mod openapi;
 mod pg_erasure;

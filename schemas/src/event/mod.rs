@@ -17,6 +17,7 @@ use crate::types::*;
 mod engine_streams;
 pub use engine_streams::*;
 
+pub use crate::moderation::PublicTextModerated;
 pub use crate::participants::{
     AssistanceAbsenceRecorded, AssistanceReturned, AssistanceSignedFor, RequestAssigned,
 };
@@ -666,6 +667,7 @@ events! {
     AssistanceSignedFor => "assistance_signed_for",
     AssistanceReturned => "assistance_returned",
     AssistanceAbsenceRecorded => "assistance_absence_recorded",
+    PublicTextModerated => "public_text_moderated",
 }
 
 impl EventKind {

@@ -647,6 +647,14 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
                 reason: "the resident gave a new phone number".into(),
             }),
         ),
+        K::ModeratePublicText => (
+            supervisor(),
+            Command::ModeratePublicText(ModeratePublicText {
+                moderation: ModerationAction::Redact,
+                redacted_text: Some("路灯不亮 (门牌号已隐去)".into()),
+                reason: "the text names a neighbour's flat".into(),
+            }),
+        ),
         K::Assign => (
             unit,
             Command::Assign(Assign {
