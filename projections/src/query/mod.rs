@@ -147,7 +147,7 @@ pub enum Dim {
     Category,
     /// Intake channel.
     Channel,
-    /// Current stage of the lifecycle (`received`, `in_progress`, `closed`, …), as of the
+    /// Current stage of the lifecycle (`received`, `in_progress`, `archived`, …), as of the
     /// read models' position — a snapshot, not the stage in the period.
     Stage,
 }
