@@ -87,6 +87,12 @@ pub struct RequestState {
     pub received_at: Ts,
     /// Accept deadline from intake.
     pub accept_due_at: Ts,
+    /// The catalogue item named at intake (`request_received.service_code`).
+    #[serde(default)]
+    pub requested_item: Option<String>,
+    /// The intake answers to that item's questions, as a JSON object text (`None`: none).
+    #[serde(default)]
+    pub answers: Option<String>,
     /// Accepted at.
     pub accepted_at: Option<Ts>,
     /// Declined at.
@@ -201,6 +207,9 @@ impl RequestState {
             anonymous: r.anonymous,
             received_at: env.occurred_at,
             accept_due_at: r.accept_due_at,
+            requested_item: r.service_code.clone(),
+            answers: (!r.answers.is_empty())
+                .then(|| serde_json::to_string(&r.answers).unwrap_or_default()),
             accepted_at: None,
             declined_at: None,
             owner: None,
@@ -525,6 +534,8 @@ impl RequestState {
             escalated_at: self.marks.escalated_at,
             lat: self.point.map(|(lat, _)| lat),
             lon: self.point.map(|(_, lon)| lon),
+            requested_item: self.requested_item.clone(),
+            answers: self.answers.clone(),
         }
     }
 }
@@ -587,6 +598,11 @@ pub struct Summary {
     /// The point sent with the request, WGS-84 degrees (NULL when none was sent).
     pub lat: Option<f64>,
     pub lon: Option<f64>,
+    /// The catalogue item named at intake (before classification; `catalogue_item` is the
+    /// classified one).
+    pub requested_item: Option<String>,
+    /// The intake answers to the requested item's typed questions, a JSON object as text.
+    pub answers: Option<String>,
 }
 
 /// When supervision last marked a request: the latest reminder (催办), pre-breach warning,

@@ -155,6 +155,8 @@ impl Log {
                 kind: RequestKind::Service,
                 raised_at: t,
                 accept_due_at: t + Duration::hours(24),
+                service_code: None,
+                answers: Default::default(),
             }),
         );
         self.emit(

@@ -4,12 +4,15 @@
 //! (`{"action": "refer", "lead_department": "urban-management", ...}`). Over HTTP the action
 //! is the last path segment and the body holds the struct's fields. Unknown fields are refused.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::types::*;
 
+pub use crate::moderation::{ModeratePublicText, ModerationAction};
 pub use crate::participants::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
 
 /// Record a new request from an intake channel (the engine turns an [`crate::IntakeDocument`]
@@ -51,6 +54,18 @@ pub struct Receive {
     pub kind: RequestKind,
     /// When the resident raised it (may precede receipt by the engine).
     pub raised_at: Timestamp,
+    /// The catalogue item the resident reports under, when intake knows it; required when
+    /// `answers` are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_code: Option<String>,
+    /// Answers to the item's typed questions (checked against the catalogue). Boxed to keep
+    /// `Command` small: most intakes carry none.
+    #[serde(default, skip_serializing_if = "no_answers")]
+    pub answers: Box<BTreeMap<String, serde_json::Value>>,
+}
+
+fn no_answers(answers: &BTreeMap<String, serde_json::Value>) -> bool {
+    answers.is_empty()
 }
 
 /// The first-contact worker accepts the request and becomes its owner (首问负责).
@@ -659,6 +674,8 @@ commands! {
     SignAssistance(SignAssistance) => "sign_assistance",
     /// See [`ReturnAssistance`].
     ReturnAssistance(ReturnAssistance) => "return_assistance",
+    /// See [`ModeratePublicText`].
+    ModeratePublicText(ModeratePublicText) => "moderate_public_text",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

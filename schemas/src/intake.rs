@@ -3,6 +3,8 @@
 //! Unlike [`crate::command::Receive`], it carries the resident's contact data. The engine stores
 //! that in the separate contact store and puts only a reference into the event log.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -114,4 +116,16 @@ pub struct IntakeDocument {
     /// When the resident raised it; defaults to the time of receipt.
     #[serde(default)]
     pub raised_at: Option<Timestamp>,
+    /// The catalogue item (service code) the resident reports under, when the upstream
+    /// system knows it (1..=64 chars); required when `answers` are given. Staff still
+    /// classify; it names the item whose questions the answers reply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub service_code: Option<String>,
+    /// Answers to that item's typed questions (`GET /open311/v2/services/{code}.json` lists
+    /// them): question code → text, number, `YYYY-MM-DD` date, boolean (yes/no), choice code,
+    /// or an array of choice codes. A required question unanswered, an unknown question or an
+    /// answer of the wrong type is refused (400) with `field` = `answers.<code>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, serde_json::Value>,
 }

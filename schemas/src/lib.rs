@@ -29,6 +29,7 @@ pub mod event;
 pub mod intake;
 pub mod json_schema;
 pub mod local_time;
+pub mod moderation;
 pub mod names;
 pub mod participants;
 pub mod place;

@@ -154,3 +154,26 @@ fn sealing_chains_hashes_and_editing_breaks_them() {
     edited.actor.id = "someone-else".into();
     assert_ne!(edited.computed_hash(), sealed.hash);
 }
+
+#[test]
+fn request_received_without_answers_reads_and_writes_as_before() {
+    // An event recorded before intake answers existed reads with none, and sealing it again
+    // yields the same canonical form (no new keys), so its hash is unchanged.
+    let text = include_str!("../examples/v1/commit_request_received_v1.json");
+    let commit = Commit::from_bytes(text.as_bytes()).unwrap();
+    let Event::RequestReceived(received) = &commit.events[0].event else {
+        panic!("wrong event")
+    };
+    assert!(received.service_code.is_none() && received.answers.is_empty());
+    let data = serde_json::to_value(&commit.events[0].event).unwrap();
+    assert!(data["data"].get("answers").is_none() && data["data"].get("service_code").is_none());
+
+    // With answers they travel under `data` and decode back typed.
+    let mut with = received.clone();
+    with.service_code = Some("um-streetlight".into());
+    with.answers = serde_json::from_value(json!({"pole_number": "JD-0117"})).unwrap();
+    let value = serde_json::to_value(Event::RequestReceived(with.clone())).unwrap();
+    assert_eq!(value["data"]["answers"], json!({"pole_number": "JD-0117"}));
+    let back: Event = serde_json::from_value(value).unwrap();
+    assert_eq!(back, Event::RequestReceived(with));
+}

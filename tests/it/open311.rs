@@ -15,7 +15,7 @@ use tests::pg::TestDb;
 
 pub(crate) const API_KEY: &str = "fms-secret-key";
 const AUDITOR_KEY: &str = "auditor-secret-key";
-const JURISDICTION: &str = "yicheng.example";
+pub(crate) const JURISDICTION: &str = "yicheng.example";
 pub(crate) const SERVICE: &str = "um-street-vending";
 
 fn fixture(name: &str) -> String {
@@ -101,7 +101,7 @@ pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     (status, response.json().await.expect("a JSON body"))
 }
 
-async fn post_form(app: &TestApp, body: String) -> (u16, Value) {
+pub(crate) async fn post_form(app: &TestApp, body: String) -> (u16, Value) {
     let response = app
         .client
         .post(format!("{}/open311/v2/requests.json", app.address))

@@ -13,19 +13,19 @@ use uuid::Uuid;
 
 type Ts = DateTime<Utc>;
 
-fn base() -> Ts {
+pub(crate) fn base() -> Ts {
     Utc.with_ymd_and_hms(2026, 3, 1, 1, 0, 0)
         .single()
         .expect("valid instant")
 }
 
 /// A database of one kind for one test; dropped at the end.
-enum Guard {
+pub(crate) enum Guard {
     Pg(tests::pg::TestDb),
     Lite(tempfile::TempDir),
 }
 
-async fn open_db(pg: bool) -> (Projections, Guard) {
+pub(crate) async fn open_db(pg: bool) -> (Projections, Guard) {
     if pg {
         let db = tests::pg::TestDb::create()
             .await
@@ -42,7 +42,7 @@ async fn open_db(pg: bool) -> (Projections, Guard) {
     }
 }
 
-async fn close(g: Guard) {
+pub(crate) async fn close(g: Guard) {
     match g {
         Guard::Pg(db) => db.drop_db().await,
         Guard::Lite(dir) => drop(dir),
@@ -71,20 +71,26 @@ macro_rules! both {
 // ---------------------------------------------------------------------------------------------
 // Commit builder
 
-struct Req {
-    id: Uuid,
-    version: u64,
-    prev: String,
+pub(crate) struct Req {
+    pub(crate) id: Uuid,
+    pub(crate) version: u64,
+    pub(crate) prev: String,
 }
 
 #[derive(Default)]
-struct Log {
-    commits: Vec<LoggedCommit>,
+pub(crate) struct Log {
+    pub(crate) commits: Vec<LoggedCommit>,
     seq: u128,
 }
 
 impl Log {
-    fn emit(&mut self, r: &mut Req, at: Ts, command: CommandKind, events: Vec<Event>) -> Vec<Uuid> {
+    pub(crate) fn emit(
+        &mut self,
+        r: &mut Req,
+        at: Ts,
+        command: CommandKind,
+        events: Vec<Event>,
+    ) -> Vec<Uuid> {
         let mut envs = Vec::new();
         for event in events {
             self.seq += 1;
@@ -149,7 +155,7 @@ struct Path {
 }
 
 /// What the generator knows about a request, for the independent computation.
-struct Facts {
+pub(crate) struct Facts {
     community: String,
     dispute: bool,
     accepted: bool,
@@ -163,7 +169,7 @@ struct Facts {
     returned: bool,
 }
 
-fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
+pub(crate) fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
     Event::RequestReceived(RequestReceived {
         channel: Channel::ALL[i % 6],
         external_id: format!("ext-{i}"),
@@ -188,6 +194,8 @@ fn received(community: &str, dispute: bool, t0: Ts, i: usize) -> Event {
         },
         raised_at: t0,
         accept_due_at: t0 + Duration::hours(24),
+        service_code: None,
+        answers: Default::default(),
     })
 }
 
@@ -581,7 +589,7 @@ fn expected(facts: &[Facts], now: Ts) -> BTreeMap<String, Counts> {
     out
 }
 
-async fn apply_all(p: &Projections, commits: &[LoggedCommit], batch: usize) {
+pub(crate) async fn apply_all(p: &Projections, commits: &[LoggedCommit], batch: usize) {
     for name in Projections::projector_names() {
         for chunk in commits.chunks(batch) {
             p.apply(name, chunk).await.expect("apply");
@@ -663,7 +671,7 @@ fn random_path(rng: &mut Rng) -> Path {
     }
 }
 
-fn random_log(n: usize, seed: u64) -> (Log, Vec<Facts>) {
+pub(crate) fn random_log(n: usize, seed: u64) -> (Log, Vec<Facts>) {
     let mut rng = Rng(seed);
     let mut log = Log::default();
     let mut facts = Vec::new();
@@ -980,7 +988,7 @@ async fn apply_all_one(p: &Projections, name: &str, commits: &[LoggedCommit]) {
     }
 }
 
-async fn get(base_url: &str, path: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn get(base_url: &str, path: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::get(format!("{base_url}{path}"))
         .await
         .expect("http");
@@ -1149,7 +1157,9 @@ async fn read_api(pg: bool) {
 }
 
 /// Serves `p` on a free loopback port; the server task and its base URL.
-async fn serve(p: &Projections) -> (tokio::task::JoinHandle<std::io::Result<()>>, String) {
+pub(crate) async fn serve(
+    p: &Projections,
+) -> (tokio::task::JoinHandle<std::io::Result<()>>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -17,6 +17,7 @@ use schemas::{HandlingMode, Timestamp, UpwardLevel, Urgency};
 use crate::calendar::WorkingCalendar;
 use crate::directory::Directory;
 use crate::policy::LoadError;
+use crate::questions::{Question, validate_questions};
 
 /// The built-in default catalogue.
 pub const BUILTIN_CATALOGUE: &str = include_str!("../../../deploy/policy/catalogue.toml");
@@ -166,6 +167,9 @@ pub struct ItemFile {
     /// matters, 执法办案: the resident's satisfaction is not the measure of a lawful decision).
     #[serde(default)]
     pub excluded_from_satisfaction: bool,
+    /// Typed questions asked at intake under this item (`crate::questions`), in form order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<Question>,
 }
 
 /// A completion limit fixed by law.
@@ -209,6 +213,8 @@ pub struct Item {
     pub statutory: Option<(Limit, String)>,
     /// Ratings under this item are left out of the satisfaction rate.
     pub excluded_from_satisfaction: bool,
+    /// Typed questions asked at intake, in form order (validated).
+    pub questions: Vec<Question>,
 }
 
 /// The validated catalogue.
@@ -410,7 +416,9 @@ fn validate_item(
             format!("must be at most {MAX_LANE_SHORTEN_PERCENT}, got {percent}"),
         ));
     }
+    validate_questions(&raw.questions)?;
     Ok(Item {
+        questions: raw.questions.clone(),
         excluded_from_satisfaction: raw.excluded_from_satisfaction,
         id: raw.id.clone(),
         name: raw.name.clone(),

@@ -22,6 +22,7 @@ pub mod directory;
 pub mod duplicates;
 pub mod places;
 pub mod policy;
+pub mod questions;
 pub mod refusal;
 pub mod request;
 pub mod supervision;

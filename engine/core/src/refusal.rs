@@ -6,6 +6,7 @@
 
 use schemas::{CommandKind, DeadlineKind, EventKind, Role, SupervisionLevel, Timestamp};
 
+use crate::questions::AnswerError;
 use crate::request::Stage;
 
 /// Why `Request::decide` refused a command.
@@ -166,6 +167,10 @@ pub enum Refusal {
         /// The event's kind.
         kind: EventKind,
     },
+    /// An intake answer does not fit the catalogue item's questions (its code is the
+    /// answer error's: `answer_required`, `answer_invalid` or `unknown_question`).
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
 }
 
 impl Refusal {
@@ -197,15 +202,17 @@ impl Refusal {
             Refusal::CallbackPending { .. } => "callback_pending",
             Refusal::RatingDoesNotAllowReopen => "rating_does_not_allow_reopen",
             Refusal::NotCorrectable { .. } => "not_correctable",
+            Refusal::Answer(e) => e.code,
         }
     }
 
     /// The command field the refusal is about, when there is one.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             Refusal::MissingField { field }
             | Refusal::InvalidField { field, .. }
             | Refusal::UnknownReference { field, .. } => Some(field),
+            Refusal::Answer(e) => Some(&e.field),
             _ => None,
         }
     }

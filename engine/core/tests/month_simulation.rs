@@ -223,6 +223,8 @@ impl World {
                     priority_lanes: vec![],
                     kind: RequestKind::Service,
                     raised_at: now,
+                    service_code: None,
+                    answers: Default::default(),
                 }),
                 intake,
                 Some(minutes(10)),

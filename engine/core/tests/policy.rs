@@ -44,14 +44,14 @@ fn built_in_policies_load_and_name_themselves() {
         .classify("ss-pension-certification", None, &[], local(START))
         .expect("known");
     assert_eq!(classification.deadlines.policy, "community-station@2026.1");
-    assert_eq!(classification.deadlines.catalogue_version, "2026.2");
+    assert_eq!(classification.deadlines.catalogue_version, "2026.3");
 }
 
 #[test]
 fn the_default_catalogue_covers_every_seed_category() {
     let policy = station();
     let catalogue = policy.catalogue();
-    assert_eq!(catalogue.version(), "2026.2");
+    assert_eq!(catalogue.version(), "2026.3");
     assert!(
         (40..=65).contains(&catalogue.len()),
         "{} items",
@@ -636,6 +636,48 @@ fn law_enforcement_items_are_flagged_out_of_satisfaction_with_the_catalogue_vers
             classification.excluded_from_satisfaction, excluded,
             "{item}"
         );
-        assert_eq!(classification.deadlines.catalogue_version, "2026.2");
+        assert_eq!(classification.deadlines.catalogue_version, "2026.3");
     }
+}
+
+#[test]
+fn the_builtin_catalogue_asks_typed_questions() {
+    let directory = Directory::builtin();
+    let catalogue = Catalogue::builtin(&directory);
+    let asking = catalogue
+        .items()
+        .filter(|i| !i.questions.is_empty())
+        .count();
+    assert!(asking >= 5, "{asking} items ask questions");
+    let light = catalogue.item("um-streetlight").expect("streetlight");
+    assert_eq!(light.questions[0].code, "pole_number");
+    assert!(light.questions[0].required);
+    let wages = catalogue.item("ss-wage-arrears").expect("wage arrears");
+    let codes: Vec<&str> = wages.questions.iter().map(|q| q.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "employer_name",
+            "amount_owed",
+            "months_owed",
+            "has_contract"
+        ]
+    );
+}
+
+#[test]
+fn a_catalogue_question_of_a_bad_shape_is_refused_with_the_item_named() {
+    let directory = Directory::builtin();
+    let text = BUILTIN_CATALOGUE.replacen(
+        "code = \"pole_number\"\nkind = \"text\"",
+        "code = \"pole_number\"\nkind = \"single_choice\"",
+        1,
+    );
+    let err = Catalogue::parse("catalogue.toml", &text, &directory)
+        .expect_err("a choice question without choices");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("um-streetlight") && msg.contains("questions[0]"),
+        "{msg}"
+    );
 }

@@ -35,7 +35,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at, lat, lon";
+escalated_at, lat, lon, requested_item, answers";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -99,6 +99,8 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         escalated_at: r.ts(50)?,
         lat: r.float(51)?,
         lon: r.float(52)?,
+        requested_item: r.text(53)?,
+        answers: r.text(54)?,
     })
 }
 
@@ -151,17 +153,21 @@ pub enum Dim {
     Category,
     /// Intake channel.
     Channel,
+    /// Current stage of the lifecycle (`received`, `in_progress`, `archived`, …), as of the
+    /// read models' position — a snapshot, not the stage in the period.
+    Stage,
 }
 
 impl Dim {
     /// Every dimension.
-    pub const ALL: [Dim; 6] = [
+    pub const ALL: [Dim; 7] = [
         Dim::Street,
         Dim::Community,
         Dim::Grid,
         Dim::Department,
         Dim::Category,
         Dim::Channel,
+        Dim::Stage,
     ];
 
     /// Wire name.
@@ -173,6 +179,7 @@ impl Dim {
             Dim::Department => "department",
             Dim::Category => "category",
             Dim::Channel => "channel",
+            Dim::Stage => "stage",
         }
     }
 

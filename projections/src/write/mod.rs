@@ -399,6 +399,8 @@ const SUMMARY_NAMES: &[&str] = &[
     "escalated_at",
     "lat",
     "lon",
+    "requested_item",
+    "answers",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -457,5 +459,7 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.escalated_at.into(),
         s.lat.into(),
         s.lon.into(),
+        s.requested_item.into(),
+        s.answers.into(),
     ]
 }

@@ -6,6 +6,8 @@
 //! On the wire an event is `{"type": "referred_to_department", "data": {...}}` inside its
 //! [`crate::EventEnvelope`].
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -15,6 +17,7 @@ use crate::types::*;
 mod engine_streams;
 pub use engine_streams::*;
 
+pub use crate::moderation::PublicTextModerated;
 pub use crate::participants::{
     AssistanceAbsenceRecorded, AssistanceReturned, AssistanceSignedFor, RequestAssigned,
 };
@@ -53,6 +56,13 @@ pub struct RequestReceived {
     pub raised_at: Timestamp,
     /// Accept-and-respond deadline from the policy (e.g. 24 h after receipt).
     pub accept_due_at: Timestamp,
+    /// The catalogue item the resident reported under, when intake named one (Open311's
+    /// `service_code`, the native document's `service_code`); classification still decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_code: Option<String>,
+    /// The answers to that item's typed questions, as validated (`answers` of the intake).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, serde_json::Value>,
 }
 
 /// The first-contact worker accepted the request and owns it.
@@ -661,6 +671,7 @@ events! {
     AssistanceSignedFor => "assistance_signed_for",
     AssistanceReturned => "assistance_returned",
     AssistanceAbsenceRecorded => "assistance_absence_recorded",
+    PublicTextModerated => "public_text_moderated",
 }
 
 impl EventKind {

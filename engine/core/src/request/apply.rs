@@ -269,6 +269,12 @@ impl Request {
             Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
             // The correction lives in the contact store; the history below records it.
             Event::ContactCorrected(_) => {}
+            Event::PublicTextModerated(e) => {
+                self.moderation = Some(super::Moderation {
+                    action: e.moderation,
+                    redacted_text: e.redacted_text.clone(),
+                });
+            }
             Event::ReferenceDataRecorded(_)
             | Event::DailyDigestRecorded(_)
             | Event::RateReportPublished(_)

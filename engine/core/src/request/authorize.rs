@@ -28,7 +28,8 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::BlowWhistle
         | K::ReleaseFromWhistle
         | K::RateDepartment
-        | K::CorrectContact => &[StationWorker, Supervisor],
+        | K::CorrectContact
+        | K::ModeratePublicText => &[StationWorker, Supervisor],
         K::Rate => &[StationWorker, Supervisor, IntakeSystem],
         K::SignFor
         | K::ReturnReferral

@@ -8,6 +8,7 @@ mod access;
 mod apply;
 mod authorize;
 mod decide;
+mod moderation;
 mod participants;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,9 @@ pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
+pub use moderation::{
+    MAX_MODERATION_REASON_CHARS, MAX_REDACTED_TEXT_CHARS, Moderation, PublicText,
+};
 pub use participants::{Assignment, AssistingPart, Participants};
 
 /// Where a request is in its life (HOTLINE_PRACTICE §2.1, adapted; see `docs/state-machine.md`).
@@ -388,6 +392,8 @@ pub struct Request {
     history: Vec<Applied>,
     /// The assignee and the assisting parts (`participants.rs`).
     participants: Participants,
+    /// The public-text moderation in force (`moderation.rs`).
+    moderation: Option<Moderation>,
     /// Who may see the request (`access.rs`); not part of the published state.
     #[serde(skip)]
     parties: Parties,
@@ -422,6 +428,7 @@ impl Request {
             progress_notes: 0,
             history: Vec::new(),
             participants: Participants::default(),
+            moderation: None,
             parties: Parties::default(),
         }
     }

@@ -198,6 +198,8 @@ pub fn receive_cmd(anonymous: bool) -> Command {
         priority_lanes: vec![],
         kind: RequestKind::Service,
         raised_at: start(),
+        service_code: None,
+        answers: Default::default(),
     })
 }
 
@@ -644,6 +646,14 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
             station(),
             Command::CorrectContact(CorrectContact {
                 reason: "the resident gave a new phone number".into(),
+            }),
+        ),
+        K::ModeratePublicText => (
+            supervisor(),
+            Command::ModeratePublicText(ModeratePublicText {
+                moderation: ModerationAction::Redact,
+                redacted_text: Some("路灯不亮 (门牌号已隐去)".into()),
+                reason: "the text names a neighbour's flat".into(),
             }),
         ),
         K::Assign => (

@@ -127,7 +127,8 @@ impl CommandError {
     /// reused idempotency keys and stale expected versions; 503 store unavailable; 500 internal.
     pub fn http_status(&self) -> u16 {
         match self {
-            CommandError::Invalid { .. } => 400,
+            // An answer that does not fit the item's questions is bad input, like a bad field.
+            CommandError::Invalid { .. } | CommandError::Refused(Refusal::Answer(_)) => 400,
             CommandError::Refused(
                 Refusal::NotPermitted { .. } | Refusal::NotAddressedToYou { .. },
             ) => 403,

@@ -76,6 +76,8 @@ impl CommandService {
             priority_lanes: document.priority_lanes,
             kind: document.kind,
             raised_at: document.raised_at.unwrap_or(now),
+            service_code: document.service_code,
+            answers: Box::new(document.answers),
         });
         let request = CommandRequest {
             request_id,

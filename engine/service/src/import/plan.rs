@@ -109,6 +109,8 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             priority_lanes: doc.priority_lanes.clone(),
             kind: doc.kind,
             raised_at: doc.raised_at.unwrap_or(row.received_at),
+            service_code: doc.service_code.clone(),
+            answers: Box::new(doc.answers.clone()),
         }),
     }];
     let mut push = |column: &'static str, at: Timestamp, actor: &Actor, command: Command| {

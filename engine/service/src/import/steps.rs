@@ -81,6 +81,9 @@ pub(super) fn intake(
             .code::<RequestKind>("kind", "service, dispute")?
             .unwrap_or_default(),
         raised_at: f.time("raised_at")?,
+        // Historical rows carry no answers to typed questions (import columns: docs/import.md).
+        service_code: None,
+        answers: Default::default(),
     };
     let (_, place) = validate_intake(&document, policy, received_at).map_err(|e| match e {
         CommandError::Invalid {

@@ -214,6 +214,9 @@ mod tests {
             raised_at: at("2026-03-02T01:00:00Z"),
             // 10:00 Beijing time the next day.
             accept_due_at: at("2026-03-03T02:00:00Z"),
+            place: None,
+            service_code: None,
+            answers: Default::default(),
         }
     }
 

@@ -93,7 +93,7 @@ fn offset_cursor() -> Param {
 }
 
 /// Any of the dimensions, comma-separated.
-const GROUP_BY: &str = "^((street|community|grid|department|category|channel)(,(street|community|grid|department|category|channel))*)?$";
+const GROUP_BY: &str = "^((street|community|grid|department|category|channel|stage)(,(street|community|grid|department|category|channel|stage))*)?$";
 
 /// A ranking weight.
 fn weight() -> Value {

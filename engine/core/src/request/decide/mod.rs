@@ -81,8 +81,12 @@ impl Request {
             _ => {}
         }
         // Corrections of the record stay possible after archiving: of an event, and of the
-        // resident's contact data (it is kept, and notified, until retention erases it).
-        let corrects = matches!(kind, CommandKind::Correct | CommandKind::CorrectContact);
+        // resident's contact data (it is kept, and notified, until retention erases it), and
+        // the moderation of what is published of it.
+        let corrects = matches!(
+            kind,
+            CommandKind::Correct | CommandKind::CorrectContact | CommandKind::ModeratePublicText
+        );
         if self.stage == Archived && !corrects {
             return Err(self.wrong_stage(kind));
         }
@@ -540,6 +544,7 @@ impl Request {
                 })])
             }
             Command::CorrectContact(c) => self.correct_contact(c),
+            Command::ModeratePublicText(c) => self.moderate(c),
         }
     }
 

@@ -3,7 +3,10 @@
 //! paused clock, the reply, archiving, supervision and the whistle (吹哨), and the
 //! correction of the resident's contact data.
 
+use std::collections::BTreeMap;
+
 use super::*;
+use crate::questions::validate_answers;
 
 impl Request {
     pub(super) fn receive(&self, c: &Receive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
@@ -24,7 +27,10 @@ impl Request {
                 value: format!("{}/{}/{}", l.street, l.community, l.grid),
             });
         }
+        let answers = self.intake_answers(c, ctx)?;
         Ok(vec![Event::RequestReceived(RequestReceived {
+            service_code: c.service_code.clone(),
+            answers,
             channel: c.channel,
             external_id: c.external_id.clone(),
             contact_ref: c.contact_ref.clone(),
@@ -40,6 +46,32 @@ impl Request {
             raised_at: c.raised_at,
             accept_due_at: ctx.policy.accept_due(ctx.now, &c.priority_lanes),
         })])
+    }
+
+    /// The intake's answers checked against the questions of the item it names: the item must
+    /// exist when named, and answers need an item.
+    fn intake_answers(
+        &self,
+        c: &Receive,
+        ctx: &Context,
+    ) -> Result<BTreeMap<String, serde_json::Value>, Refusal> {
+        let Some(code) = &c.service_code else {
+            if c.answers.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            return Err(Refusal::MissingField {
+                field: "service_code",
+            });
+        };
+        let item = ctx
+            .policy
+            .catalogue()
+            .item(code)
+            .ok_or_else(|| Refusal::UnknownReference {
+                field: "service_code",
+                value: code.clone(),
+            })?;
+        Ok(validate_answers(&item.questions, &c.answers)?)
     }
 
     pub(super) fn accept(&self, c: &Accept, ctx: &Context) -> Result<Vec<Event>, Refusal> {

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /open311/v2/discovery.json` | the service discovery document ([`discovery`]) |
 //! | `GET /open311/v2/services.json` | catalogue items as services (`group` = category) |
-//! | `GET /open311/v2/services/{service_code}.json` | the service definition: `grid` and `priority_lane` attributes |
+//! | `GET /open311/v2/services/{service_code}.json` | the service definition: `grid` and `priority_lane` attributes, then the item's typed questions |
 //! | `POST /open311/v2/requests.json` | create: form-encoded (or JSON); `api_key` = an intake token; answers `[{service_request_id, service_notice, account_id}]` |
 //! | `GET /open311/v2/requests.json` | requests created over Open311: `service_request_id` (comma list), `service_code`, `status`, `start_date`, `end_date` |
 //! | `GET /open311/v2/requests/{service_request_id}.json` | one request, as a one-element array |
@@ -38,6 +38,7 @@ use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use engine_core::Request;
 use engine_core::catalogue::Item;
 use engine_core::directory::DirectoryFile;
+use engine_core::questions::{DEFAULT_TEXT_MAX, Question, QuestionKind};
 use schemas::{Channel, DeadlineKind, Event, GridPath, RequestId, Role};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -287,35 +288,104 @@ pub async fn service_definition(
         name: name.into(),
     })
     .collect();
+    let mut attributes = vec![
+        Attribute {
+            variable: true,
+            code: GRID_ATTRIBUTE.into(),
+            datatype: "singlevaluelist".into(),
+            // Not needed when a default grid is configured, or when grid polygons are loaded
+            // and the client sends lat and long (docs/places.md).
+            required: state.config.default_grid.is_none()
+                && app.commands.policy().places().is_empty(),
+            datatype_description: Some(
+                "The grid (网格) the matter is in; may be left out when lat and long are given."
+                    .into(),
+            ),
+            order: 1,
+            description: "网格 Which grid is the matter in?".into(),
+            values: grid_values,
+        },
+        Attribute {
+            variable: true,
+            code: LANE_ATTRIBUTE.into(),
+            datatype: "multivaluelist".into(),
+            required: false,
+            datatype_description: Some("Priority lanes (绿色通道) shorten the limits.".into()),
+            order: 2,
+            description: "绿色通道 Does a priority lane apply?".into(),
+            values: lanes,
+        },
+    ];
+    attributes.extend(
+        item.questions
+            .iter()
+            .zip(3..)
+            .map(|(q, order)| question_attribute(q, order)),
+    );
     Ok(Json(ServiceDefinition {
         service_code: item.id.clone(),
-        attributes: vec![
-            Attribute {
-                variable: true,
-                code: GRID_ATTRIBUTE.into(),
-                datatype: "singlevaluelist".into(),
-                // Not needed when a default grid is configured, or when grid polygons are
-                // loaded and the client sends lat and long (docs/places.md).
-                required: state.config.default_grid.is_none()
-                    && app.commands.policy().places().is_empty(),
-                datatype_description: Some(
-                    "The grid (网格) the matter is in; may be left out when lat and long are given."
-                        .into(),
-                ),
-                order: 1,
-                description: "网格 Which grid is the matter in?".into(),
-                values: grid_values,
-            },
-            Attribute {
-                variable: true,
-                code: LANE_ATTRIBUTE.into(),
-                datatype: "multivaluelist".into(),
-                required: false,
-                datatype_description: Some("Priority lanes (绿色通道) shorten the limits.".into()),
-                order: 2,
-                description: "绿色通道 Does a priority lane apply?".into(),
-                values: lanes,
-            },
-        ],
+        attributes,
     }))
+}
+
+/// A catalogue item's typed question as an Open311 attribute: text as `string`, numbers as
+/// `number`, dates as `datetime`, choices as `singlevaluelist` / `multivaluelist`, yes/no as
+/// a `singlevaluelist` of `true` and `false` (GeoReport v2 has no boolean); the bilingual
+/// label as the description, the form order after `grid` and `priority_lane`.
+fn question_attribute(q: &Question, order: u32) -> Attribute {
+    let value = |key: &str, name: String| AttributeValue {
+        key: key.into(),
+        name,
+    };
+    let (datatype, help, values) = match q.kind {
+        QuestionKind::Text => (
+            "string",
+            format!(
+                "Text, at most {} characters.",
+                q.max_length.unwrap_or(DEFAULT_TEXT_MAX)
+            ),
+            vec![],
+        ),
+        QuestionKind::Number => ("number", number_help(q), vec![]),
+        QuestionKind::Date => ("datetime", "A date, YYYY-MM-DD.".to_string(), vec![]),
+        QuestionKind::YesNo => (
+            "singlevaluelist",
+            "Yes or no.".to_string(),
+            vec![
+                value("true", "是 Yes".into()),
+                value("false", "否 No".into()),
+            ],
+        ),
+        QuestionKind::SingleChoice | QuestionKind::MultiChoice => (
+            if q.kind == QuestionKind::SingleChoice {
+                "singlevaluelist"
+            } else {
+                "multivaluelist"
+            },
+            "One of the values' keys.".to_string(),
+            q.choices
+                .iter()
+                .map(|c| value(&c.code, format!("{} {}", c.label_zh, c.label_en)))
+                .collect(),
+        ),
+    };
+    Attribute {
+        variable: true,
+        code: q.code.clone(),
+        datatype: datatype.into(),
+        required: q.required,
+        datatype_description: Some(help),
+        order,
+        description: q.label(),
+        values,
+    }
+}
+
+fn number_help(q: &Question) -> String {
+    match (q.min, q.max) {
+        (Some(min), Some(max)) => format!("A number from {min} to {max}."),
+        (Some(min), None) => format!("A number, at least {min}."),
+        (None, Some(max)) => format!("A number, at most {max}."),
+        (None, None) => "A number.".into(),
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use engine_core::catalogue::Item;
+use engine_core::questions::{Question, answers_from_form};
 use schemas::intake::ResidentContact;
 use schemas::{
     AttachmentRef, Channel, Datum, GeoPoint, GridPath, IntakeDocument, PriorityLane, RequestKind,
@@ -298,7 +300,7 @@ impl CreateRequest {
 
     /// The request text: the description (the service name when there is none), then a
     /// blank line and the submitted location and remaining attributes on marked lines.
-    pub fn text(&self, service_name: &str) -> String {
+    pub fn text(&self, service_name: &str, questions: &[Question]) -> String {
         let mut text = self
             .description
             .clone()
@@ -311,7 +313,11 @@ impl CreateRequest {
         let others: Vec<String> = self
             .attributes
             .iter()
-            .filter(|(code, _)| code.as_str() != GRID_ATTRIBUTE && code.as_str() != LANE_ATTRIBUTE)
+            .filter(|(code, _)| {
+                code.as_str() != GRID_ATTRIBUTE
+                    && code.as_str() != LANE_ATTRIBUTE
+                    && !asks(questions, code)
+            })
             .map(|(code, values)| format!("{}={}", clean(code), clean(&values.join(","))))
             .collect();
         if !others.is_empty() {
@@ -350,15 +356,25 @@ impl CreateRequest {
         )
     }
 
-    /// The intake document for this call.
+    /// The intake document for this call, under catalogue item `item`: the attributes that
+    /// answer the item's questions become typed `answers` (checked by the core at intake),
+    /// the others a marked line of the text.
     pub fn intake(
         &self,
         external_id: String,
         location: Option<GridPath>,
-        service_name: &str,
+        item: &Item,
     ) -> Result<IntakeDocument, Open311Error> {
         let contact = self.contact();
+        let answered: BTreeMap<String, Vec<String>> = self
+            .attributes
+            .iter()
+            .filter(|(code, _)| asks(&item.questions, code))
+            .map(|(code, values)| (code.clone(), values.clone()))
+            .collect();
         Ok(IntakeDocument {
+            service_code: Some(item.id.clone()),
+            answers: answers_from_form(&item.questions, &answered),
             channel: Channel::Online,
             external_id,
             anonymous: contact.is_none(),
@@ -373,7 +389,7 @@ impl CreateRequest {
                 datum: Datum::Wgs84,
             }),
             address: self.address_string.clone(),
-            text: self.text(service_name),
+            text: self.text(&item.name, &item.questions),
             attachments: self
                 .media_url
                 .iter()
@@ -474,6 +490,11 @@ impl Recorded {
     }
 }
 
+/// Whether `code` is one of the item's questions.
+fn asks(questions: &[Question], code: &str) -> bool {
+    questions.iter().any(|q| q.code == code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,7 +521,7 @@ mod tests {
             ("attribute[ASSET]", "lamp-7"),
         ]);
         let create = CreateRequest::parse(&p).unwrap();
-        let text = create.text("Road damage");
+        let text = create.text("Road damage", &[]);
         assert!(text.contains("ASSET=lamp-7"), "{text}");
         let back = Recorded::read(&text);
         assert_eq!(back.description, "路面塌陷\n\n很危险");

@@ -3,6 +3,7 @@
 //! data or confidential requests.
 
 use super::*;
+use engine_core::request::PublicText;
 
 /// The caller behind `api_key` (or a bearer token, or in dev mode the actor header); it must
 /// act in the intake-system role.
@@ -113,7 +114,7 @@ pub async fn create_request(
     let now = app.commands.clock().now();
     let day = now.format("%Y-%m-%d").to_string();
     let external_id = create.external_id(&params, &actor.id, &day);
-    let document = create.intake(external_id, location, &item.name)?;
+    let document = create.intake(external_id, location, item)?;
     let service = app.commands.clone();
     // Run to completion even if the client goes away: never half-applied.
     let outcome = tokio::spawn(async move { service.intake(document, actor).await })
@@ -198,7 +199,12 @@ async fn service_request(
         status_notes: Some(status::notes(&request)),
         service_name: item.map(|i| i.name.clone()),
         service_code: code,
-        description: Some(recorded.description),
+        // Moderation decides what is published of the resident's words; the log keeps them.
+        description: match request.public_text() {
+            PublicText::Original => Some(recorded.description),
+            PublicText::Redacted(text) => Some(text.to_string()),
+            PublicText::Hidden => None,
+        },
         agency_responsible: agency,
         service_notice: item.map(|i| limits_notice(app, i, state)),
         requested_datetime: state.datetime(received_at),
@@ -209,7 +215,11 @@ async fn service_request(
         zipcode: None,
         lat: recorded.lat,
         long: recorded.long,
-        media_url: received.attachments.first().map(|a| a.uri.clone()),
+        media_url: received
+            .attachments
+            .first()
+            .filter(|_| request.public_attachments())
+            .map(|a| a.uri.clone()),
     }))
 }
 
