@@ -113,6 +113,16 @@ pub enum AppError {
     /// The resident notifier could not be set up (templates, delivery table).
     #[error("notifications: {0}")]
     Notify(#[source] crate::notify::NotifyError),
+    /// A rate-report schedule names a day, time or unit that cannot be (refused at start-up,
+    /// not left to the schedule worker, which starts again after a failure).
+    #[error("{field}: {source}")]
+    Schedule {
+        /// The configuration key at fault (e.g. `reports.schedules.day`).
+        field: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::reports::ReportError,
+    },
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -395,6 +405,17 @@ impl App {
                 async move { Ok(notifier.run(token).await?) }
             });
             app.notify = Some(store);
+        }
+        for schedule in &app.config.reports.schedules {
+            schedule
+                .validate(app.commands.policy().directory())
+                .map_err(|source| AppError::Schedule {
+                    field: match &source {
+                        crate::reports::ReportError::Invalid { field, .. } => field.clone(),
+                        _ => "reports.schedules".to_string(),
+                    },
+                    source,
+                })?;
         }
         if let Some(reason) = restamp {
             app.add_restamp(reason);
