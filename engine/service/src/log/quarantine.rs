@@ -58,8 +58,11 @@ pub(super) struct Checks {
     hasher: std::hash::RandomState,
 }
 
-/// Admitted records remembered per process (oldest forgotten first).
-const ADMITTED_REMEMBERED: usize = 65_536;
+/// Admitted records remembered per process (oldest forgotten first), about 30 MiB at most:
+/// followers catching up from the start of a large log (a new replica, a reset projector)
+/// run hundreds of thousands of positions apart, and each record must be checked (hashes,
+/// Ed25519 signature: the most expensive step of a read) only by the first of them.
+const ADMITTED_REMEMBERED: usize = 1 << 20;
 /// Decoded records kept per process (oldest forgotten first): a few seconds of a busy log.
 const DECODED_REMEMBERED: usize = 4_096;
 
