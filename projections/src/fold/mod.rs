@@ -9,6 +9,10 @@ use schemas::{Event, EventEnvelope, EventKind, GridPath, Resolution, Satisfactio
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod summary;
+
+pub use summary::{Summary, SupervisionMarks};
+
 /// A UTC instant.
 pub type Ts = DateTime<Utc>;
 
@@ -538,85 +542,6 @@ impl RequestState {
             answers: self.answers.clone(),
         }
     }
-}
-
-/// One `request_summary` row (see docs/metrics.md for each column).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct Summary {
-    pub request_id: String,
-    pub stage: String,
-    pub kind: String,
-    pub channel: String,
-    pub street: String,
-    pub community: String,
-    pub grid: String,
-    pub category: Option<String>,
-    pub catalogue_item: Option<String>,
-    pub request_type: Option<String>,
-    pub urgency: Option<String>,
-    pub lead_department: Option<String>,
-    pub owner: Option<String>,
-    pub anonymous: bool,
-    pub received_at: Ts,
-    pub received_day: String,
-    pub received_week: String,
-    pub received_month: String,
-    pub accepted_at: Option<Ts>,
-    pub declined_at: Option<Ts>,
-    pub classified_at: Option<Ts>,
-    pub referred_at: Option<Ts>,
-    pub signed_at: Option<Ts>,
-    pub first_contact_at: Option<Ts>,
-    pub responded_at: Option<Ts>,
-    pub replied_at: Option<Ts>,
-    pub reply_outcome: Option<String>,
-    pub rated_at: Option<Ts>,
-    pub archived_at: Option<Ts>,
-    pub response_due_at: Ts,
-    pub completion_due_at: Option<Ts>,
-    pub due_at: Ts,
-    pub response_on_time: Option<bool>,
-    pub completed_on_time: Option<bool>,
-    pub handling_seconds: Option<i64>,
-    pub overdue: bool,
-    pub open: bool,
-    pub dispatched: bool,
-    pub satisfaction: Option<String>,
-    pub resolution: Option<String>,
-    pub rating_excluded: bool,
-    pub satisfaction_excluded: bool,
-    pub reopen_count: i64,
-    pub referral_returns: i64,
-    pub escalation_level: Option<String>,
-    pub last_position: i64,
-    pub paused_since: Option<Ts>,
-    pub reminded_at: Option<Ts>,
-    pub warned_at: Option<Ts>,
-    pub marked_overdue_at: Option<Ts>,
-    pub escalated_at: Option<Ts>,
-    /// The point sent with the request, WGS-84 degrees (NULL when none was sent).
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    /// The catalogue item named at intake (before classification; `catalogue_item` is the
-    /// classified one).
-    pub requested_item: Option<String>,
-    /// The intake answers to the requested item's typed questions, a JSON object as text.
-    pub answers: Option<String>,
-}
-
-/// When supervision last marked a request: the latest reminder (催办), pre-breach warning,
-/// overdue mark and escalation (the level is `escalation_level`), as the events' instants.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SupervisionMarks {
-    /// Latest `reminder_sent`.
-    pub reminded_at: Option<Ts>,
-    /// Latest `pre_breach_warned`.
-    pub warned_at: Option<Ts>,
-    /// Latest `deadline_missed` (any deadline, whistle reports included).
-    pub marked_overdue_at: Option<Ts>,
-    /// Latest `escalated`.
-    pub escalated_at: Option<Ts>,
 }
 
 /// Hours in a day, for due-soon windows.
