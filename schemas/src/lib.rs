@@ -33,6 +33,7 @@ pub mod moderation;
 pub mod names;
 pub mod participants;
 pub mod place;
+pub mod supervision;
 pub mod types;
 pub mod upcast;
 
