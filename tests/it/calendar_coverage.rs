@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use engine_service::log::EventLog;
+use engine_log::EventLog;
 use schemas::Event;
 use serde_json::json;
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use engine_service::log::{EventLog, JetStreamConfig};
-use engine_service::signing::{CommitSigner, Keyring, SigningConfig};
+use engine_log::signing::{CommitSigner, Keyring, SigningConfig};
+use engine_log::{EventLog, JetStreamConfig};
 use schemas::{Event, RequestId};
 use serde_json::{Value, json};
 use tests::faults::{

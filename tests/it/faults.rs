@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use engine_service::log::{EventLog, JetStreamConfig};
+use engine_log::{EventLog, JetStreamConfig};
 use tests::faults::{
     Api, LoadDriver, PrivatePostgres, ServeOptions, ServeProcess, after_fault,
     projections_caught_up,

@@ -144,7 +144,7 @@ async fn bad_bodies_are_4xx_and_nothing_is_appended() {
         json!(2),
         "only intake and accept were recorded"
     );
-    let log = engine_service::log::EventLog::open_sqlite(&engine.data_dir().join("events.db"))
+    let log = engine_log::EventLog::open_sqlite(&engine.data_dir().join("events.db"))
         .await
         .expect("log");
     assert_eq!(tests::app::request_commits(&log).await, 2);

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use engine_log::EventLog;
 use engine_service::commands::CommandRequest;
-use engine_service::log::EventLog;
 use schemas::{Actor, Command, RequestId, Role};
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app};
@@ -308,7 +308,7 @@ async fn a_binding_left_without_its_commit_is_completed_by_the_retry() {
         .await
         .expect_err("the publish is refused");
     assert!(
-        matches!(failed, engine_service::log::LogError::Conflict { .. }),
+        matches!(failed, engine_log::LogError::Conflict { .. }),
         "{failed}"
     );
     assert_eq!(

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_core::{Clock, ManualClock, Policy, Request};
+use engine_log::EventLog;
 use engine_service::audit::verify;
 use engine_service::commands::CommandService;
 use engine_service::contacts::ContactStore;
 use engine_service::import::plan::{decide_steps, plan_row};
 use engine_service::import::row::{RawRow, parse_row};
 use engine_service::import::{ImportOptions, ImportReport, Importer};
-use engine_service::log::EventLog;
 use projections::Projections;
 use projections::query::{Filter, ListQuery, RequestList};
 use schemas::{Channel, RequestId};
@@ -410,7 +410,7 @@ async fn interrupted_rows_are_completed_and_live_requests_left_alone() {
             &plan.steps,
             &policy,
             stores.clock.now(),
-            &engine_service::clock::IdSource,
+            &engine_log::clock::IdSource,
         )
         .expect("decided");
         let mut expected = 0;

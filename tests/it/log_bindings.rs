@@ -2,7 +2,7 @@
 //! bound to its request and command, as seen from another handle on the same store (another
 //! process), and a bound append that conflicts with the binding writes nothing.
 
-use engine_service::log::{Binding, EventLog, LogError};
+use engine_log::{Binding, EventLog, LogError};
 use schemas::RequestId;
 use tests::nats::{delete_stream, shared_nats, unique_log_config};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use engine_service::log::{Appended, EventLog, JetStreamConfig, LogError};
+use engine_log::{Appended, EventLog, JetStreamConfig, LogError};
 use serde_json::json;
 use tests::app::{Store, actors, external_id, intake_document, spawn_app_with};
 use tests::nats::{NatsCluster, NatsServer, unique_log_config};

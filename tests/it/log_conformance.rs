@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use engine_service::log::{Appended, EventLog, LogError};
+use engine_log::{Appended, EventLog, LogError};
 use futures::StreamExt;
 use schemas::event::ProgressNoted;
 use schemas::{Actor, CommandKind, Commit, Event, EventEnvelope, RequestId, Role};
@@ -415,10 +415,10 @@ async fn ping_answers_and_describe_names_the_store(log: &EventLog) {
     log.ping().await.expect("ping");
     let description = log.describe();
     match log.store() {
-        engine_service::log::Store::JetStream(_) => {
+        engine_log::Store::JetStream(_) => {
             assert!(description.contains("nats-server"), "{description}")
         }
-        engine_service::log::Store::Sqlite(_) => {
+        engine_log::Store::Sqlite(_) => {
             assert!(description.contains("synchronous=FULL"), "{description}")
         }
     }

@@ -124,7 +124,7 @@ async fn contact_data_stays_out_of_responses_stores_and_logs_and_erasure_keeps_c
     }
 
     // Erase through the stores the engine uses, while it runs.
-    let clock: Arc<dyn Clock> = Arc::new(engine_service::clock::SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
     let log = engine.event_log().await;
     let contacts = ContactStore::open_sqlite(&engine.data_dir().join("contacts.db"), clock.clone())
         .await
@@ -233,7 +233,7 @@ async fn contact_reads_need_an_explicit_permission_and_are_recorded() {
     let engine = ServeProcess::start(ServeOptions::default()).await;
     let api = Api::new(engine.url());
     let (id, _) = lifecycle(&api, &format!("PII-R-{}", Uuid::now_v7().simple())).await;
-    let clock: Arc<dyn Clock> = Arc::new(engine_service::clock::SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
     let log = engine.event_log().await;
     let contacts = ContactStore::open_sqlite(&engine.data_dir().join("contacts.db"), clock.clone())
         .await

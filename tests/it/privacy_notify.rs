@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use engine_core::Clock;
+use engine_log::{EventLog, JetStreamConfig};
 use engine_service::contacts::ContactStore;
-use engine_service::log::{EventLog, JetStreamConfig};
 use engine_service::privacy::{self, PrivacyLedger};
 use sqlx::{Connection, PgConnection, Row};
 use tests::faults::{Api, INTAKE, ServeOptions, ServeProcess};
@@ -195,7 +195,7 @@ async fn no_name_or_phone_outside_the_contact_store_before_or_after_erasure() {
         );
     }
 
-    let clock: Arc<dyn Clock> = Arc::new(engine_service::clock::SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
     let names = schemas::Names::new(&stream.to_lowercase(), &stream).expect("valid names");
     let log = EventLog::connect_jetstream(
         js_client.clone(),

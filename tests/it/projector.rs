@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use engine_service::log::EventLog;
+use engine_log::EventLog;
 use engine_service::projector;
 use projections::Projections;
 use serde_json::{Value, json};

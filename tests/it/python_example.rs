@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use engine_service::log::{EventLog, JetStreamConfig};
+use engine_log::{EventLog, JetStreamConfig};
 use tests::faults::{Api, ServeOptions, ServeProcess, lifecycle_commands};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

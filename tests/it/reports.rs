@@ -62,11 +62,7 @@ fn published(outcome: PublishOutcome) -> Box<store::Revision> {
 }
 
 /// The stored bytes of a revision's figures, read raw from the log (not through the types).
-async fn stored_figures(
-    log: &engine_service::log::EventLog,
-    report: Uuid,
-    revision: u32,
-) -> Vec<u8> {
+async fn stored_figures(log: &engine_log::EventLog, report: Uuid, revision: u32) -> Vec<u8> {
     for (_, raw) in log.load_raw(report).await.expect("raw commits") {
         let commit: Value = serde_json::from_slice(&raw).expect("stored JSON");
         for e in commit["events"].as_array().expect("events") {

@@ -72,7 +72,7 @@ async fn every_commit_is_signed_and_forged_commits_fail_verify_on_jetstream() {
     let unsigned = tests::forge::next_commit(&last_record(&app, a).await);
     let at_a = publish(&app, a, &unsigned).await;
     // Forgery 2: signed by a key the engine does not trust.
-    let stranger = engine_service::signing::CommitSigner::from_seed([42; 32]);
+    let stranger = engine_log::signing::CommitSigner::from_seed([42; 32]);
     let mut foreign = tests::forge::next_commit(&last_record(&app, b).await);
     let typed: schemas::Commit = serde_json::from_value(foreign.clone()).unwrap();
     foreign["signature"] = serde_json::to_value(stranger.sign(&typed)).unwrap();

@@ -314,7 +314,7 @@ pub fn external_id() -> String {
 
 /// Number of request commits in `log` (the engine's own reference-data and digest streams,
 /// written by internal command kinds, are not counted).
-pub async fn request_commits(log: &engine_service::log::EventLog) -> u64 {
+pub async fn request_commits(log: &engine_log::EventLog) -> u64 {
     let mut count = 0;
     let mut from = 1;
     loop {

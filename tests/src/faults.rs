@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine_service::log::EventLog;
+use engine_log::EventLog;
 use projections::Projections;
 use schemas::RequestId;
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ impl ServeProcess {
     /// The process's embedded event log, opened as the engine opens it: signing with the
     /// process's key (`<data dir>/signing.key`) and trusting it.
     pub async fn event_log(&self) -> EventLog {
-        use engine_service::signing::{CommitSigner, Keyring, SigningConfig};
+        use engine_log::signing::{CommitSigner, Keyring, SigningConfig};
         let dir = self.data_dir();
         let signer = CommitSigner::load(&dir.join("signing.key")).expect("the engine's key");
         let keyring = Keyring::load(&SigningConfig::default(), &dir).expect("keyring");

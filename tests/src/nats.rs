@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engine_service::log::JetStreamConfig;
+use engine_log::JetStreamConfig;
 
 /// How long a starting server (or cluster) may take to accept connections / elect leaders.
 const START_DEADLINE: Duration = Duration::from_secs(20);

@@ -101,7 +101,7 @@ pub enum CalendarError {
     App(#[from] AppError),
     /// Reading the log failed.
     #[error("reading the event log: {0}")]
-    Log(#[from] crate::log::LogError),
+    Log(#[from] engine_log::LogError),
 }
 
 /// The calendar directory of `config`.
@@ -223,7 +223,7 @@ pub struct Provisional {
 /// Every request whose deadlines in force are provisional, read from the whole log: a
 /// provisional classification not followed by another classification or a re-stamp.
 pub async fn provisional_requests(
-    log: &crate::log::EventLog,
+    log: &engine_log::EventLog,
     policy: &Policy,
 ) -> Result<Vec<Provisional>, CalendarError> {
     let mut marked: BTreeMap<RequestId, (Timestamp, schemas::Deadlines)> = BTreeMap::new();
@@ -263,7 +263,7 @@ pub async fn provisional_requests(
 /// One line per request whose deadlines in force are provisional: id, the deadlines and
 /// whether the calendar in force now covers their span (then a re-stamp is due).
 pub async fn provisional(
-    log: &crate::log::EventLog,
+    log: &engine_log::EventLog,
     policy: &Policy,
 ) -> Result<Vec<String>, CalendarError> {
     Ok(provisional_requests(log, policy)

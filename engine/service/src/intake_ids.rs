@@ -22,8 +22,8 @@ use schemas::{Channel, Event, RequestId};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::log::{EventLog, LogError, SCAN_BATCH_LEN};
-use crate::signing::SigningError;
+use engine_log::signing::SigningError;
+use engine_log::{EventLog, LogError, SCAN_BATCH_LEN};
 
 /// `[intake_ids]`: where the secret of intake request ids is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,14 +75,14 @@ impl IntakeIds {
         };
         if !path.exists() {
             let secret: [u8; 32] = rand::random();
-            crate::signing::write_secret(path, &hex::encode(secret)).map_err(io)?;
+            engine_log::signing::write_secret(path, &hex::encode(secret)).map_err(io)?;
             tracing::warn!(path = %path.display(),
                 "created a new intake-id secret; back it up and share it with every process of this instance");
             return Ok(IntakeIds::from_secret(secret));
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let secret =
-            crate::signing::parse_hex32(text.trim()).ok_or_else(|| SigningError::Format {
+            engine_log::signing::parse_hex32(text.trim()).ok_or_else(|| SigningError::Format {
                 path: path.to_path_buf(),
                 what: "expected the intake-id secret as 64 hex digits".into(),
             })?;

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::TaskError;
-use crate::backoff::Backoff;
+use engine_log::backoff::Backoff;
 
 /// How long a worker must run after a failure before its next failure starts the backoff
 /// from the beginning again and it stops being listed as failing.
@@ -525,6 +525,6 @@ fn holder_id() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "bianmin".to_string());
-    let id = crate::clock::IdSource.mint().simple().to_string();
+    let id = engine_log::clock::IdSource.mint().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &id[id.len() - 8..])
 }

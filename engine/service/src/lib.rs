@@ -1,6 +1,6 @@
-//! The I/O shell of Bianmin and its composition root: the event log on NATS JetStream or
-//! SQLite, the command service, intake over NATS and HTTP, the supervisor, the projector
-//! runner, and the `bianmin` CLI.
+//! The I/O shell of Bianmin and its composition root: the command service, intake over NATS
+//! and HTTP, the supervisor, the projector runner, and the `bianmin` CLI, over the event log
+//! of crate `engine-log` (opened from the configuration in [`log_open`]).
 //!
 //! **Boundary:** the domain rules live in `engine-core`; this crate only loads state,
 //! asks the core to decide, and records the result.
@@ -8,10 +8,8 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod backoff;
 pub mod cache;
 pub mod calendar;
-pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod contacts;
@@ -21,7 +19,7 @@ pub mod import;
 pub mod intake_ids;
 pub mod json_keys;
 pub mod lease;
-pub mod log;
+pub mod log_open;
 pub mod metrics;
 pub mod nats;
 pub mod nats_client;
@@ -35,8 +33,6 @@ pub mod ratelimit;
 pub mod read_models;
 pub mod readiness;
 pub mod reports;
-pub mod signing;
-pub(crate) mod sqlite_batch;
 pub mod stores;
 pub mod stores_copy;
 pub mod supervisor;

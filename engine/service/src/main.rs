@@ -213,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Commands::Export(command) => {
             let config = load_config(&cli.global, None)?;
-            let now = engine_core::Clock::now(&engine_service::clock::SystemClock);
+            let now = engine_core::Clock::now(&engine_log::clock::SystemClock);
             Ok(command.run(&config, now).await?)
         }
         Commands::Report(command) => {
@@ -225,13 +225,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 nats,
                 link: config.reports.link(&config.names()?, config.nats.replicas),
                 directory: policy.directory().clone(),
-                now: engine_core::Clock::now(&engine_service::clock::SystemClock),
+                now: engine_core::Clock::now(&engine_log::clock::SystemClock),
             };
             Ok(engine_service::reports::cli::run(command, &context).await?)
         }
         Commands::Calendar(command) => {
             let config = load_config(&cli.global, None)?;
-            let now = engine_core::Clock::now(&engine_service::clock::SystemClock);
+            let now = engine_core::Clock::now(&engine_log::clock::SystemClock);
             command.run(&config, now).await?;
             Ok(ExitCode::SUCCESS)
         }

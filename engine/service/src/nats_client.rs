@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_nats::{ConnectErrorKind, ConnectOptions, ServerAddr};
 
-use crate::backoff::Backoff;
 use crate::config::NatsConfig;
+use engine_log::backoff::Backoff;
+pub use engine_log::transient_api_error;
 
 /// Why no NATS client could be made. Messages name servers without their userinfo and never
 /// contain a secret.
@@ -253,16 +254,6 @@ async fn options(
         .require_tls(config.tls_required)
         .name(name)
         .retain_servers_order())
-}
-
-/// Whether a JetStream API error means "not now" rather than "no": 503 (no leader, no
-/// responders) and 408, and a placement that fails because a peer is offline (a node
-/// restarting) — each answered differently once the cluster has its nodes and leaders back.
-pub fn transient_api_error(error: &async_nats::jetstream::Error) -> bool {
-    use async_nats::jetstream::ErrorCode;
-    matches!(error.code(), 503 | 408)
-        || error.error_code() == ErrorCode::CLUSTER_NO_PEERS
-        || error.error_code() == ErrorCode::INSUFFICIENT_RESOURCES
 }
 
 /// Connects to the servers of `nats.url` (tried in the configured order) as the

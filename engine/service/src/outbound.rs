@@ -11,8 +11,8 @@ use futures::stream::BoxStream;
 use schemas::LoggedCommit;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
-use crate::log::LogError;
+use engine_log::LogError;
+use engine_log::backoff::Backoff;
 
 /// Header naming the log position a published message was derived from.
 pub const POSITION_HEADER: &str = "Bianmin-Position";

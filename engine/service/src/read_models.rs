@@ -22,9 +22,9 @@ use crate::config::Config;
 use crate::contacts::ContactStore;
 use crate::http::{AppState, HttpLimits};
 use crate::lease::Leases;
-use crate::log::EventLog;
 use crate::projector::{self, ProjectorRuntime, ProjectorSettings};
 use crate::readiness::{self, LateRoutes, Readiness};
+use engine_log::EventLog;
 
 /// The `/readyz` part of the read models.
 pub const PROJECTIONS: &str = "projections";

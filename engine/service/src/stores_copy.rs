@@ -16,9 +16,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::contacts::{ContactStore, PutOutcome, StoredContact};
-use crate::log::EventLog;
 use crate::privacy::{AccessRecord, ErasureRecord, PrivacyError, PrivacyLedger};
 use crate::stores::StoresLocation;
+use engine_log::EventLog;
 
 /// One side of the copy: a contact store and its ledger.
 #[derive(Clone)]
@@ -193,7 +193,7 @@ impl StoresCommand {
             .await
             .map_err(|e| open("the event log", e.to_string()))?;
         let clock: std::sync::Arc<dyn engine_core::Clock> =
-            std::sync::Arc::new(crate::clock::SystemClock);
+            std::sync::Arc::new(engine_log::clock::SystemClock);
         let side = |location: StoresLocation| {
             let clock = clock.clone();
             async move {

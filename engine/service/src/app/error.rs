@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::contacts::ContactError;
-use crate::log::LogError;
+use engine_log::LogError;
 
 /// Why the app could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -14,10 +14,10 @@ pub enum AppError {
     Config(#[source] Box<crate::config::ConfigError>),
     /// The commit signing key or the trusted keys could not be loaded.
     #[error("commit signing: {0}")]
-    Signing(#[source] crate::signing::SigningError),
+    Signing(#[source] engine_log::signing::SigningError),
     /// The intake-id secret could not be read or created.
     #[error("intake-id secret: {0}")]
-    IntakeIds(#[source] crate::signing::SigningError),
+    IntakeIds(#[source] engine_log::signing::SigningError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {

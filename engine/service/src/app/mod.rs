@@ -19,17 +19,17 @@ use tokio_util::sync::CancellationToken;
 use chrono::Datelike;
 
 use crate::auth::Authenticator;
-use crate::clock::SystemClock;
 use crate::commands::CommandService;
 use crate::config::Config;
 use crate::contacts::ContactStore;
 use crate::http::{self, AppState, HttpLimits};
-pub use crate::log::open::{open_log, open_log_waiting, open_log_with};
+pub use crate::log_open::{open_log, open_log_waiting, open_log_with};
 use crate::metrics::Metrics;
 use crate::policy_files::{load_policy_with_sources, role_grants};
 use crate::privacy::PrivacyLedger;
 use crate::projector::{ProjectorRuntime, ProjectorSettings};
 use crate::readiness::{LateRoutes, Readiness};
+use engine_log::clock::SystemClock;
 
 mod error;
 mod tasks;
@@ -40,7 +40,7 @@ pub use error::AppError;
 /// legacy lookups on when `log` holds requests received under the old public ids.
 pub async fn open_intake_ids(
     config: &Config,
-    log: &crate::log::EventLog,
+    log: &engine_log::EventLog,
 ) -> Result<crate::intake_ids::IntakeIds, AppError> {
     let path = config.intake_ids.key_path(&config.data_dir);
     let ids = crate::intake_ids::IntakeIds::load_or_create(&path).map_err(AppError::IntakeIds)?;

@@ -158,7 +158,7 @@ impl App {
                     client.clone(),
                     link.clone(),
                     clock.clone(),
-                    crate::clock::IdSource,
+                    engine_log::clock::IdSource,
                     token,
                 );
                 async move { Ok(link.await?) }

@@ -13,8 +13,8 @@ use schemas::event::DailyDigestRecorded;
 use serde::{Deserialize, Serialize};
 
 use super::{AuditError, digest};
-use crate::log::EventLog;
-use crate::signing::SignatureCheck;
+use engine_log::EventLog;
+use engine_log::signing::SignatureCheck;
 
 /// One line of the anchor file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use schemas::{EventEnvelope, RequestId};
 
 use super::AuditError;
 use super::timeline::{AsOf, Step, history_with_states, state_as_of};
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// Every event of a request, in version order (empty when the request does not exist).
 pub async fn events(

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::replay::{ReplaySpec, parse_filter};
 use super::{AuditError, as_of, digest, reference, replay, timeline, verify};
-use crate::log::EventLog;
 use crate::upward::{self, UpwardConfig};
+use engine_log::EventLog;
 
 /// The auditors' subcommands (flattened into the `bianmin` command line).
 #[derive(Debug, Clone, Subcommand)]

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{AuditError, engine_actor};
-use crate::log::{EventLog, LogError};
+use engine_log::{EventLog, LogError};
 
 /// Records read per batch while cutting segments.
 const SCAN_BATCH_LEN: usize = 256;

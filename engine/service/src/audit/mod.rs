@@ -28,7 +28,7 @@ pub use http::router;
 
 use schemas::{Actor, Role};
 
-use crate::log::LogError;
+use engine_log::LogError;
 
 /// Why an audit operation failed (the tamper findings themselves are reports, not errors).
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,12 @@
 //! `bianmin quarantine list|show`: every record of the log that readers skip, recomputed from
-//! the whole log (the authority), with the reason (see [`crate::log::quarantine`]).
+//! the whole log (the authority), with the reason (see [`engine_log::quarantine`]).
 
 use clap::Subcommand;
 use schemas::RequestId;
 use serde::Serialize;
 
 use super::AuditError;
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// Records read per batch while scanning.
 const SCAN_BATCH_LEN: usize = 512;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AuditError;
-use crate::log::{EventLog, LogError};
+use engine_log::{EventLog, LogError};
 
 /// Attempts when another engine records reference data at the same moment.
 const CONFLICT_ATTEMPTS_MAX: u32 = 5;

@@ -19,7 +19,7 @@ use schemas::{Event, LoggedCommit, Timestamp};
 use serde::Serialize;
 
 use super::AuditError;
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// Commits read from the log per batch.
 const READ_BATCH_LEN: usize = 512;

@@ -7,7 +7,7 @@
 //! request. The first broken link is reported with its log position.
 //!
 //! Signatures: from the log's first signed record on, every record must carry a signature by
-//! a key of the log's keyring ([`crate::signing`]); a record without one (a client that may
+//! a key of the log's keyring ([`engine_log::signing`]); a record without one (a client that may
 //! publish to the event subjects forging a chained commit), with an unknown key or with a
 //! signature that does not hold is a broken link. Unsigned records before signing began are
 //! counted as such, never as signed.
@@ -22,8 +22,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::AuditError;
-use crate::log::EventLog;
-use crate::signing::{Keyring, SignatureCheck};
+use engine_log::EventLog;
+use engine_log::signing::{Keyring, SignatureCheck};
 
 /// Commits read per batch while enumerating the log.
 const SCAN_BATCH_LEN: usize = 256;

@@ -1,12 +1,12 @@
 //! What a command id is bound to: the request and a digest of the command and its sender
-//! (see [`crate::log::bindings`]). The same id with the same digest on the same request is a
+//! (see [`engine_log::bindings`]). The same id with the same digest on the same request is a
 //! retry and answers the original outcome; anything else reuses the key and is refused.
 
 use schemas::Command;
 use sha2::{Digest, Sha256};
 
 use super::CommandRequest;
-use crate::log::Binding;
+use engine_log::Binding;
 
 impl CommandRequest {
     /// The binding this request makes of its command id.

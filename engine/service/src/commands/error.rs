@@ -5,7 +5,7 @@ use schemas::{ErrorBody, RequestId};
 use uuid::Uuid;
 
 use crate::contacts::ContactError;
-use crate::log::LogError;
+use engine_log::LogError;
 
 /// The field a reused idempotency key is reported on: the HTTP header (over NATS the
 /// envelope's `command_id`, which the header is documented as).

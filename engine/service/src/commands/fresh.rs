@@ -1,6 +1,6 @@
 //! Whether a cached request state is current: other replicas append to the same log, so a
 //! refusal, a no-op or a read decided on a cache entry is confirmed against the request's last
-//! position in the log first ([`crate::log::EventLog::head`]).
+//! position in the log first ([`engine_log::EventLog::head`]).
 
 use schemas::RequestId;
 

@@ -14,7 +14,7 @@
 //! load.
 //!
 //! Idempotency keys are permanent: each commit is appended with the binding of its id to its
-//! request and command ([`binding`], [`crate::log::bindings`]). A retry (same id, same
+//! request and command ([`binding`], [`engine_log::bindings`]). A retry (same id, same
 //! request, same command from the same sender) answers the original outcome with
 //! `duplicate: true`; the same id with anything else answers [`CommandError::KeyReused`]
 //! (409 `idempotency_key_reused`) and records nothing, however long after the first use.
@@ -40,11 +40,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cache::{CachedRequest, RequestCache};
-use crate::clock::IdSource;
 use crate::contacts::ContactStore;
 use crate::intake_ids::IntakeIds;
-use crate::log::{EventLog, LogError};
 use crate::metrics::Metrics;
+use engine_log::clock::IdSource;
+use engine_log::{EventLog, LogError};
 
 mod binding;
 mod contact;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{CommandError, CommandOutcome, CommandService};
 use crate::cache::{CachedRequest, RequestCache};
-use crate::log::Binding;
+use engine_log::Binding;
 
 impl CommandService {
     /// Refuses a command whose id this request recorded before unless it is the same command

@@ -45,7 +45,7 @@ pub struct Config {
     /// Open311 GeoReport v2 endpoints.
     pub open311: crate::http::open311::Open311Config,
     /// The commit signing key and the trusted public keys.
-    pub signing: crate::signing::SigningConfig,
+    pub signing: engine_log::signing::SigningConfig,
     /// The secret intake request ids are keyed with.
     pub intake_ids: crate::intake_ids::IntakeIdConfig,
     /// Where the contact store, the privacy ledger and the delivery table live.
@@ -213,7 +213,7 @@ impl Default for Config {
             reports: crate::reports::schedule::ReportsConfig::default(),
             notify: crate::notify::NotifyConfig::default(),
             open311: crate::http::open311::Open311Config::default(),
-            signing: crate::signing::SigningConfig::default(),
+            signing: engine_log::signing::SigningConfig::default(),
             intake_ids: crate::intake_ids::IntakeIdConfig::default(),
             stores: crate::stores::StoresConfig::default(),
             leases: crate::lease::LeaseConfig::default(),

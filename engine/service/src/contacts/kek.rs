@@ -109,7 +109,7 @@ impl KekRing {
             }
             Err(source) => return Err(KekError::Io { path, source }),
         };
-        let kek = crate::signing::parse_hex32(text.trim()).ok_or(KekError::Format(path))?;
+        let kek = engine_log::signing::parse_hex32(text.trim()).ok_or(KekError::Format(path))?;
         Ok(self.remember(epoch, kek))
     }
 
@@ -118,7 +118,7 @@ impl KekRing {
     pub fn create(&self, epoch: i32) -> Result<Arc<Kek>, KekError> {
         let path = self.path(epoch);
         let kek: Kek = rand::random();
-        match crate::signing::write_secret(&path, &hex::encode(kek)) {
+        match engine_log::signing::write_secret(&path, &hex::encode(kek)) {
             Ok(()) => {
                 sync_dir(&self.dir).map_err(|source| KekError::Io {
                     path: self.dir.clone(),

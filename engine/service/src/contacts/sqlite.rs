@@ -238,9 +238,9 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     ))
 }
 
-/// Applies `batch` in one transaction (see [`crate::sqlite_batch::write_batch`]).
+/// Applies `batch` in one transaction (see [`engine_log::sqlite_batch::write_batch`]).
 async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Vec<Result<PutOutcome, ContactError>> {
-    crate::sqlite_batch::write_batch(
+    engine_log::sqlite_batch::write_batch(
         pool,
         batch,
         |tx, write| Box::pin(apply(tx, write)),

@@ -17,7 +17,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// nothing can be recorded. A read-model part that is not reachable (`projections`,
 /// `notifications`) leaves it 200 with `status: "degraded"`: intake and commands work, the
 /// read API answers 503 until the part is back, and the projectors catch up from the log.
-/// Quarantined log records (see [`crate::log::quarantine`]) also make it `degraded`, listed
+/// Quarantined log records (see [`engine_log::quarantine`]) also make it `degraded`, listed
 /// under `quarantined` with position, request, reason and when this process first read them.
 /// The `calendar` part warns (`degraded`) `policy.calendar_warn_days` days before the loaded
 /// working calendar ends, and once it has (see [`crate::calendar`]). `leases` names this

@@ -68,7 +68,7 @@ impl ImportArgs {
                 message: e.to_string(),
             }
         };
-        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
         let policy =
             crate::policy_files::load_policy(&config.policy).map_err(|e| open("the policy")(&e))?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| open("the data directory")(&e))?;

@@ -31,10 +31,10 @@ use indicatif::ProgressBar;
 use schemas::{Channel, LoggedCommit, RequestId};
 use serde::Serialize;
 
-use crate::clock::IdSource;
 use crate::contacts::ContactStore;
 use crate::intake_ids::IntakeIds;
-use crate::log::{EventLog, LogError};
+use engine_log::clock::IdSource;
+use engine_log::{EventLog, LogError};
 use plan::{RowPlan, decide_steps, import_correlation_id, plan_row};
 use row::{RawRow, RowError, parse_row};
 pub use source::Format;

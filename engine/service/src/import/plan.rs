@@ -17,8 +17,8 @@ use schemas::{
 use uuid::Uuid;
 
 use super::row::{ImportRow, RowError};
-use crate::clock::IdSource;
 use crate::commands::{CONTACT_NAMESPACE, RECEIVE_NAMESPACE};
+use engine_log::clock::IdSource;
 
 /// Namespace of the command ids of imported lifecycle steps (UUIDv5 of request id and step).
 pub const IMPORT_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_8d2a_4f0b_9a57_2c44_1e0d_b010);

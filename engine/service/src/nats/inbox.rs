@@ -14,9 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
 use crate::nats_client::transient_api_error;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
+use engine_log::backoff::Backoff;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;

@@ -54,9 +54,9 @@ pub use kind::NotifyKind;
 pub use store::{Delivery, DeliveryStore, Status};
 pub use templates::{TemplateError, Templates};
 
-use crate::clock::SystemClock;
 use crate::contacts::{ContactError, ContactStore, StoredContact};
-use crate::log::{EventLog, LogError};
+use engine_log::clock::SystemClock;
+use engine_log::{EventLog, LogError};
 
 /// Commits handled per checkpoint transaction.
 const CHUNK_MAX: usize = 256;

@@ -32,7 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use crate::contacts::{ContactError, ContactStore, StoredContact};
-use crate::log::{EventLog, LogError};
+use engine_log::{EventLog, LogError};
 
 mod cli;
 pub mod http;

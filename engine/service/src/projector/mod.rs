@@ -36,9 +36,9 @@ use schemas::LoggedCommit;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::config::ProjectionsConfig;
-use crate::log::{EventLog, LogError};
+use engine_log::backoff::Backoff;
+use engine_log::{EventLog, LogError};
 
 pub mod duplicates;
 mod map;

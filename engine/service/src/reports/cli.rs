@@ -18,7 +18,7 @@ use super::compute::{ReportPeriod, ReportSpec};
 use super::link::{self, LinkConfig};
 use super::store::{self, PublishOutcome};
 use crate::audit::cli::parse_time;
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// `bianmin report ...`.
 #[derive(Debug, Clone, Subcommand)]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::ReportError;
 use crate::audit::replay::Scratch;
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// Version of the formulas and layout of the figures; recorded with every revision.
 pub const FORMULA_VERSION: &str = "rate-report/1";

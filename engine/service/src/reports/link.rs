@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use super::store::{self, FeedbackDocument};
 use super::{ReportError, nats_err};
-use crate::log::EventLog;
 use crate::nats::Reply;
 use crate::outbound::{publish_logged, sent_through};
+use engine_log::EventLog;
 
 /// NATS names of the report link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,7 +360,7 @@ pub async fn run(
     client: async_nats::Client,
     cfg: LinkConfig,
     clock: std::sync::Arc<dyn engine_core::Clock>,
-    ids: crate::clock::IdSource,
+    ids: engine_log::clock::IdSource,
     shutdown: CancellationToken,
 ) -> Result<(), ReportError> {
     let stream = ensure_stream(&client, &cfg).await?;

@@ -25,7 +25,7 @@ pub mod store;
 use schemas::ErrorBody;
 
 use crate::audit::AuditError;
-use crate::log::LogError;
+use engine_log::LogError;
 
 /// Why a report operation failed.
 #[derive(Debug, thiserror::Error)]

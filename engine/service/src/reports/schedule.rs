@@ -23,7 +23,7 @@ use super::compute::{ReportPeriod, ReportSpec, streets};
 use super::link::LinkConfig;
 use super::store::{self, PublishOutcome};
 use crate::audit::digest::shanghai;
-use crate::log::EventLog;
+use engine_log::EventLog;
 
 /// Settings of rate reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,7 +35,7 @@ use uuid::Uuid;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::commands::CommandService;
-use crate::log::{EventLog, LogError};
+use engine_log::{EventLog, LogError};
 
 mod inbound;
 

@@ -17,7 +17,7 @@ use super::compute::{
     FORMULA_VERSION, ReportPeriod, ReportSpec, canonical_bytes, compute, compute_many, diff,
     figures_sha256, message_id,
 };
-use crate::log::{EventLog, LogError};
+use engine_log::{EventLog, LogError};
 
 mod feedback;
 mod replay;

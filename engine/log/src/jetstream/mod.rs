@@ -138,9 +138,7 @@ impl JetStreamLog {
                     // 503: JetStream or the stream's leader is not available yet; too few
                     // peers: a cluster whose nodes are still joining (or one smaller than
                     // `nats.replicas`, which the start-up wait then reports).
-                    CreateStreamErrorKind::JetStream(error)
-                        if !crate::nats_client::transient_api_error(&error) =>
-                    {
+                    CreateStreamErrorKind::JetStream(error) if !transient_api_error(&error) => {
                         LogError::Refused(message)
                     }
                     _ => LogError::Unavailable(message),
@@ -449,4 +447,14 @@ fn parse_version(version: &str) -> (u32, u32) {
         .split('.')
         .map(|p| p.parse().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether a JetStream API error means "not now" rather than "no": 503 (no leader, no
+/// responders) and 408, and a placement that fails because a peer is offline (a node
+/// restarting) — each answered differently once the cluster has its nodes and leaders back.
+pub fn transient_api_error(error: &async_nats::jetstream::Error) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    matches!(error.code(), 503 | 408)
+        || error.error_code() == ErrorCode::CLUSTER_NO_PEERS
+        || error.error_code() == ErrorCode::INSUFFICIENT_RESOURCES
 }

@@ -19,9 +19,9 @@ use schemas::RequestId;
 use stream::LastRawMessageErrorKind;
 
 use super::JetStreamLog;
+use super::transient_api_error;
+use crate::LogError;
 use crate::backoff::Backoff;
-use crate::log::LogError;
-use crate::nats_client::transient_api_error;
 
 /// How long a read keeps trying through an election before the log is unavailable: a
 /// JetStream leader election normally takes a few seconds.
@@ -70,7 +70,7 @@ where
 
 impl JetStreamLog {
     /// See [`crate::log::EventLog::load_raw`]: the request's commits, one get per commit.
-    pub(in crate::log) async fn load_raw(
+    pub(crate) async fn load_raw(
         &self,
         request_id: RequestId,
     ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
@@ -108,7 +108,7 @@ impl JetStreamLog {
     }
 
     /// Up to `max` raw records with position >= `from`.
-    pub(in crate::log) async fn read_raw_from(
+    pub(crate) async fn read_raw_from(
         &self,
         from: u64,
         max: usize,

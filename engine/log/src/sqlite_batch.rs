@@ -6,12 +6,12 @@ use futures::future::BoxFuture;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 /// The transaction a batch runs in.
-pub(crate) type Tx = Transaction<'static, Sqlite>;
+pub type Tx = Transaction<'static, Sqlite>;
 
 /// Applies `apply` to every item of `batch` in one transaction, one result per item, in order.
 /// Each item runs under its own savepoint, so one that fails leaves the others intact; when the
 /// transaction itself cannot be begun or committed, every item fails with `unavailable`.
-pub(crate) async fn write_batch<T, R, E>(
+pub async fn write_batch<T, R, E>(
     pool: &SqlitePool,
     batch: &[T],
     apply: impl for<'a> Fn(&'a mut Tx, &'a T) -> BoxFuture<'a, Result<R, E>>,

@@ -13,18 +13,14 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::JetStreamLog;
-use crate::log::{Binding, LogError};
+use crate::{Binding, LogError};
 
 impl JetStreamLog {
     /// Binds `command_id` to `binding`, or finds it bound to `binding` already (a retry, or
     /// an earlier attempt that stopped before its publish). Fails with [`LogError::IdBound`]
     /// when it is bound to anything else, and with [`LogError::Unavailable`] when the bucket
     /// cannot be reached (binding again later is safe).
-    pub(in crate::log) async fn bind(
-        &self,
-        command_id: Uuid,
-        binding: &Binding,
-    ) -> Result<(), LogError> {
+    pub(crate) async fn bind(&self, command_id: Uuid, binding: &Binding) -> Result<(), LogError> {
         let bucket = self.bindings_bucket().await?;
         let created = bucket
             .create(command_id.to_string(), Bytes::from(binding.to_bytes()))
@@ -46,10 +42,7 @@ impl JetStreamLog {
     }
 
     /// See [`crate::log::EventLog::binding`].
-    pub(in crate::log) async fn binding(
-        &self,
-        command_id: Uuid,
-    ) -> Result<Option<Binding>, LogError> {
+    pub(crate) async fn binding(&self, command_id: Uuid) -> Result<Option<Binding>, LogError> {
         let bucket = self.bindings_bucket().await?;
         read_binding(bucket, command_id).await
     }

@@ -16,13 +16,22 @@
 //!   [`EventLog::append_bound`] binds its id to its request and command for good, and an
 //!   append of the id for another request or command fails with [`LogError::IdBound`].
 //!
-//! This module never interprets events; it stores and returns commits.
+//! This crate never interprets events; it stores and returns commits. It owns what every
+//! writer and reader of the log shares: the commit signer and keyring ([`signing`]), SQLite
+//! group commit ([`sqlite_batch`]), the one retry policy ([`backoff`]), the bounded cache
+//! ([`cache`]) and the shell's only wall clock and id minter ([`clock`]). It may depend on
+//! `schemas` and `engine-core` only, never on the service, the edges or the projections;
+//! opening a log from the configuration is the service's (`engine-service::log_open`).
 
+pub mod backoff;
 pub mod bindings;
+pub mod cache;
+pub mod clock;
 mod jetstream;
-pub mod open;
 pub mod quarantine;
+pub mod signing;
 mod sqlite;
+pub mod sqlite_batch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +46,7 @@ use quarantine::Checks;
 pub use quarantine::Quarantined;
 use uuid::Uuid;
 
-pub use jetstream::{JetStreamConfig, JetStreamLog};
+pub use jetstream::{JetStreamConfig, JetStreamLog, transient_api_error};
 pub use sqlite::SqliteLog;
 
 /// Commits read per batch by [`EventLog::scan`].

@@ -1,14 +1,14 @@
 //! Opening the event log a configuration names: JetStream when `nats.url` is set (through
 //! [`crate::nats_client::connect`], waiting at start-up for NATS and JetStream), else the
 //! embedded SQLite log; signing every commit appended through it with the instance key
-//! ([`crate::signing`]).
+//! ([`engine_log::signing`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppError;
 use crate::config::Config;
-use crate::log::{EventLog, JetStreamConfig};
+use engine_log::{EventLog, JetStreamConfig};
 
 /// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
 /// a tool: one attempt to reach NATS, and an existing JetStream stream is used as it is.
@@ -41,11 +41,11 @@ pub async fn open_log_waiting(
 ) -> Result<(EventLog, Option<async_nats::Client>), AppError> {
     let (log, nats) = open_store(config, manage_stream, wait).await?;
     let signing = &config.signing;
-    let key_file = crate::signing::signing_key_path(signing, &config.data_dir);
+    let key_file = engine_log::signing::signing_key_path(signing, &config.data_dir);
     let signer =
-        crate::signing::CommitSigner::load_or_create(&key_file).map_err(AppError::Signing)?;
+        engine_log::signing::CommitSigner::load_or_create(&key_file).map_err(AppError::Signing)?;
     let keyring =
-        crate::signing::Keyring::load(signing, &config.data_dir).map_err(AppError::Signing)?;
+        engine_log::signing::Keyring::load(signing, &config.data_dir).map_err(AppError::Signing)?;
     tracing::debug!(key_id = signer.key_id(), "commits are signed");
     let log = log.signed_by(Arc::new(signer), keyring);
     if let Some(began) = log.find_signing_start().await? {
@@ -85,7 +85,7 @@ async fn connect_jetstream_patiently(
     wait: Duration,
 ) -> Result<EventLog, AppError> {
     let give_up_at = tokio::time::Instant::now() + wait;
-    let mut backoff = crate::backoff::Backoff::startup();
+    let mut backoff = engine_log::backoff::Backoff::startup();
     loop {
         match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
             Ok(log) => return Ok(log),

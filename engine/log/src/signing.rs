@@ -137,7 +137,9 @@ impl CommitSigner {
     }
 }
 
-pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+/// Writes a secret file (created new, mode 0600 on Unix, synced): the signing key, the
+/// contact store's key-encryption key and the intake-id secret all use it.
+pub fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -155,7 +157,8 @@ pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-pub(crate) fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes (`None` for anything else).
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
