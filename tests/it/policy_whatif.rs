@@ -9,14 +9,16 @@
 
 use engine_core::Clock;
 use serde_json::{Value, json};
-use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app_with_projections};
+use tests::app::{
+    Store, TestApp, actors, external_id, intake_document, spawn_app_with_projections,
+};
 use tests::pg::TestDb;
 
 use crate::e2e_supervision::{get_json, ok, wait_caught_up};
 
 /// The built-in profile's complex tier, and the proposed shorter one.
 const COMPLEX_RECORDED: &str = "completion = { amount = 15, unit = \"working_days\" }";
-const COMPLEX_PROPOSED: &str = "completion = { amount = 2, unit = \"natural_hours\" }";
+const COMPLEX_PROPOSED: &str = "completion = { amount = 120, unit = \"natural_minutes\" }";
 
 /// March 2026 in Beijing.
 const FROM: &str = "2026-02-28T16:00:00Z";
@@ -25,7 +27,11 @@ const TO: &str = "2026-03-31T16:00:00Z";
 /// The proposed profile: community-station with a 2-hour complex tier.
 fn shorter_profile() -> String {
     let base = engine_core::policy::BUILTIN_COMMUNITY_STATION;
-    assert_eq!(base.matches(COMPLEX_RECORDED).count(), 1, "one complex tier line");
+    assert_eq!(
+        base.matches(COMPLEX_RECORDED).count(),
+        1,
+        "one complex tier line"
+    );
     base.replace(COMPLEX_RECORDED, COMPLEX_PROPOSED)
         .replace("version = \"2026.1\"", "version = \"whatif-1\"")
 }
@@ -50,7 +56,11 @@ async fn replied_after(app: &TestApp, reply_after: chrono::Duration) -> String {
             json!({"lead_department": "urban-management"}),
         ),
         ("sign_for", actors::URBAN, json!({})),
-        ("contact_resident", actors::URBAN, json!({"method": "phone"})),
+        (
+            "contact_resident",
+            actors::URBAN,
+            json!({"method": "phone"}),
+        ),
         ("start_handling", actors::URBAN, json!({})),
     ];
     for (action, actor, body) in steps {
@@ -116,7 +126,12 @@ async fn a_shorter_limit_halves_the_on_time_rate(store: Store, pg: bool) {
     }
     wait_caught_up(&app).await;
     let before = live_snapshot(&app).await;
-    let head = app.command_service.log().last_position().await.expect("head");
+    let head = app
+        .command_service
+        .log()
+        .last_position()
+        .await
+        .expect("head");
 
     let body = json!({"profile": shorter_profile(), "from": FROM, "to": TO});
     let (status, report) = whatif(&app, actors::SUPERVISOR, &body).await;
@@ -128,15 +143,25 @@ async fn a_shorter_limit_halves_the_on_time_rate(store: Store, pg: bool) {
     assert_eq!(rates.len(), 1, "one month, no grouping: {report}");
     let month = &rates[0];
     assert_eq!(month["period"], "2026-03");
-    assert!(close_to(&month["recorded"]["on_time_completion_rate"], 1.0), "{month}");
-    assert!(close_to(&month["whatif"]["on_time_completion_rate"], 0.5), "{month}");
-    assert!(close_to(&month["delta"]["on_time_completion_rate"], -0.5), "{month}");
+    assert!(
+        close_to(&month["recorded"]["on_time_completion_rate"], 1.0),
+        "{month}"
+    );
+    assert!(
+        close_to(&month["whatif"]["on_time_completion_rate"], 0.5),
+        "{month}"
+    );
+    assert!(
+        close_to(&month["delta"]["on_time_completion_rate"], -0.5),
+        "{month}"
+    );
     assert_eq!(month["recorded_counts"]["completed_on_time"], 4, "{month}");
     assert_eq!(month["whatif_counts"]["completed_on_time"], 2, "{month}");
     assert!(close_to(&month["delta"]["response_rate"], 0.0), "{month}");
     // The recorded side is what the live read model shows for the month.
     assert_eq!(
-        month["recorded"], before[&format!("/api/v1/stats?period=month&now={TO}")]["items"][0]["rates"],
+        month["recorded"],
+        before[&format!("/api/v1/stats?period=month&now={TO}")]["items"][0]["rates"],
         "{month}"
     );
     let urban = report["departments"]
@@ -151,16 +176,29 @@ async fn a_shorter_limit_halves_the_on_time_rate(store: Store, pg: bool) {
 
     // Nothing live moved.
     assert_eq!(live_snapshot(&app).await, before);
-    assert_eq!(app.command_service.log().last_position().await.expect("head"), head);
+    assert_eq!(
+        app.command_service
+            .log()
+            .last_position()
+            .await
+            .expect("head"),
+        head
+    );
 
     // The same profile by name of the deployment's own: every delta is zero.
     let same = json!({"profile_name": "community-station", "from": FROM, "to": TO});
     let (status, report) = whatif(&app, actors::AUDITOR, &same).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["events_restamped"], 0, "{report}");
-    assert!(close_to(&report["rates"][0]["delta"]["on_time_completion_rate"], 0.0));
+    assert!(close_to(
+        &report["rates"][0]["delta"]["on_time_completion_rate"],
+        0.0
+    ));
 
     bad_input(&app).await;
+    if store == Store::Sqlite {
+        cli_on_the_data_dir(&app).await;
+    }
     app.teardown().await;
     if let Some(db) = db {
         db.drop_db().await;
@@ -170,24 +208,88 @@ async fn a_shorter_limit_halves_the_on_time_rate(store: Store, pg: bool) {
 /// A bad profile, a missing one, a reversed period, an unknown name: 400 naming the field;
 /// a station worker: 403.
 async fn bad_input(app: &TestApp) {
-    let zero = shorter_profile().replace(COMPLEX_PROPOSED, "completion = { amount = 0, unit = \"natural_hours\" }");
+    let zero = shorter_profile().replace(
+        COMPLEX_PROPOSED,
+        "completion = { amount = 0, unit = \"natural_hours\" }",
+    );
     let cases = [
-        (json!({"profile": zero, "from": FROM, "to": TO}), "profile.tiers.complex.completion.amount"),
-        (json!({"profile": "id = ", "from": FROM, "to": TO}), "profile"),
+        (
+            json!({"profile": zero, "from": FROM, "to": TO}),
+            "profile.tiers.complex.completion.amount",
+        ),
+        (
+            json!({"profile": "id = ", "from": FROM, "to": TO}),
+            "profile",
+        ),
         (json!({"from": FROM, "to": TO}), "profile"),
-        (json!({"profile_name": "community-station", "from": TO, "to": FROM}), "to"),
-        (json!({"profile_name": "mars", "from": FROM, "to": TO}), "profile_name"),
+        (
+            json!({"profile_name": "community-station", "from": TO, "to": FROM}),
+            "to",
+        ),
+        (
+            json!({"profile_name": "mars", "from": FROM, "to": TO}),
+            "profile_name",
+        ),
     ];
     for (body, field) in cases {
         let (status, error) = whatif(app, actors::SUPERVISOR, &body).await;
-        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(status, 400, "{field}: {error}");
         assert_eq!(error["code"], "invalid", "{error}");
-        assert_eq!(error["field"], field, "{body}: {error}");
-        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{error}");
+        assert_eq!(error["field"], field, "{error}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{error}"
+        );
     }
     let body = json!({"profile_name": "community-station", "from": FROM, "to": TO});
     let (status, error) = whatif(app, actors::STATION, &body).await;
     assert_eq!(status, 403, "{error}");
+}
+
+/// `bianmin policy whatif` on the app's embedded log: the same delta as JSON on stdout; a
+/// bad profile file exits non-zero naming the field on stderr.
+async fn cli_on_the_data_dir(app: &TestApp) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let run = |profile: String| {
+        let path = dir.path().join("proposed.toml");
+        std::fs::write(&path, profile).expect("profile written");
+        std::process::Command::new(tests::faults::bianmin_binary())
+            .args(["policy", "whatif", "--profile"])
+            .arg(&path)
+            .args([
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-04-01",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(&app.config.data_dir)
+            .env_remove("BIANMIN_NATS_URL")
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("bianmin runs")
+    };
+    let output = run(shorter_profile());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(report["requests"], 4, "{report}");
+    let delta = &report["rates"][0]["delta"]["on_time_completion_rate"];
+    assert!(close_to(delta, -0.5), "{report}");
+
+    let zero = shorter_profile().replace(
+        COMPLEX_PROPOSED,
+        "completion = { amount = 0, unit = \"natural_hours\" }",
+    );
+    let output = run(zero);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("tiers.complex.completion.amount"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing on stdout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,12 @@ impl<'a> Restamper<'a> {
         for envelope in events {
             let track = self.requests.entry(envelope.request_id).or_default();
             let before = envelope.event.clone();
-            restamp_event(self.policy, track, envelope.occurred_at, &mut envelope.event);
+            restamp_event(
+                self.policy,
+                track,
+                envelope.occurred_at,
+                &mut envelope.event,
+            );
             if envelope.event != before {
                 self.changed += 1;
             }

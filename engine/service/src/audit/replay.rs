@@ -169,12 +169,17 @@ pub async fn apply_slice_to(
 }
 
 /// Folds commits into one target through every projector, rewritten first when it says so.
-async fn fold_into(target: &mut SliceTarget<'_>, chosen: &[LoggedCommit]) -> Result<(), AuditError> {
+async fn fold_into(
+    target: &mut SliceTarget<'_>,
+    chosen: &[LoggedCommit],
+) -> Result<(), AuditError> {
     let rewritten;
     let commits = match target.rewrite.as_mut() {
         Some(rewrite) => {
             let mut copy = chosen.to_vec();
-            copy.iter_mut().for_each(|c| rewrite(c));
+            for commit in &mut copy {
+                rewrite(commit);
+            }
             rewritten = copy;
             &rewritten[..]
         }

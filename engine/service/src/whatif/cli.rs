@@ -85,16 +85,16 @@ impl PolicyCommand {
             weights,
             json,
         } = self;
-        let profile_text = std::fs::read_to_string(profile).map_err(|e| {
-            ReportError::invalid("profile", format!("{}: {e}", profile.display()))
-        })?;
+        let profile_text = std::fs::read_to_string(profile)
+            .map_err(|e| ReportError::invalid("profile", format!("{}: {e}", profile.display())))?;
         let spec = WhatIfSpec {
             profile_name: profile.display().to_string(),
             profile_text,
             from: *from,
             to: *to,
             period: *period,
-            group_by: parse_dims(group_by).map_err(|e| ReportError::invalid("group_by", e.to_string()))?,
+            group_by: parse_dims(group_by)
+                .map_err(|e| ReportError::invalid("group_by", e.to_string()))?,
             weights: *weights,
         };
         let policy = crate::policy_files::load_policy(&config.policy)

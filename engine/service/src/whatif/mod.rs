@@ -16,7 +16,9 @@ mod render;
 use std::collections::BTreeMap;
 
 use engine_core::Policy;
-use engine_core::policy::{BUILTIN_CITY_HOTLINE_12345, BUILTIN_COMMUNITY_STATION, LoadError, Profile};
+use engine_core::policy::{
+    BUILTIN_CITY_HOTLINE_12345, BUILTIN_COMMUNITY_STATION, LoadError, Profile,
+};
 use engine_core::whatif::Restamper;
 use indicatif::ProgressBar;
 use projections::Projections;
@@ -173,8 +175,14 @@ pub async fn whatif(
     let recorded_db = Scratch::create(None).await?;
     let whatif_db = Scratch::create(None).await?;
     let sides = Sides {
-        recorded: recorded_db.projections.clone().with_assessment(assessment.clone()),
-        whatif: whatif_db.projections.clone().with_assessment(assessment.clone()),
+        recorded: recorded_db
+            .projections
+            .clone()
+            .with_assessment(assessment.clone()),
+        whatif: whatif_db
+            .projections
+            .clone()
+            .with_assessment(assessment.clone()),
     };
     let outcome = compare(log, &sides, live, &proposed, spec, progress).await;
     drop(sides);
@@ -211,7 +219,6 @@ async fn compare(
     ];
     let (commits_applied, requests) =
         replay::apply_slice_to(log, &mut targets, spec.from, spec.to, progress).await?;
-    drop(targets);
     let recorded_weights = sides.recorded.assessment().weights;
     let proposed_weights = spec.weights.unwrap_or(recorded_weights);
     let rates = compare_rates(sides, spec).await?;
@@ -238,7 +245,10 @@ async fn compare(
     })
 }
 
-async fn compare_rates(sides: &Sides, spec: &WhatIfSpec) -> Result<Vec<RateComparison>, ReportError> {
+async fn compare_rates(
+    sides: &Sides,
+    spec: &WhatIfSpec,
+) -> Result<Vec<RateComparison>, ReportError> {
     let query = replay::stats_query(&ReplaySpec {
         from: spec.from,
         to: spec.to,
@@ -322,11 +332,26 @@ async fn compare_departments(
 ) -> Result<Vec<RankComparison>, ReportError> {
     let side = |rows: Vec<projections::query::DepartmentRank>| {
         rows.into_iter()
-            .map(|r| (r.department, (r.rates.on_time_completion_rate, r.composite, r.rank)))
+            .map(|r| {
+                (
+                    r.department,
+                    (r.rates.on_time_completion_rate, r.composite, r.rank),
+                )
+            })
             .collect::<BTreeMap<String, Figures>>()
     };
-    let recorded = side(sides.recorded.department_ranking(month, recorded_w, now).await?);
-    let whatif = side(sides.whatif.department_ranking(month, proposed_w, now).await?);
+    let recorded = side(
+        sides
+            .recorded
+            .department_ranking(month, recorded_w, now)
+            .await?,
+    );
+    let whatif = side(
+        sides
+            .whatif
+            .department_ranking(month, proposed_w, now)
+            .await?,
+    );
     Ok(join(month, recorded, whatif))
 }
 
@@ -338,12 +363,27 @@ async fn compare_streets(
 ) -> Result<Vec<RankComparison>, ReportError> {
     let side = |rows: Vec<projections::query::UnitRank>| {
         rows.into_iter()
-            .map(|r| (r.unit, (r.rates.on_time_completion_rate, r.composite, r.rank)))
+            .map(|r| {
+                (
+                    r.unit,
+                    (r.rates.on_time_completion_rate, r.composite, r.rank),
+                )
+            })
             .collect::<BTreeMap<String, Figures>>()
     };
     let level = UnitLevel::Street;
-    let recorded = side(sides.recorded.unit_ranking(level, month, None, recorded_w, now).await?);
-    let whatif = side(sides.whatif.unit_ranking(level, month, None, proposed_w, now).await?);
+    let recorded = side(
+        sides
+            .recorded
+            .unit_ranking(level, month, None, recorded_w, now)
+            .await?,
+    );
+    let whatif = side(
+        sides
+            .whatif
+            .unit_ranking(level, month, None, proposed_w, now)
+            .await?,
+    );
     Ok(join(month, recorded, whatif))
 }
 
@@ -372,7 +412,9 @@ fn join(
                 composite_delta: composite(a).zip(composite(b)).map(|(x, y)| y - x),
                 recorded_rank: rank(a),
                 whatif_rank: rank(b),
-                rank_delta: rank(a).zip(rank(b)).map(|(x, y)| i64::from(y) - i64::from(x)),
+                rank_delta: rank(a)
+                    .zip(rank(b))
+                    .map(|(x, y)| i64::from(y) - i64::from(x)),
                 unit,
             }
         })

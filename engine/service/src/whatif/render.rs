@@ -57,7 +57,11 @@ pub fn render(report: &WhatIfReport) -> String {
             .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("-")))
             .collect::<Vec<_>>()
             .join(",");
-        let group = if group.is_empty() { "all".into() } else { group };
+        let group = if group.is_empty() {
+            "all".into()
+        } else {
+            group
+        };
         let value = |rates: &projections::query::Rates, key: &str| {
             serde_json::to_value(rates)
                 .ok()
@@ -104,7 +108,8 @@ fn ranking(out: &mut String, what: &str, rows: &[RankComparison]) {
                 .map_or_else(|| "-".into(), |d| format!("{d:+.2}")),
             rank(r.recorded_rank),
             rank(r.whatif_rank),
-            r.rank_delta.map_or_else(|| "-".into(), |d| format!("{d:+}")),
+            r.rank_delta
+                .map_or_else(|| "-".into(), |d| format!("{d:+}")),
         );
     }
 }
