@@ -115,3 +115,25 @@ impl PolicyCommand {
         Ok(ExitCode::SUCCESS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_parse_with_absent_keys_zero_and_refuse_unknown_or_negative() {
+        let w = parse_weights("response=20, resolution=40,satisfaction=40").unwrap();
+        assert_eq!(
+            (w.response, w.resolution, w.satisfaction, w.bottom_up),
+            (20.0, 40.0, 40.0, 0.0)
+        );
+        assert_eq!(parse_weights("bottom_up=2.5").unwrap().bottom_up, 2.5);
+        assert!(parse_weights("speed=1").unwrap_err().contains("speed"));
+        assert!(
+            parse_weights("response=-1")
+                .unwrap_err()
+                .contains("response")
+        );
+        assert!(parse_weights("response").is_err());
+    }
+}
