@@ -46,6 +46,7 @@ mod openapi;
 mod pg_erasure;
 mod places;
 mod places_map;
+mod policy_whatif;
 mod privacy;
 mod privacy_notify;
 mod projections;

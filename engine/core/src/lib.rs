@@ -26,6 +26,7 @@ pub mod questions;
 pub mod refusal;
 pub mod request;
 pub mod supervision;
+pub mod whatif;
 
 pub use clock::{Clock, ManualClock};
 pub use context::Context;

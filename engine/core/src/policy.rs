@@ -411,6 +411,13 @@ impl Policy {
         self
     }
 
+    /// This policy under another profile, its catalogue, calendar, directory and places
+    /// kept: what a what-if (`engine_core::whatif`) judges by.
+    pub fn with_profile(mut self, profile: Profile) -> Policy {
+        self.profile = profile;
+        self
+    }
+
     /// The grid polygons in force.
     pub fn places(&self) -> &Places {
         &self.places

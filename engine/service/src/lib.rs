@@ -38,3 +38,4 @@ pub mod stores_copy;
 pub mod supervisor;
 pub mod telemetry;
 pub mod upward;
+pub mod whatif;

@@ -106,6 +106,10 @@ enum Commands {
     /// recorded in the reference-data history), show its coverage, list provisional deadlines.
     #[command(subcommand)]
     Calendar(engine_service::calendar::CalendarCommand),
+    /// Policy profiles: `whatif` folds a period under a proposed profile into a scratch
+    /// projection and compares every rate and ranking with the recorded one.
+    #[command(subcommand)]
+    Policy(engine_service::whatif::cli::PolicyCommand),
     #[command(flatten)]
     Audit(AuditCommand),
 }
@@ -234,6 +238,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let now = engine_core::Clock::now(&engine_log::clock::SystemClock);
             command.run(&config, now).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Commands::Policy(command) => {
+            let config = load_config(&cli.global, None)?;
+            Ok(command.run(&config).await?)
         }
         Commands::Audit(command) => {
             let config = load_config(&cli.global, None)?;

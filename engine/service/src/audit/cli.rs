@@ -148,7 +148,7 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
         .ok_or_else(|| format!("{s:?} is not a valid local time"))
 }
 
-fn parse_period(s: &str) -> Result<Period, String> {
+pub(crate) fn parse_period(s: &str) -> Result<Period, String> {
     Period::parse(s).ok_or_else(|| format!("{s:?}: expected day, week or month"))
 }
 
@@ -163,7 +163,7 @@ fn parse_level(s: &str) -> Result<UpwardLevel, String> {
     .ok_or_else(|| format!("{s:?}: expected street, district or city"))
 }
 
-fn parse_dims(s: &str) -> Result<Vec<Dim>, AuditError> {
+pub(crate) fn parse_dims(s: &str) -> Result<Vec<Dim>, AuditError> {
     s.split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
@@ -173,7 +173,7 @@ fn parse_dims(s: &str) -> Result<Vec<Dim>, AuditError> {
         .collect()
 }
 
-fn bar(message: &'static str) -> ProgressBar {
+pub(crate) fn bar(message: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
         bar.set_style(style.progress_chars("=> "));

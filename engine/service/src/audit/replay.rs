@@ -109,6 +109,31 @@ pub async fn apply_slice(
     to: Timestamp,
     progress: Option<&ProgressBar>,
 ) -> Result<(u64, u64), AuditError> {
+    let mut targets = [SliceTarget {
+        projections: target,
+        rewrite: None,
+    }];
+    apply_slice_to(log, &mut targets, from, to, progress).await
+}
+
+/// A database a slice is folded into and, optionally, how its copy of each commit of the
+/// slice is rewritten first (a what-if re-stamps deadlines under another profile).
+pub struct SliceTarget<'a> {
+    /// A fresh projections database.
+    pub projections: &'a Projections,
+    /// Applied to every commit of the slice, in log order, before this target folds it.
+    pub rewrite: Option<&'a mut (dyn FnMut(&mut LoggedCommit) + Send)>,
+}
+
+/// Reads the slice of `log` once and folds it into every target, each through every
+/// projector. Returns (commits applied, requests).
+pub async fn apply_slice_to(
+    log: &EventLog,
+    targets: &mut [SliceTarget<'_>],
+    from: Timestamp,
+    to: Timestamp,
+    progress: Option<&ProgressBar>,
+) -> Result<(u64, u64), AuditError> {
     let head = log.last_position().await?;
     if let Some(bar) = progress {
         bar.set_length(head);
@@ -127,11 +152,8 @@ pub async fn apply_slice(
             .filter_map(|c| slice_commit(c, from, to, &mut in_slice))
             .collect();
         if !chosen.is_empty() {
-            for projector in Projections::projector_names() {
-                target
-                    .apply(projector, &chosen)
-                    .await
-                    .map_err(|e| AuditError::Projections(e.to_string()))?;
+            for target in targets.iter_mut() {
+                fold_into(target, &chosen).await?;
             }
             applied += chosen.len() as u64;
         }
@@ -144,6 +166,33 @@ pub async fn apply_slice(
         bar.finish_and_clear();
     }
     Ok((applied, in_slice.len() as u64))
+}
+
+/// Folds commits into one target through every projector, rewritten first when it says so.
+async fn fold_into(
+    target: &mut SliceTarget<'_>,
+    chosen: &[LoggedCommit],
+) -> Result<(), AuditError> {
+    let rewritten;
+    let commits = match target.rewrite.as_mut() {
+        Some(rewrite) => {
+            let mut copy = chosen.to_vec();
+            for commit in &mut copy {
+                rewrite(commit);
+            }
+            rewritten = copy;
+            &rewritten[..]
+        }
+        None => chosen,
+    };
+    for projector in Projections::projector_names() {
+        target
+            .projections
+            .apply(projector, commits)
+            .await
+            .map_err(|e| AuditError::Projections(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The part of a commit inside the slice: events that occurred before `to`, of requests

@@ -300,6 +300,13 @@ pub fn operations() -> Vec<Operation> {
             errors: &[400, 401, 403, 404, 409, 413, 503],
             ..op("post", "/api/v1/reports/{id}/feedback", "report_feedback", "reports", "The higher level's feedback on a report", "Higher-level and system roles.")
         },
+        // ---------------------------------------------------------------- policy
+        Operation {
+            body: Some((JSON, object("`{profile | profile_name, from, to, period?, group_by?, weights?}`: the proposed profile's TOML text or a built-in profile's name, the period (RFC 3339), the rates' grain and grouping, proposed composite weights."))),
+            ok: vec![(200, "Every rate and ranking figure recorded and under the proposed profile, with deltas", JSON, object("The what-if report (docs/whatif.md)."))],
+            errors: &[400, 401, 403, 408, 413, 503],
+            ..op("post", "/api/v1/policy/whatif", "policy_whatif", "read models", "A proposed profile's figures next to the recorded ones", "Supervisor, auditor and system roles. Folds the period into two scratch projections (recorded, re-stamped under the profile); the live read models are only read. Needs the read models.")
+        },
         // ---------------------------------------------------------------- notifications
         Operation {
             params: vec![

@@ -174,6 +174,7 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
         ))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     let duplicates = super::duplicates::router(runtime.projections.clone()).with_state(app.clone());
+    let whatif = crate::whatif::http::router(runtime.projections.clone()).with_state(app.clone());
     let health = Router::new()
         .route("/api/v1/health/projections", get(health))
         .with_state(HealthState {
@@ -182,6 +183,7 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
         });
     reads
         .merge(duplicates)
+        .merge(whatif)
         .merge(health)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
