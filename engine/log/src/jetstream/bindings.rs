@@ -1,5 +1,5 @@
 //! Command bindings on JetStream: the key-value bucket [`schemas::Names::commands_bucket`],
-//! one key per command id, value = the [`Binding`] as JSON (see [`crate::log::bindings`] for
+//! one key per command id, value = the [`Binding`] as JSON (see [`crate::bindings`] for
 //! why the binding is created before the commit is published).
 //!
 //! The bucket keeps one revision per key, forever, in file storage with the log's replica
@@ -41,7 +41,7 @@ impl JetStreamLog {
         }
     }
 
-    /// See [`crate::log::EventLog::binding`].
+    /// See [`crate::EventLog::binding`].
     pub(crate) async fn binding(&self, command_id: Uuid) -> Result<Option<Binding>, LogError> {
         let bucket = self.bindings_bucket().await?;
         read_binding(bucket, command_id).await

@@ -69,7 +69,7 @@ where
 }
 
 impl JetStreamLog {
-    /// See [`crate::log::EventLog::load_raw`]: the request's commits, one get per commit.
+    /// See [`crate::EventLog::load_raw`]: the request's commits, one get per commit.
     pub(crate) async fn load_raw(
         &self,
         request_id: RequestId,

@@ -100,7 +100,7 @@ impl PolicyCommand {
         let policy = crate::policy_files::load_policy(&config.policy)
             .map_err(|e| ReportError::Projections(format!("reference data: {e}")))?;
         let assessment = crate::read_models::assessment(config, &policy);
-        let (log, _nats) = crate::log::open::open_log(config)
+        let (log, _nats) = crate::log_open::open_log(config)
             .await
             .map_err(|e| ReportError::Projections(format!("opening the event log: {e}")))?;
         let progress = bar("folding the period twice");

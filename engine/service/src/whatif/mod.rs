@@ -31,8 +31,8 @@ use serde::Serialize;
 pub use render::render;
 
 use crate::audit::replay::{self, ReplaySpec, Scratch, SliceTarget};
-use crate::log::EventLog;
 use crate::reports::ReportError;
+use engine_log::EventLog;
 
 /// The built-in profiles a what-if may name instead of sending a file.
 pub const NAMED_PROFILES: [(&str, &str); 2] = [
