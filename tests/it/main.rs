@@ -42,6 +42,7 @@ mod open311;
 mod open311_discovery;
 mod open311_moderation;
 mod open311_questions;
+mod participants_lists;
 mod openapi;
 mod pg_erasure;
 mod places;
