@@ -2,6 +2,7 @@
 mod audit;
 mod browser;
 mod calendar_coverage;
+mod callback_metrics;
 mod concurrency;
 mod contact_changes;
 mod contact_correction;
