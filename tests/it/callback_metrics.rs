@@ -25,15 +25,47 @@ async fn callback_figures(store: Store) {
         Store::Sqlite => None,
     };
     let app = spawn_app_with_projections(store, db.as_ref().map(|d| d.url.clone())).await;
-    let (timely, late, unanswered) = (replied(&app).await, replied(&app).await, replied(&app).await);
+    let (timely, late, unanswered) = (
+        replied(&app).await,
+        replied(&app).await,
+        replied(&app).await,
+    );
     let call = |outcome: &str| json!({"outcome": outcome});
-    ok(&app, &unanswered, "record_callback", actors::SUPERVISOR, call("unreachable")).await;
-    ok(&app, &timely, "record_callback", actors::SUPERVISOR, call("busy")).await;
+    ok(
+        &app,
+        &unanswered,
+        "record_callback",
+        actors::SUPERVISOR,
+        call("unreachable"),
+    )
+    .await;
+    ok(
+        &app,
+        &timely,
+        "record_callback",
+        actors::SUPERVISOR,
+        call("busy"),
+    )
+    .await;
     app.clock.advance(Duration::hours(1));
-    ok(&app, &timely, "record_callback", actors::SUPERVISOR, call("reached")).await;
+    ok(
+        &app,
+        &timely,
+        "record_callback",
+        actors::SUPERVISOR,
+        call("reached"),
+    )
+    .await;
     // Five calendar days later: past the two working days of the built-in profile.
     app.clock.advance(Duration::days(5));
-    ok(&app, &late, "record_callback", actors::SUPERVISOR, call("reached")).await;
+    ok(
+        &app,
+        &late,
+        "record_callback",
+        actors::SUPERVISOR,
+        call("reached"),
+    )
+    .await;
     let stamped = |id: String| {
         let app = &app;
         async move {
@@ -48,7 +80,11 @@ async fn callback_figures(store: Store) {
     let row = stats_row(&app, "2026-03-31T00:00:00Z").await;
     assert_eq!(row["counts"]["completed"], 3, "{row}");
     let cb = &row["callbacks"];
-    assert_eq!((&cb["reached"], &cb["timed"], &cb["on_time"]), (&json!(2), &json!(2), &json!(1)), "{row}");
+    assert_eq!(
+        (&cb["reached"], &cb["timed"], &cb["on_time"]),
+        (&json!(2), &json!(2), &json!(1)),
+        "{row}"
+    );
     let rate = cb["callback_rate"].as_f64().expect("a callback rate");
     assert!((rate - 2.0 / 3.0).abs() < 1e-9, "{row}");
     assert_eq!(cb["callback_timeliness"], 0.5, "{row}");

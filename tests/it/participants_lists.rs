@@ -52,7 +52,11 @@ async fn referred_with_assistance(app: &TestApp) -> String {
             json!({"lead_department": "urban-management", "assisting_departments": ["sanitation", "water"]}),
         ),
         ("sign_for", actors::URBAN, json!({})),
-        ("contact_resident", actors::URBAN, json!({"method": "phone"})),
+        (
+            "contact_resident",
+            actors::URBAN,
+            json!({"method": "phone"}),
+        ),
         ("start_handling", actors::URBAN, json!({})),
     ];
     for (action, actor, body) in steps {
@@ -73,7 +77,14 @@ async fn assignment_and_parts(store: Store) {
     let part_due = instant(&referral[0]["data"]["assistance_due_at"]);
 
     // Assigned by a colleague, then reassigned with a reason; the owner stays the station's.
-    ok(&app, &id, "assign", actors::URBAN, json!({"assignee": "handler-ma"})).await;
+    ok(
+        &app,
+        &id,
+        "assign",
+        actors::URBAN,
+        json!({"assignee": "handler-ma"}),
+    )
+    .await;
     refused(
         &app,
         &id,
@@ -113,35 +124,70 @@ async fn assignment_and_parts(store: Store) {
     // A colleague reads it within their unit; another unit's handler only their own.
     let path = "/api/v1/worklists/people/handler-zhao?unit=urban-management";
     assert!(find(&items(&app, path, URBAN_MA).await, &id).is_some());
-    let (status, body) = get_json(&app, "/api/v1/worklists/people/handler-zhao", actors::WATER).await;
+    let (status, body) =
+        get_json(&app, "/api/v1/worklists/people/handler-zhao", actors::WATER).await;
     assert_eq!(status, 403, "{body}");
     let path = "/api/v1/worklists/people/handler-zhao?unit=water";
     assert!(items(&app, path, actors::WATER).await.is_empty());
-    let (status, body) = get_json(&app, "/api/v1/worklists/people/handler-zhao?unit=", actors::SUPERVISOR).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("unit")), "{body}");
+    let (status, body) = get_json(
+        &app,
+        "/api/v1/worklists/people/handler-zhao?unit=",
+        actors::SUPERVISOR,
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("unit")),
+        "{body}"
+    );
 
     // The lead's inbox has it unmarked; sanitation's marks its own part; water's has none.
-    let lead = items(&app, "/api/v1/worklists/departments/urban-management", actors::URBAN).await;
-    assert!(find(&lead, &id).is_some_and(|s| s.get("part").is_none()), "{lead:?}");
+    let lead = items(
+        &app,
+        "/api/v1/worklists/departments/urban-management",
+        actors::URBAN,
+    )
+    .await;
+    assert!(
+        find(&lead, &id).is_some_and(|s| s.get("part").is_none()),
+        "{lead:?}"
+    );
     let san = items(&app, "/api/v1/worklists/departments/sanitation", SANITATION).await;
     let part = &find(&san, &id).expect("the assisting department sees it")["part"];
     assert_eq!(part["kind"], "assisting", "{part}");
     assert_eq!(part["status"], "signed_for", "{part}");
     assert_eq!(instant(&part["due_at"]), part_due, "{part}");
     let water = items(&app, "/api/v1/worklists/departments/water", actors::WATER).await;
-    assert!(find(&water, &id).is_none(), "a returned part leaves the inbox: {water:?}");
+    assert!(
+        find(&water, &id).is_none(),
+        "a returned part leaves the inbox: {water:?}"
+    );
 
     // Sanitation's overdue list: empty before its part's deadline, the part after it.
-    let overdue = |t: DateTime<Utc>| format!("/api/v1/overdue?department=sanitation&now={}", now_q(t));
+    let overdue =
+        |t: DateTime<Utc>| format!("/api/v1/overdue?department=sanitation&now={}", now_q(t));
     let before = items(&app, &overdue(part_due - Duration::minutes(1)), SANITATION).await;
     assert!(find(&before, &id).is_none(), "{before:?}");
     let after = items(&app, &overdue(part_due + Duration::minutes(1)), SANITATION).await;
     let late = &find(&after, &id).expect("listed overdue for its part")["part"];
-    assert_eq!((late["kind"].as_str(), late["overdue"].as_bool()), (Some("assisting"), Some(true)));
-    ok(&app, &id, "report_assistance", SANITATION, json!({"note": "Street swept"})).await;
+    assert_eq!(
+        (late["kind"].as_str(), late["overdue"].as_bool()),
+        (Some("assisting"), Some(true))
+    );
+    ok(
+        &app,
+        &id,
+        "report_assistance",
+        SANITATION,
+        json!({"note": "Street swept"}),
+    )
+    .await;
     wait_caught_up(&app).await;
     let reported = items(&app, &overdue(part_due + Duration::minutes(1)), SANITATION).await;
-    assert!(find(&reported, &id).is_none(), "a reported part is not overdue: {reported:?}");
+    assert!(
+        find(&reported, &id).is_none(),
+        "a reported part is not overdue: {reported:?}"
+    );
 
     whistle_report_missed(&app, &id).await;
     app.teardown().await;
@@ -163,18 +209,29 @@ async fn whistle_report_missed(app: &TestApp, id: &str) {
     .await;
     let blown = events(app, id, "whistle_blown").await;
     let due = instant(&blown[0]["data"]["report_due_at"]);
-    let completion = instant(&events(app, id, "request_classified").await[0]["data"]["deadlines"]["completion_due_at"]);
+    let completion = instant(
+        &events(app, id, "request_classified").await[0]["data"]["deadlines"]["completion_due_at"],
+    );
     assert!(due < completion, "the whistle falls due first");
     wait_caught_up(app).await;
     let all = |t: DateTime<Utc>| format!("/api/v1/overdue?now={}", now_q(t));
     let early = items(app, &all(due - Duration::minutes(1)), actors::SUPERVISOR).await;
     assert!(find(&early, id).is_none(), "{early:?}");
     let late = items(app, &all(due + Duration::minutes(1)), actors::SUPERVISOR).await;
-    assert!(find(&late, id).is_some(), "a missed whistle report is overdue: {late:?}");
-    let path = format!("/api/v1/overdue?department=water&now={}", now_q(due + Duration::minutes(1)));
+    assert!(
+        find(&late, id).is_some(),
+        "a missed whistle report is overdue: {late:?}"
+    );
+    let path = format!(
+        "/api/v1/overdue?department=water&now={}",
+        now_q(due + Duration::minutes(1))
+    );
     let water = items(app, &path, actors::WATER).await;
     let part = &find(&water, id).expect("in water's overdue list")["part"];
-    assert_eq!((part["kind"].as_str(), part["status"].as_str()), (Some("whistle"), Some("summoned")));
+    assert_eq!(
+        (part["kind"].as_str(), part["status"].as_str()),
+        (Some("whistle"), Some("summoned"))
+    );
     ok(
         app,
         id,

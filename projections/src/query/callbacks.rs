@@ -34,7 +34,11 @@ pub struct Callbacks {
 
 impl Callbacks {
     /// The figures from the columns at `start` of `r`, with `completed` replied requests.
-    pub(super) fn from_row(r: &Row, start: usize, completed: i64) -> Result<Callbacks, sqlx::Error> {
+    pub(super) fn from_row(
+        r: &Row,
+        start: usize,
+        completed: i64,
+    ) -> Result<Callbacks, sqlx::Error> {
         let g = |i: usize| -> Result<i64, sqlx::Error> { Ok(r.int(start + i)?.unwrap_or(0)) };
         let (reached, timed, on_time) = (g(0)?, g(1)?, g(2)?);
         Ok(Callbacks {

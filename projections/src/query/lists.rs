@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Dim, ListQuery, Page, Period, RUNNING, RequestList, parts, SUMMARY_COLS, bad_cursor, decode_cursor,
-    encode_cursor, req, summary_from_row,
+    Dim, ListQuery, Page, Period, RUNNING, RequestList, SUMMARY_COLS, bad_cursor, decode_cursor,
+    encode_cursor, parts, req, summary_from_row,
 };
 use crate::db::Val;
 use crate::fold::Summary;

@@ -51,7 +51,10 @@ pub(super) fn overdue_condition(
 
 /// Removes and returns the department dimension of `filter`.
 pub(super) fn department_dim(filter: &mut Filter) -> Option<String> {
-    let at = filter.dims.iter().position(|(d, _)| *d == Dim::Department)?;
+    let at = filter
+        .dims
+        .iter()
+        .position(|(d, _)| *d == Dim::Department)?;
     Some(filter.dims.remove(at).1)
 }
 
