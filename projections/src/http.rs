@@ -2,7 +2,7 @@
 //!
 //! Routes (all GET): `/api/v1/stats`, `/api/v1/overdue`, `/api/v1/due-soon`,
 //! `/api/v1/rankings/departments`, `/api/v1/rankings/streets`, `/api/v1/rankings/communities`,
-//! `/api/v1/worklists/workers/{id}`,
+//! `/api/v1/worklists/workers/{id}` (owned, 首问), `/api/v1/worklists/people/{id}` (assigned),
 //! `/api/v1/worklists/departments/{code}`, `/api/v1/worklists/stations/{community}/unassigned`,
 //! `/api/v1/requests`, `/api/v1/upward`. `?now=` (RFC 3339) sets the instant deadlines are judged
 //! against; it defaults to the current time, read here and nowhere else in the crate.
@@ -301,6 +301,24 @@ async fn worker(
     list(&s, raw.as_deref(), &[], |_| Ok(RequestList::Worker(id))).await
 }
 
+/// `/api/v1/worklists/people/{id}`: the open requests assigned to a person; `?unit=` keeps
+/// the assignments for that unit (lead department or community).
+async fn person(
+    State(s): State<Projections>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ProjectionError> {
+    let id = segment("id", id)?;
+    list(&s, raw.as_deref(), &["unit"], |p| {
+        let unit = match p.get("unit") {
+            Some(u) if u.is_empty() => return Err(bad("unit", "must not be empty")),
+            other => other.cloned(),
+        };
+        Ok(RequestList::Person { id, unit })
+    })
+    .await
+}
+
 async fn department(
     State(s): State<Projections>,
     Path(code): Path<String>,
@@ -447,6 +465,7 @@ impl Projections {
             .route("/api/v1/rankings/streets", get(street_rankings))
             .route("/api/v1/rankings/communities", get(community_rankings))
             .route("/api/v1/worklists/workers/{id}", get(worker))
+            .route("/api/v1/worklists/people/{id}", get(person))
             .route("/api/v1/worklists/departments/{code}", get(department))
             .route(
                 "/api/v1/worklists/stations/{community}/unassigned",

@@ -298,7 +298,7 @@ async fn userinfo_in_the_url_logs_in_and_a_wrong_password_is_refused_unprinted()
 }
 
 /// Collects the server's error messages of a client (permission violations arrive there).
-async fn client_as(
+pub(crate) async fn client_as(
     server: &ConfiguredServer,
     user: &str,
 ) -> (

@@ -340,7 +340,29 @@ function total(items) {
   }
   rates.handling_p50_seconds = null;
   rates.handling_p90_seconds = null;
-  return { counts, rates };
+  const callbacks = { reached: 0, timed: 0, on_time: 0 };
+  for (const row of items) {
+    for (const k of Object.keys(callbacks)) callbacks[k] += (row.callbacks || {})[k] || 0;
+  }
+  callbacks.callback_rate = counts.completed > 0 ? callbacks.reached / counts.completed : null;
+  callbacks.callback_timeliness = callbacks.timed > 0 ? callbacks.on_time / callbacks.timed : null;
+  return { counts, rates, callbacks };
+}
+
+// The callback card (回访率, 回访及时率; docs/metrics.md "Callbacks"), each with its counts.
+function callbackCard(row) {
+  const cb = row.callbacks || {};
+  const c = row.counts || {};
+  const figure = (key, num, den) => [
+    el("span", { class: "rate", "data-metric": key }, percent(cb[key])),
+    " ",
+    el("span", { class: "count", "data-count": key, title: "分子 / 分母 numerator / denominator" },
+      `${num || 0} / ${den || 0}`),
+  ];
+  return el("div", { class: "card" },
+    el("dt", {}, ...bilingual("回访率 / 回访及时率", "Callback rate / timeliness")),
+    el("dd", {}, ...figure("callback_rate", cb.reached, c.completed), el("br", {}),
+      ...figure("callback_timeliness", cb.on_time, cb.timed)));
 }
 
 function rateCell(rate, row) {
@@ -373,6 +395,7 @@ async function loadHeadline() {
           el("span", { "data-metric": "received" }, c.received || 0), " / ",
           el("span", { "data-metric": "completed" }, c.completed || 0)))),
     );
+    cards.push(callbackCard(row));
     cards.push(
       el("div", { class: "card volume" }, el("dt", {}, ...bilingual("办理时长 P50 / P90", "Handling time")),
         el("dd", {}, el("span", { class: "rate small" },

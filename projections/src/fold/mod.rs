@@ -9,9 +9,13 @@ use schemas::{Event, EventEnvelope, EventKind, GridPath, Resolution, Satisfactio
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod callback;
+mod parts;
 mod summary;
 
-pub use summary::{Summary, SupervisionMarks};
+pub use callback::Callback;
+pub use parts::{ASSISTING, Part, WHISTLE};
+pub use summary::{Summary, SupervisionMarks, UnitPart};
 
 /// A UTC instant.
 pub type Ts = DateTime<Utc>;
@@ -103,6 +107,18 @@ pub struct RequestState {
     pub declined_at: Option<Ts>,
     /// Owner (首问责任人).
     pub owner: Option<String>,
+    /// The person assigned (指派), distinct from the owner; cleared by a new referral.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// The unit the assignee acts for (lead department or community code).
+    #[serde(default)]
+    pub assignee_unit: Option<String>,
+    /// The departments' own parts: assisting parts (协办) and whistle summonses (吹哨报到).
+    #[serde(default)]
+    pub parts: Vec<Part>,
+    /// The callback (回访) of the reply in force.
+    #[serde(default)]
+    pub callback: Callback,
     /// Classifications in order; the last one is in force.
     pub classifications: Vec<Classification>,
     /// Completion-deadline moves in order.
@@ -217,6 +233,10 @@ impl RequestState {
             accepted_at: None,
             declined_at: None,
             owner: None,
+            assignee: None,
+            assignee_unit: None,
+            parts: Vec::new(),
+            callback: Callback::default(),
             classifications: Vec::new(),
             due_moves: Vec::new(),
             lead_department: None,
@@ -244,6 +264,8 @@ impl RequestState {
     pub fn apply(&mut self, env: &EventEnvelope, position: u64) {
         let at = env.occurred_at;
         self.last_position = position;
+        self.apply_participants(env, position);
+        self.callback.apply(env);
         let stage = |s: &mut RequestState, name: &str| s.stage = name.to_owned();
         match &env.event {
             Event::RequestReceived(_) => {}
@@ -494,6 +516,8 @@ impl RequestState {
             urgency: class.map(|c| c.urgency.clone()),
             lead_department: self.lead_department.clone(),
             owner: self.owner.clone(),
+            assignee: self.assignee.clone(),
+            assignee_unit: self.assignee_unit.clone(),
             anonymous: self.anonymous,
             received_at: self.received_at,
             received_day: day,
@@ -540,6 +564,10 @@ impl RequestState {
             lon: self.point.map(|(_, lon)| lon),
             requested_item: self.requested_item.clone(),
             answers: self.answers.clone(),
+            callback_attempts: self.callback.attempts,
+            callback_at: self.callback.reached_at,
+            callback_on_time: self.callback.on_time,
+            part: None,
         }
     }
 }
@@ -548,26 +576,4 @@ impl RequestState {
 pub const DEFAULT_DUE_SOON: Duration = Duration::hours(24);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_state_stored_before_pauses_were_folded_reads_as_not_paused() {
-        let old = serde_json::json!({
-            "request_id": Uuid::from_u128(1), "stage": "in_progress", "kind": "service",
-            "channel": "hotline_12345",
-            "location": {"street": "jd", "community": "sq", "grid": "g"},
-            "anonymous": false, "received_at": "2026-03-01T00:00:00Z",
-            "accept_due_at": "2026-03-02T00:00:00Z", "accepted_at": null, "declined_at": null,
-            "owner": null, "classifications": [], "due_moves": [], "lead_department": null,
-            "referred_at": null, "signed_at": null, "engaged_at": null, "first_contact_at": null,
-            "replied_at": null, "reply_outcome": null, "open": true, "ratings": [],
-            "archived_at": null, "overdue": false, "reopen_count": 0, "referral_returns": 0,
-            "escalation_level": null, "referrals": [], "last_position": 7
-        });
-        let state: RequestState = serde_json::from_value(old).expect("old state decodes");
-        assert_eq!(state.paused_since, None);
-        assert_eq!(state.summary().paused_since, None);
-        assert_eq!(state.marks, SupervisionMarks::default());
-    }
-}
+mod tests;

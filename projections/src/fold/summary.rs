@@ -22,6 +22,10 @@ pub struct Summary {
     pub urgency: Option<String>,
     pub lead_department: Option<String>,
     pub owner: Option<String>,
+    /// The person assigned (指派 / 改派 / 认领); `owner` stays the first-contact worker.
+    pub assignee: Option<String>,
+    /// The unit the assignee acts for (lead department or community code).
+    pub assignee_unit: Option<String>,
     pub anonymous: bool,
     pub received_at: Ts,
     pub received_day: String,
@@ -68,6 +72,36 @@ pub struct Summary {
     pub requested_item: Option<String>,
     /// The intake answers to the requested item's typed questions, a JSON object as text.
     pub answers: Option<String>,
+    /// Callback (回访) attempts since the reply in force.
+    pub callback_attempts: i64,
+    /// When a callback first reached the resident after the reply in force.
+    pub callback_at: Option<Ts>,
+    /// That callback was within the policy's `[callback]` limit after the reply.
+    pub callback_on_time: Option<bool>,
+    /// Not a column: in a department's worklist or overdue list, that department's own part
+    /// when it assists or is summoned there rather than leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<UnitPart>,
+}
+
+/// A department's own part of a request as the lists show it (a `unit_parts` row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitPart {
+    /// `assisting` (协办) or `whistle` (吹哨报到).
+    pub kind: String,
+    /// The referral number (assisting) or the whistle's ordinal.
+    pub number: i64,
+    /// `awaiting_sign_off`, `signed_for`, `summoned`, `reported`, `returned`, `released`,
+    /// `absent` or `superseded`.
+    pub status: String,
+    /// The part's own deadline.
+    pub due_at: Option<Ts>,
+    /// Signed for.
+    pub signed_at: Option<Ts>,
+    /// Reported.
+    pub reported_at: Option<Ts>,
+    /// Still owed and its deadline passed at the list's `now`.
+    pub overdue: bool,
 }
 
 /// When supervision last marked a request: the latest reminder (催办), pre-breach warning,

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ListQuery, Page, Period, RUNNING, RequestList, SUMMARY_COLS, bad_cursor, decode_cursor,
-    encode_cursor, req, summary_from_row,
+    Dim, ListQuery, Page, Period, RUNNING, RequestList, SUMMARY_COLS, bad_cursor, decode_cursor,
+    encode_cursor, parts, req, summary_from_row,
 };
 use crate::db::Val;
 use crate::fold::Summary;
@@ -47,17 +47,24 @@ impl Projections {
     /// A page of request summaries (see [`RequestList`]).
     pub async fn requests(&self, q: &ListQuery) -> Result<Page<Summary>, ProjectionError> {
         let mut args: Vec<Val> = Vec::new();
-        let mut wher = q.filter.sql(Period::Month, &mut args);
+        let mut filter = q.filter.clone();
+        // The department whose own parts the items are marked with.
+        let mut marked = None;
+        let mut wher = match &q.list {
+            RequestList::Overdue => {
+                marked = filter
+                    .dims
+                    .iter()
+                    .find(|(d, _)| *d == Dim::Department)
+                    .map(|(_, v)| v.clone());
+                let cond = parts::overdue_condition(&mut filter, q.now, &mut args);
+                format!("{}{cond}", filter.sql(Period::Month, &mut args))
+            }
+            _ => filter.sql(Period::Month, &mut args),
+        };
         let by_position = matches!(q.list, RequestList::All);
         match &q.list {
-            RequestList::All => {}
-            RequestList::Overdue => {
-                args.push(q.now.into());
-                wher += &format!(
-                    " AND is_open AND (overdue OR ({RUNNING} AND due_at < ${}))",
-                    args.len()
-                );
-            }
+            RequestList::All | RequestList::Overdue => {}
             RequestList::DueSoon(window) => {
                 let until = q.now.checked_add_signed(*window).ok_or_else(|| {
                     ProjectionError::InvalidParam {
@@ -78,8 +85,21 @@ impl Projections {
                 wher += &format!(" AND is_open AND owner = ${}", args.len());
             }
             RequestList::Department(d) => {
+                marked = Some(d.clone());
+                let parts = parts::with_open_part(Some(d), None, &mut args);
                 args.push(d.clone().into());
-                wher += &format!(" AND is_open AND lead_department = ${}", args.len());
+                wher += &format!(
+                    " AND is_open AND (lead_department = ${} OR {parts})",
+                    args.len()
+                );
+            }
+            RequestList::Person { id, unit } => {
+                args.push(id.clone().into());
+                wher += &format!(" AND is_open AND assignee = ${}", args.len());
+                if let Some(u) = unit {
+                    args.push(u.clone().into());
+                    wher += &format!(" AND assignee_unit = ${}", args.len());
+                }
             }
             RequestList::Unassigned(c) => {
                 args.push(c.clone().into());
@@ -135,6 +155,9 @@ impl Projections {
         } else {
             None
         };
+        if let Some(d) = &marked {
+            self.attach_parts(&mut items, d, q.now).await?;
+        }
         Ok(Page { items, next_cursor })
     }
 

@@ -16,13 +16,16 @@ use crate::fold::Summary;
 use crate::{ProjectionError, Projections};
 
 mod assessment;
+mod callbacks;
 mod lists;
 mod map;
 mod neighbours;
 pub use neighbours::NEIGHBOURS_MAX;
+mod parts;
 mod rates;
 
 pub use assessment::{Assessment, TIERS, UnitLevel, UnitRank, Weights};
+pub use callbacks::Callbacks;
 pub use lists::UpwardReport;
 pub use map::{MAP_POINTS_MAX, MapPoint};
 pub use rates::DepartmentRank;
@@ -35,7 +38,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at, lat, lon, requested_item, answers";
+escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -101,6 +104,12 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         lon: r.float(52)?,
         requested_item: r.text(53)?,
         answers: r.text(54)?,
+        assignee: r.text(55)?,
+        assignee_unit: r.text(56)?,
+        callback_attempts: req(r.int(57)?, "callback_attempts")?,
+        callback_at: r.ts(58)?,
+        callback_on_time: r.bool(59)?,
+        part: None,
     })
 }
 
@@ -342,6 +351,9 @@ pub struct RateRow {
     pub counts: Counts,
     /// Rates.
     pub rates: Rates,
+    /// Callback (回访) counts and rates.
+    #[serde(default)]
+    pub callbacks: Callbacks,
 }
 
 /// A rates query.
@@ -451,15 +463,25 @@ pub enum RequestList {
     /// Every request, in change order (`last_position`): the incremental feed.
     All,
     /// Open requests overdue at `now`: missed deadline recorded, or clock running (not paused)
-    /// and deadline in force < now.
+    /// and deadline in force < now; or an assisting part or whistle report still owed past its
+    /// own deadline. With `?department=`: that department's lead requests so overdue and its
+    /// own parts so overdue (marked with the part).
     Overdue,
     /// Open requests not overdue, clock running (not paused), whose deadline in force falls in
     /// `[now, now + window)`.
     DueSoon(Duration),
     /// A worker's inbox: open requests they own.
     Worker(String),
-    /// A department's inbox: open requests it leads.
+    /// A department's inbox: open requests it leads, and those where it owes an assisting part
+    /// or a whistle report (marked with the part).
     Department(String),
+    /// A person's worklist: open requests assigned to them (指派), within the unit when given.
+    Person {
+        /// The assignee's actor id.
+        id: String,
+        /// Only assignments for this unit (`assignee_unit`).
+        unit: Option<String>,
+    },
     /// A station's (community's) unassigned queue: received, not yet accepted or declined.
     Unassigned(String),
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::assessment::Weights;
+use super::callbacks::{CALLBACK_SQL, Callbacks};
 use super::{
     COUNTS, COUNTS_SQL, Counts, Dim, Filter, Period, RateRow, Rates, StatsQuery, counts_from,
     percentile, ratio, req,
@@ -72,7 +73,7 @@ impl Projections {
             ""
         };
         let sql = format!(
-            "SELECT {key_sql}, {COUNTS_SQL}{pct} FROM request_summary WHERE {wher} GROUP BY {key_sql} ORDER BY {key_sql}"
+            "SELECT {key_sql}, {COUNTS_SQL}{pct}, {CALLBACK_SQL} FROM request_summary WHERE {wher} GROUP BY {key_sql} ORDER BY {key_sql}"
         );
         let rows = self.pool.fetch(&sql, &args).await?;
         let mut out = Vec::new();
@@ -94,11 +95,14 @@ impl Projections {
                 rates.handling_p50_seconds = r.int(keys.len() + COUNTS)?;
                 rates.handling_p90_seconds = r.int(keys.len() + COUNTS + 1)?;
             }
+            let at = keys.len() + COUNTS + if in_db { 2 } else { 0 };
+            let callbacks = Callbacks::from_row(r, at, counts.completed)?;
             out.push(RateRow {
                 period: key[0].clone().unwrap_or_default(),
                 dims,
                 rates,
                 counts,
+                callbacks,
             });
         }
         if in_db {

@@ -9,7 +9,7 @@ use schemas::LoggedCommit;
 use uuid::Uuid;
 
 use crate::db::{Backend, Tx, Val};
-use crate::fold::{RequestState, Summary, periods};
+use crate::fold::{Part, RequestState, Summary, periods};
 
 mod assessment;
 
@@ -25,7 +25,12 @@ pub const PROJECTORS: &[&str] = &[REQUESTS, ASSESSMENT];
 /// The tables a projector owns (rebuilt and swapped together).
 pub(crate) fn tables(projector: &str) -> Option<&'static [&'static str]> {
     match projector {
-        REQUESTS => Some(&["request_state", "request_summary", "department_referrals"]),
+        REQUESTS => Some(&[
+            "request_state",
+            "request_summary",
+            "department_referrals",
+            "unit_parts",
+        ]),
         ASSESSMENT => Some(&[
             "assessment_units",
             "department_ratings",
@@ -274,6 +279,7 @@ async fn apply_requests(
     let mut state_rows = Vec::with_capacity(order.len());
     let mut summary_rows = Vec::with_capacity(order.len());
     let mut referral_rows = Vec::new();
+    let mut part_rows = Vec::new();
     for id in &order {
         let Some(state) = states.get(id) else {
             continue;
@@ -302,6 +308,9 @@ async fn apply_requests(
                 r.returned_at.into(),
                 (r.last_position as i64).into(),
             ]);
+        }
+        for p in state.parts.iter().filter(|p| p.last_position >= first) {
+            part_rows.push(part_values(&rid, p));
         }
     }
     insert_rows(
@@ -341,7 +350,48 @@ async fn apply_requests(
         OnConflict::Update,
     )
     .await?;
+    insert_rows(
+        tx,
+        &format!("unit_parts{sfx}"),
+        PART_NAMES,
+        4,
+        &part_rows,
+        OnConflict::Update,
+    )
+    .await?;
     Ok(())
+}
+
+/// The columns of `unit_parts` in [`part_values`] order (the first four are the key).
+const PART_NAMES: &[&str] = &[
+    "request_id",
+    "kind",
+    "number",
+    "department",
+    "status",
+    "due_at",
+    "signed_at",
+    "reported_at",
+    "closed_at",
+    "is_open",
+    "last_position",
+];
+
+/// One `unit_parts` row of request `rid` in [`PART_NAMES`] order.
+fn part_values(rid: &str, p: &Part) -> Vec<Val> {
+    vec![
+        rid.to_owned().into(),
+        p.kind.clone().into(),
+        i64::from(p.number).into(),
+        p.department.clone().into(),
+        p.status().to_owned().into(),
+        p.due_at.into(),
+        p.signed_at.into(),
+        p.reported_at.into(),
+        p.closed_at.into(),
+        p.open().into(),
+        (p.last_position as i64).into(),
+    ]
 }
 
 /// The columns of `request_summary` in [`summary_values`] order.
@@ -359,6 +409,8 @@ const SUMMARY_NAMES: &[&str] = &[
     "urgency",
     "lead_department",
     "owner",
+    "assignee",
+    "assignee_unit",
     "anonymous",
     "received_at",
     "received_day",
@@ -401,6 +453,9 @@ const SUMMARY_NAMES: &[&str] = &[
     "lon",
     "requested_item",
     "answers",
+    "callback_attempts",
+    "callback_at",
+    "callback_on_time",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -419,6 +474,8 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.urgency.into(),
         s.lead_department.into(),
         s.owner.into(),
+        s.assignee.into(),
+        s.assignee_unit.into(),
         s.anonymous.into(),
         s.received_at.into(),
         s.received_day.into(),
@@ -461,5 +518,8 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.lon.into(),
         s.requested_item.into(),
         s.answers.into(),
+        s.callback_attempts.into(),
+        s.callback_at.into(),
+        s.callback_on_time.into(),
     ]
 }

@@ -199,9 +199,22 @@ fn reads() -> Vec<Operation> {
             vec![path("id", "The worker id.")],
         ),
         list(
+            "/api/v1/worklists/people/{id}",
+            "person_worklist",
+            "The open requests assigned to a person (指派)",
+            vec![
+                path("id", "The assignee's actor id."),
+                query(
+                    "unit",
+                    text(),
+                    "Only assignments for this unit; a colleague of the unit reads with it.",
+                ),
+            ],
+        ),
+        list(
             "/api/v1/worklists/departments/{code}",
             "department_worklist",
-            "A department's open requests",
+            "A department's open requests: led, assisted (协办) and summoned (吹哨), each part marked",
             vec![path("code", "The department code.")],
         ),
         list(

@@ -5,6 +5,9 @@
 //! Aggregates (`/api/v1/stats`, `/api/v1/rankings/*`) are open to every
 //! authenticated role, the dashboard included. Lists that name requests, workers or
 //! departments' inboxes are narrower: auditors, supervisors and the system read everything;
+//! a station worker or department handler reads the requests assigned to them
+//! (`/api/v1/worklists/people/{own id}`) and a colleague's filtered to their own unit
+//! (`?unit=<unit>`: the unit's inbox shows those requests already);
 //! a station worker reads their own worker inbox, their community's unassigned queue, and the
 //! overdue / due-soon / request lists filtered to their community (`?community=<unit>`); a
 //! department handler reads their department's inbox and those lists filtered to their
@@ -51,6 +54,10 @@ pub fn read_model_access(
         (_, ["map"]) => true,
         (Role::Auditor | Role::Supervisor | Role::System, _) => true,
         (Role::HigherLevel, ["upward"]) => true,
+        // A person reads their own assignments; a colleague those for their own unit.
+        (Role::StationWorker | Role::DepartmentHandler, ["worklists", "people", id]) => {
+            *id == actor.id || filtered_to("unit")
+        }
         (Role::StationWorker, ["worklists", "workers", id]) => *id == actor.id,
         (Role::StationWorker, ["worklists", "stations", community, "unassigned"]) => {
             Some(*community) == unit
@@ -266,6 +273,26 @@ mod tests {
             read_model_access(&unitless, "/api/v1/overdue", &params(&[("department", "")]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn people_read_their_own_assignments_and_colleagues_only_within_their_unit() {
+        let zhao = actor("zhao", Role::DepartmentHandler, Some("water"));
+        let none = params(&[]);
+        assert!(read_model_access(&zhao, "/api/v1/worklists/people/zhao", &none).is_ok());
+        assert!(read_model_access(&zhao, "/api/v1/worklists/people/qian", &none).is_err());
+        let own = params(&[("unit", "water")]);
+        assert!(read_model_access(&zhao, "/api/v1/worklists/people/qian", &own).is_ok());
+        let other = params(&[("unit", "police")]);
+        assert!(read_model_access(&zhao, "/api/v1/worklists/people/qian", &other).is_err());
+        let li = actor("li", Role::StationWorker, Some("sq-0101"));
+        assert!(read_model_access(&li, "/api/v1/worklists/people/li", &other).is_ok());
+        for role in [Role::Dashboard, Role::HigherLevel, Role::IntakeSystem] {
+            let a = actor("zhao", role, Some("water"));
+            assert!(read_model_access(&a, "/api/v1/worklists/people/zhao", &own).is_err());
+        }
+        let sup = actor("sup", Role::Supervisor, None);
+        assert!(read_model_access(&sup, "/api/v1/worklists/people/qian", &none).is_ok());
     }
 
     #[test]
