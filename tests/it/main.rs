@@ -34,6 +34,7 @@ mod log_bindings;
 mod log_cluster;
 mod log_conformance;
 mod lookup;
+mod media;
 mod nats_auth;
 mod nats_intake;
 mod nats_rights;

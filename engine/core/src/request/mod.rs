@@ -25,10 +25,10 @@ pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
+pub use media::{Attachment, is_sha256_hex};
 pub use moderation::{
     MAX_MODERATION_REASON_CHARS, MAX_REDACTED_TEXT_CHARS, Moderation, PublicText,
 };
-pub use media::{Attachment, is_sha256_hex};
 pub use participants::{Assignment, AssistingPart, Participants};
 
 /// Where a request is in its life (HOTLINE_PRACTICE §2.1, adapted; see `docs/state-machine.md`).

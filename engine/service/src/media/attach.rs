@@ -114,7 +114,11 @@ pub async fn attach(
         personal: upload.personal,
     };
     let command_id = command_id.unwrap_or_else(|| {
-        let name = format!("{request_id}/{}/{}", checked.sha256, upload.purpose.as_str());
+        let name = format!(
+            "{request_id}/{}/{}",
+            checked.sha256,
+            upload.purpose.as_str()
+        );
         Uuid::new_v5(&ATTACH_NAMESPACE, name.as_bytes())
     });
     let result = commands
@@ -137,7 +141,12 @@ pub async fn attach(
                 // A retried command answered from the log: read what it recorded.
                 None => recorded(commands, request_id, &checked.sha256).await?,
             };
-            Ok(outcome(request_id, &attached, done.version, !done.duplicate))
+            Ok(outcome(
+                request_id,
+                &attached,
+                done.version,
+                !done.duplicate,
+            ))
         }
         Err(CommandError::Refused(Refusal::AlreadyRecorded { .. })) => {
             let attached = recorded(commands, request_id, &checked.sha256).await?;

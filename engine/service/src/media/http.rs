@@ -11,13 +11,13 @@
 //! stored or recorded. The route carries its own body limit (`media.max_bytes` plus room
 //! for the multipart framing) instead of `http.body_limit_bytes`.
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use schemas::command::AttachmentPurpose;
 use serde::Deserialize;
 
@@ -130,7 +130,11 @@ async fn read_file(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let too_large = || refusal(MediaRefusal::TooLarge { limit: config.max_bytes });
+    let too_large = || {
+        refusal(MediaRefusal::TooLarge {
+            limit: config.max_bytes,
+        })
+    };
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -139,9 +143,11 @@ async fn read_file(
     if announced.is_some_and(|n| n > config.max_bytes.saturating_add(MULTIPART_OVERHEAD_BYTES)) {
         return Err(too_large());
     }
-    let multipart = declared
-        .as_deref()
-        .is_some_and(|d| d.trim().to_ascii_lowercase().starts_with("multipart/form-data"));
+    let multipart = declared.as_deref().is_some_and(|d| {
+        d.trim()
+            .to_ascii_lowercase()
+            .starts_with("multipart/form-data")
+    });
     if !multipart {
         let bytes = crate::http::error::read_body(request, app)
             .await
@@ -228,11 +234,15 @@ fn internal(message: String) -> ApiError {
 /// The HTTP answer to a refused file.
 pub fn refusal(refusal: MediaRefusal) -> ApiError {
     let (status, code, field) = match &refusal {
-        MediaRefusal::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "file"),
-        MediaRefusal::Empty => (StatusCode::BAD_REQUEST, "invalid_field", "file"),
-        MediaRefusal::TypeNotAllowed { .. } => {
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "file")
+        MediaRefusal::TooLarge { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "file")
         }
+        MediaRefusal::Empty => (StatusCode::BAD_REQUEST, "invalid_field", "file"),
+        MediaRefusal::TypeNotAllowed { .. } => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "file",
+        ),
         MediaRefusal::TypeMismatch { .. } => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -68,12 +68,12 @@ impl PrivacyCommand {
                     what: "the instance's names",
                     message: e.to_string(),
                 })?;
-                let media = crate::media::open(config, &names, nats).await.map_err(|e| {
-                    PrivacyError::Open {
+                let media = crate::media::open(config, &names, nats)
+                    .await
+                    .map_err(|e| PrivacyError::Open {
                         what: "the media store",
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let outcome = erase_with_media(
                     &log,
                     &contacts,
