@@ -401,10 +401,7 @@ async fn erasure_deletes_personal_files(store: Store) {
         !holds(&stored, &personal),
         "personal bytes left in the store"
     );
-    assert!(
-        holds(&stored, &handling),
-        "the unit's file is kept"
-    );
+    assert!(holds(&stored, &handling), "the unit's file is kept");
     let response = download(&app, &id, &sha256(&personal), actors::STATION).await;
     assert_eq!(response.status().as_u16(), 410);
     let response = download(&app, &id, &sha256(&handling), actors::STATION).await;

@@ -282,6 +282,7 @@ impl App {
             media: crate::media::http::MediaState {
                 store: media,
                 config: Arc::new(config.media.clone()),
+                client: reqwest::Client::new(),
             },
             commands: commands.clone(),
             auth: auth.clone(),

@@ -72,3 +72,19 @@ async fn download(
     }
     Ok((body.freeze(), declared))
 }
+
+/// The file `url` names, fetched and checked as an intake attachment of the resident's
+/// (purpose `intake`, personal): refused files answer before anything is recorded.
+pub async fn intake_upload(
+    media: &super::http::MediaState,
+    url: &str,
+) -> Result<super::Upload, FetchError> {
+    let (bytes, declared) = fetch(&media.client, url, &media.config).await?;
+    super::check(&bytes, declared.as_deref(), &media.config)?;
+    Ok(super::Upload {
+        bytes,
+        declared,
+        purpose: schemas::command::AttachmentPurpose::Intake,
+        personal: None,
+    })
+}

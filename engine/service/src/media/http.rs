@@ -38,6 +38,8 @@ pub struct MediaState {
     pub store: MediaStore,
     /// The limits.
     pub config: std::sync::Arc<MediaConfig>,
+    /// The client that fetches Open311 `media_url`s ([`super::fetch`]).
+    pub client: reqwest::Client,
 }
 
 /// The body limit of the upload route.
