@@ -117,11 +117,11 @@ async fn media_store(app: &TestApp) -> MediaStore {
         Store::Sqlite => MediaStore::Files(FileMedia::in_data_dir(&app.config.data_dir)),
         Store::Nats => {
             let client = async_nats::connect(NATS_URL).await.expect("nats");
-            MediaStore::Object(
+            MediaStore::Object(Box::new(
                 ObjectMedia::open(client, &app.names(), 1, false)
                     .await
                     .expect("the media bucket"),
-            )
+            ))
         }
     }
 }

@@ -71,13 +71,14 @@ pub fn check(
             allowed: config.allowed_types.join(", "),
         });
     };
-    if let Some(declared) = declared.map(essence).filter(|d| !d.is_empty()) {
-        if !UNSPECIFIC.contains(&declared.as_str()) && declared != found {
-            return Err(MediaRefusal::TypeMismatch {
-                declared,
-                found: found.to_string(),
-            });
-        }
+    if let Some(declared) = declared.map(essence).filter(|d| !d.is_empty())
+        && !UNSPECIFIC.contains(&declared.as_str())
+        && declared != found
+    {
+        return Err(MediaRefusal::TypeMismatch {
+            declared,
+            found: found.to_string(),
+        });
     }
     Ok(Checked {
         sha256: hex::encode(Sha256::digest(bytes)),

@@ -76,8 +76,8 @@ pub enum MediaError {
 pub enum MediaStore {
     /// Files under the data dir (embedded mode).
     Files(files::FileMedia),
-    /// The JetStream object store (JetStream mode).
-    Object(object::ObjectMedia),
+    /// The JetStream object store (JetStream mode); boxed, it is the larger by far.
+    Object(Box<object::ObjectMedia>),
 }
 
 impl MediaStore {
@@ -132,11 +132,11 @@ pub async fn open(
     nats: Option<async_nats::Client>,
 ) -> Result<MediaStore, crate::app::AppError> {
     Ok(match nats {
-        Some(client) => MediaStore::Object(
+        Some(client) => MediaStore::Object(Box::new(
             object::ObjectMedia::open(client, names, config.nats.replicas, true)
                 .await
                 .map_err(crate::app::AppError::Media)?,
-        ),
+        )),
         None => MediaStore::Files(files::FileMedia::in_data_dir(&config.data_dir)),
     })
 }
