@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::types::*;
 
+pub use crate::media::{AttachMedia, AttachmentPurpose};
 pub use crate::moderation::{ModeratePublicText, ModerationAction};
 pub use crate::participants::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
 pub use crate::supervision::{
@@ -565,6 +566,8 @@ commands! {
     ReturnAssistance(ReturnAssistance) => "return_assistance",
     /// See [`ModeratePublicText`].
     ModeratePublicText(ModeratePublicText) => "moderate_public_text",
+    /// See [`AttachMedia`].
+    AttachMedia(AttachMedia) => "attach_media",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

@@ -20,6 +20,7 @@
 //! - [`json_schema`]: generation of the published JSON Schema files.
 //! - [`local_time`]: the one local time zone (UTC+8) periods and days are cut in.
 //! - [`names`]: every NATS subject, stream, consumer and queue group of an instance.
+//! - [`media`]: stored attachments (`attach_media`, `media_attached`).
 //! - [`participants`]: assignment to a person, assisting units' parts, callback outcomes.
 
 pub mod command;
@@ -29,6 +30,7 @@ pub mod event;
 pub mod intake;
 pub mod json_schema;
 pub mod local_time;
+pub mod media;
 pub mod moderation;
 pub mod names;
 pub mod participants;

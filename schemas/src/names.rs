@@ -161,6 +161,19 @@ impl Names {
         format!("$KV.{}.>", self.leases_bucket())
     }
 
+    /// `<PREFIX>_MEDIA`: the object-store bucket of stored attachments, one object per
+    /// request and content hash (`<request id>.<sha256>`; its stream is
+    /// [`Names::media_bucket_stream`]).
+    pub fn media_bucket(&self) -> String {
+        self.stream("MEDIA")
+    }
+
+    /// `OBJ_<PREFIX>_MEDIA`, the stream holding [`Names::media_bucket`] (the layout NATS
+    /// gives every object store).
+    pub fn media_bucket_stream(&self) -> String {
+        format!("OBJ_{}", self.media_bucket())
+    }
+
     // --- the NATS edge -------------------------------------------------------------------
 
     /// `<prefix>.intake.<channel>` (request-reply intake).
@@ -338,6 +351,7 @@ impl Names {
             self.notify_stream(),
             self.commands_bucket_stream(),
             self.leases_bucket_stream(),
+            self.media_bucket_stream(),
         ]
     }
 }
@@ -371,6 +385,8 @@ mod tests {
         assert_eq!(n.commands_bucket_stream(), "KV_BIANMIN_COMMANDS");
         assert_eq!(n.leases_bucket(), "BIANMIN_LEASES");
         assert_eq!(n.leases_bucket_stream(), "KV_BIANMIN_LEASES");
+        assert_eq!(n.media_bucket(), "BIANMIN_MEDIA");
+        assert_eq!(n.media_bucket_stream(), "OBJ_BIANMIN_MEDIA");
         assert_eq!(n.inbox_consumer(), "bianmin-engine");
         assert_eq!(n.edge_queue_group(), "bianmin");
         assert_eq!(n.upward_queue_group(), "bianmin-upward");

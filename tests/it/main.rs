@@ -35,6 +35,8 @@ mod log_bindings;
 mod log_cluster;
 mod log_conformance;
 mod lookup;
+mod media;
+mod media_url;
 mod nats_auth;
 mod nats_intake;
 mod nats_rights;

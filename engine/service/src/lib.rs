@@ -20,6 +20,7 @@ pub mod intake_ids;
 pub mod json_keys;
 pub mod lease;
 pub mod log_open;
+pub mod media;
 pub mod metrics;
 pub mod nats;
 pub mod nats_client;

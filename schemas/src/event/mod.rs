@@ -17,6 +17,7 @@ use crate::types::*;
 mod engine_streams;
 pub use engine_streams::*;
 
+pub use crate::media::MediaAttached;
 pub use crate::moderation::PublicTextModerated;
 pub use crate::participants::{
     AssistanceAbsenceRecorded, AssistanceReturned, AssistanceSignedFor, RequestAssigned,
@@ -672,6 +673,7 @@ events! {
     AssistanceReturned => "assistance_returned",
     AssistanceAbsenceRecorded => "assistance_absence_recorded",
     PublicTextModerated => "public_text_moderated",
+    MediaAttached => "media_attached",
 }
 
 impl EventKind {

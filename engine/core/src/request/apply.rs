@@ -275,6 +275,7 @@ impl Request {
                     redacted_text: e.redacted_text.clone(),
                 });
             }
+            Event::MediaAttached(e) => self.attachments.push(e.into()),
             Event::ReferenceDataRecorded(_)
             | Event::DailyDigestRecorded(_)
             | Event::RateReportPublished(_)

@@ -48,6 +48,7 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::RequestTermination
         | K::ReportUpward
         | K::Reply => &[StationWorker, Supervisor, DepartmentHandler],
+        K::AttachMedia => &[IntakeSystem, StationWorker, Supervisor, DepartmentHandler],
         K::GrantExtension
         | K::DenyExtension
         | K::DecideTermination

@@ -8,6 +8,7 @@ mod access;
 mod apply;
 mod authorize;
 mod decide;
+mod media;
 mod moderation;
 mod participants;
 
@@ -24,6 +25,7 @@ pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
+pub use media::{Attachment, is_sha256_hex};
 pub use moderation::{
     MAX_MODERATION_REASON_CHARS, MAX_REDACTED_TEXT_CHARS, Moderation, PublicText,
 };
@@ -394,6 +396,8 @@ pub struct Request {
     participants: Participants,
     /// The public-text moderation in force (`moderation.rs`).
     moderation: Option<Moderation>,
+    /// The attached files (`media.rs`).
+    attachments: Vec<Attachment>,
     /// Who may see the request (`access.rs`); not part of the published state.
     #[serde(skip)]
     parties: Parties,
@@ -429,6 +433,7 @@ impl Request {
             history: Vec::new(),
             participants: Participants::default(),
             moderation: None,
+            attachments: Vec::new(),
             parties: Parties::default(),
         }
     }

@@ -648,6 +648,16 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
                 reason: "the resident gave a new phone number".into(),
             }),
         ),
+        K::AttachMedia => (
+            supervisor(),
+            Command::AttachMedia(schemas::command::AttachMedia {
+                sha256: "ab".repeat(32),
+                content_type: "image/jpeg".into(),
+                size_bytes: 1024,
+                purpose: schemas::command::AttachmentPurpose::Intake,
+                personal: None,
+            }),
+        ),
         K::ModeratePublicText => (
             supervisor(),
             Command::ModeratePublicText(ModeratePublicText {

@@ -62,6 +62,9 @@ pub enum AppError {
     /// The privacy ledger could not be opened.
     #[error("privacy ledger: {0}")]
     Privacy(#[source] crate::privacy::PrivacyError),
+    /// The media store could not be opened.
+    #[error("media store: {0}")]
+    Media(#[source] crate::media::MediaError),
     /// The resident notifier could not be set up (templates, delivery table).
     #[error("notifications: {0}")]
     Notify(#[source] crate::notify::NotifyError),

@@ -276,7 +276,14 @@ impl App {
             address: config.http.listen,
             source,
         })?;
+        let media = crate::media::open(&config, &names, nats.clone()).await?;
+        tracing::info!(backend = media.backend_name(), "media store open");
         let state = AppState {
+            media: crate::media::http::MediaState {
+                store: media,
+                config: Arc::new(config.media.clone()),
+                client: reqwest::Client::new(),
+            },
             commands: commands.clone(),
             auth: auth.clone(),
             readiness: readiness.clone(),
@@ -529,6 +536,7 @@ fn http_limits(config: &Config) -> HttpLimits {
         body_limit_bytes: config.http.body_limit_bytes,
         request_timeout: Duration::from_millis(config.http.request_timeout_ms),
         concurrency_limit: config.http.concurrency_limit,
+        media_body_limit_bytes: crate::media::http::body_limit(&config.media),
     }
 }
 

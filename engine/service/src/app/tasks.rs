@@ -128,6 +128,7 @@ impl App {
             async move { Ok(digest.await?) }
         });
         let (contacts, ledger) = (self.commands.contacts().clone(), self.privacy.clone());
+        let media = self.state.media.store.clone();
         let (retention, kek_days) = (
             self.config.privacy.retention,
             self.config.stores.kek_rotation_days,
@@ -137,6 +138,7 @@ impl App {
                 log.clone(),
                 contacts.clone(),
                 ledger.clone(),
+                media.clone(),
                 clock.clone(),
                 retention,
                 kek_days,

@@ -52,6 +52,8 @@ pub struct Config {
     pub stores: crate::stores::StoresConfig,
     /// The leases of the workers that run once per instance (see [`crate::lease`]).
     pub leases: crate::lease::LeaseConfig,
+    /// Stored attachments: size and type limits, Open311 `media_url` fetching.
+    pub media: crate::media::MediaConfig,
 }
 
 /// HTTP server settings.
@@ -217,6 +219,7 @@ impl Default for Config {
             intake_ids: crate::intake_ids::IntakeIdConfig::default(),
             stores: crate::stores::StoresConfig::default(),
             leases: crate::lease::LeaseConfig::default(),
+            media: crate::media::MediaConfig::default(),
         }
     }
 }

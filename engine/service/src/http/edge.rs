@@ -5,7 +5,8 @@
 //! - a request id (`x-request-id`, taken from the client or minted) on every request and
 //!   response, and a tracing span carrying it;
 //! - one body limit (`http.body_limit_bytes`) for every route, also for bodies a handler reads
-//!   without axum's extractors;
+//!   without axum's extractors — but the attachment upload, whose limit is `media.max_bytes`
+//!   and the multipart framing ([`crate::media::http::body_limit`]);
 //! - path and query text that is not UTF-8 or holds control characters (NUL among them, which
 //!   PostgreSQL cannot store) refused with 400 before any handler sees it;
 //! - a panic in a handler caught, logged with the request id and answered 500;
@@ -44,11 +45,34 @@ struct Panicked;
 pub fn wrap(router: Router, limits: HttpLimits) -> Router {
     router
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(limits.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits, body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(edge))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The body limit of the route a request goes to: the media upload's own, else
+/// `http.body_limit_bytes`.
+async fn body_limit(
+    axum::extract::State(limits): axum::extract::State<HttpLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use tower::ServiceExt;
+    let limit = match crate::media::http::is_upload_path(request.uri().path()) {
+        true => limits.media_body_limit_bytes,
+        false => limits.body_limit_bytes,
+    };
+    // The limited body is boxed back into axum's body for the rest of the stack.
+    let inner = tower::ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(limit))
+        .map_request(|r: axum::http::Request<_>| r.map(Body::new))
+        .service(next);
+    match inner.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
 }
 
 /// The span, the path and query guard and the rewrite of unstructured errors.

@@ -10,6 +10,7 @@
 //! | `/api/v1/audit/...`, `POST /api/v1/upward/feedback` | auditors' reads and upward feedback ([`crate::audit::http`]) |
 //! | read models (`/api/v1/stats`, ...), `GET /api/v1/health/projections` | merged by the app when projections run ([`crate::projector::read_router`]) |
 //! | `/api/v1/reports...` | periodic rate reports upward, their revisions and feedback ([`crate::reports::http`]) |
+//! | `POST`, `GET /api/v1/requests/{id}/attachments[/{sha256}]` | stored media: upload (raw or multipart) and download ([`crate::media::http`]) |
 //! | `POST /api/v1/lookup` | a resident's status lookup by ticket and the phone's last four digits, no credentials, rate limited ([`lookup`]) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (log reachable), Prometheus |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route ([`crate::openapi`]) |
@@ -68,6 +69,8 @@ pub struct AppState {
     pub leases: crate::lease::Leases,
     /// Per-client limit of the residents' status lookup (`http.lookup_rate_limit`).
     pub lookup_rate_limit: crate::ratelimit::RateLimitConfig,
+    /// The media store and its limits (attachments, [`crate::media::http`]).
+    pub media: crate::media::http::MediaState,
 }
 
 /// Limits of the HTTP server.
@@ -79,6 +82,9 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests served at once.
     pub concurrency_limit: usize,
+    /// Largest body of the attachment upload route (`media.max_bytes` and the multipart
+    /// framing), which takes the place of `body_limit_bytes` there.
+    pub media_body_limit_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -87,6 +93,9 @@ impl Default for HttpLimits {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             concurrency_limit: 256,
+            media_body_limit_bytes: crate::media::http::body_limit(
+                &crate::media::MediaConfig::default(),
+            ),
         }
     }
 }
@@ -111,6 +120,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/openapi.json", get(openapi_document))
         .merge(api)
         .merge(lookup::router(state.lookup_rate_limit))
+        .merge(crate::media::http::router(&state.media.config))
         .merge(crate::audit::router())
         .merge(crate::reports::http::router())
         .merge(dashboard::router())

@@ -76,12 +76,15 @@ pub async fn command(
 ) -> Result<Response, ApiError> {
     let request_id = parse_request_id(&id)?;
     let kind = CommandKind::parse(&action)
-        .filter(|k| *k != CommandKind::Receive)
+        .filter(|k| !matches!(k, CommandKind::Receive | CommandKind::AttachMedia))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
-                format!("no action `{action}` (new requests are POSTed to /api/v1/requests)"),
+                format!(
+                    "no action `{action}` (new requests are POSTed to /api/v1/requests, files \
+                     to /api/v1/requests/{{id}}/attachments)"
+                ),
                 Some("action"),
             )
         })?;
@@ -227,7 +230,7 @@ pub async fn history(
 /// answered. A role that reads every request learns that an unknown one does not exist
 /// (404); every other caller gets the same 403 for a request outside its scope as for one
 /// that does not exist ([`engine_core::Request::visible_to`]).
-async fn authorize_read(
+pub(crate) async fn authorize_read(
     state: &AppState,
     actor: &schemas::Actor,
     request_id: RequestId,

@@ -111,6 +111,14 @@ pub(crate) fn decode(
             Some("action"),
         ));
     }
+    if kind == CommandKind::AttachMedia {
+        return Err(Reply::error(
+            "unknown_type",
+            "files are attached over HTTP, POST /api/v1/requests/{id}/attachments (the engine \
+             records `attach_media` once it holds the bytes)",
+            Some("action"),
+        ));
+    }
     check_size(cfg, payload)?;
     let envelope: CommandEnvelope = Reply::decode(payload)?;
     if envelope.command.kind() != kind {

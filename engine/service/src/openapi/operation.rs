@@ -175,6 +175,7 @@ pub(super) fn error_text(status: u16) -> &'static str {
         405 => "Method not allowed",
         408 => "Timed out",
         409 => "Conflict",
+        410 => "Gone",
         413 => "Body over the size limit",
         415 => "Unsupported media type",
         422 => "Refused by the workflow rules",

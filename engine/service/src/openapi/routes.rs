@@ -236,6 +236,35 @@ pub fn operations() -> Vec<Operation> {
             ..op("put", "/api/v1/requests/{id}/contact", "correct_contact", "privacy", "Correct a resident's contact data", "The command `correct_contact`: station workers of the request's community and supervisors, in every stage. Records `contact_corrected` (the reason and who, never the data) and replaces the encrypted record.")
         },
         Operation {
+            params: [
+                vec![
+                    uuid_path("id", "The request."),
+                    query("purpose", json!({"type": "string", "enum": ["intake", "progress", "reply_before", "reply_after"], "default": "intake"}), "At which step the file comes in."),
+                    query("personal", boolean(), "The resident's personal data (deleted on erasure); default true for intake files, false otherwise."),
+                ],
+                command_headers(),
+            ]
+            .concat(),
+            body: Some(("application/octet-stream", json!({"type": "string", "format": "binary", "description": "The file as the raw body with its Content-Type, or `multipart/form-data` with the file in a part with a file name (or named `file`)."}))),
+            ok: vec![
+                (201, "Stored and recorded (`media_attached`)", JSON, object("The attachment: request_id, sha256, content_type, size_bytes, purpose, personal, version, created.")),
+                (200, "The request held these bytes already", JSON, object("The recorded attachment, `created: false`.")),
+            ],
+            errors: &[400, 401, 403, 404, 408, 413, 415, 422, 503],
+            error_notes: &[(413, "Over `media.max_bytes` (field `file`); nothing stored or recorded."), (415, "The magic bytes show no accepted type (field `file`), or not the declared one (field `content_type`); nothing stored or recorded.")],
+            ..op("post", "/api/v1/requests/{id}/attachments", "attach_media", "requests", "Attach a photo or document", "Intake files: the intake system, stations and supervisors while the request is received or open; progress and reply files: the units working on it while it is open. Rights first: an outsider gets the same 403 as for an unknown request. The file is typed by its magic bytes, hashed (SHA-256) and stored (NATS object store or files) before `attach_media` is recorded.")
+        },
+        Operation {
+            params: vec![
+                uuid_path("id", "The request."),
+                path("sha256", "The file's SHA-256, hex, as `media_attached` recorded it."),
+            ],
+            ok: vec![(200, "The bytes, with the recorded Content-Type", "application/octet-stream", json!({"type": "string", "format": "binary"}))],
+            errors: &[400, 401, 403, 404, 408, 410, 503],
+            error_notes: &[(410, "`media_erased`: deleted with the request's personal data.")],
+            ..op("get", "/api/v1/requests/{id}/attachments/{sha256}", "attachment", "requests", "Download an attachment", "Read rules as for the request.")
+        },
+        Operation {
             access: Access::Public,
             body: Some((JSON, schema_ref("LookupQuery"))),
             ok: vec![(200, "The request's public facts", JSON, schema_ref("LookupAnswer"))],

@@ -43,8 +43,8 @@ impl PrivacyCommand {
         config: &crate::config::Config,
         privacy: &PrivacyConfig,
     ) -> Result<ExitCode, PrivacyError> {
-        let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
-        let (log, _nats) = crate::app::open_log(config)
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let (log, nats) = crate::app::open_log(config)
             .await
             .map_err(|e| PrivacyError::Open {
                 what: "the event log",
@@ -64,10 +64,21 @@ impl PrivacyCommand {
                 reason,
                 actor,
             } => {
-                let outcome = erase(
+                let names = config.names().map_err(|e| PrivacyError::Open {
+                    what: "the instance's names",
+                    message: e.to_string(),
+                })?;
+                let media = crate::media::open(config, &names, nats)
+                    .await
+                    .map_err(|e| PrivacyError::Open {
+                        what: "the media store",
+                        message: e.to_string(),
+                    })?;
+                let outcome = erase_with_media(
                     &log,
                     &contacts,
                     &ledger,
+                    &media,
                     target,
                     &actor,
                     &reason,
@@ -104,9 +115,16 @@ impl PrivacyCommand {
                     policy.contact_days_after_archive = days;
                 }
                 let mut index = retention::RetentionIndex::new();
-                let report =
-                    retention::sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now())
-                        .await?;
+                let report = retention::sweep(
+                    &log,
+                    &contacts,
+                    &ledger,
+                    None,
+                    &policy,
+                    &mut index,
+                    clock.now(),
+                )
+                .await?;
                 println!(
                     "retention: read to position {}, {} archived requests with contact data, {} erased",
                     report.position,

@@ -49,6 +49,9 @@ pub enum PrivacyError {
     /// The contact store failed.
     #[error(transparent)]
     Contacts(#[from] ContactError),
+    /// The media store failed while deleting personal attachments.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
     /// The privacy ledger failed.
     #[error("privacy ledger unavailable: {0}")]
     Ledger(String),
@@ -375,6 +378,8 @@ pub struct ErasureOutcome {
     pub request_id: Option<RequestId>,
     /// False when the key had already been destroyed (erasure is idempotent).
     pub key_destroyed: bool,
+    /// Personal attachments deleted from the media store by this erasure.
+    pub media_deleted: usize,
 }
 
 /// Erases the contact behind `target`, a request id or a contact reference, and records it.
@@ -436,7 +441,29 @@ async fn erase_ref(
         contact_ref,
         request_id,
         key_destroyed,
+        media_deleted: 0,
     })
+}
+
+/// [`erase`], and then the request's personal attachments deleted from `media`
+/// ([`crate::media::erase_request`]): what `bianmin privacy erase` and retention do. An
+/// erasure named by a contact reference alone has no request, hence no attachments.
+#[allow(clippy::too_many_arguments)]
+pub async fn erase_with_media(
+    log: &EventLog,
+    contacts: &ContactStore,
+    ledger: &PrivacyLedger,
+    media: &crate::media::MediaStore,
+    target: Uuid,
+    actor: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<ErasureOutcome, PrivacyError> {
+    let mut outcome = erase(log, contacts, ledger, target, actor, reason, now).await?;
+    if let Some(request_id) = outcome.request_id {
+        outcome.media_deleted = crate::media::erase_request(log, media, request_id).await?;
+    }
+    Ok(outcome)
 }
 
 /// How a request's contact reads in a history: the data itself is never part of it.

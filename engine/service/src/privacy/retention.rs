@@ -60,11 +60,13 @@ impl RetentionIndex {
 }
 
 /// Reads the log from where `index` stopped, then erases every contact whose request was
-/// archived at or before `now - contact_days_after_archive`.
+/// archived at or before `now - contact_days_after_archive`, and, given `media`, the
+/// request's personal attachments.
 pub async fn sweep(
     log: &EventLog,
     contacts: &ContactStore,
     ledger: &PrivacyLedger,
+    media: Option<&crate::media::MediaStore>,
     policy: &RetentionPolicy,
     index: &mut RetentionIndex,
     now: Timestamp,
@@ -107,6 +109,9 @@ pub async fn sweep(
             if outcome.key_destroyed {
                 report.erased.push(reference);
             }
+            if let Some(media) = media {
+                crate::media::erase_request(log, media, request_id).await?;
+            }
         }
         index.done.insert(request_id);
     }
@@ -118,10 +123,12 @@ pub async fn sweep(
 /// current key is that old (replicas racing to rotate are serialised by the database, and the
 /// age is read there, so one of them rotates). A failing sweep or rotation is logged and
 /// retried next time; the task returns only on shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     log: EventLog,
     contacts: ContactStore,
     ledger: PrivacyLedger,
+    media: crate::media::MediaStore,
     clock: Arc<dyn Clock>,
     policy: RetentionPolicy,
     kek_rotation_days: u32,
@@ -135,7 +142,16 @@ pub async fn run(
     let interval = Duration::from_secs(policy.sweep_interval_secs.max(1));
     loop {
         if policy.enabled {
-            match sweep(&log, &contacts, &ledger, &policy, &mut index, clock.now()).await {
+            let swept = sweep(
+                &log,
+                &contacts,
+                &ledger,
+                Some(&media),
+                &policy,
+                &mut index,
+                clock.now(),
+            );
+            match swept.await {
                 Ok(report) if !report.erased.is_empty() => {
                     tracing::info!(
                         erased = report.erased.len(),

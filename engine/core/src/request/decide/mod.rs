@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod media;
 mod participants;
 mod restamp;
 mod rules;
@@ -545,6 +546,7 @@ impl Request {
             }
             Command::CorrectContact(c) => self.correct_contact(c),
             Command::ModeratePublicText(c) => self.moderate(c),
+            Command::AttachMedia(c) => self.attach_media(c, ctx),
         }
     }
 

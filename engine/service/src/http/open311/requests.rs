@@ -115,11 +115,41 @@ pub async fn create_request(
     let day = now.format("%Y-%m-%d").to_string();
     let external_id = create.external_id(&params, &actor.id, &day);
     let document = create.intake(external_id, location, item)?;
+    // The file a media_url names is fetched and checked before anything is recorded.
+    let media = match (&create.media_url, app.media.config.fetch_media_urls) {
+        (Some(url), true) => Some(
+            crate::media::fetch::intake_upload(&app.media, url)
+                .await
+                .map_err(media_error)?,
+        ),
+        _ => None,
+    };
     let service = app.commands.clone();
-    // Run to completion even if the client goes away: never half-applied.
-    let outcome = tokio::spawn(async move { service.intake(document, actor).await })
-        .await
-        .map_err(|e| CommandError::Internal(e.to_string()))??;
+    let media_state = app.media.clone();
+    // Run to completion even if the client goes away: never half-applied (a retry of an
+    // intake whose file failed to store finds the request and stores the file).
+    let outcome = tokio::spawn(async move {
+        let outcome = service.intake(document, actor.clone()).await?;
+        if let Some(upload) = media {
+            crate::media::attach(
+                &service,
+                &media_state.store,
+                &media_state.config,
+                actor,
+                outcome.request_id,
+                upload,
+                None,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::media::attach::AttachError::Command(e) => e,
+                other => CommandError::Unavailable(other.to_string()),
+            })?;
+        }
+        Ok::<_, CommandError>(outcome)
+    })
+    .await
+    .map_err(|e| CommandError::Internal(e.to_string()))??;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -131,6 +161,19 @@ pub async fn create_request(
         account_id: create.account_id.clone(),
     }];
     Ok((status, Json(body)).into_response())
+}
+
+/// The Open311 answer to a `media_url` that could not be taken: 413 / 415 for a file over
+/// the limit or of a type not accepted, 400 for a URL that could not be fetched.
+fn media_error(error: crate::media::fetch::FetchError) -> Open311Error {
+    use crate::media::fetch::FetchError;
+    match error {
+        FetchError::Refused(refusal) => {
+            let status = crate::media::http::refusal(refusal.clone()).status;
+            Open311Error::new(status, format!("media_url: {refusal}"))
+        }
+        other => Open311Error::bad_request(other.to_string()),
+    }
 }
 
 /// A request created over Open311, as the spec shows it; `None` for any other request.
