@@ -143,7 +143,7 @@ pub async fn open(
 
 /// Deletes the personal attachments of `request_id` as its log records them.
 pub async fn erase_request(
-    log: &crate::log::EventLog,
+    log: &engine_log::EventLog,
     store: &MediaStore,
     request_id: RequestId,
 ) -> Result<usize, crate::privacy::PrivacyError> {

@@ -43,7 +43,7 @@ impl PrivacyCommand {
         config: &crate::config::Config,
         privacy: &PrivacyConfig,
     ) -> Result<ExitCode, PrivacyError> {
-        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
         let (log, nats) = crate::app::open_log(config)
             .await
             .map_err(|e| PrivacyError::Open {
