@@ -1,7 +1,7 @@
 //! Unit users of the shipped `deploy/nats/accounts.conf` on a private nats-server: a
 //! department's user receives what the engine publishes on its own unit subjects, and the
 //! server refuses its subscriptions to another unit's subjects or to every unit's, and any
-//! publish.
+//! publish; the auditor user reads the digests and may publish nothing.
 
 use std::time::Duration;
 
@@ -58,4 +58,39 @@ async fn a_department_user_reads_its_own_unit_subjects_only() {
     urban.publish(subject, "{}".into()).await.expect("queued");
     urban.flush().await.expect("flushed");
     violation(&mut errors, subject).await;
+}
+
+#[tokio::test]
+async fn the_auditor_user_reads_digests_and_publishes_nothing() {
+    let server = ConfiguredServer::with_shipped_accounts(free_port())
+        .start()
+        .await;
+    let (engine, _) = client_as(&server, "engine").await;
+    let (auditor, mut errors) = client_as(&server, "auditor").await;
+
+    let mut digests = auditor
+        .subscribe("bianmin.audit.digest.>")
+        .await
+        .expect("the digest subjects");
+    auditor.flush().await.expect("flushed");
+    engine
+        .publish("bianmin.audit.digest.daily", "{}".into())
+        .await
+        .expect("published");
+    engine.flush().await.expect("flushed");
+    let got = tokio::time::timeout(Duration::from_secs(5), digests.next())
+        .await
+        .expect("delivered in time")
+        .expect("a message");
+    assert_eq!(got.subject.as_str(), "bianmin.audit.digest.daily");
+
+    for subject in [
+        "bianmin.cmd.accept",
+        "bianmin.events.forged",
+        "$JS.API.INFO",
+    ] {
+        auditor.publish(subject, "{}".into()).await.expect("queued");
+        auditor.flush().await.expect("flushed");
+        violation(&mut errors, subject).await;
+    }
 }

@@ -32,7 +32,8 @@ secret = "conformance"
 "#;
 /// Where a schema-valid request may still be refused (400) for what no schema can state:
 /// an intake's location must name a grid of the server's policy (server state), and an Open311
-/// list's `start_date` must not lie after its `end_date` (two parameters compared). Only these
+/// list's `start_date` must not lie after its `end_date` (two parameters compared), a what-if
+/// needs one of `profile` / `profile_name` and a period that is not reversed. Only these
 /// operations, and only the "valid data accepted" check, also take 400 as an answer.
 ///
 /// `min_position` is held at 0: a generated position far beyond the log is rightly answered
@@ -43,7 +44,7 @@ const CONFIG: &str = r#"
 "query.min_position" = 0
 
 [[operations]]
-include-operation-id = ["intake", "open311_requests", "open311_requests_xml"]
+include-operation-id = ["intake", "open311_requests", "open311_requests_xml", "policy_whatif"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 "#;
 /// The caller, by bearer token as in production (so `ignored_auth` checks the real scheme): the

@@ -206,8 +206,8 @@ fn reads() -> Vec<Operation> {
                 path("id", "The assignee's actor id."),
                 query(
                     "unit",
-                    text(),
-                    "Only assignments for this unit; a colleague of the unit reads with it.",
+                    json!({"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}),
+                    "Only assignments for this unit (not empty; omit it for every unit); a colleague of the unit reads with it.",
                 ),
             ],
         ),

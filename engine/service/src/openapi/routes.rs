@@ -331,7 +331,7 @@ pub fn operations() -> Vec<Operation> {
         },
         // ---------------------------------------------------------------- policy
         Operation {
-            body: Some((JSON, object("`{profile | profile_name, from, to, period?, group_by?, weights?}`: the proposed profile's TOML text or a built-in profile's name, the period (RFC 3339), the rates' grain and grouping, proposed composite weights."))),
+            body: Some((JSON, whatif_body())),
             ok: vec![(200, "Every rate and ranking figure recorded and under the proposed profile, with deltas", JSON, object("The what-if report (docs/whatif.md)."))],
             errors: &[400, 401, 403, 408, 413, 503],
             ..op("post", "/api/v1/policy/whatif", "policy_whatif", "read models", "A proposed profile's figures next to the recorded ones", "Supervisor, auditor and system roles. Folds the period into two scratch projections (recorded, re-stamped under the profile); the live read models are only read. Needs the read models.")
@@ -547,4 +547,24 @@ impl Operation {
         self.params.extend(extra);
         self
     }
+}
+
+/// The body of `POST /api/v1/policy/whatif`: one of `profile` / `profile_name` (a rule across
+/// fields, checked by the handler), and the period.
+fn whatif_body() -> Value {
+    json!({
+        "type": "object",
+        "description": "The proposed profile's TOML text (`profile`) or a built-in profile's name (`profile_name`), the period (RFC 3339, `from` before `to`), the rates' grain and grouping, proposed composite weights.",
+        "required": ["from", "to"],
+        "additionalProperties": false,
+        "properties": {
+            "profile": {"type": "string"},
+            "profile_name": {"type": "string"},
+            "from": {"type": "string", "format": "date-time"},
+            "to": {"type": "string", "format": "date-time"},
+            "period": {"type": "string", "enum": ["day", "week", "month"]},
+            "group_by": {"type": "array", "items": {"type": "string"}},
+            "weights": {"type": "object"}
+        }
+    })
 }
