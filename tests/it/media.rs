@@ -118,7 +118,7 @@ async fn media_store(app: &TestApp) -> MediaStore {
         Store::Nats => {
             let client = async_nats::connect(NATS_URL).await.expect("nats");
             MediaStore::Object(Box::new(
-                ObjectMedia::open(client, &app.names(), 1, false)
+                ObjectMedia::open(client, &app.names(), 1, false, std::time::Duration::ZERO)
                     .await
                     .expect("the media bucket"),
             ))

@@ -133,9 +133,15 @@ pub async fn open(
 ) -> Result<MediaStore, crate::app::AppError> {
     Ok(match nats {
         Some(client) => MediaStore::Object(Box::new(
-            object::ObjectMedia::open(client, names, config.nats.replicas, true)
-                .await
-                .map_err(crate::app::AppError::Media)?,
+            object::ObjectMedia::open(
+                client,
+                names,
+                config.nats.replicas,
+                true,
+                std::time::Duration::from_secs(config.nats.startup_wait_secs),
+            )
+            .await
+            .map_err(crate::app::AppError::Media)?,
         )),
         None => MediaStore::Files(files::FileMedia::in_data_dir(&config.data_dir)),
     })

@@ -33,26 +33,62 @@ impl ObjectMedia {
     /// Opens the media bucket of `names` on `client`, declaring its stream (object-store
     /// layout, file storage, `replicas` copies) when `manage_stream`. The stream is declared
     /// here rather than through the client's bucket creation, as the command bindings
-    /// bucket is, so servers without newer stream fields (2.9) accept it.
+    /// bucket is, so servers without newer stream fields (2.9) accept it. While the server
+    /// answers "not now" (a cluster electing its leaders) it tries again for up to `wait`.
     pub async fn open(
         client: async_nats::Client,
         names: &Names,
         replicas: usize,
         manage_stream: bool,
+        wait: std::time::Duration,
     ) -> Result<ObjectMedia, MediaError> {
         let context = jetstream::new(client);
         let bucket = names.media_bucket();
+        let give_up_at = tokio::time::Instant::now() + wait;
+        let mut backoff = engine_log::backoff::Backoff::startup();
+        loop {
+            match Self::try_open(&context, names, replicas, manage_stream).await {
+                Ok(store) => return Ok(ObjectMedia { store, bucket }),
+                Err((error, true)) if tokio::time::Instant::now() < give_up_at => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                        "media store not available yet; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt at declaring the stream and opening the bucket; the error says whether
+    /// trying again may help (a timeout or a "not now" answer while a cluster elects its
+    /// leaders, as [`engine_log::transient_api_error`] judges).
+    async fn try_open(
+        context: &jetstream::Context,
+        names: &Names,
+        replicas: usize,
+        manage_stream: bool,
+    ) -> Result<object_store::ObjectStore, (MediaError, bool)> {
+        use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
         if manage_stream {
             context
                 .create_or_update_stream(stream_config(names, replicas))
                 .await
-                .map_err(|e| failed("declare the media stream", e))?;
+                .map_err(|e| {
+                    let transient = match e.kind() {
+                        Kind::EmptyStreamName
+                        | Kind::InvalidStreamName
+                        | Kind::DomainAndExternalSet => false,
+                        Kind::JetStream(error) => engine_log::transient_api_error(&error),
+                        _ => true,
+                    };
+                    (failed("declare the media stream", e), transient)
+                })?;
         }
-        let store = context
-            .get_object_store(&bucket)
+        context
+            .get_object_store(names.media_bucket())
             .await
-            .map_err(|e| failed("open the media bucket", e))?;
-        Ok(ObjectMedia { store, bucket })
+            .map_err(|e| (failed("open the media bucket", e), true))
     }
 
     fn name(request_id: RequestId, sha256: &str) -> String {
