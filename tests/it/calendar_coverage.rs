@@ -5,7 +5,7 @@
 //! history), show and list provisional deadlines.
 
 use std::path::Path;
-use std::process::Command;
+use tokio::process::Command;
 
 use engine_log::EventLog;
 use schemas::Event;
@@ -110,13 +110,16 @@ async fn coverage_is_watched_and_deadlines_marked_on_nats() {
     coverage_is_watched_and_deadlines_marked(Store::Nats).await;
 }
 
-fn bianmin(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
+/// Runs the `bianmin` binary on `data_dir` without blocking the test's runtime (the in-process
+/// app's log connections must keep running while the process waits for their locks).
+async fn bianmin(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(bianmin_binary())
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .expect("bianmin runs");
     (
         output.status.code().unwrap_or(-1),
@@ -153,11 +156,11 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
     let mut app = app;
     app.stop().await;
 
-    let (code, out, err) = bianmin(&dir, &["calendar", "show"]);
+    let (code, out, err) = bianmin(&dir, &["calendar", "show"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("covered to 2026-12-31"), "{out}");
     assert!(out.contains("cn@2026.1: 2025,2026"), "{out}");
-    let (code, out, err) = bianmin(&dir, &["calendar", "provisional"]);
+    let (code, out, err) = bianmin(&dir, &["calendar", "provisional"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&id) && out.contains("covered_now=false"),
@@ -168,14 +171,15 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
     let files = tempfile::tempdir().expect("tempdir");
     let clash = files.path().join("clash.toml");
     std::fs::write(&clash, Y2027.replace("2027", "2026")).expect("write");
-    let (code, out, err) = bianmin(&dir, &["calendar", "load", clash.to_str().expect("path")]);
+    let (code, out, err) =
+        bianmin(&dir, &["calendar", "load", clash.to_str().expect("path")]).await;
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("already declared"), "{err}");
     assert!(!dir.join("calendars/clash.toml").exists());
 
     let file = files.path().join("cn-2027.toml");
     std::fs::write(&file, Y2027).expect("write");
-    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]);
+    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(dir.join("calendars/cn-2027.toml").exists(), "{out}");
     assert!(out.contains("covered to 2027-12-31"), "{out}");
@@ -187,14 +191,14 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
         "{recorded:?}"
     );
     // The request stamped before is still marked, and now covered: a re-stamp is due.
-    let (code, out, err) = bianmin(&dir, &["calendar", "provisional"]);
+    let (code, out, err) = bianmin(&dir, &["calendar", "provisional"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&id) && out.contains("covered_now=true"),
         "{out}"
     );
     // Loading the same file again changes nothing in the history.
-    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]);
+    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(recorded_calendars(&dir).await, recorded);
     app.teardown().await;
