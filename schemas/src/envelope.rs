@@ -96,6 +96,75 @@ pub struct Commit {
     pub signature: Option<CommitSignature>,
 }
 
+/// What every event of one commit shares, and where on its stream the commit goes: the one
+/// way a commit is built ([`CommitHeader::seal`]), so versions, hash chain, causation and
+/// timestamps are set the same way by every writer (commands, import, digests, reference
+/// data, reports).
+#[derive(Debug, Clone)]
+pub struct CommitHeader {
+    /// The commit's id (its idempotency key); also every event's `causation_id`.
+    pub commit_id: Uuid,
+    /// The stream (request, report, digest or reference-data stream) it is appended to.
+    pub stream: RequestId,
+    /// The command that produced it.
+    pub command: CommandKind,
+    /// Who caused it.
+    pub actor: Actor,
+    /// When it happened (the decision's `now`).
+    pub occurred_at: Timestamp,
+    /// When the engine recorded it.
+    pub recorded_at: Timestamp,
+    /// The correlation id its events carry.
+    pub correlation_id: Uuid,
+    /// Version of the stream's last event (0: an empty stream).
+    pub after_version: u64,
+    /// Hash of the stream's last event ([`GENESIS_HASH`] on an empty stream).
+    pub after_hash: String,
+}
+
+impl CommitHeader {
+    /// The unsigned commit of `events` in order: versions follow `after_version`, each event
+    /// is sealed onto the hash of the one before it (the first onto `after_hash`), and
+    /// `event_id(i)` names the `i`-th event.
+    pub fn seal(self, events: Vec<Event>, mut event_id: impl FnMut(usize) -> Uuid) -> Commit {
+        let mut prev_hash = self.after_hash;
+        let mut sealed = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let envelope = EventEnvelope {
+                event_id: event_id(i),
+                request_id: self.stream,
+                version: self.after_version + i as u64 + 1,
+                schema_version: 0,
+                occurred_at: self.occurred_at,
+                recorded_at: self.recorded_at,
+                actor: self.actor.clone(),
+                causation_id: self.commit_id,
+                correlation_id: self.correlation_id,
+                prev_hash,
+                hash: String::new(),
+                event,
+            }
+            .seal();
+            prev_hash = envelope.hash.clone();
+            sealed.push(envelope);
+        }
+        Commit {
+            commit_id: self.commit_id,
+            request_id: self.stream,
+            command: self.command,
+            events: sealed,
+            signature: None,
+        }
+    }
+}
+
+impl Commit {
+    /// Hash of the commit's last event: the next commit's `after_hash` on its stream.
+    pub fn last_hash(&self) -> Option<&str> {
+        self.events.last().map(|e| e.hash.as_str())
+    }
+}
+
 /// An engine's signature of one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

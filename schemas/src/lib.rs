@@ -40,7 +40,7 @@ pub mod types;
 pub mod upcast;
 
 pub use command::{Command, CommandKind};
-pub use envelope::{CommandEnvelope, Commit, EventEnvelope, LoggedCommit};
+pub use envelope::{CommandEnvelope, Commit, CommitHeader, EventEnvelope, LoggedCommit};
 pub use error::{DecodeError, ErrorBody};
 pub use event::{Event, EventKind};
 pub use intake::IntakeDocument;

@@ -100,15 +100,7 @@ async fn coverage_is_watched_and_deadlines_marked(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn coverage_is_watched_and_deadlines_marked_on_sqlite() {
-    coverage_is_watched_and_deadlines_marked(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn coverage_is_watched_and_deadlines_marked_on_nats() {
-    coverage_is_watched_and_deadlines_marked(Store::Nats).await;
-}
+tests::on_both_stores!(coverage_is_watched_and_deadlines_marked);
 
 /// Runs the `bianmin` binary on `data_dir` without blocking the test's runtime (the in-process
 /// app's log connections must keep running while the process waits for their locks).
@@ -275,12 +267,4 @@ async fn a_loaded_year_restamps_provisional_deadlines_by_event(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_loaded_year_restamps_provisional_deadlines_by_event_on_sqlite() {
-    a_loaded_year_restamps_provisional_deadlines_by_event(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_loaded_year_restamps_provisional_deadlines_by_event_on_nats() {
-    a_loaded_year_restamps_provisional_deadlines_by_event(Store::Nats).await;
-}
+tests::on_both_stores!(a_loaded_year_restamps_provisional_deadlines_by_event);

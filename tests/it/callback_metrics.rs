@@ -94,12 +94,4 @@ async fn callback_figures(store: Store) {
     }
 }
 
-#[tokio::test]
-async fn callback_figures_on_sqlite() {
-    callback_figures(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn callback_figures_on_nats() {
-    callback_figures(Store::Nats).await;
-}
+tests::on_both_stores!(callback_figures);

@@ -10,25 +10,9 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app};
 
-#[tokio::test]
-async fn twenty_duplicate_intakes_make_one_request_on_sqlite() {
-    duplicate_intakes(Store::Sqlite).await;
-}
+tests::on_both_stores!(duplicate_intakes);
 
-#[tokio::test]
-async fn twenty_duplicate_intakes_make_one_request_on_nats() {
-    duplicate_intakes(Store::Nats).await;
-}
-
-#[tokio::test]
-async fn fifty_racing_commands_are_each_recorded_once_on_sqlite() {
-    racing_commands(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn fifty_racing_commands_are_each_recorded_once_on_nats() {
-    racing_commands(Store::Nats).await;
-}
+tests::on_both_stores!(racing_commands);
 
 #[tokio::test]
 async fn two_engines_on_one_store_never_lose_an_update_on_nats() {

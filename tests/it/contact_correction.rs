@@ -236,15 +236,7 @@ async fn station_staff_correct_a_contact(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn station_staff_correct_a_contact_on_sqlite() {
-    station_staff_correct_a_contact(Store::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn station_staff_correct_a_contact_on_jetstream() {
-    station_staff_correct_a_contact(Store::Nats).await;
-}
+tests::on_both_stores!(multi_thread: station_staff_correct_a_contact);
 
 async fn who_may_not_correct_learns_nothing(store: Store) {
     let gateway = Gateway::default();
@@ -293,15 +285,7 @@ async fn who_may_not_correct_learns_nothing(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn who_may_not_correct_learns_nothing_on_sqlite() {
-    who_may_not_correct_learns_nothing(Store::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn who_may_not_correct_learns_nothing_on_jetstream() {
-    who_may_not_correct_learns_nothing(Store::Nats).await;
-}
+tests::on_both_stores!(multi_thread: who_may_not_correct_learns_nothing);
 
 async fn anonymous_erased_and_archived(store: Store) {
     let gateway = Gateway::default();
@@ -385,12 +369,4 @@ async fn anonymous_erased_and_archived(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_erased_and_archived_requests_on_sqlite() {
-    anonymous_erased_and_archived(Store::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_erased_and_archived_requests_on_jetstream() {
-    anonymous_erased_and_archived(Store::Nats).await;
-}
+tests::on_both_stores!(multi_thread: anonymous_erased_and_archived);

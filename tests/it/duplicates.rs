@@ -94,12 +94,4 @@ async fn near_identical_texts_in_one_grid(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn near_identical_texts_in_one_grid_are_candidates_on_sqlite() {
-    near_identical_texts_in_one_grid(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn near_identical_texts_in_one_grid_are_candidates_on_nats() {
-    near_identical_texts_in_one_grid(Store::Nats).await;
-}
+tests::on_both_stores!(near_identical_texts_in_one_grid);

@@ -352,15 +352,7 @@ async fn corrections_are_recorded_and_honoured(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn corrections_are_recorded_and_honoured_on_sqlite() {
-    corrections_are_recorded_and_honoured(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn corrections_are_recorded_and_honoured_on_nats() {
-    corrections_are_recorded_and_honoured(Store::Nats).await;
-}
+tests::on_both_stores!(corrections_are_recorded_and_honoured);
 
 #[tokio::test]
 async fn corrections_over_nats() {

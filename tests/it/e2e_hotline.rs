@@ -155,12 +155,4 @@ async fn a_hotline_ticket_runs_from_dispatch(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_hotline_ticket_runs_from_dispatch_on_sqlite() {
-    a_hotline_ticket_runs_from_dispatch(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_hotline_ticket_runs_from_dispatch_on_nats() {
-    a_hotline_ticket_runs_from_dispatch(Store::Nats).await;
-}
+tests::on_both_stores!(a_hotline_ticket_runs_from_dispatch);

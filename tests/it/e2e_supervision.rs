@@ -468,15 +468,7 @@ async fn extensions_move_the_deadline_by_working_days(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn extensions_move_the_deadline_by_working_days_on_sqlite() {
-    extensions_move_the_deadline_by_working_days(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn extensions_move_the_deadline_by_working_days_on_nats() {
-    extensions_move_the_deadline_by_working_days(Store::Nats).await;
-}
+tests::on_both_stores!(extensions_move_the_deadline_by_working_days);
 
 async fn extensions_over_nats(store: Store) {
     let app = spawn_app(store).await;
@@ -536,15 +528,7 @@ async fn extensions_over_nats(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn extensions_over_nats_on_sqlite() {
-    extensions_over_nats(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn extensions_over_nats_on_nats() {
-    extensions_over_nats(Store::Nats).await;
-}
+tests::on_both_stores!(extensions_over_nats);
 
 // ---------------------------------------------------------------------------------------
 // 2. Clock pauses
@@ -625,15 +609,7 @@ async fn a_paused_clock_adds_the_paused_time(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_paused_clock_adds_the_paused_time_on_sqlite() {
-    a_paused_clock_adds_the_paused_time(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_paused_clock_adds_the_paused_time_on_nats() {
-    a_paused_clock_adds_the_paused_time(Store::Nats).await;
-}
+tests::on_both_stores!(a_paused_clock_adds_the_paused_time);
 
 trait ClockNow {
     fn clock_now(&self) -> DateTime<Utc>;
@@ -821,15 +797,7 @@ async fn a_whistle_blocks_the_reply_and_feeds_the_ranking(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_whistle_blocks_the_reply_and_feeds_the_ranking_on_sqlite() {
-    a_whistle_blocks_the_reply_and_feeds_the_ranking(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_whistle_blocks_the_reply_and_feeds_the_ranking_on_nats() {
-    a_whistle_blocks_the_reply_and_feeds_the_ranking(Store::Nats).await;
-}
+tests::on_both_stores!(a_whistle_blocks_the_reply_and_feeds_the_ranking);
 
 #[tokio::test]
 async fn whistles_over_nats() {
@@ -1012,15 +980,7 @@ async fn the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdu
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdue_on_sqlite() {
-    the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdue(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdue_on_nats() {
-    the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdue(Store::Nats).await;
-}
+tests::on_both_stores!(the_supervisor_fires_each_instant_once_and_the_request_is_listed_overdue);
 
 // ---------------------------------------------------------------------------------------
 // 5. Rating appeals
@@ -1132,15 +1092,7 @@ async fn an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate(store: S
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate_on_sqlite() {
-    an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate_on_nats() {
-    an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate(Store::Nats).await;
-}
+tests::on_both_stores!(an_upheld_appeal_takes_the_rating_out_of_the_satisfaction_rate);
 
 // ---------------------------------------------------------------------------------------
 // 7. Upward reports and feedback
@@ -1218,15 +1170,7 @@ async fn upward_feedback_shows_in_the_ledger(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn upward_feedback_shows_in_the_ledger_on_sqlite() {
-    upward_feedback_shows_in_the_ledger(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn upward_feedback_shows_in_the_ledger_on_nats() {
-    upward_feedback_shows_in_the_ledger(Store::Nats).await;
-}
+tests::on_both_stores!(upward_feedback_shows_in_the_ledger);
 
 async fn deadlines_and_extensions_follow_the_holiday_calendar(store: Store) {
     let app = spawn_app(store).await;
@@ -1277,15 +1221,7 @@ async fn deadlines_and_extensions_follow_the_holiday_calendar(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn deadlines_and_extensions_follow_the_holiday_calendar_on_sqlite() {
-    deadlines_and_extensions_follow_the_holiday_calendar(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn deadlines_and_extensions_follow_the_holiday_calendar_on_nats() {
-    deadlines_and_extensions_follow_the_holiday_calendar(Store::Nats).await;
-}
+tests::on_both_stores!(deadlines_and_extensions_follow_the_holiday_calendar);
 
 #[tokio::test]
 async fn nothing_fires_while_the_clock_is_paused_and_a_late_whistle_report_is_marked() {

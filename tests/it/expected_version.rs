@@ -156,15 +156,7 @@ async fn commands_name_the_version_they_were_decided_on(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn commands_name_the_version_they_were_decided_on_sqlite() {
-    commands_name_the_version_they_were_decided_on(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn commands_name_the_version_they_were_decided_on_nats() {
-    commands_name_the_version_they_were_decided_on(Store::Nats).await;
-}
+tests::on_both_stores!(commands_name_the_version_they_were_decided_on);
 
 /// Over NATS the envelope's `expected_version` does the same.
 #[tokio::test]

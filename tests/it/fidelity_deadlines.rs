@@ -70,12 +70,4 @@ async fn stamped_to_the_instant(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn deadlines_are_stamped_to_the_instant_on_sqlite() {
-    stamped_to_the_instant(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn deadlines_are_stamped_to_the_instant_on_nats() {
-    stamped_to_the_instant(Store::Nats).await;
-}
+tests::on_both_stores!(stamped_to_the_instant);

@@ -70,15 +70,7 @@ async fn the_whistle_mean_is_exact(store: Store) {
     db.drop_db().await;
 }
 
-#[tokio::test]
-async fn the_whistle_mean_is_exact_on_sqlite() {
-    the_whistle_mean_is_exact(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn the_whistle_mean_is_exact_on_nats() {
-    the_whistle_mean_is_exact(Store::Nats).await;
-}
+tests::on_both_stores!(the_whistle_mean_is_exact);
 
 /// The projectors' health lines.
 async fn health(app: &TestApp) -> Vec<Value> {
@@ -154,15 +146,7 @@ async fn caught_up_only_at_the_head(store: Store) {
     db.drop_db().await;
 }
 
-#[tokio::test]
-async fn caught_up_only_at_the_log_head_on_sqlite() {
-    caught_up_only_at_the_head(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn caught_up_only_at_the_log_head_on_nats() {
-    caught_up_only_at_the_head(Store::Nats).await;
-}
+tests::on_both_stores!(caught_up_only_at_the_head);
 
 /// A request under catalogue item `item` (referred to urban management), handled, replied and
 /// rated `satisfaction` by the station; returns its id.
@@ -212,12 +196,4 @@ async fn law_enforcement_items_stay_out_of_satisfaction(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn law_enforcement_items_stay_out_of_satisfaction_on_sqlite() {
-    law_enforcement_items_stay_out_of_satisfaction(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn law_enforcement_items_stay_out_of_satisfaction_on_nats() {
-    law_enforcement_items_stay_out_of_satisfaction(Store::Nats).await;
-}
+tests::on_both_stores!(law_enforcement_items_stay_out_of_satisfaction);

@@ -4,15 +4,7 @@
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app};
 
-#[tokio::test]
-async fn bad_input_is_refused_with_a_structured_error_and_nothing_recorded_on_sqlite() {
-    bad_input(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn bad_input_is_refused_with_a_structured_error_and_nothing_recorded_on_nats() {
-    bad_input(Store::Nats).await;
-}
+tests::on_both_stores!(bad_input);
 
 /// Sends one bad request and checks the answer and that the log did not grow.
 async fn expect_refused(

@@ -8,15 +8,7 @@ use schemas::ContactRef;
 use serde_json::{Value, json};
 use tests::app::{Store, actors, external_id, intake_document, spawn_app};
 
-#[tokio::test]
-async fn a_request_goes_from_intake_to_archive_over_http_on_sqlite() {
-    lifecycle(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_request_goes_from_intake_to_archive_over_http_on_nats() {
-    lifecycle(Store::Nats).await;
-}
+tests::on_both_stores!(lifecycle);
 
 async fn lifecycle(store: Store) {
     // Arrange

@@ -93,15 +93,7 @@ async fn log_mentions(log: &EventLog, text: &str) -> bool {
     }
 }
 
-#[tokio::test]
-async fn a_key_reused_with_another_body_is_refused_on_sqlite() {
-    another_body(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_key_reused_with_another_body_is_refused_on_nats() {
-    another_body(Store::Nats).await;
-}
+tests::on_both_stores!(another_body);
 
 async fn another_body(store: Store) {
     let app = spawn_app(store).await;
@@ -169,15 +161,7 @@ async fn another_body(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_key_used_on_one_request_is_refused_on_another_on_sqlite() {
-    another_request(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_key_used_on_one_request_is_refused_on_another_on_nats() {
-    another_request(Store::Nats).await;
-}
+tests::on_both_stores!(another_request);
 
 async fn another_request(store: Store) {
     let app = spawn_app(store).await;
@@ -247,15 +231,7 @@ async fn a_key_stays_bound_past_the_jetstream_duplicate_window() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn bindings_survive_a_restart_on_sqlite() {
-    restart(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn bindings_survive_a_restart_on_nats() {
-    restart(Store::Nats).await;
-}
+tests::on_both_stores!(restart);
 
 async fn restart(store: Store) {
     let app = spawn_app(store).await;
@@ -326,15 +302,7 @@ async fn a_binding_left_without_its_commit_is_completed_by_the_retry() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_resent_intake_with_other_text_is_the_same_request_on_sqlite() {
-    resent_intake(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_resent_intake_with_other_text_is_the_same_request_on_nats() {
-    resent_intake(Store::Nats).await;
-}
+tests::on_both_stores!(resent_intake);
 
 async fn resent_intake(store: Store) {
     let app = spawn_app(store).await;

@@ -139,15 +139,7 @@ async fn right_ticket_and_check(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn the_right_ticket_and_check_answer_the_stage_and_date_on_sqlite() {
-    right_ticket_and_check(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn the_right_ticket_and_check_answer_the_stage_and_date_on_nats() {
-    right_ticket_and_check(Store::Nats).await;
-}
+tests::on_both_stores!(right_ticket_and_check);
 
 #[tokio::test]
 async fn a_wrong_check_an_unknown_ticket_an_anonymous_request_and_an_erased_contact_look_alike() {

@@ -414,42 +414,10 @@ async fn erasure_deletes_personal_files(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn upload_and_download_on_sqlite() {
-    upload_and_download(Store::Sqlite).await;
-}
+tests::on_both_stores!(upload_and_download);
 
-#[tokio::test]
-async fn upload_and_download_on_nats() {
-    upload_and_download(Store::Nats).await;
-}
+tests::on_both_stores!(outsiders_learn_nothing);
 
-#[tokio::test]
-async fn outsiders_learn_nothing_on_sqlite() {
-    outsiders_learn_nothing(Store::Sqlite).await;
-}
+tests::on_both_stores!(refused_files_leave_nothing);
 
-#[tokio::test]
-async fn outsiders_learn_nothing_on_nats() {
-    outsiders_learn_nothing(Store::Nats).await;
-}
-
-#[tokio::test]
-async fn refused_files_leave_nothing_on_sqlite() {
-    refused_files_leave_nothing(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn refused_files_leave_nothing_on_nats() {
-    refused_files_leave_nothing(Store::Nats).await;
-}
-
-#[tokio::test]
-async fn erasure_deletes_personal_files_on_sqlite() {
-    erasure_deletes_personal_files(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn erasure_deletes_personal_files_on_nats() {
-    erasure_deletes_personal_files(Store::Nats).await;
-}
+tests::on_both_stores!(erasure_deletes_personal_files);

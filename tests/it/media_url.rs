@@ -141,12 +141,4 @@ async fn fetches_and_refuses(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn open311_media_url_is_fetched_and_checked_on_sqlite() {
-    fetches_and_refuses(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn open311_media_url_is_fetched_and_checked_on_nats() {
-    fetches_and_refuses(Store::Nats).await;
-}
+tests::on_both_stores!(fetches_and_refuses);

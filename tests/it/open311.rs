@@ -135,15 +135,7 @@ fn spec_example_form(description: &str) -> String {
     serde_urlencoded::to_string(&pairs).expect("form")
 }
 
-#[tokio::test]
-async fn a_fixmystreet_style_client_submits_and_follows_a_request_on_sqlite() {
-    submit_and_follow(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_fixmystreet_style_client_submits_and_follows_a_request_on_nats() {
-    submit_and_follow(Store::Nats).await;
-}
+tests::on_both_stores!(submit_and_follow);
 
 async fn submit_and_follow(store: Store) {
     let app = spawn(store, None, false).await;

@@ -245,12 +245,4 @@ async fn whistle_report_missed(app: &TestApp, id: &str) {
     assert!(find(&after, id).is_none(), "reported: {after:?}");
 }
 
-#[tokio::test]
-async fn assignment_and_parts_on_sqlite() {
-    assignment_and_parts(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn assignment_and_parts_on_nats() {
-    assignment_and_parts(Store::Nats).await;
-}
+tests::on_both_stores!(assignment_and_parts);

@@ -249,15 +249,7 @@ async fn bad_points_are_refused(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn bad_points_are_refused_and_nothing_recorded_on_sqlite() {
-    bad_points_are_refused(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn bad_points_are_refused_and_nothing_recorded_on_nats() {
-    bad_points_are_refused(Store::Nats).await;
-}
+tests::on_both_stores!(bad_points_are_refused);
 
 #[tokio::test]
 async fn open311_lat_long_place_the_request() {

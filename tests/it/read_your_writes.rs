@@ -98,12 +98,4 @@ async fn a_read_waits_for_the_position_a_command_returned(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_read_waits_for_the_position_a_command_returned_on_sqlite() {
-    a_read_waits_for_the_position_a_command_returned(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_read_waits_for_the_position_a_command_returned_on_nats() {
-    a_read_waits_for_the_position_a_command_returned(Store::Nats).await;
-}
+tests::on_both_stores!(a_read_waits_for_the_position_a_command_returned);

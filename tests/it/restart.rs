@@ -5,15 +5,7 @@
 use serde_json::json;
 use tests::app::{Store, actors, external_id, intake_document, spawn_app};
 
-#[tokio::test]
-async fn acknowledged_requests_survive_a_restart_on_sqlite() {
-    restart(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn acknowledged_requests_survive_a_restart_on_nats() {
-    restart(Store::Nats).await;
-}
+tests::on_both_stores!(restart);
 
 async fn restart(store: Store) {
     // Arrange: five requests, some accepted, one retried command key.

@@ -169,12 +169,4 @@ async fn answered_commands_survive_a_graceful_shutdown(store: Store) {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn answered_commands_survive_a_graceful_shutdown_on_sqlite() {
-    answered_commands_survive_a_graceful_shutdown(Store::Sqlite).await;
-}
-
-#[tokio::test]
-async fn answered_commands_survive_a_graceful_shutdown_on_nats() {
-    answered_commands_survive_a_graceful_shutdown(Store::Nats).await;
-}
+tests::on_both_stores!(answered_commands_survive_a_graceful_shutdown);

@@ -39,3 +39,40 @@ pub fn write_test_intake_secret(data_dir: &std::path::Path) {
 pub fn instance_intake_ids(data_dir: &std::path::Path) -> IntakeIds {
     IntakeIds::load_or_create(&data_dir.join("intake-id.key")).expect("the intake-id secret")
 }
+
+/// Runs each named `async fn(Store)` as two tests, `<name>::sqlite` and `<name>::nats`: the
+/// one store matrix of the integration tests, so a behaviour is never checked on one log
+/// store only by accident. `multi_thread:` before the names runs them on a two-worker runtime.
+#[macro_export]
+macro_rules! on_both_stores {
+    (multi_thread: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::app::Store::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn nats() {
+                    super::$name($crate::app::Store::Nats).await;
+                }
+            }
+        )+
+    };
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::app::Store::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn nats() {
+                    super::$name($crate::app::Store::Nats).await;
+                }
+            }
+        )+
+    };
+}

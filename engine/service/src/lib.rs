@@ -1,27 +1,27 @@
-//! The I/O shell of Bianmin and its composition root: the command service, intake over NATS
-//! and HTTP, the supervisor, the projector runner, and the `bianmin` CLI, over the event log
-//! of crate `engine-log` (opened from the configuration in [`log_open`]).
+//! The I/O shell of Bianmin and its composition root: intake over NATS and HTTP, the
+//! supervisor, the projector runner and the other workers, and the `bianmin` CLI, over the
+//! write path of crate `engine-write` and the event log of crate `engine-log` (opened from
+//! the configuration in [`log_open`]).
 //!
 //! **Boundary:** the domain rules live in `engine-core`; this crate only loads state,
 //! asks the core to decide, and records the result.
 
+/// The write path's modules under their long-standing paths (`engine_service::commands`, …),
+/// so the edges, workers and tools name them one way.
+pub use engine_write::{cache, commands, contacts, intake_ids, metrics, stores};
+
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod cache;
 pub mod calendar;
-pub mod commands;
 pub mod config;
-pub mod contacts;
 pub mod export;
 pub mod http;
 pub mod import;
-pub mod intake_ids;
 pub mod json_keys;
 pub mod lease;
 pub mod log_open;
 pub mod media;
-pub mod metrics;
 pub mod nats;
 pub mod nats_client;
 pub mod notify;
@@ -34,7 +34,6 @@ pub mod ratelimit;
 pub mod read_models;
 pub mod readiness;
 pub mod reports;
-pub mod stores;
 pub mod stores_copy;
 pub mod supervisor;
 pub mod telemetry;

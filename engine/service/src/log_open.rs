@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::app::AppError;
 use crate::config::Config;
+use engine_log::backoff::{Attempt, Backoff, Retries};
 use engine_log::{EventLog, JetStreamConfig};
 
 /// Opens the event log the config names (JetStream when `nats.url` is set, else SQLite) for
@@ -76,26 +77,22 @@ async fn open_store(
     Ok((log, Some(client)))
 }
 
-/// Connects the JetStream log, retrying with backoff for up to `wait` while the server
-/// answers "unavailable" (JetStream not ready, a cluster still electing the meta or stream
-/// leader). Any other error, or one still there after `wait`, is returned as it is.
+/// Connects the JetStream log, retrying with [`Backoff::startup`] delays for up to `wait`
+/// while the server answers "unavailable" (JetStream not ready, a cluster still electing the
+/// meta or stream leader). Any other error, or one still there after `wait`, is returned.
 async fn connect_jetstream_patiently(
     client: &async_nats::Client,
     cfg: JetStreamConfig,
     wait: Duration,
 ) -> Result<EventLog, AppError> {
-    let give_up_at = tokio::time::Instant::now() + wait;
-    let mut backoff = engine_log::backoff::Backoff::startup();
-    loop {
-        match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
-            Ok(log) => return Ok(log),
-            Err(error) if error.is_retryable() && tokio::time::Instant::now() < give_up_at => {
-                let delay = backoff.next_delay();
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
-                    "event log not available yet; retrying");
-                tokio::time::sleep(delay).await;
+    Backoff::startup()
+        .patiently("event log", wait, Retries::Warn, || async {
+            match EventLog::connect_jetstream(client.clone(), cfg.clone()).await {
+                Ok(log) => Attempt::Done(log),
+                Err(error) if error.is_retryable() => Attempt::Transient(error),
+                Err(error) => Attempt::Failed(error),
             }
-            Err(error) => return Err(error.into()),
-        }
-    }
+        })
+        .await
+        .map_err(AppError::from)
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_nats::{ConnectErrorKind, ConnectOptions, ServerAddr};
 
 use crate::config::NatsConfig;
-use engine_log::backoff::Backoff;
+use engine_log::backoff::{Attempt, Backoff, Retries};
 pub use engine_log::transient_api_error;
 
 /// Why no NATS client could be made. Messages name servers without their userinfo and never
@@ -267,33 +267,34 @@ pub async fn connect(
 ) -> Result<async_nats::Client, NatsConnectError> {
     let servers = ServerList::parse(config.url.as_deref().ok_or(NatsConnectError::NoUrl)?)?;
     let started = tokio::time::Instant::now();
-    let give_up_at = started + wait;
-    let mut backoff = Backoff::startup();
-    loop {
-        let options = options(config, &servers).await?;
-        let error = match options.connect(servers.addrs().to_vec()).await {
-            Ok(client) => {
-                tracing::info!(servers = %servers, "connected to NATS");
-                return Ok(client);
-            }
-            Err(error) => error,
-        };
-        let unreachable = matches!(
-            error.kind(),
-            ConnectErrorKind::Io | ConnectErrorKind::TimedOut | ConnectErrorKind::Dns
-        );
-        let delay = backoff.next_delay();
-        if !unreachable || tokio::time::Instant::now() + delay > give_up_at {
-            return Err(NatsConnectError::Connect {
+    let servers = &servers;
+    let client = Backoff::startup()
+        .patiently("NATS", wait, Retries::Warn, || async move {
+            let options = match options(config, servers).await {
+                Ok(options) => options,
+                Err(error) => return Attempt::Failed(error),
+            };
+            let error = match options.connect(servers.addrs().to_vec()).await {
+                Ok(client) => return Attempt::Done(client),
+                Err(error) => error,
+            };
+            let unreachable = matches!(
+                error.kind(),
+                ConnectErrorKind::Io | ConnectErrorKind::TimedOut | ConnectErrorKind::Dns
+            );
+            let error = NatsConnectError::Connect {
                 servers: servers.to_string(),
                 waited_ms: started.elapsed().as_millis() as u64,
                 source: error,
-            });
-        }
-        tracing::warn!(servers = %servers, %error, retry_in_ms = delay.as_millis() as u64,
-            "NATS not reachable yet; retrying");
-        tokio::time::sleep(delay).await;
-    }
+            };
+            match unreachable {
+                true => Attempt::Transient(error),
+                false => Attempt::Failed(error),
+            }
+        })
+        .await?;
+    tracing::info!(servers = %servers, "connected to NATS");
+    Ok(client)
 }
 
 #[cfg(test)]

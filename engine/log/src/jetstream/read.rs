@@ -21,7 +21,7 @@ use stream::LastRawMessageErrorKind;
 use super::JetStreamLog;
 use super::transient_api_error;
 use crate::LogError;
-use crate::backoff::Backoff;
+use crate::backoff::{Attempt, Backoff, Retries};
 
 /// How long a read keeps trying through an election before the log is unavailable: a
 /// JetStream leader election normally takes a few seconds.
@@ -34,38 +34,17 @@ const FETCH_BATCH_LEN: usize = 512;
 /// Pull rounds in a row that may bring nothing before a read gives up.
 const READ_ROUNDS_MAX: u32 = 8;
 
-/// What one attempt of a read step came to.
-enum Attempt<T> {
-    Done(T),
-    /// Worth trying again (timeout, no responders, 503): the error as it would be reported.
-    Transient(String),
-    /// Trying again will not help.
-    Failed(LogError),
-}
-
 /// Runs `attempt` until it is done or fails for good, retrying transient failures with
-/// [`Backoff::read`] delays for up to [`READ_PATIENCE`].
-async fn patiently<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, LogError>
+/// [`Backoff::read`] delays for up to [`READ_PATIENCE`]; a transient failure that outlasts
+/// it is reported as it is (the log unavailable).
+async fn patiently<T, F, Fut>(what: &str, attempt: F) -> Result<T, LogError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Attempt<T>>,
+    Fut: std::future::Future<Output = Attempt<T, LogError>>,
 {
-    let give_up_at = tokio::time::Instant::now() + READ_PATIENCE;
-    let mut backoff = Backoff::read();
-    loop {
-        match attempt().await {
-            Attempt::Done(value) => return Ok(value),
-            Attempt::Failed(error) => return Err(error),
-            Attempt::Transient(error) => {
-                let delay = backoff.next_delay();
-                if tokio::time::Instant::now() + delay > give_up_at {
-                    return Err(LogError::Unavailable(format!("{what}: {error}")));
-                }
-                tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, "{what}: trying again");
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+    Backoff::read()
+        .patiently(what, READ_PATIENCE, Retries::Quiet, attempt)
+        .await
 }
 
 impl JetStreamLog {
@@ -94,7 +73,9 @@ impl JetStreamLog {
                         LastRawMessageErrorKind::JetStream(api) if !transient_api_error(&api) => {
                             Attempt::Failed(LogError::Unavailable(format!("history read: {e}")))
                         }
-                        _ => Attempt::Transient(e.to_string()),
+                        _ => {
+                            Attempt::Transient(LogError::Unavailable(format!("history read: {e}")))
+                        }
                     },
                 }
             })
@@ -143,7 +124,9 @@ impl JetStreamLog {
                     stream::ConsumerErrorKind::JetStream(api) if !transient_api_error(&api) => {
                         Attempt::Failed(LogError::Unavailable(format!("create read consumer: {e}")))
                     }
-                    _ => Attempt::Transient(e.to_string()),
+                    _ => Attempt::Transient(LogError::Unavailable(format!(
+                        "create read consumer: {e}"
+                    ))),
                 },
             }
         })

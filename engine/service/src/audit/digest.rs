@@ -26,7 +26,7 @@ use chrono::{FixedOffset, NaiveDate, TimeZone};
 use engine_core::Clock;
 use schemas::envelope::{GENESIS_HASH, ID_NAMESPACE, digest_stream_id};
 use schemas::event::DailyDigestRecorded;
-use schemas::{Commit, Event, EventEnvelope, LoggedCommit, Timestamp};
+use schemas::{Commit, CommitHeader, Event, LoggedCommit, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -229,28 +229,22 @@ pub async fn record_closed_days(
         }
         let digest = compute_day(log, day, after, &prev_root).await?;
         let commit_id = digest_commit_id(day);
-        let envelope = EventEnvelope {
-            event_id: Uuid::new_v5(&ID_NAMESPACE, format!("digest-event:{day}").as_bytes()),
-            request_id: digest_stream_id(),
-            version: digests.len() as u64 + 1,
-            schema_version: 0,
+        let (after_version, after_hash) = (digests.len() as u64, last_hash(log).await?);
+        let event_id = Uuid::new_v5(&ID_NAMESPACE, format!("digest-event:{day}").as_bytes());
+        let commit = CommitHeader {
+            commit_id,
+            stream: digest_stream_id(),
+            command: schemas::CommandKind::RecordDigest,
+            actor: engine_actor("digest"),
             occurred_at: now,
             recorded_at: now,
-            actor: engine_actor("digest"),
-            causation_id: commit_id,
             correlation_id: commit_id,
-            prev_hash: last_hash(log).await?,
-            hash: String::new(),
-            event: Event::DailyDigestRecorded(digest.clone()),
+            after_version,
+            after_hash,
         }
-        .seal();
-        let commit = Commit {
-            commit_id,
-            request_id: digest_stream_id(),
-            command: schemas::CommandKind::RecordDigest,
-            events: vec![envelope],
-            signature: None,
-        };
+        .seal(vec![Event::DailyDigestRecorded(digest.clone())], |_| {
+            event_id
+        });
         match log.append(&commit, stream_last).await {
             Ok(appended) => {
                 if !appended.duplicate {

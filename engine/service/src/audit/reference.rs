@@ -8,7 +8,7 @@
 
 use schemas::envelope::{GENESIS_HASH, ID_NAMESPACE, reference_data_stream_id};
 use schemas::event::{ReferenceDataRecorded, ReferenceKind};
-use schemas::{Actor, Commit, Event, EventEnvelope, Timestamp};
+use schemas::{Actor, CommitHeader, Event, EventEnvelope, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -126,38 +126,27 @@ pub async fn record(
             &ID_NAMESPACE,
             format!("reference:{expected}:{}", key.join("|")).as_bytes(),
         );
-        let mut prev_hash = events
-            .last()
-            .map_or_else(|| GENESIS_HASH.to_string(), |e| e.hash.clone());
-        let base_version = events.last().map_or(0, |e| e.version);
-        let mut sealed = Vec::with_capacity(changes.len());
-        for (i, change) in changes.iter().enumerate() {
-            let version = base_version + i as u64 + 1;
-            let envelope = EventEnvelope {
-                event_id: Uuid::new_v5(&commit_id, format!("{i}").as_bytes()),
-                request_id: stream,
-                version,
-                schema_version: 0,
-                occurred_at: now,
-                recorded_at: now,
-                actor: actor.clone(),
-                causation_id: commit_id,
-                correlation_id: commit_id,
-                prev_hash: prev_hash.clone(),
-                hash: String::new(),
-                event: Event::ReferenceDataRecorded(change.clone()),
-            }
-            .seal();
-            prev_hash = envelope.hash.clone();
-            sealed.push(envelope);
-        }
-        let commit = Commit {
+        let commit = CommitHeader {
             commit_id,
-            request_id: stream,
+            stream,
             command: schemas::CommandKind::RecordReferenceData,
-            events: sealed,
-            signature: None,
-        };
+            actor: actor.clone(),
+            occurred_at: now,
+            recorded_at: now,
+            correlation_id: commit_id,
+            after_version: events.last().map_or(0, |e| e.version),
+            after_hash: events
+                .last()
+                .map_or_else(|| GENESIS_HASH.to_string(), |e| e.hash.clone()),
+        }
+        .seal(
+            changes
+                .iter()
+                .cloned()
+                .map(Event::ReferenceDataRecorded)
+                .collect(),
+            |i| Uuid::new_v5(&commit_id, format!("{i}").as_bytes()),
+        );
         match log.append(&commit, expected).await {
             Ok(_) => {
                 for change in &changes {

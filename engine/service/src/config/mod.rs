@@ -541,5 +541,6 @@ pub(crate) fn mask_url(url: &str) -> String {
     }
 }
 
+mod stores;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use schemas::command::{
     ReviewReply, SignFor, StartHandling, StartProxy,
 };
 use schemas::{
-    Actor, Command, Commit, ContactRef, EventEnvelope, HandlingMode, RequestId, Role, Timestamp,
+    Actor, Command, Commit, CommitHeader, ContactRef, HandlingMode, RequestId, Role, Timestamp,
 };
 use uuid::Uuid;
 
@@ -309,35 +309,23 @@ pub fn decide_steps(
         if events.is_empty() {
             continue;
         }
-        let base = request.version();
-        let mut envelopes = Vec::with_capacity(events.len());
-        for (i, event) in events.into_iter().enumerate() {
-            let envelope = EventEnvelope {
-                event_id: ids.mint(),
-                request_id: plan.request_id,
-                version: base + i as u64 + 1,
-                schema_version: 0,
-                occurred_at: step.at,
-                recorded_at,
-                actor: step.actor.clone(),
-                causation_id: step.command_id,
-                correlation_id,
-                prev_hash: last_hash,
-                hash: String::new(),
-                event,
-            }
-            .seal();
-            last_hash = envelope.hash.clone();
-            request.apply(&envelope);
-            envelopes.push(envelope);
-        }
-        commits.push(Commit {
+        let commit = CommitHeader {
             commit_id: step.command_id,
-            request_id: plan.request_id,
+            stream: plan.request_id,
             command: step.command.kind(),
-            events: envelopes,
-            signature: None,
-        });
+            actor: step.actor.clone(),
+            occurred_at: step.at,
+            recorded_at,
+            correlation_id,
+            after_version: request.version(),
+            after_hash: last_hash,
+        }
+        .seal(events, |_| ids.mint());
+        for envelope in &commit.events {
+            request.apply(envelope);
+        }
+        last_hash = commit.last_hash().map(str::to_string).unwrap_or_default();
+        commits.push(commit);
     }
     if let Some(status) = &plan.status
         && request.stage().as_str() != status

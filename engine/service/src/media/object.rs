@@ -5,6 +5,7 @@
 
 use async_nats::jetstream::{self, object_store, stream};
 use bytes::Bytes;
+use engine_log::backoff::{Attempt, Backoff, Retries};
 use schemas::{Names, RequestId};
 use tokio::io::AsyncReadExt;
 
@@ -44,20 +45,18 @@ impl ObjectMedia {
     ) -> Result<ObjectMedia, MediaError> {
         let context = jetstream::new(client);
         let bucket = names.media_bucket();
-        let give_up_at = tokio::time::Instant::now() + wait;
-        let mut backoff = engine_log::backoff::Backoff::startup();
-        loop {
-            match Self::try_open(&context, names, replicas, manage_stream).await {
-                Ok(store) => return Ok(ObjectMedia { store, bucket }),
-                Err((error, true)) if tokio::time::Instant::now() < give_up_at => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
-                        "media store not available yet; retrying");
-                    tokio::time::sleep(delay).await;
+        Backoff::startup()
+            .patiently("media store", wait, Retries::Warn, || async {
+                match Self::try_open(&context, names, replicas, manage_stream).await {
+                    Ok(store) => Attempt::Done(ObjectMedia {
+                        store,
+                        bucket: bucket.clone(),
+                    }),
+                    Err((error, true)) => Attempt::Transient(error),
+                    Err((error, false)) => Attempt::Failed(error),
                 }
-                Err((error, _)) => return Err(error),
-            }
-        }
+            })
+            .await
     }
 
     /// One attempt at declaring the stream and opening the bucket; the error says whether

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::nats_client::transient_api_error;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
-use engine_log::backoff::Backoff;
+use engine_log::backoff::{Attempt, Backoff, Retries};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -118,19 +118,18 @@ async fn open_inbox(
     cfg: &NatsApiConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<consumer::PullConsumer>, NatsApiError> {
-    let mut backoff = Backoff::startup();
-    loop {
-        let error = match inbox_consumer(js, cfg).await {
-            Ok(consumer) => return Ok(Some(consumer)),
-            Err(NatsApiError::Unavailable(error)) => error,
-            Err(refused) => return Err(refused),
-        };
-        let delay = backoff.next_delay();
-        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "inbox not ready; retrying");
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(delay) => {}
+    let patient = Backoff::startup().patiently("inbox", Duration::MAX, Retries::Warn, || async {
+        match inbox_consumer(js, cfg).await {
+            Ok(consumer) => Attempt::Done(consumer),
+            Err(NatsApiError::Unavailable(error)) => {
+                Attempt::Transient(NatsApiError::Unavailable(error))
+            }
+            Err(refused) => Attempt::Failed(refused),
         }
+    });
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(None),
+        opened = patient => opened.map(Some),
     }
 }
 

@@ -8,7 +8,7 @@ use schemas::envelope::{GENESIS_HASH, ID_NAMESPACE};
 use schemas::event::{
     FigureChange, RateReportFeedbackRecorded, RateReportPublished, ReportFeedbackKind, ReportLevel,
 };
-use schemas::{Actor, CommandKind, Commit, Event, EventEnvelope, LoggedCommit, Timestamp};
+use schemas::{Actor, CommandKind, CommitHeader, Event, LoggedCommit, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -451,28 +451,19 @@ async fn append(
     at: Timestamp,
     event: Event,
 ) -> Result<(), ReportError> {
-    let envelope = EventEnvelope {
-        event_id: Uuid::new_v5(&ID_NAMESPACE, format!("event:{commit_id}").as_bytes()),
-        request_id: report_id,
-        version: loaded.version + 1,
-        schema_version: 0,
+    let event_id = Uuid::new_v5(&ID_NAMESPACE, format!("event:{commit_id}").as_bytes());
+    let commit = CommitHeader {
+        commit_id,
+        stream: report_id,
+        command,
+        actor: actor.clone(),
         occurred_at: at,
         recorded_at: at,
-        actor: actor.clone(),
-        causation_id: commit_id,
         correlation_id: report_id,
-        prev_hash: loaded.last_hash.clone(),
-        hash: String::new(),
-        event,
+        after_version: loaded.version,
+        after_hash: loaded.last_hash.clone(),
     }
-    .seal();
-    let commit = Commit {
-        commit_id,
-        request_id: report_id,
-        command,
-        events: vec![envelope],
-        signature: None,
-    };
+    .seal(vec![event], |_| event_id);
     log.append(&commit, loaded.last_position).await?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::contacts::{PutOutcome, StoredContact};
 
 /// A contact write that goes with a command, made under the request's lock.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum ContactWrite<'a> {
+pub enum ContactWrite<'a> {
     /// The contact sent with a `receive`: stored only when that receive creates the request,
     /// never replacing a stored contact.
     Intake(&'a ContactRef, &'a ResidentContact),

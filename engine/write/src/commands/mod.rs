@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine_core::{Clock, Context, Policy, Refusal};
-use schemas::{Actor, Command, CommandKind, Commit, EventEnvelope, RequestId, Timestamp};
+use schemas::{Actor, Command, CommandKind, CommitHeader, EventEnvelope, RequestId, Timestamp};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ pub mod intake;
 pub mod place;
 mod state;
 
-pub(crate) use contact::ContactWrite;
+pub use contact::ContactWrite;
 pub use contact::{MAX_CONTACT_FIELD_CHARS, validate_contact};
 
 pub use error::{CommandError, EXPECTED_VERSION_FIELD, IDEMPOTENCY_KEY_FIELD};
@@ -246,8 +246,8 @@ impl CommandService {
     /// Decides and records one command as of `at`, an instant not after now: the events'
     /// `occurred_at` (and the decision's `now`) is `at`, raised to the request's last event
     /// if that is later, so a history never runs backwards; `recorded_at` stays the wall
-    /// clock. The supervisor records a firing caught up after downtime at the instant it was
-    /// due ([`crate::supervisor`]).
+    /// clock. The supervisor worker records a firing caught up after downtime at the instant it
+    /// was due.
     pub async fn execute_as_of(
         &self,
         request: CommandRequest,
@@ -258,7 +258,7 @@ impl CommandService {
 
     /// Decides and records one command, writing `contact` to the contact store once the core
     /// has decided to record it (see [`ContactWrite`]).
-    pub(crate) async fn execute_with(
+    pub async fn execute_with(
         &self,
         request: CommandRequest,
         contact: Option<ContactWrite<'_>>,
@@ -427,35 +427,18 @@ impl CommandService {
                 duplicate: false,
             });
         }
-        let mut prev_hash = cached.last_hash.clone();
-        let base_version = cached.request.version();
-        let mut envelopes = Vec::with_capacity(events.len());
-        for (i, event) in events.into_iter().enumerate() {
-            let envelope = EventEnvelope {
-                event_id: self.inner.ids.mint(),
-                request_id: id,
-                version: base_version + i as u64 + 1,
-                schema_version: 0,
-                occurred_at: now,
-                recorded_at,
-                actor: request.actor.clone(),
-                causation_id: request.command_id,
-                correlation_id: request.correlation_id.unwrap_or(request.command_id),
-                prev_hash,
-                hash: String::new(),
-                event,
-            }
-            .seal();
-            prev_hash = envelope.hash.clone();
-            envelopes.push(envelope);
-        }
-        let commit = Commit {
+        let commit = CommitHeader {
             commit_id: request.command_id,
-            request_id: id,
+            stream: id,
             command: request.command.kind(),
-            events: envelopes,
-            signature: None,
-        };
+            actor: request.actor.clone(),
+            occurred_at: now,
+            recorded_at,
+            correlation_id: request.correlation_id.unwrap_or(request.command_id),
+            after_version: cached.request.version(),
+            after_hash: cached.last_hash.clone(),
+        }
+        .seal(events, |_| self.inner.ids.mint());
         let stored_now = self
             .write_before_append(contact, contact_ref.as_ref(), id)
             .await?;
@@ -498,7 +481,7 @@ impl CommandService {
             next.request.apply(envelope);
         }
         next.position = appended.position;
-        next.last_hash = prev_hash;
+        next.last_hash = commit.last_hash().unwrap_or(&next.last_hash).to_string();
         next.last_occurred_at = Some(now);
         next.commit_ids.insert(commit.commit_id, appended.position);
         let version = next.request.version();

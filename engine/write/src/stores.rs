@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-
 /// `[stores]`: where the contact store, the privacy ledger and the delivery table live.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,46 +63,9 @@ impl StoresConfig {
     }
 }
 
-fn is_postgres(url: &str) -> bool {
+/// Whether `url` names a PostgreSQL database (either scheme spelling).
+pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-impl Config {
-    /// Where the contact store, the privacy ledger and the delivery table live.
-    pub fn stores_location(&self) -> StoresLocation {
-        let kek_dir = || {
-            self.stores
-                .kek_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("kek"))
-        };
-        let embedded = StoresLocation::Embedded {
-            data_dir: self.data_dir.clone(),
-        };
-        match self.stores.url.as_deref() {
-            Some("sqlite") => embedded,
-            Some(url) => StoresLocation::Postgres {
-                url: url.to_string(),
-                kek_dir: kek_dir(),
-            },
-            None => match (&self.nats.url, &self.database_url) {
-                (Some(_), Some(url)) if is_postgres(url) => StoresLocation::Postgres {
-                    url: url.clone(),
-                    kek_dir: kek_dir(),
-                },
-                _ => embedded,
-            },
-        }
-    }
-
-    /// The database of the notification delivery table: the PostgreSQL stores when they are
-    /// in use, else the projections database.
-    pub fn deliveries_url(&self) -> String {
-        match self.stores_location() {
-            StoresLocation::Postgres { url, .. } => url,
-            StoresLocation::Embedded { .. } => self.projections_url(),
-        }
-    }
 }
 
 impl StoresLocation {
@@ -150,35 +111,6 @@ pub async fn connect_postgres(url: &str) -> Result<sqlx::PgPool, StoresError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jetstream_with_postgres_projections_puts_the_stores_in_postgres() {
-        let mut config = Config::default();
-        assert!(matches!(
-            config.stores_location(),
-            StoresLocation::Embedded { .. }
-        ));
-        config.database_url = Some("postgres://db/bianmin".into());
-        assert!(
-            matches!(config.stores_location(), StoresLocation::Embedded { .. }),
-            "the embedded log keeps embedded stores"
-        );
-        config.nats.url = Some("nats://127.0.0.1:4222".into());
-        assert_eq!(
-            config.stores_location(),
-            StoresLocation::Postgres {
-                url: "postgres://db/bianmin".into(),
-                kek_dir: config.data_dir.join("kek"),
-            }
-        );
-        assert_eq!(config.deliveries_url(), "postgres://db/bianmin");
-        config.stores.url = Some("sqlite".into());
-        assert!(matches!(
-            config.stores_location(),
-            StoresLocation::Embedded { .. }
-        ));
-        assert_eq!(config.deliveries_url(), "postgres://db/bianmin");
-    }
 
     #[test]
     fn an_unknown_stores_url_is_refused() {
