@@ -6,6 +6,8 @@
 //! **Boundary:** the domain rules live in `engine-core`; this crate only loads state,
 //! asks the core to decide, and records the result.
 
+/// The workers under their long-standing paths, likewise.
+pub use engine_workers::{lease, supervisor};
 /// The write path's modules under their long-standing paths (`engine_service::commands`, …),
 /// so the edges, workers and tools name them one way.
 pub use engine_write::{cache, commands, contacts, intake_ids, metrics, stores};
@@ -19,7 +21,6 @@ pub mod export;
 pub mod http;
 pub mod import;
 pub mod json_keys;
-pub mod lease;
 pub mod log_open;
 pub mod media;
 pub mod nats;
@@ -35,7 +36,6 @@ pub mod read_models;
 pub mod readiness;
 pub mod reports;
 pub mod stores_copy;
-pub mod supervisor;
 pub mod telemetry;
 pub mod upward;
 pub mod whatif;

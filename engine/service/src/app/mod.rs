@@ -53,8 +53,7 @@ pub async fn open_intake_ids(
     Ok(ids.with_legacy(legacy))
 }
 
-/// The error a background task ends with.
-pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::lease::TaskError;
 
 type Task = (String, BoxFuture<'static, Result<(), TaskError>>);
 

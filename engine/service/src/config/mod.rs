@@ -33,7 +33,7 @@ pub struct Config {
     /// Authentication.
     pub auth: AuthConfig,
     /// Read-model projectors.
-    pub projections: ProjectionsConfig,
+    pub projections: crate::projector::ProjectionsConfig,
     /// Resident privacy: who may read contact data, retention of contact keys.
     pub privacy: crate::privacy::PrivacyConfig,
     /// Daily digests of the log.
@@ -167,38 +167,6 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
 }
 
-/// Read-model projector settings (see `engine_service::projector`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProjectionsConfig {
-    /// Run one projector task per read model inside `bianmin serve` and serve the read API.
-    /// Off when the projectors run as separate `bianmin project` processes and the read API
-    /// is served elsewhere.
-    pub enabled: bool,
-    /// Most commits applied in one transaction.
-    pub batch_max: usize,
-    /// How often the backlog, overdue and lag gauges are refreshed.
-    pub gauges_interval_ms: u64,
-    /// Longest a read-model read with `?min_position=` waits for the projectors to reach that
-    /// log position before answering 503 `not_caught_up` (read-your-writes).
-    pub read_wait_ms: u64,
-    /// The composite-score weights of the rankings when a query names none
-    /// (`[projections.weights] response, resolution, satisfaction, bottom_up`).
-    pub weights: projections::query::Weights,
-}
-
-impl Default for ProjectionsConfig {
-    fn default() -> Self {
-        ProjectionsConfig {
-            enabled: true,
-            batch_max: 500,
-            gauges_interval_ms: 5_000,
-            read_wait_ms: 5_000,
-            weights: projections::query::Weights::default(),
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -209,7 +177,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
-            projections: ProjectionsConfig::default(),
+            projections: crate::projector::ProjectionsConfig::default(),
             privacy: crate::privacy::PrivacyConfig::default(),
             digest: crate::audit::digest::DigestConfig::default(),
             reports: crate::reports::schedule::ReportsConfig::default(),

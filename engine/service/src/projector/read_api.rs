@@ -153,10 +153,10 @@ async fn health(State(state): State<HealthState>) -> Response {
 /// state).
 pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits) -> Router {
     let waits = super::read_your_writes::ReadYourWrites {
-        projections: runtime.projections.clone(),
-        max_wait: runtime.settings.read_wait,
+        projections: runtime.projections().clone(),
+        max_wait: runtime.settings().read_wait,
     };
-    let projections = runtime.projections.clone();
+    let projections = runtime.projections().clone();
     let map = Router::new()
         .route(
             "/api/v1/map",
@@ -172,7 +172,7 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
         .with_state(app.clone());
     // Authorised first; then the wait for `?min_position=`, then the read.
     let reads = runtime
-        .projections
+        .projections()
         .router()
         .merge(map)
         .layer(middleware::from_fn_with_state(
@@ -180,8 +180,9 @@ pub fn read_router(runtime: &ProjectorRuntime, app: AppState, limits: HttpLimits
             super::read_your_writes::read_your_writes,
         ))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
-    let duplicates = super::duplicates::router(runtime.projections.clone()).with_state(app.clone());
-    let whatif = crate::whatif::http::router(runtime.projections.clone()).with_state(app.clone());
+    let duplicates =
+        super::duplicates::router(runtime.projections().clone()).with_state(app.clone());
+    let whatif = crate::whatif::http::router(runtime.projections().clone()).with_state(app.clone());
     let health = Router::new()
         .route("/api/v1/health/projections", get(health))
         .with_state(HealthState {

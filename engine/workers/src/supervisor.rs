@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::commands::{CommandError, CommandRequest, CommandService};
+use engine_write::commands::{CommandError, CommandRequest, CommandService};
 
 /// Commits read from the log per batch while catching up.
 const READ_BATCH: usize = 512;

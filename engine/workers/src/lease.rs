@@ -35,8 +35,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::TaskError;
 use engine_log::backoff::Backoff;
+
+/// What a background task ends with when it fails: any error, kept with its source.
+pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a worker must run after a failure before its next failure starts the backoff
 /// from the beginning again and it stops being listed as failing.
