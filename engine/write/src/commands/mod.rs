@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine_core::{Clock, Context, Policy, Refusal};
-use schemas::{Actor, Command, CommandKind, CommitHeader, EventEnvelope, RequestId, Timestamp};
+use schemas::{
+    Actor, Command, CommandKind, Commit, CommitHeader, EventEnvelope, RequestId, Timestamp,
+};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -395,12 +397,7 @@ impl CommandService {
             }
         }
         let recorded_at = self.inner.clock.now();
-        let now = match as_of {
-            Some(at) => at
-                .min(recorded_at)
-                .max(cached.last_occurred_at.unwrap_or(at)),
-            None => recorded_at,
-        };
+        let now = decision_instant(as_of, recorded_at, cached.last_occurred_at);
         let context = Context {
             now,
             actor: &request.actor,
@@ -439,37 +436,15 @@ impl CommandService {
             after_hash: cached.last_hash.clone(),
         }
         .seal(events, |_| self.inner.ids.mint());
-        let stored_now = self
-            .write_before_append(contact, contact_ref.as_ref(), id)
-            .await?;
-        let started = Instant::now();
         let appended = self
-            .inner
-            .log
-            .append_bound(&commit, cached.position, &binding)
-            .await;
-        // The request existed after all, or the log refused the commit: what this attempt
-        // stored belongs to no request. An unavailable log may still have recorded it (an
-        // ambiguous append), so the contact stays for the retry that finds the request.
-        let not_recorded = match &appended {
-            Ok(appended) => appended.duplicate,
-            Err(LogError::Unavailable(_)) => false,
-            Err(_) => true,
-        };
-        if stored_now.is_some() && not_recorded {
-            self.discard_contact(stored_now).await;
-        }
-        self.inner
-            .metrics
-            .append_duration(started.elapsed().as_secs_f64());
-        let appended = match appended {
-            Ok(appended) => appended,
-            Err(error) => {
-                // Whatever happened, the cached entry may no longer match the log.
-                self.forget(id);
-                return Err(error.into());
-            }
-        };
+            .append_with_contact(
+                &commit,
+                cached.position,
+                &binding,
+                contact,
+                contact_ref.as_ref(),
+            )
+            .await?;
         if appended.duplicate {
             self.forget(id);
             self.rewrite_on_retry(contact, contact_ref.as_ref(), id, request.command_id)
@@ -495,5 +470,53 @@ impl CommandService {
             events: commit.events,
             duplicate: false,
         })
+    }
+
+    /// Appends `commit` after `expected` under `binding`, writing the intake's contact first
+    /// (and discarding it again when the commit turned out not to be recorded); the cached
+    /// state is forgotten on any failure, since it may no longer match the log.
+    async fn append_with_contact(
+        &self,
+        commit: &Commit,
+        expected: u64,
+        binding: &engine_log::Binding,
+        contact: Option<ContactWrite<'_>>,
+        contact_ref: Option<&schemas::ContactRef>,
+    ) -> Result<engine_log::Appended, CommandError> {
+        let id = commit.request_id;
+        let stored_now = self.write_before_append(contact, contact_ref, id).await?;
+        let started = Instant::now();
+        let appended = self.inner.log.append_bound(commit, expected, binding).await;
+        // The request existed after all, or the log refused the commit: what this attempt
+        // stored belongs to no request. An unavailable log may still have recorded it (an
+        // ambiguous append), so the contact stays for the retry that finds the request.
+        let not_recorded = match &appended {
+            Ok(appended) => appended.duplicate,
+            Err(LogError::Unavailable(_)) => false,
+            Err(_) => true,
+        };
+        if stored_now.is_some() && not_recorded {
+            self.discard_contact(stored_now).await;
+        }
+        self.inner
+            .metrics
+            .append_duration(started.elapsed().as_secs_f64());
+        appended.map_err(|error| {
+            self.forget(id);
+            error.into()
+        })
+    }
+}
+
+/// The instant a command is decided at: now, or the caught-up instant `as_of` (never after now,
+/// never before the request's last event, so a history never runs backwards).
+fn decision_instant(
+    as_of: Option<Timestamp>,
+    recorded_at: Timestamp,
+    last_occurred_at: Option<Timestamp>,
+) -> Timestamp {
+    match as_of {
+        Some(at) => at.min(recorded_at).max(last_occurred_at.unwrap_or(at)),
+        None => recorded_at,
     }
 }
