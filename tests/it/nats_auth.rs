@@ -451,7 +451,7 @@ async fn serve_waits_for_a_nats_server_that_starts_two_seconds_later() {
     assert!(started.elapsed() >= Duration::from_secs(2));
     intake_goes_through(&serve, "AUTH-LATE").await;
     assert!(
-        serve.output().contains("NATS not reachable yet; retrying"),
+        serve.output().contains("NATS: not available yet; retrying"),
         "{}",
         serve.tail(40)
     );

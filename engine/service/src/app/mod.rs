@@ -16,21 +16,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use chrono::Datelike;
-
 use crate::auth::Authenticator;
 use crate::commands::CommandService;
 use crate::config::Config;
-use crate::contacts::ContactStore;
 use crate::http::{self, AppState, HttpLimits};
 pub use crate::log_open::{open_log, open_log_waiting, open_log_with};
 use crate::metrics::Metrics;
-use crate::policy_files::{load_policy_with_sources, role_grants};
 use crate::privacy::PrivacyLedger;
-use crate::projector::{ProjectorRuntime, ProjectorSettings};
+use crate::projector::ProjectorRuntime;
 use crate::readiness::{LateRoutes, Readiness};
 use engine_log::clock::SystemClock;
 
+mod build;
 mod error;
 mod tasks;
 
@@ -128,32 +125,11 @@ impl App {
         if role == Role::Supervise {
             config.projections.enabled = false;
         }
-        let names = config.names().map_err(|e| AppError::Config(Box::new(e)))?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let (policy, mut reference) = load_policy_with_sources(&config.policy)?;
-        let policy = Arc::new(policy);
-        reference.push(role_grants(&config));
-        let (units, units_item) = crate::notify::channels::load(
-            config.notify.channels_file.as_deref(),
-            policy.directory(),
-            &config.notify.channel_secrets,
-        )
-        .map_err(|e| AppError::Notify(crate::notify::NotifyError::Config(e)))?;
-        reference.extend(units_item);
+        let names = build::prepare(&config)?;
+        let (policy, units, reference) = build::load_reference_data(&config)?;
         let (log, nats) = open_log_with(&config, true).await?;
         tracing::info!(log = %log.describe(), "event log open");
-        for year in [clock.now().year(), clock.now().year() + 1] {
-            if !policy.calendar().covers(year) {
-                tracing::warn!(
-                    year,
-                    "the working-day calendar does not cover this year: only weekends count as \
-                     non-working days; add the year's holiday schedule (policy.calendar_file)"
-                );
-            }
-        }
+        build::warn_uncovered_years(&policy, clock.now());
         let engine = schemas::Actor {
             id: "bianmin".into(),
             role: schemas::Role::System,
@@ -165,15 +141,7 @@ impl App {
         for change in &recorded {
             tracing::info!(kind = ?change.kind, version = %change.version, source = %change.source, "reference data recorded");
         }
-        let stores = config.stores_location();
-        let privacy = PrivacyLedger::open(&stores)
-            .await
-            .map_err(AppError::Privacy)?;
-        let contacts = ContactStore::open(&stores, clock.clone()).await?;
-        tracing::info!(
-            backend = contacts.backend_name(),
-            "contact store and privacy ledger open"
-        );
+        let (privacy, contacts) = build::open_stores(&config, clock.clone()).await?;
         let metrics = Metrics::new();
         let leases = crate::lease::Leases::new(
             &config.leases,
@@ -182,61 +150,23 @@ impl App {
             metrics.registry(),
         )
         .map_err(AppError::Leases)?;
-        let readiness = Readiness::default();
-        let gauges = match config.projections.enabled {
-            true => Some(
-                projections::metrics::Gauges::register(metrics.registry())
-                    .map_err(AppError::Projections)?,
-            ),
-            false => None,
-        };
-        let needs_database =
-            config.projections.enabled || crate::read_models::notify_needs_database(&config, &nats);
-        let database = match needs_database {
-            true => Some(
-                crate::read_models::connect_once(&config.projections_url())
-                    .await
-                    .map(|p| p.with_assessment(crate::read_models::assessment(&config, &policy))),
-            ),
-            false => None,
-        };
-        let (projectors, notifier) = match &database {
-            Some(Ok(projections)) => {
-                let settings = ProjectorSettings::from_config(&config.projections);
-                let runtime = config
-                    .projections
-                    .enabled
-                    .then(|| ProjectorRuntime::new(projections.clone(), log.clone(), settings));
-                let notifier = crate::notify::build(
-                    &config.notify,
-                    log.clone(),
-                    contacts.clone(),
-                    &config.deliveries_url(),
-                    nats.clone().map(|client| (client, config.nats.replicas)),
-                    &names,
-                    metrics.registry(),
-                    units.clone(),
-                )
-                .await
-                .map_err(AppError::Notify)?;
-                if runtime.is_some() {
-                    readiness.set(crate::read_models::PROJECTIONS, crate::readiness::OK);
-                }
-                if notifier.is_some() {
-                    readiness.set(crate::read_models::NOTIFICATIONS, crate::readiness::OK);
-                }
-                (runtime, notifier)
-            }
-            Some(Err(state)) => {
-                crate::read_models::report_missing(&readiness, &config, &nats, state);
-                tracing::warn!(error = %state,
-                    "projections database not reachable: serving intake and commands, \
-                     connecting the read models in the background");
-                (None, None)
-            }
-            None => (None, None),
-        };
-        let deferred = matches!(database, Some(Err(_)));
+        let build::ReadSide {
+            readiness,
+            gauges,
+            projectors,
+            notifier,
+            deferred,
+        } = build::open_read_side(build::ReadSideParts {
+            config: &config,
+            nats: &nats,
+            log: &log,
+            contacts: &contacts,
+            names: &names,
+            metrics: &metrics,
+            policy: &policy,
+            units: &units,
+        })
+        .await?;
         let intake_ids = open_intake_ids(&config, &log).await?;
         let commands = CommandService::with_cache_capacity(
             log,
@@ -247,49 +177,12 @@ impl App {
             intake_ids,
             config.cache.requests_max,
         );
-        // A calendar change may cover provisional deadlines: re-stamped by events, in the
-        // background (the pass reads the whole log), once the app runs.
-        let restamp = recorded
-            .iter()
-            .find(|change| change.kind == schemas::event::ReferenceKind::Calendar)
-            .map(|calendar| format!("calendar {} ({})", calendar.version, calendar.source));
-        for id in Authenticator::invalid(&config.auth.tokens) {
-            tracing::warn!(token_id = %id, "auth token skipped: token_sha256 is not 64 hex digits");
-        }
-        let auth = Arc::new(Authenticator::new(
-            &config.auth.tokens,
-            config.auth.dev_identity,
-        ));
-        if auth.dev_identity() {
-            tracing::warn!(
-                "dev identity is ON: any caller may act as anyone via X-Bianmin-Actor; never use in production"
-            );
-        }
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                address: config.http.listen,
-                source,
-            })?;
-        let address = listener.local_addr().map_err(|source| AppError::Bind {
-            address: config.http.listen,
-            source,
-        })?;
+        let restamp = build::restamp_reason(&recorded);
+        let auth = build::authenticator(&config);
+        let (listener, address) = build::bind(&config).await?;
         let media = crate::media::open(&config, &names, nats.clone()).await?;
         tracing::info!(backend = media.backend_name(), "media store open");
-        let state = AppState {
-            media: crate::media::http::MediaState {
-                store: media,
-                config: Arc::new(config.media.clone()),
-                client: reqwest::Client::new(),
-            },
-            commands: commands.clone(),
-            auth: auth.clone(),
-            readiness: readiness.clone(),
-            calendar_warn_days: config.policy.calendar_warn_days,
-            leases: leases.clone(),
-            lookup_rate_limit: config.http.lookup_rate_limit,
-        };
+        let state = build::app_state(&config, media, &commands, &auth, &readiness, &leases);
         let open311 = config
             .open311
             .enabled
@@ -324,17 +217,7 @@ impl App {
             });
             app.notify = Some(store);
         }
-        for schedule in &app.config.reports.schedules {
-            schedule
-                .validate(app.commands.policy().directory())
-                .map_err(|source| AppError::Schedule {
-                    field: match &source {
-                        crate::reports::ReportError::Invalid { field, .. } => field.clone(),
-                        _ => "reports.schedules".to_string(),
-                    },
-                    source,
-                })?;
-        }
+        build::validate_schedules(&app.config, app.commands.policy())?;
         if let Some(reason) = restamp {
             app.add_restamp(reason);
         }
