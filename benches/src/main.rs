@@ -31,6 +31,7 @@ mod scratch;
 mod seed;
 mod serve;
 mod stats;
+mod table;
 
 use std::path::PathBuf;
 
