@@ -282,30 +282,7 @@ async fn engine_phase(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let city = city::City::generate(args.seed)?;
-    let binary = args.bianmin.clone().or_else(serve::find_binary).ok_or_else(|| {
-        anyhow::anyhow!("no `bianmin` binary next to this one; run `cargo build --release -p engine-service` or pass --bianmin")
-    })?;
-    let settings = serve::ServeSettings {
-        binary,
-        nats_url: args.nats_url.clone(),
-        database_url: db.url.clone(),
-        stream: format!("BIANMIN_BENCH_{tag}"),
-        subject_prefix: format!("bmbench{tag}"),
-        directory_toml: city.directory_toml.clone(),
-        shared_secrets: None,
-    };
-    eprintln!(
-        "starting bianmin serve ({} streets, {} grids, {} catalogue items)...",
-        city.grids
-            .iter()
-            .map(|g| &g.street)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        city.grids.len(),
-        city.items.len()
-    );
-    let mut engine = serve::Serve::start(&settings).await?;
+    let (city, settings, mut engine) = start_engine(args, tag, db).await?;
     let mut figures = EngineFigures {
         requests: scale.requests,
         ..EngineFigures::default()
@@ -350,33 +327,7 @@ async fn engine_phase(
     );
     stop.store(true, Ordering::Relaxed);
 
-    for (edge, outcome) in [("NATS", &over_nats), ("HTTP", &over_http)] {
-        if outcome.error_count() > 0 {
-            let codes: Vec<String> = outcome
-                .errors
-                .iter()
-                .map(|(c, n)| format!("{c} x{n}"))
-                .collect();
-            notes.push(format!(
-                "{edge}: {} failed commands: {}",
-                outcome.error_count(),
-                codes.join(", ")
-            ));
-        }
-    }
-    if over_nats.commands > 0 {
-        figures.nats_commands = over_nats.throughput;
-        figures.nats_latency = over_nats.latency.summary();
-    }
-    if over_http.commands > 0 {
-        figures.http_commands = over_http.throughput;
-        figures.http_latency = over_http.latency.summary();
-    }
-    let commands = over_nats.commands + over_http.commands;
-    let events = over_nats.events + over_http.events;
-    figures.commands = Some(stats::Throughput::new(commands, load_time));
-    figures.events = Some(stats::Throughput::new(events, load_time));
-    figures.command_errors = over_nats.error_count() + over_http.error_count();
+    record_load(&mut figures, [&over_nats, &over_http], load_time, notes);
 
     match lag.await {
         Ok(Ok(samples)) if samples.len() > 0 => figures.projection_lag = samples.summary(),
@@ -391,20 +342,134 @@ async fn engine_phase(
         .chain(&over_http.completed)
         .copied()
         .collect();
+    measure_reads(
+        &mut figures,
+        &http_client,
+        &engine.base_url,
+        &city,
+        &completed,
+        args.full,
+        notes,
+    )
+    .await;
+
+    figures.peak_rss_mib = engine.peak_rss_mib();
+    if !engine.is_running() {
+        notes.push(format!(
+            "bianmin serve exited during the run: {}",
+            engine.log_tail()
+        ));
+    }
+    engine.stop().await?;
+
+    eprintln!("rebuilding projections from the log...");
+    record_rebuild(&mut figures, client, &settings.stream, &db.url, notes).await;
+    let replica_requests = (scale.requests / 5).max(30);
+    eprintln!("command rate of 1, 2 and 3 replicas ({replica_requests} requests each)...");
+    match replicas::measure(
+        &settings,
+        &city,
+        &args.pg_url,
+        tag,
+        replica_requests,
+        args.in_flight,
+    )
+    .await
+    {
+        Ok(rates) => figures.replicas = rates,
+        Err(e) => notes.push(format!("replica workload failed: {e:#}")),
+    }
+    Ok(figures)
+}
+
+/// The generated city and `bianmin serve` started on it with isolated stream, subjects and
+/// database.
+async fn start_engine(
+    args: &Args,
+    tag: &str,
+    db: &scratch::ScratchDb,
+) -> anyhow::Result<(city::City, serve::ServeSettings, serve::Serve)> {
+    let city = city::City::generate(args.seed)?;
+    let binary = args.bianmin.clone().or_else(serve::find_binary).ok_or_else(|| {
+        anyhow::anyhow!("no `bianmin` binary next to this one; run `cargo build --release -p engine-service` or pass --bianmin")
+    })?;
+    let settings = serve::ServeSettings {
+        binary,
+        nats_url: args.nats_url.clone(),
+        database_url: db.url.clone(),
+        stream: format!("BIANMIN_BENCH_{tag}"),
+        subject_prefix: format!("bmbench{tag}"),
+        directory_toml: city.directory_toml.clone(),
+        shared_secrets: None,
+    };
+    eprintln!(
+        "starting bianmin serve ({} streets, {} grids, {} catalogue items)...",
+        city.grids
+            .iter()
+            .map(|g| &g.street)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        city.grids.len(),
+        city.items.len()
+    );
+    let engine = serve::Serve::start(&settings).await?;
+    Ok((city, settings, engine))
+}
+
+/// The load's figures: throughput and latency per edge, both edges together, failures noted.
+fn record_load(
+    figures: &mut EngineFigures,
+    [nats, http]: [&load::Outcome; 2],
+    load_time: std::time::Duration,
+    notes: &mut Vec<String>,
+) {
+    for (edge, outcome) in [("NATS", nats), ("HTTP", http)] {
+        if outcome.error_count() > 0 {
+            let codes: Vec<String> = outcome
+                .errors
+                .iter()
+                .map(|(c, n)| format!("{c} x{n}"))
+                .collect();
+            notes.push(format!(
+                "{edge}: {} failed commands: {}",
+                outcome.error_count(),
+                codes.join(", ")
+            ));
+        }
+    }
+    if nats.commands > 0 {
+        figures.nats_commands = nats.throughput;
+        figures.nats_latency = nats.latency.summary();
+    }
+    if http.commands > 0 {
+        figures.http_commands = http.throughput;
+        figures.http_latency = http.latency.summary();
+    }
+    let commands = nats.commands + http.commands;
+    let events = nats.events + http.events;
+    figures.commands = Some(stats::Throughput::new(commands, load_time));
+    figures.events = Some(stats::Throughput::new(events, load_time));
+    figures.command_errors = nats.error_count() + http.error_count();
+}
+
+/// History reads of completed requests and the dashboard queries, after the load.
+async fn measure_reads(
+    figures: &mut EngineFigures,
+    http_client: &reqwest::Client,
+    base_url: &str,
+    city: &city::City,
+    completed: &[uuid::Uuid],
+    full: bool,
+    notes: &mut Vec<String>,
+) {
     let supervisor = "centre-supervisor;supervisor";
     let history_paths: Vec<String> = completed
         .iter()
-        .take(if args.full { 2000 } else { 200 })
+        .take(if full { 2000 } else { 200 })
         .map(|id| format!("/api/v1/requests/{id}/history"))
         .collect();
-    let (history, failures, mean) = load::read_many(
-        &http_client,
-        &engine.base_url,
-        &history_paths,
-        supervisor,
-        1,
-    )
-    .await;
+    let (history, failures, mean) =
+        load::read_many(http_client, base_url, &history_paths, supervisor, 1).await;
     figures.history = history.summary();
     figures.history_events_mean = mean;
     if failures > 0 {
@@ -425,18 +490,12 @@ async fn engine_phase(
         "/api/v1/due-soon?limit=50".into(),
         "/api/v1/worklists/departments/urban-management?limit=50".into(),
     ];
-    let rounds = if args.full { 50 } else { 10 };
+    let rounds = if full { 50 } else { 10 };
     let dashboard_paths: Vec<String> = (0..rounds)
         .flat_map(|_| dashboards.iter().cloned())
         .collect();
-    let (dashboard, failures, _) = load::read_many(
-        &http_client,
-        &engine.base_url,
-        &dashboard_paths,
-        supervisor,
-        1,
-    )
-    .await;
+    let (dashboard, failures, _) =
+        load::read_many(http_client, base_url, &dashboard_paths, supervisor, 1).await;
     figures.dashboard = dashboard.summary();
     if failures > 0 {
         notes.push(format!(
@@ -444,18 +503,17 @@ async fn engine_phase(
             dashboard_paths.len()
         ));
     }
+}
 
-    figures.peak_rss_mib = engine.peak_rss_mib();
-    if !engine.is_running() {
-        notes.push(format!(
-            "bianmin serve exited during the run: {}",
-            engine.log_tail()
-        ));
-    }
-    engine.stop().await?;
-
-    eprintln!("rebuilding projections from the log...");
-    match rebuild::rebuild_all(client, &settings.stream, &db.url).await {
+/// The projections rebuilt from the log into the scratch database, per projector.
+async fn record_rebuild(
+    figures: &mut EngineFigures,
+    client: &async_nats::Client,
+    stream: &str,
+    db_url: &str,
+    notes: &mut Vec<String>,
+) {
+    match rebuild::rebuild_all(client, stream, db_url).await {
         Ok(rebuilt) => {
             figures.rebuild = Some(rebuilt.events);
             figures.supervisor_commits = rebuilt.supervisor_commits;
@@ -468,22 +526,6 @@ async fn engine_phase(
         }
         Err(e) => notes.push(format!("rebuild failed: {e:#}")),
     }
-    let replica_requests = (scale.requests / 5).max(30);
-    eprintln!("command rate of 1, 2 and 3 replicas ({replica_requests} requests each)...");
-    match replicas::measure(
-        &settings,
-        &city,
-        &args.pg_url,
-        tag,
-        replica_requests,
-        args.in_flight,
-    )
-    .await
-    {
-        Ok(rates) => figures.replicas = rates,
-        Err(e) => notes.push(format!("replica workload failed: {e:#}")),
-    }
-    Ok(figures)
 }
 
 /// The CPU model name from `/proc/cpuinfo` ("unknown" elsewhere).
