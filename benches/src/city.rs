@@ -186,43 +186,10 @@ impl City {
         let mut rng = StdRng::seed_from_u64(self.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let grid = &self.grids[rng.random_range(0..self.grids.len())];
         let item = &self.items[rng.random_range(0..self.items.len())];
-        let channels = [
-            "hotline",
-            "hotline",
-            "hotline",
-            "online",
-            "window",
-            "grid_patrol",
-            "email",
-        ];
-        let channel = channels[rng.random_range(0..channels.len())];
-        let anonymous = rng.random_bool(0.08);
-        let no_reply = !anonymous && rng.random_bool(0.03);
-        let mut location =
-            json!({"street": grid.street, "community": grid.community, "grid": grid.grid});
-        if !grid.micro_grids.is_empty() && rng.random_bool(0.5) {
-            location["micro_grid"] =
-                json!(grid.micro_grids[rng.random_range(0..grid.micro_grids.len())]);
-        }
-        let mut intake = json!({
-            "channel": channel,
-            "external_id": format!("bench-{tag}-{index}"),
-            "anonymous": anonymous,
-            "no_reply_requested": no_reply,
-            "location": location,
-            "text": format!("Resident report #{index} about {}: please look into it.", item.id),
-        });
-        if !anonymous {
-            intake["contact"] = json!({"name": format!("Resident {index}"), "phone": format!("138{:08}", index % 100_000_000)});
-        }
-        if rng.random_bool(0.05) {
-            intake["priority_lanes"] = json!(["elderly"]);
-        }
-
+        let (channel, anonymous, no_reply, intake) =
+            intake_document(&mut rng, grid, item, index, tag);
         let mut steps = Vec::new();
-        let mut step =
-            |action: &'static str, who: Who, body: Value| steps.push(Step { action, who, body });
-        step("accept", Who::Station, json!({}));
+        push(&mut steps, "accept", Who::Station, json!({}));
         let request_types = [
             "help",
             "help",
@@ -232,22 +199,70 @@ impl City {
             "suggestion",
         ];
         let request_type = request_types[rng.random_range(0..request_types.len())];
-        step(
+        push(
+            &mut steps,
             "classify",
             Who::Station,
             json!({"catalogue_item": item.id, "request_type": request_type}),
         );
-        let handler = match item.mode {
+        let handler = self.route(&mut rng, item, &mut steps);
+        if !anonymous {
+            push(
+                &mut steps,
+                "contact_resident",
+                handler.clone(),
+                json!({"method": "phone"}),
+            );
+        }
+        push(&mut steps, "start_handling", handler.clone(), json!({}));
+        for n in 0..rng.random_range(0..=2) {
+            push(
+                &mut steps,
+                "note_progress",
+                handler.clone(),
+                json!({"note": format!("progress {n}")}),
+            );
+        }
+        push(
+            &mut steps,
+            "reply",
+            handler.clone(),
+            json!({"outcome": "resolved", "content": "Handled on site."}),
+        );
+        push(
+            &mut steps,
+            "review_reply",
+            Who::Supervisor,
+            json!({"approved": true}),
+        );
+        if !no_reply {
+            rate(&mut rng, &handler, &mut steps);
+        }
+        push(&mut steps, "archive", Who::Station, json!({}));
+        Lifecycle {
+            channel,
+            community: grid.community.clone(),
+            intake,
+            steps,
+        }
+    }
+
+    /// The handling route of `item`: referral (one in ten wrongly routed, returned and
+    /// re-routed), proxy or direct; returns who handles it.
+    fn route(&self, rng: &mut StdRng, item: &Item, steps: &mut Vec<Step>) -> Who {
+        match item.mode {
             Mode::Referral => {
                 let mut lead = item.department.clone();
-                step(
+                push(
+                    steps,
                     "refer",
                     Who::Station,
                     json!({"lead_department": lead, "note": "please handle"}),
                 );
                 if rng.random_bool(0.10) {
                     // Wrongly routed: the department returns it and the station re-routes.
-                    step(
+                    push(
+                        steps,
                         "return_referral",
                         Who::Department(lead.clone()),
                         json!({"reason": "not within our duties", "legal_basis": "duty list 3.2"}),
@@ -255,17 +270,19 @@ impl City {
                     let others: Vec<&String> =
                         self.departments.iter().filter(|d| **d != lead).collect();
                     lead = others[rng.random_range(0..others.len())].clone();
-                    step(
+                    push(
+                        steps,
                         "refer",
                         Who::Station,
                         json!({"lead_department": lead, "note": "re-routed"}),
                     );
                 }
-                step("sign_for", Who::Department(lead.clone()), json!({}));
+                push(steps, "sign_for", Who::Department(lead.clone()), json!({}));
                 Who::Department(lead)
             }
             Mode::Proxy => {
-                step(
+                push(
+                    steps,
                     "start_proxy",
                     Who::Station,
                     json!({"department": item.department}),
@@ -273,68 +290,9 @@ impl City {
                 Who::Station
             }
             Mode::Direct => {
-                step("handle_directly", Who::Station, json!({}));
+                push(steps, "handle_directly", Who::Station, json!({}));
                 Who::Station
             }
-        };
-        if !anonymous {
-            step(
-                "contact_resident",
-                handler.clone(),
-                json!({"method": "phone"}),
-            );
-        }
-        step("start_handling", handler.clone(), json!({}));
-        for n in 0..rng.random_range(0..=2) {
-            step(
-                "note_progress",
-                handler.clone(),
-                json!({"note": format!("progress {n}")}),
-            );
-        }
-        step(
-            "reply",
-            handler.clone(),
-            json!({"outcome": "resolved", "content": "Handled on site."}),
-        );
-        step("review_reply", Who::Supervisor, json!({"approved": true}));
-        if !no_reply {
-            if rng.random_bool(0.05) {
-                // Dissatisfied: the centre reopens (重办), the unit replies again.
-                step(
-                    "rate",
-                    Who::Intake,
-                    json!({"satisfaction": "dissatisfied", "resolution": "unresolved"}),
-                );
-                step(
-                    "reopen",
-                    Who::Supervisor,
-                    json!({"reason": "resident dissatisfied"}),
-                );
-                step(
-                    "reply",
-                    handler.clone(),
-                    json!({"outcome": "resolved", "content": "Redone."}),
-                );
-                step("review_reply", Who::Supervisor, json!({"approved": true}));
-            }
-            let satisfaction = if rng.random_bool(0.8) {
-                "satisfied"
-            } else {
-                "basically_satisfied"
-            };
-            step(
-                "rate",
-                Who::Intake,
-                json!({"satisfaction": satisfaction, "resolution": "resolved"}),
-            );
-        }
-        step("archive", Who::Station, json!({}));
-        Lifecycle {
-            channel,
-            community: grid.community.clone(),
-            intake,
-            steps,
         }
     }
 }
@@ -383,6 +341,97 @@ fn catalogue_items() -> anyhow::Result<Vec<Item>> {
 /// A TOML basic string.
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
+}
+
+/// Appends one step.
+fn push(steps: &mut Vec<Step>, action: &'static str, who: Who, body: Value) {
+    steps.push(Step { action, who, body });
+}
+
+/// The resident's intake document of request `index` in `grid` about `item`: its channel,
+/// whether anonymous and whether no reply is wanted, and the document.
+fn intake_document(
+    rng: &mut StdRng,
+    grid: &Grid,
+    item: &Item,
+    index: u64,
+    tag: &str,
+) -> (&'static str, bool, bool, Value) {
+    let channels = [
+        "hotline",
+        "hotline",
+        "hotline",
+        "online",
+        "window",
+        "grid_patrol",
+        "email",
+    ];
+    let channel = channels[rng.random_range(0..channels.len())];
+    let anonymous = rng.random_bool(0.08);
+    let no_reply = !anonymous && rng.random_bool(0.03);
+    let mut location =
+        json!({"street": grid.street, "community": grid.community, "grid": grid.grid});
+    if !grid.micro_grids.is_empty() && rng.random_bool(0.5) {
+        location["micro_grid"] =
+            json!(grid.micro_grids[rng.random_range(0..grid.micro_grids.len())]);
+    }
+    let mut intake = json!({
+        "channel": channel,
+        "external_id": format!("bench-{tag}-{index}"),
+        "anonymous": anonymous,
+        "no_reply_requested": no_reply,
+        "location": location,
+        "text": format!("Resident report #{index} about {}: please look into it.", item.id),
+    });
+    if !anonymous {
+        intake["contact"] = json!({"name": format!("Resident {index}"), "phone": format!("138{:08}", index % 100_000_000)});
+    }
+    if rng.random_bool(0.05) {
+        intake["priority_lanes"] = json!(["elderly"]);
+    }
+    (channel, anonymous, no_reply, intake)
+}
+
+/// The resident's rating: one in twenty dissatisfied first (the centre reopens, 重办, and the
+/// unit replies again), then satisfied or basically satisfied.
+fn rate(rng: &mut StdRng, handler: &Who, steps: &mut Vec<Step>) {
+    if rng.random_bool(0.05) {
+        push(
+            steps,
+            "rate",
+            Who::Intake,
+            json!({"satisfaction": "dissatisfied", "resolution": "unresolved"}),
+        );
+        push(
+            steps,
+            "reopen",
+            Who::Supervisor,
+            json!({"reason": "resident dissatisfied"}),
+        );
+        push(
+            steps,
+            "reply",
+            handler.clone(),
+            json!({"outcome": "resolved", "content": "Redone."}),
+        );
+        push(
+            steps,
+            "review_reply",
+            Who::Supervisor,
+            json!({"approved": true}),
+        );
+    }
+    let satisfaction = if rng.random_bool(0.8) {
+        "satisfied"
+    } else {
+        "basically_satisfied"
+    };
+    push(
+        steps,
+        "rate",
+        Who::Intake,
+        json!({"satisfaction": satisfaction, "resolution": "resolved"}),
+    );
 }
 
 #[cfg(test)]
