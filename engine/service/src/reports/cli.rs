@@ -167,191 +167,18 @@ pub async fn execute(
     command: ReportCommand,
     ctx: &ReportContext,
 ) -> Result<(String, ExitCode), ReportError> {
-    let mut out = String::new();
     match command {
-        ReportCommand::Publish(args) => {
-            let spec = ReportSpec {
-                level: args.level,
-                unit: args.unit.clone(),
-                period: ReportPeriod::parse(&args.period)?,
-            };
-            let publisher = Actor {
-                id: args.by.clone(),
-                role: Role::Supervisor,
-                unit: Some(args.unit.clone()),
-            };
-            let spinner = folding(format!(
-                "computing the {} report of {} for {} from the log",
-                args.level.as_str(),
-                args.unit,
-                args.period
-            ));
-            let outcome = store::publish(
-                &ctx.log,
-                &ctx.directory,
-                &spec,
-                ctx.now,
-                &publisher,
-                args.reason.as_deref(),
-                false,
-            )
-            .await;
-            spinner.finish_and_clear();
-            let outcome = outcome?;
-            let mut sent = None;
-            if let (PublishOutcome::Published { revision }, Some(client)) = (&outcome, &ctx.nats) {
-                sent = Some(
-                    link::publish_commit_of(&ctx.log, client, &ctx.link, revision.position)
-                        .await
-                        .map(|m| m.len()),
-                );
-            }
-            if args.json {
-                out = json(&outcome);
-            } else {
-                match &outcome {
-                    PublishOutcome::Published { revision } => {
-                        let p = &revision.published;
-                        let _ = writeln!(
-                            out,
-                            "published report {} revision {} ({} {} {}) at log position {}, sha256 {}",
-                            p.report_id,
-                            p.revision,
-                            p.level.as_str(),
-                            p.unit,
-                            p.period,
-                            p.log_position,
-                            p.figures_sha256
-                        );
-                        let _ = writeln!(out, "message id {}", p.message_id);
-                        for c in &p.changes {
-                            let _ = writeln!(out, "  changed {}: {} -> {}", c.path, c.from, c.to);
-                        }
-                    }
-                    PublishOutcome::Unchanged {
-                        report_id,
-                        revision,
-                        log_position,
-                    } => {
-                        let _ = writeln!(
-                            out,
-                            "report {report_id}: figures at log position {log_position} equal revision {revision}; nothing published"
-                        );
-                    }
-                }
-            }
-            if let Some(line) = sent_line(sent) {
-                // With `--json` stdout is the one JSON document; the delivery note goes to
-                // stderr.
-                if args.json {
-                    eprintln!("{line}");
-                } else {
-                    let _ = writeln!(out, "{line}");
-                }
-            }
-            Ok((out, ExitCode::SUCCESS))
-        }
+        ReportCommand::Publish(args) => publish(&args, ctx).await,
         ReportCommand::Replay {
             report,
             revision,
             json: as_json,
-        } => {
-            let spinner = folding(format!("recomputing report {report} from the log"));
-            let r = store::replay(&ctx.log, report, revision).await;
-            spinner.finish_and_clear();
-            let r = r?;
-            let code = if r.identical() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-            if as_json {
-                return Ok((json(&r), code));
-            }
-            let _ = writeln!(
-                out,
-                "report {} ({} {} {}), log head {}",
-                r.report_id,
-                r.level.as_str(),
-                r.unit,
-                r.period,
-                r.log_head
-            );
-            for rev in &r.revisions {
-                let _ = writeln!(
-                    out,
-                    "revision {} at position {}: {} (recorded {}, recomputed {})",
-                    rev.revision,
-                    rev.log_position,
-                    if rev.identical {
-                        "IDENTICAL"
-                    } else {
-                        "DIFFERS"
-                    },
-                    rev.recorded_sha256,
-                    rev.recomputed_sha256
-                );
-                for c in &rev.differences {
-                    let _ = writeln!(
-                        out,
-                        "  differs {}: sent {} recomputed {}",
-                        c.path, c.from, c.to
-                    );
-                }
-                if rev.later_changes.is_empty() {
-                    let _ = writeln!(out, "  later events change nothing");
-                }
-                for c in &rev.later_changes {
-                    let _ = writeln!(
-                        out,
-                        "  later events change {}: {} -> {}",
-                        c.path, c.from, c.to
-                    );
-                }
-            }
-            Ok((out, code))
-        }
-        ReportCommand::Resend { since, level } => {
-            let client = ctx.nats.as_ref().ok_or_else(|| {
-                ReportError::invalid("nats.url", "resend needs NATS (--nats-url or nats.url)")
-            })?;
-            let sent = link::resend(&ctx.log, client, &ctx.link, since, level).await?;
-            let _ = writeln!(
-                out,
-                "re-published {} report message(s) since {}",
-                sent.len(),
-                since.to_rfc3339()
-            );
-            for m in &sent {
-                let _ = writeln!(out, "  {} {}", m.message_id(), m.subject(&ctx.link));
-            }
-            Ok((out, ExitCode::SUCCESS))
-        }
+        } => replay(report, revision, as_json, ctx).await,
+        ReportCommand::Resend { since, level } => resend(since, level, ctx).await,
         ReportCommand::List {
             level,
             json: as_json,
-        } => {
-            let reports = store::list(&ctx.log, level).await?;
-            if as_json {
-                let lines: Vec<super::http::ReportLine> =
-                    reports.into_iter().map(Into::into).collect();
-                return Ok((json(&lines), ExitCode::SUCCESS));
-            }
-            for r in &reports {
-                let _ = writeln!(
-                    out,
-                    "{} {:<8} {:<10} {:<24} revisions {} feedback {} status {}",
-                    r.report_id,
-                    r.level.as_str(),
-                    r.unit,
-                    r.period,
-                    r.revisions.len(),
-                    r.feedback.len(),
-                    r.status().map_or("-", |k| k.as_str())
-                );
-            }
-            Ok((out, ExitCode::SUCCESS))
-        }
+        } => list(level, as_json, ctx).await,
         ReportCommand::Show { report } => {
             let record = store::load(&ctx.log, report)
                 .await?
@@ -359,6 +186,209 @@ pub async fn execute(
             Ok((json(&record), ExitCode::SUCCESS))
         }
     }
+}
+
+/// `report publish`: computes and records a revision, sends it upward when NATS is there.
+async fn publish(
+    args: &PublishArgs,
+    ctx: &ReportContext,
+) -> Result<(String, ExitCode), ReportError> {
+    let mut out = String::new();
+    let spec = ReportSpec {
+        level: args.level,
+        unit: args.unit.clone(),
+        period: ReportPeriod::parse(&args.period)?,
+    };
+    let publisher = Actor {
+        id: args.by.clone(),
+        role: Role::Supervisor,
+        unit: Some(args.unit.clone()),
+    };
+    let spinner = folding(format!(
+        "computing the {} report of {} for {} from the log",
+        args.level.as_str(),
+        args.unit,
+        args.period
+    ));
+    let outcome = store::publish(
+        &ctx.log,
+        &ctx.directory,
+        &spec,
+        ctx.now,
+        &publisher,
+        args.reason.as_deref(),
+        false,
+    )
+    .await;
+    spinner.finish_and_clear();
+    let outcome = outcome?;
+    let mut sent = None;
+    if let (PublishOutcome::Published { revision }, Some(client)) = (&outcome, &ctx.nats) {
+        sent = Some(
+            link::publish_commit_of(&ctx.log, client, &ctx.link, revision.position)
+                .await
+                .map(|m| m.len()),
+        );
+    }
+    if args.json {
+        out = json(&outcome);
+    } else {
+        match &outcome {
+            PublishOutcome::Published { revision } => {
+                let p = &revision.published;
+                let _ = writeln!(
+                    out,
+                    "published report {} revision {} ({} {} {}) at log position {}, sha256 {}",
+                    p.report_id,
+                    p.revision,
+                    p.level.as_str(),
+                    p.unit,
+                    p.period,
+                    p.log_position,
+                    p.figures_sha256
+                );
+                let _ = writeln!(out, "message id {}", p.message_id);
+                for c in &p.changes {
+                    let _ = writeln!(out, "  changed {}: {} -> {}", c.path, c.from, c.to);
+                }
+            }
+            PublishOutcome::Unchanged {
+                report_id,
+                revision,
+                log_position,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "report {report_id}: figures at log position {log_position} equal revision {revision}; nothing published"
+                );
+            }
+        }
+    }
+    if let Some(line) = sent_line(sent) {
+        // With `--json` stdout is the one JSON document; the delivery note goes to
+        // stderr.
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    Ok((out, ExitCode::SUCCESS))
+}
+
+/// `report replay`: recomputes each revision from the log and compares it with what was sent.
+async fn replay(
+    report: Uuid,
+    revision: Option<u32>,
+    as_json: bool,
+    ctx: &ReportContext,
+) -> Result<(String, ExitCode), ReportError> {
+    let mut out = String::new();
+    let spinner = folding(format!("recomputing report {report} from the log"));
+    let r = store::replay(&ctx.log, report, revision).await;
+    spinner.finish_and_clear();
+    let r = r?;
+    let code = if r.identical() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if as_json {
+        return Ok((json(&r), code));
+    }
+    let _ = writeln!(
+        out,
+        "report {} ({} {} {}), log head {}",
+        r.report_id,
+        r.level.as_str(),
+        r.unit,
+        r.period,
+        r.log_head
+    );
+    for rev in &r.revisions {
+        let _ = writeln!(
+            out,
+            "revision {} at position {}: {} (recorded {}, recomputed {})",
+            rev.revision,
+            rev.log_position,
+            if rev.identical {
+                "IDENTICAL"
+            } else {
+                "DIFFERS"
+            },
+            rev.recorded_sha256,
+            rev.recomputed_sha256
+        );
+        for c in &rev.differences {
+            let _ = writeln!(
+                out,
+                "  differs {}: sent {} recomputed {}",
+                c.path, c.from, c.to
+            );
+        }
+        if rev.later_changes.is_empty() {
+            let _ = writeln!(out, "  later events change nothing");
+        }
+        for c in &rev.later_changes {
+            let _ = writeln!(
+                out,
+                "  later events change {}: {} -> {}",
+                c.path, c.from, c.to
+            );
+        }
+    }
+    Ok((out, code))
+}
+
+/// `report resend`: re-publishes revisions and feedback recorded since a time.
+async fn resend(
+    since: Timestamp,
+    level: Option<ReportLevel>,
+    ctx: &ReportContext,
+) -> Result<(String, ExitCode), ReportError> {
+    let mut out = String::new();
+    let client = ctx.nats.as_ref().ok_or_else(|| {
+        ReportError::invalid("nats.url", "resend needs NATS (--nats-url or nats.url)")
+    })?;
+    let sent = link::resend(&ctx.log, client, &ctx.link, since, level).await?;
+    let _ = writeln!(
+        out,
+        "re-published {} report message(s) since {}",
+        sent.len(),
+        since.to_rfc3339()
+    );
+    for m in &sent {
+        let _ = writeln!(out, "  {} {}", m.message_id(), m.subject(&ctx.link));
+    }
+    Ok((out, ExitCode::SUCCESS))
+}
+
+/// `report list`: the published reports with their revisions and feedback.
+async fn list(
+    level: Option<ReportLevel>,
+    as_json: bool,
+    ctx: &ReportContext,
+) -> Result<(String, ExitCode), ReportError> {
+    let mut out = String::new();
+    let reports = store::list(&ctx.log, level).await?;
+    if as_json {
+        let lines: Vec<super::http::ReportLine> = reports.into_iter().map(Into::into).collect();
+        return Ok((json(&lines), ExitCode::SUCCESS));
+    }
+    for r in &reports {
+        let _ = writeln!(
+            out,
+            "{} {:<8} {:<10} {:<24} revisions {} feedback {} status {}",
+            r.report_id,
+            r.level.as_str(),
+            r.unit,
+            r.period,
+            r.revisions.len(),
+            r.feedback.len(),
+            r.status().map_or("-", |k| k.as_str())
+        );
+    }
+    Ok((out, ExitCode::SUCCESS))
 }
 
 #[cfg(test)]
