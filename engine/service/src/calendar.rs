@@ -129,7 +129,7 @@ impl CalendarCommand {
             }
             CalendarCommand::Provisional => {
                 let policy = crate::policy_files::load_policy(&config.policy)?;
-                let (log, _nats) = crate::app::open_log(&config).await?;
+                let (log, _nats) = crate::log_open::open_log(&config).await?;
                 for line in provisional(&log, &policy).await? {
                     println!("{line}");
                 }
@@ -183,7 +183,7 @@ async fn load(config: &Config, file: &Path, now: Timestamp) -> Result<(), Calend
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     std::fs::write(&target, &text).map_err(io(&target))?;
     let (policy, reference) = crate::policy_files::load_policy_with_sources(&config.policy)?;
-    let (log, _nats) = crate::app::open_log(config).await?;
+    let (log, _nats) = crate::log_open::open_log(config).await?;
     let engine = schemas::Actor {
         id: "bianmin".into(),
         role: schemas::Role::System,

@@ -1,7 +1,8 @@
 //! Opening the event log a configuration names: JetStream when `nats.url` is set (through
 //! [`crate::nats_client::connect`], waiting at start-up for NATS and JetStream), else the
 //! embedded SQLite log; signing every commit appended through it with the instance key
-//! ([`engine_log::signing`]).
+//! ([`engine_log::signing`]); and the intake-id index over it ([`open_intake_ids`]). The
+//! serving app and every tool open them here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,4 +96,21 @@ async fn connect_jetstream_patiently(
         })
         .await
         .map_err(AppError::from)
+}
+
+/// The instance's intake-id secret (`intake_ids.key_file`, created on first use), with
+/// legacy lookups on when `log` holds requests received under the old public ids.
+pub async fn open_intake_ids(
+    config: &Config,
+    log: &engine_log::EventLog,
+) -> Result<crate::intake_ids::IntakeIds, AppError> {
+    let path = config.intake_ids.key_path(&config.data_dir);
+    let ids = crate::intake_ids::IntakeIds::load_or_create(&path).map_err(AppError::IntakeIds)?;
+    let legacy = crate::intake_ids::log_holds_legacy_ids(log).await?;
+    if legacy {
+        tracing::info!(
+            "the log holds requests under legacy intake ids: retried tickets are looked up under both"
+        );
+    }
+    Ok(ids.with_legacy(legacy))
 }

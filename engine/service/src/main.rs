@@ -11,9 +11,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use engine_service::app::{App, Role, open_log};
+use engine_service::app::{App, Role};
 use engine_service::audit::cli::{AuditCommand, CliContext};
 use engine_service::config::{Config, Overrides};
+use engine_service::log_open::open_log;
 use engine_service::privacy::PrivacyCommand;
 use engine_service::projector::{self, ProjectorRuntime, ProjectorSettings};
 use engine_service::reports::cli::{ReportCommand, ReportContext};
@@ -287,7 +288,7 @@ async fn run_app(config: Config, role: Role) -> anyhow::Result<()> {
 async fn project(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let names = projector::selected_projectors(only)?;
     let wait = std::time::Duration::from_secs(config.nats.startup_wait_secs);
-    let (log, _nats) = engine_service::app::open_log_waiting(&config, false, wait)
+    let (log, _nats) = engine_service::log_open::open_log_waiting(&config, false, wait)
         .await
         .context("opening the event log")?;
     let settings = ProjectorSettings::from_config(&config.projections);

@@ -189,7 +189,7 @@ impl StoresCommand {
             return Err(open("the source stores", message));
         }
         let source = StoresLocation::Embedded { data_dir };
-        let (log, _nats) = crate::app::open_log(config)
+        let (log, _nats) = crate::log_open::open_log(config)
             .await
             .map_err(|e| open("the event log", e.to_string()))?;
         let clock: std::sync::Arc<dyn engine_core::Clock> =

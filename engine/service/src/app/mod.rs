@@ -20,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::commands::CommandService;
 use crate::config::Config;
 use crate::http::{self, AppState, HttpLimits};
-pub use crate::log_open::{open_log, open_log_waiting, open_log_with};
+use crate::log_open::{open_intake_ids, open_log_with};
 use crate::metrics::Metrics;
 use crate::privacy::PrivacyLedger;
 use crate::projector::ProjectorRuntime;
@@ -32,23 +32,6 @@ mod error;
 mod tasks;
 
 pub use error::AppError;
-
-/// The instance's intake-id secret (`intake_ids.key_file`, created on first use), with
-/// legacy lookups on when `log` holds requests received under the old public ids.
-pub async fn open_intake_ids(
-    config: &Config,
-    log: &engine_log::EventLog,
-) -> Result<crate::intake_ids::IntakeIds, AppError> {
-    let path = config.intake_ids.key_path(&config.data_dir);
-    let ids = crate::intake_ids::IntakeIds::load_or_create(&path).map_err(AppError::IntakeIds)?;
-    let legacy = crate::intake_ids::log_holds_legacy_ids(log).await?;
-    if legacy {
-        tracing::info!(
-            "the log holds requests under legacy intake ids: retried tickets are looked up under both"
-        );
-    }
-    Ok(ids.with_legacy(legacy))
-}
 
 pub use crate::lease::TaskError;
 

@@ -74,13 +74,13 @@ impl ImportArgs {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| open("the data directory")(&e))?;
         // The import writes the log like `serve`: the JetStream stream is created (or brought
         // to the configuration) when missing, so history can be imported before the first start.
-        let (log, _nats) = crate::app::open_log_with(config, true)
+        let (log, _nats) = crate::log_open::open_log_with(config, true)
             .await
             .map_err(|e| open("the event log")(&e))?;
         let contacts = ContactStore::open(&config.stores_location(), clock.clone())
             .await
             .map_err(|e| open("the contact store")(&e))?;
-        let intake_ids = crate::app::open_intake_ids(config, &log)
+        let intake_ids = crate::log_open::open_intake_ids(config, &log)
             .await
             .map_err(|e| open("the intake-id secret")(&e))?;
         let importer = Importer::new(log, contacts, Arc::new(policy), clock, intake_ids);

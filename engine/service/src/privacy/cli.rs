@@ -44,12 +44,13 @@ impl PrivacyCommand {
         privacy: &PrivacyConfig,
     ) -> Result<ExitCode, PrivacyError> {
         let clock: Arc<dyn Clock> = Arc::new(engine_log::clock::SystemClock);
-        let (log, nats) = crate::app::open_log(config)
-            .await
-            .map_err(|e| PrivacyError::Open {
-                what: "the event log",
-                message: e.to_string(),
-            })?;
+        let (log, nats) =
+            crate::log_open::open_log(config)
+                .await
+                .map_err(|e| PrivacyError::Open {
+                    what: "the event log",
+                    message: e.to_string(),
+                })?;
         let stores = config.stores_location();
         let contacts = ContactStore::open(&stores, clock.clone()).await?;
         if let PrivacyCommand::RotateKek = self {
