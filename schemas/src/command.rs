@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::types::*;
 
+pub use crate::links::{LinkDuplicate, LinkRelation, MergeInto, RecordDuplicate};
 pub use crate::media::{AttachMedia, AttachmentPurpose};
 pub use crate::moderation::{ModeratePublicText, ModerationAction};
 pub use crate::participants::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
@@ -568,6 +569,12 @@ commands! {
     ModeratePublicText(ModeratePublicText) => "moderate_public_text",
     /// See [`AttachMedia`].
     AttachMedia(AttachMedia) => "attach_media",
+    /// See [`LinkDuplicate`].
+    LinkDuplicate(LinkDuplicate) => "link_duplicate",
+    /// See [`MergeInto`].
+    MergeInto(MergeInto) => "merge_into",
+    /// See [`RecordDuplicate`].
+    RecordDuplicate(RecordDuplicate) => "record_duplicate",
     ;
     /// The engine recorded the reference data in force (catalogue, profile, calendar,
     /// directory, role grants) on the reference-data stream.

@@ -20,6 +20,7 @@
 //! - [`json_schema`]: generation of the published JSON Schema files.
 //! - [`local_time`]: the one local time zone (UTC+8) periods and days are cut in.
 //! - [`names`]: every NATS subject, stream, consumer and queue group of an instance.
+//! - [`links`]: linked and merged requests (`link_duplicate`, `merge_into`, back-references).
 //! - [`media`]: stored attachments (`attach_media`, `media_attached`).
 //! - [`participants`]: assignment to a person, assisting units' parts, callback outcomes.
 
@@ -29,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod intake;
 pub mod json_schema;
+pub mod links;
 pub mod local_time;
 pub mod media;
 pub mod moderation;
@@ -44,6 +46,7 @@ pub use envelope::{CommandEnvelope, Commit, CommitHeader, EventEnvelope, LoggedC
 pub use error::{DecodeError, ErrorBody};
 pub use event::{Event, EventKind};
 pub use intake::IntakeDocument;
+pub use links::LinkRelation;
 pub use names::Names;
 pub use participants::{AssignmentKind, CallbackOutcome};
 pub use place::{Datum, GeoPoint, Place};

@@ -31,6 +31,7 @@ mod intake_ids;
 mod json_schemas;
 mod jurisdictions;
 mod leases;
+mod links;
 mod log_bindings;
 mod log_cluster;
 mod log_conformance;

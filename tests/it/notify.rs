@@ -350,7 +350,7 @@ async fn a_lifecycle_is_told_to_the_resident_on_the_notify_subjects_once_each_ac
             &format!("{prefix}.notify.{}", doc["kind"].as_str().unwrap())
         );
         assert_eq!(msg_id, doc["notification_id"].as_str().unwrap());
-        assert_eq!(doc["template_version"], "2026.3");
+        assert_eq!(doc["template_version"], "2026.4");
         assert_eq!(doc["locale"], "zh-CN");
         assert_eq!(doc["ticket"], ticket.as_str());
         assert!(

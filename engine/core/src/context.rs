@@ -4,6 +4,7 @@ use schemas::{Actor, Timestamp};
 use uuid::Uuid;
 
 use crate::policy::Policy;
+use crate::request::Request;
 
 /// The injected facts a decision may use: the time, who asks, the command's id, and the
 /// reference data in force. Built by the shell for every command.
@@ -17,4 +18,7 @@ pub struct Context<'a> {
     pub command_id: Uuid,
     /// Catalogue, calendar, policy profile and directory in force.
     pub policy: &'a Policy,
+    /// The other request a cross-request command names (the `original` of `link_duplicate`
+    /// and `merge_into`), as the shell loaded it; `None` for every other command.
+    pub peer: Option<&'a Request>,
 }

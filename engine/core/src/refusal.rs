@@ -167,6 +167,13 @@ pub enum Refusal {
         /// The event's kind.
         kind: EventKind,
     },
+    /// The request was merged into another (并案): it follows the original, which is where
+    /// the work goes on.
+    #[error("the request was merged into {original}: act on the original")]
+    MergedInto {
+        /// The original request.
+        original: schemas::RequestId,
+    },
     /// An intake answer does not fit the catalogue item's questions (its code is the
     /// answer error's: `answer_required`, `answer_invalid` or `unknown_question`).
     #[error(transparent)]
@@ -202,6 +209,7 @@ impl Refusal {
             Refusal::CallbackPending { .. } => "callback_pending",
             Refusal::RatingDoesNotAllowReopen => "rating_does_not_allow_reopen",
             Refusal::NotCorrectable { .. } => "not_correctable",
+            Refusal::MergedInto { .. } => "merged_into",
             Refusal::Answer(e) => e.code,
         }
     }

@@ -154,6 +154,7 @@ impl World {
             actor,
             command_id,
             policy: &self.policy,
+            peer: None,
         };
         let events = match self.requests[i].request.decide(&command, &ctx) {
             Ok(events) => events,

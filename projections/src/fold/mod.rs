@@ -161,6 +161,10 @@ pub struct RequestState {
     pub marks: SupervisionMarks,
     /// Referrals in order.
     pub referrals: Vec<Referral>,
+    /// The original this request was merged into (并案); absent in states stored before
+    /// merges were folded.
+    #[serde(default)]
+    pub merged_into: Option<Uuid>,
     /// Log position of the last event applied.
     pub last_position: u64,
 }
@@ -256,6 +260,7 @@ impl RequestState {
             paused_since: None,
             marks: SupervisionMarks::default(),
             referrals: Vec::new(),
+            merged_into: None,
             last_position: position,
         })
     }
@@ -413,6 +418,11 @@ impl RequestState {
                 }
             }
             Event::EventCorrected(e) => self.correct(e.event_id, e.corrected_type),
+            Event::LinkedToOriginal(e) if e.relation == schemas::LinkRelation::Merged => {
+                self.merged_into = Some(e.original);
+                self.open = false;
+                stage(self, "merged");
+            }
             // A re-stamp replaces the stamped deadlines of the classification in force.
             Event::DeadlinesRestamped(e) => {
                 if let Some(class) = self.classifications.last_mut() {
@@ -554,6 +564,7 @@ impl RequestState {
             reopen_count: self.reopen_count,
             referral_returns: self.referral_returns,
             escalation_level: self.escalation_level.clone(),
+            merged_into: self.merged_into.map(|o| o.to_string()),
             last_position: self.last_position as i64,
             paused_since: self.paused_since,
             reminded_at: self.marks.reminded_at,

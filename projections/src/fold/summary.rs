@@ -78,6 +78,9 @@ pub struct Summary {
     pub callback_at: Option<Ts>,
     /// That callback was within the policy's `[callback]` limit after the reply.
     pub callback_on_time: Option<bool>,
+    /// The original this request was merged into (并案); a merged duplicate is no separate
+    /// request for the on-time, completion and satisfaction rates.
+    pub merged_into: Option<String>,
     /// Not a column: in a department's worklist or overdue list, that department's own part
     /// when it assists or is summoned there rather than leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,7 +38,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time";
+escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time, merged_into";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -109,6 +109,7 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         callback_attempts: req(r.int(57)?, "callback_attempts")?,
         callback_at: r.ts(58)?,
         callback_on_time: r.bool(59)?,
+        merged_into: r.text(60)?,
         part: None,
     })
 }
@@ -379,17 +380,17 @@ const COUNTS: usize = 16;
 /// SQL of the counts; `$1` is `now`.
 const COUNTS_SQL: &str = "COUNT(*), \
 SUM(CASE WHEN accepted_at IS NOT NULL THEN 1 ELSE 0 END), \
-SUM(CASE WHEN accepted_at IS NOT NULL AND (responded_at IS NOT NULL OR response_due_at <= $1) THEN 1 ELSE 0 END), \
-SUM(CASE WHEN accepted_at IS NOT NULL AND response_on_time THEN 1 ELSE 0 END), \
-SUM(CASE WHEN accepted_at IS NOT NULL AND (replied_at IS NOT NULL OR (paused_since IS NULL AND completion_due_at <= $1)) THEN 1 ELSE 0 END), \
-SUM(CASE WHEN replied_at IS NOT NULL THEN 1 ELSE 0 END), \
-SUM(CASE WHEN completed_on_time THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND resolution = 'resolved' THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'satisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'basically_satisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
-SUM(CASE WHEN satisfaction = 'dissatisfied' AND NOT rating_excluded AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND merged_into IS NULL AND (responded_at IS NOT NULL OR response_due_at <= $1) THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND merged_into IS NULL AND response_on_time THEN 1 ELSE 0 END), \
+SUM(CASE WHEN accepted_at IS NOT NULL AND merged_into IS NULL AND (replied_at IS NOT NULL OR (paused_since IS NULL AND completion_due_at <= $1)) THEN 1 ELSE 0 END), \
+SUM(CASE WHEN replied_at IS NOT NULL AND merged_into IS NULL THEN 1 ELSE 0 END), \
+SUM(CASE WHEN completed_on_time AND merged_into IS NULL THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND merged_into IS NULL THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND merged_into IS NULL AND resolution = 'resolved' THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction IS NOT NULL AND NOT rating_excluded AND merged_into IS NULL AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'satisfied' AND NOT rating_excluded AND merged_into IS NULL AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'basically_satisfied' AND NOT rating_excluded AND merged_into IS NULL AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
+SUM(CASE WHEN satisfaction = 'dissatisfied' AND NOT rating_excluded AND merged_into IS NULL AND kind = 'service' AND NOT satisfaction_excluded THEN 1 ELSE 0 END), \
 SUM(CASE WHEN reopen_count > 0 THEN 1 ELSE 0 END), \
 SUM(CASE WHEN dispatched THEN 1 ELSE 0 END), \
 SUM(CASE WHEN dispatched AND referral_returns > 0 THEN 1 ELSE 0 END)";

@@ -456,6 +456,7 @@ const SUMMARY_NAMES: &[&str] = &[
     "callback_attempts",
     "callback_at",
     "callback_on_time",
+    "merged_into",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -521,5 +522,6 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.callback_attempts.into(),
         s.callback_at.into(),
         s.callback_on_time.into(),
+        s.merged_into.into(),
     ]
 }

@@ -17,6 +17,7 @@ use crate::types::*;
 mod engine_streams;
 pub use engine_streams::*;
 
+pub use crate::links::{DuplicateRecorded, LinkedToOriginal};
 pub use crate::media::MediaAttached;
 pub use crate::moderation::PublicTextModerated;
 pub use crate::participants::{
@@ -674,6 +675,8 @@ events! {
     AssistanceAbsenceRecorded => "assistance_absence_recorded",
     PublicTextModerated => "public_text_moderated",
     MediaAttached => "media_attached",
+    LinkedToOriginal => "linked_to_original",
+    DuplicateRecorded => "duplicate_recorded",
 }
 
 impl EventKind {

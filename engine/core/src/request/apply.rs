@@ -20,6 +20,7 @@ impl Request {
         let at = envelope.occurred_at;
         self.parties.apply(envelope);
         self.participants.apply(envelope);
+        self.apply_links(envelope);
         match &envelope.event {
             Event::RequestReceived(e) => {
                 self.intake = Some(Intake {
@@ -285,6 +286,8 @@ impl Request {
             | Event::AssistanceSignedFor(_)
             | Event::AssistanceReturned(_)
             | Event::AssistanceAbsenceRecorded(_) => {}
+            // Folded by `apply_links` above (a merge sets the stage there).
+            Event::LinkedToOriginal(_) | Event::DuplicateRecorded(_) => {}
         }
         self.history.push(Applied {
             event_id: envelope.event_id,

@@ -29,7 +29,10 @@ pub fn roles_for(kind: CommandKind) -> &'static [Role] {
         | K::ReleaseFromWhistle
         | K::RateDepartment
         | K::CorrectContact
-        | K::ModeratePublicText => &[StationWorker, Supervisor],
+        | K::ModeratePublicText
+        | K::LinkDuplicate
+        | K::MergeInto
+        | K::RecordDuplicate => &[StationWorker, Supervisor],
         K::Rate => &[StationWorker, Supervisor, IntakeSystem],
         K::SignFor
         | K::ReturnReferral

@@ -8,6 +8,7 @@ mod access;
 mod apply;
 mod authorize;
 mod decide;
+mod links;
 mod media;
 mod moderation;
 mod participants;
@@ -25,6 +26,7 @@ pub use access::{Parties, ReadScope, read_scope};
 pub use authorize::roles_for;
 pub use decide::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use decide::next_level;
+pub use links::{Link, Links};
 pub use media::{Attachment, is_sha256_hex};
 pub use moderation::{
     MAX_MODERATION_REASON_CHARS, MAX_REDACTED_TEXT_CHARS, Moderation, PublicText,
@@ -47,6 +49,9 @@ pub enum Stage {
     TransferredEmergency,
     /// Linked to its original as a duplicate (重复诉求); only archiving follows.
     LinkedDuplicate,
+    /// Merged into a live original (并案): it follows the original; only archiving and
+    /// corrections follow.
+    Merged,
     /// Registered and classified, deadlines stamped (登记分类).
     Classified,
     /// Handled by the station itself (直接办理; for a dispute: mediation).
@@ -77,13 +82,14 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in lifecycle order.
-    pub const ALL: [Stage; 19] = [
+    pub const ALL: [Stage; 20] = [
         Stage::New,
         Stage::Received,
         Stage::Accepted,
         Stage::NotAccepted,
         Stage::TransferredEmergency,
         Stage::LinkedDuplicate,
+        Stage::Merged,
         Stage::Classified,
         Stage::DirectHandling,
         Stage::ProxyHandling,
@@ -108,6 +114,7 @@ impl Stage {
             Stage::NotAccepted => "not_accepted",
             Stage::TransferredEmergency => "transferred_emergency",
             Stage::LinkedDuplicate => "linked_duplicate",
+            Stage::Merged => "merged",
             Stage::Classified => "classified",
             Stage::DirectHandling => "direct_handling",
             Stage::ProxyHandling => "proxy_handling",
@@ -398,6 +405,8 @@ pub struct Request {
     moderation: Option<Moderation>,
     /// The attached files (`media.rs`).
     attachments: Vec<Attachment>,
+    /// The links to other requests, both ways (`links.rs`).
+    links: Links,
     /// Who may see the request (`access.rs`); not part of the published state.
     #[serde(skip)]
     parties: Parties,
@@ -434,6 +443,7 @@ impl Request {
             participants: Participants::default(),
             moderation: None,
             attachments: Vec::new(),
+            links: Links::default(),
             parties: Parties::default(),
         }
     }

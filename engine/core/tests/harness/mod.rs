@@ -73,6 +73,33 @@ pub struct Harness {
     pub events: Vec<EventEnvelope>,
     pub now: Timestamp,
     counter: u128,
+    /// The other request a link or merge names ([`PEER`], received in the same community).
+    pub peer: Option<Request>,
+}
+
+/// The id of the harness's second request, the original of links and merges.
+pub const PEER: Uuid = Uuid::from_u128(0xB2A0);
+
+/// A second request, received in the same community: the original links and merges name.
+pub fn peer_request() -> Request {
+    let mut p = Harness {
+        policy: Policy::for_tests(),
+        request: Request::new(PEER),
+        events: Vec::new(),
+        now: start(),
+        counter: 0x1000,
+        peer: None,
+    };
+    p.run(&intake(), receive_cmd(false));
+    p.request
+}
+
+/// `merge_into` the harness's peer.
+pub fn merge_cmd() -> Command {
+    Command::MergeInto(MergeInto {
+        original: PEER,
+        reason: "same streetlight, reported twice".into(),
+    })
 }
 
 impl Harness {
@@ -84,6 +111,7 @@ impl Harness {
             events: Vec::new(),
             now: start(),
             counter: 0,
+            peer: Some(peer_request()),
         }
     }
 
@@ -105,6 +133,7 @@ impl Harness {
             actor,
             command_id,
             policy: &self.policy,
+            peer: self.peer.as_ref(),
         };
         let events = self.request.decide(&command, &ctx)?;
         for event in &events {
@@ -273,6 +302,10 @@ pub fn at_stage_from(stage: Stage, now: Timestamp) -> Harness {
         }
         LinkedDuplicate => {
             h.run(&station(), decline_cmd(Disposition::DuplicateNoNewFacts));
+            return h;
+        }
+        Merged => {
+            h.run(&station(), merge_cmd());
             return h;
         }
         _ => {}
@@ -656,6 +689,21 @@ pub fn sample(kind: CommandKind, h: &Harness) -> (Actor, Command, Timestamp) {
                 size_bytes: 1024,
                 purpose: schemas::command::AttachmentPurpose::Intake,
                 personal: None,
+            }),
+        ),
+        K::LinkDuplicate => (
+            station(),
+            Command::LinkDuplicate(LinkDuplicate {
+                original: PEER,
+                reason: "the same matter as the earlier request".into(),
+            }),
+        ),
+        K::MergeInto => (station(), merge_cmd()),
+        K::RecordDuplicate => (
+            station(),
+            Command::RecordDuplicate(RecordDuplicate {
+                duplicate: Uuid::from_u128(0xB3A0),
+                relation: schemas::LinkRelation::Related,
             }),
         ),
         K::ModeratePublicText => (

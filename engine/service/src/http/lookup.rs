@@ -192,6 +192,7 @@ fn status(request: &Request) -> (&'static str, &'static str) {
         New | Received => ("received", "已接收"),
         Accepted | Classified => ("accepted", "已受理"),
         NotAccepted | TransferredEmergency | LinkedDuplicate => ("not_accepted", "不予受理"),
+        Merged => ("merged", "已并案"),
         _ if request.paused_since().is_some() => ("paused", "暂停计时"),
         DirectHandling | ProxyHandling | Dispatched | ReturnRequested | SignedFor | Contacted
         | InProgress | TerminationPending => ("in_progress", "办理中"),

@@ -76,14 +76,19 @@ pub async fn command(
 ) -> Result<Response, ApiError> {
     let request_id = parse_request_id(&id)?;
     let kind = CommandKind::parse(&action)
-        .filter(|k| !matches!(k, CommandKind::Receive | CommandKind::AttachMedia))
+        .filter(|k| {
+            !matches!(
+                k,
+                CommandKind::Receive | CommandKind::AttachMedia | CommandKind::RecordDuplicate
+            )
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
                 format!(
                     "no action `{action}` (new requests are POSTed to /api/v1/requests, files \
-                     to /api/v1/requests/{{id}}/attachments)"
+                     to /api/v1/requests/{{id}}/attachments; the engine records back-references)"
                 ),
                 Some("action"),
             )

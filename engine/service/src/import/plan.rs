@@ -290,6 +290,7 @@ pub fn decide_steps(
             actor: &step.actor,
             command_id: step.command_id,
             policy,
+            peer: None,
         };
         let events = request.decide(&step.command, &context).map_err(|refusal| {
             let field = match refusal.field() {

@@ -119,6 +119,13 @@ pub(crate) fn decode(
             Some("action"),
         ));
     }
+    if kind == CommandKind::RecordDuplicate {
+        return Err(Reply::error(
+            "unknown_type",
+            "back-references are recorded by the engine with `link_duplicate` and `merge_into`",
+            Some("action"),
+        ));
+    }
     check_size(cfg, payload)?;
     let envelope: CommandEnvelope = Reply::decode(payload)?;
     if envelope.command.kind() != kind {

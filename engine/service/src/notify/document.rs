@@ -163,6 +163,10 @@ pub fn render(
         Event::Reopened(r) => {
             values.insert("reason", r.reason.clone());
         }
+        Event::LinkedToOriginal(l) => {
+            values.insert("original_ticket", l.original_ticket.clone());
+            values.insert("reason", l.reason.clone());
+        }
         _ => {}
     }
     let (locale, text) = templates.render(kind, locale, &values);

@@ -1,7 +1,7 @@
-//! The kinds of notification and the events they come from: eight told to residents, nine
+//! The kinds of notification and the events they come from: ten told to residents, nine
 //! addressed to units (departments, stations, supervision levels).
 
-use schemas::Event;
+use schemas::{Event, LinkRelation};
 use serde::{Deserialize, Serialize};
 
 /// What a resident is told about. The wire name is the event's type and the last token of
@@ -37,6 +37,10 @@ pub enum NotifyKind {
     CallbackAttempted,
     /// The request was reopened (重办).
     Reopened,
+    /// The request was merged into another (并案): the original's ticket, which it follows.
+    RequestMerged,
+    /// Another request about the same matter was merged into this one.
+    DuplicateMerged,
     /// Unit: a referral reached the department (转办), as lead or assisting unit.
     Dispatch,
     /// Unit: the referral was not signed for (签收) in time.
@@ -59,7 +63,7 @@ pub enum NotifyKind {
 
 impl NotifyKind {
     /// Every kind.
-    pub const ALL: [NotifyKind; 17] = [
+    pub const ALL: [NotifyKind; 19] = [
         NotifyKind::RequestReceived,
         NotifyKind::RequestAccepted,
         NotifyKind::RequestClassified,
@@ -68,6 +72,8 @@ impl NotifyKind {
         NotifyKind::ResultReplied,
         NotifyKind::CallbackAttempted,
         NotifyKind::Reopened,
+        NotifyKind::RequestMerged,
+        NotifyKind::DuplicateMerged,
         NotifyKind::Dispatch,
         NotifyKind::SignOffReminder,
         NotifyKind::Reminder,
@@ -80,7 +86,7 @@ impl NotifyKind {
     ];
 
     /// The kinds told to residents.
-    pub const RESIDENT: [NotifyKind; 8] = [
+    pub const RESIDENT: [NotifyKind; 10] = [
         NotifyKind::RequestReceived,
         NotifyKind::RequestAccepted,
         NotifyKind::RequestClassified,
@@ -89,6 +95,8 @@ impl NotifyKind {
         NotifyKind::ResultReplied,
         NotifyKind::CallbackAttempted,
         NotifyKind::Reopened,
+        NotifyKind::RequestMerged,
+        NotifyKind::DuplicateMerged,
     ];
 
     /// The wire name.
@@ -102,6 +110,8 @@ impl NotifyKind {
             NotifyKind::ResultReplied => "result_replied",
             NotifyKind::CallbackAttempted => "callback_attempted",
             NotifyKind::Reopened => "reopened",
+            NotifyKind::RequestMerged => "request_merged",
+            NotifyKind::DuplicateMerged => "duplicate_merged",
             NotifyKind::Dispatch => "dispatch",
             NotifyKind::SignOffReminder => "sign_off_reminder",
             NotifyKind::Reminder => "reminder",
@@ -158,6 +168,14 @@ impl NotifyKind {
             }
             NotifyKind::CallbackAttempted => &["ticket", "request_id", "occurred_at", "attempt"],
             NotifyKind::Reopened => &["ticket", "request_id", "occurred_at", "reason"],
+            NotifyKind::RequestMerged => &[
+                "ticket",
+                "request_id",
+                "occurred_at",
+                "original_ticket",
+                "reason",
+            ],
+            NotifyKind::DuplicateMerged => &["ticket", "request_id", "occurred_at"],
             NotifyKind::Dispatch => &[
                 "ticket",
                 "request_id",
@@ -244,6 +262,12 @@ impl NotifyKind {
             Event::ResultReplied(_) => NotifyKind::ResultReplied,
             Event::CallbackAttempted(c) if !c.reached => NotifyKind::CallbackAttempted,
             Event::Reopened(_) => NotifyKind::Reopened,
+            Event::LinkedToOriginal(l) if l.relation == LinkRelation::Merged => {
+                NotifyKind::RequestMerged
+            }
+            Event::DuplicateRecorded(d) if d.relation == LinkRelation::Merged => {
+                NotifyKind::DuplicateMerged
+            }
             _ => return None,
         })
     }

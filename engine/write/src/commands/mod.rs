@@ -53,6 +53,7 @@ mod contact;
 mod error;
 mod fresh;
 pub mod intake;
+pub mod links;
 pub mod place;
 mod state;
 
@@ -278,16 +279,27 @@ impl CommandService {
         as_of: Option<Timestamp>,
     ) -> Result<CommandOutcome, CommandError> {
         let kind = request.command.kind();
+        let back_reference = links::back_reference(&request);
         let span = tracing::info_span!(
             "command",
             request_id = %request.request_id,
             command_id = %request.command_id,
             command = kind.as_str(),
         );
-        let result = self
+        let mut result = self
             .execute_locked(request, contact, expected_version, as_of)
             .instrument(span.clone())
             .await;
+        // A link's second commit, on the original (`links`), also after a retried first one.
+        if let (Ok(_), Some(back)) = (&result, back_reference) {
+            let recorded = self
+                .record_back_reference(back)
+                .instrument(span.clone())
+                .await;
+            if let Err(error) = recorded {
+                result = Err(error);
+            }
+        }
         let _entered = span.enter();
         match &result {
             Ok(outcome) if outcome.duplicate => {
@@ -396,6 +408,7 @@ impl CommandService {
                 return Err(self.confirmed(id, cached.position, fresh, error).await);
             }
         }
+        let peer = self.peer_of(request).await?;
         let recorded_at = self.inner.clock.now();
         let now = decision_instant(as_of, recorded_at, cached.last_occurred_at);
         let context = Context {
@@ -403,6 +416,7 @@ impl CommandService {
             actor: &request.actor,
             command_id: request.command_id,
             policy: &self.inner.policy,
+            peer: peer.as_ref(),
         };
         let events = match cached.request.decide(&request.command, &context) {
             Ok(events) => events,

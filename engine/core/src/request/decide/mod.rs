@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod links;
 mod media;
 mod participants;
 mod restamp;
@@ -86,10 +87,20 @@ impl Request {
         // the moderation of what is published of it.
         let corrects = matches!(
             kind,
-            CommandKind::Correct | CommandKind::CorrectContact | CommandKind::ModeratePublicText
+            CommandKind::Correct
+                | CommandKind::CorrectContact
+                | CommandKind::ModeratePublicText
+                | CommandKind::RecordDuplicate
         );
         if self.stage == Archived && !corrects {
             return Err(self.wrong_stage(kind));
+        }
+        // A merged request follows its original: the work goes on there.
+        if let Some(original) = self.links.merged_into()
+            && !corrects
+            && kind != CommandKind::Archive
+        {
+            return Err(Refusal::MergedInto { original });
         }
         match command {
             Command::Receive(_) => unreachable_receive(),
@@ -547,6 +558,9 @@ impl Request {
             Command::CorrectContact(c) => self.correct_contact(c),
             Command::ModeratePublicText(c) => self.moderate(c),
             Command::AttachMedia(c) => self.attach_media(c, ctx),
+            Command::LinkDuplicate(c) => self.link_duplicate(c, ctx),
+            Command::MergeInto(c) => self.merge_into(c, ctx),
+            Command::RecordDuplicate(c) => self.record_duplicate(c),
         }
     }
 

@@ -375,6 +375,7 @@ impl Request {
                 NotAccepted,
                 TransferredEmergency,
                 LinkedDuplicate,
+                Merged,
             ],
         )?;
         if self.stage == AwaitingCallback && !self.no_reply_requested() {

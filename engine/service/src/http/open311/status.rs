@@ -25,6 +25,7 @@ pub fn is_closed(stage: Stage) -> bool {
             | Stage::NotAccepted
             | Stage::TransferredEmergency
             | Stage::LinkedDuplicate
+            | Stage::Merged
     )
 }
 
@@ -37,6 +38,7 @@ pub fn stage_note(stage: Stage) -> &'static str {
         Stage::NotAccepted => "Not accepted (不予受理)",
         Stage::TransferredEmergency => "Transferred to an emergency line (转紧急热线)",
         Stage::LinkedDuplicate => "Duplicate of an earlier request (重复诉求)",
+        Stage::Merged => "Merged into another request, which it follows (并案)",
         Stage::Classified => "Registered and classified (登记分类)",
         Stage::DirectHandling => "Being handled by the service station (直接办理)",
         Stage::ProxyHandling => "Being handled by the station with a department (代办)",
@@ -115,6 +117,7 @@ mod tests {
                 "not_accepted",
                 "transferred_emergency",
                 "linked_duplicate",
+                "merged",
                 "replied",
                 "awaiting_callback",
                 "rated",
