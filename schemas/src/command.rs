@@ -20,6 +20,7 @@ pub use crate::supervision::{
     AppealRating, BlowWhistle, DecideAppeal, Escalate, MarkOverdue, RateDepartment,
     ReleaseFromWhistle, Remind, ReportToWhistle, RestampDeadlines, Warn,
 };
+pub use crate::upward::{AcknowledgeUpward, RecordUpwardFeedback, ReportUpward};
 
 /// Record a new request from an intake channel (the engine turns an [`crate::IntakeDocument`]
 /// into this after storing the contact data separately).
@@ -278,42 +279,6 @@ pub struct DecideTermination {
     pub approved: bool,
     /// Why (required).
     pub reason: String,
-}
-
-/// Report the matter upward (上报) to a higher level.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReportUpward {
-    /// Target level.
-    pub level: UpwardLevel,
-    /// Summary (required).
-    pub summary: String,
-    /// Attachments by reference.
-    #[serde(default)]
-    pub attachments: Vec<AttachmentRef>,
-}
-
-/// Record the higher level's feedback on an upward report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecordUpwardFeedback {
-    /// The upward report answered.
-    pub report_id: Uuid,
-    /// What kind of feedback.
-    pub kind: FeedbackKind,
-    /// Its content.
-    pub content: String,
-    /// For `referral_back`: the department named.
-    #[serde(default)]
-    pub department: Option<String>,
-}
-
-/// The higher level's system acknowledged receipt of an upward report (delivery tracking).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcknowledgeUpward {
-    /// The upward report acknowledged.
-    pub report_id: Uuid,
 }
 
 /// Reply to the resident with the result (反馈办理结果).

@@ -40,6 +40,7 @@ pub mod place;
 pub mod supervision;
 pub mod types;
 pub mod upcast;
+pub mod upward;
 
 pub use command::{Command, CommandKind};
 pub use envelope::{CommandEnvelope, Commit, CommitHeader, EventEnvelope, LoggedCommit};

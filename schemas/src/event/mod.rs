@@ -15,7 +15,9 @@ use uuid::Uuid;
 use crate::types::*;
 
 mod engine_streams;
+mod supervision;
 pub use engine_streams::*;
+pub use supervision::*;
 
 pub use crate::links::{DuplicateRecorded, LinkedToOriginal};
 pub use crate::media::MediaAttached;
@@ -23,6 +25,7 @@ pub use crate::moderation::PublicTextModerated;
 pub use crate::participants::{
     AssistanceAbsenceRecorded, AssistanceReturned, AssistanceSignedFor, RequestAssigned,
 };
+pub use crate::upward::{ReportedUpward, UpwardAcknowledged, UpwardFeedbackReceived};
 
 /// A request came in from a channel (schema version 2; see [`crate::upcast`] for v1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -321,44 +324,6 @@ pub struct TerminationDenied {
     pub reason: String,
 }
 
-/// Reported upward (上报). The deadline keeps running.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReportedUpward {
-    /// Stable id of this report (also the outbound message id).
-    pub report_id: Uuid,
-    /// Target level.
-    pub level: UpwardLevel,
-    /// Summary.
-    pub summary: String,
-    /// Attachments.
-    pub attachments: Vec<AttachmentRef>,
-}
-
-/// The higher level's feedback was recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpwardFeedbackReceived {
-    /// The report answered.
-    pub report_id: Uuid,
-    /// Its level.
-    pub level: UpwardLevel,
-    /// Kind.
-    pub kind: FeedbackKind,
-    /// Content.
-    pub content: String,
-    /// Department named, for referral back.
-    pub department: Option<String>,
-}
-
-/// The higher level's system acknowledged an upward report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpwardAcknowledged {
-    /// The report.
-    pub report_id: Uuid,
-}
-
 /// The result was replied to the resident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -434,129 +399,6 @@ pub struct Reopened {
 pub struct Archived {
     /// Note.
     pub note: Option<String>,
-}
-
-/// A reminder (催办) was sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReminderSent {
-    /// Deadline concerned.
-    pub deadline: DeadlineKind,
-    /// Its due instant.
-    pub due_at: Timestamp,
-}
-
-/// A pre-breach warning was raised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreBreachWarned {
-    /// Deadline concerned.
-    pub deadline: DeadlineKind,
-    /// Its due instant.
-    pub due_at: Timestamp,
-}
-
-/// A deadline was missed (超期).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeadlineMissed {
-    /// Deadline concerned.
-    pub deadline: DeadlineKind,
-    /// Its due instant.
-    pub due_at: Timestamp,
-}
-
-/// Supervision escalated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Escalated {
-    /// New level.
-    pub level: SupervisionLevel,
-    /// Unit escalated to.
-    pub to: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// The community blew the whistle (吹哨).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WhistleBlown {
-    /// Departments summoned.
-    pub departments: Vec<String>,
-    /// What for.
-    pub summary: String,
-    /// Each must report (报到) by then.
-    pub report_due_at: Timestamp,
-}
-
-/// A summoned department reported (报到).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DepartmentReported {
-    /// The department.
-    pub department: String,
-    /// What it did.
-    pub note: String,
-    /// Reported at or before the due instant.
-    pub on_time: bool,
-}
-
-/// A summoned department was released without a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DepartmentReleased {
-    /// The department.
-    pub department: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// Bottom-up rating (以下评上) of a department by the community.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DepartmentRated {
-    /// The department.
-    pub department: String,
-    /// Score 1..=5.
-    pub score: u8,
-    /// Comment.
-    pub comment: Option<String>,
-}
-
-/// A department appealed the resident's rating (申诉).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RatingAppealed {
-    /// The appealing department.
-    pub department: String,
-    /// Why.
-    pub reason: String,
-    /// Evidence.
-    pub evidence: Vec<AttachmentRef>,
-}
-
-/// The appeal was decided; an upheld appeal excludes the rating from the rates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppealDecided {
-    /// Upheld.
-    pub upheld: bool,
-    /// Why.
-    pub reason: String,
-}
-
-/// Provisional deadlines were re-stamped under a calendar that covers them: the stamped
-/// deadlines in force become `deadlines`; `previous` keeps what they were.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeadlinesRestamped {
-    /// The provisional deadlines replaced.
-    pub previous: Deadlines,
-    /// The deadlines in force from now on (not provisional).
-    pub deadlines: Deadlines,
-    /// Why (the calendar now in force).
-    pub reason: String,
 }
 
 /// An earlier event was neutralised (corrections, never deletions).
