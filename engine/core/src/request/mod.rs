@@ -7,11 +7,13 @@
 mod access;
 mod apply;
 mod authorize;
+mod deadlines;
 mod decide;
 mod links;
 mod media;
 mod moderation;
 mod participants;
+mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,113 +34,7 @@ pub use moderation::{
     MAX_MODERATION_REASON_CHARS, MAX_REDACTED_TEXT_CHARS, Moderation, PublicText,
 };
 pub use participants::{Assignment, AssistingPart, Participants};
-
-/// Where a request is in its life (HOTLINE_PRACTICE §2.1, adapted; see `docs/state-machine.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Nothing recorded yet: the request does not exist.
-    New,
-    /// Received from a channel (已接收).
-    Received,
-    /// Accepted by the first-contact worker, who owns it (已受理).
-    Accepted,
-    /// Not accepted, with a disposition (不予受理); only archiving follows.
-    NotAccepted,
-    /// Transferred to an emergency line (转紧急热线); only archiving follows.
-    TransferredEmergency,
-    /// Linked to its original as a duplicate (重复诉求); only archiving follows.
-    LinkedDuplicate,
-    /// Merged into a live original (并案): it follows the original; only archiving and
-    /// corrections follow.
-    Merged,
-    /// Registered and classified, deadlines stamped (登记分类).
-    Classified,
-    /// Handled by the station itself (直接办理; for a dispute: mediation).
-    DirectHandling,
-    /// Proxy-handled by the station with a department (代办).
-    ProxyHandling,
-    /// Referred to a lead department, awaiting sign-off (已派单).
-    Dispatched,
-    /// The lead department returned the referral (退单申请).
-    ReturnRequested,
-    /// The lead department signed for it (已签收).
-    SignedFor,
-    /// The handling unit contacted the resident (已响应).
-    Contacted,
-    /// Handling (办理中).
-    InProgress,
-    /// Termination requested, awaiting the centre (终止办理申请).
-    TerminationPending,
-    /// The result was replied, awaiting the centre's review (已反馈, 审核).
-    Replied,
-    /// Review passed, awaiting the callback and rating (待回访).
-    AwaitingCallback,
-    /// The resident rated the handling (已评价).
-    Rated,
-    /// Archived (归档): terminal; only corrections are recorded.
-    Archived,
-}
-
-impl Stage {
-    /// Every stage, in lifecycle order.
-    pub const ALL: [Stage; 20] = [
-        Stage::New,
-        Stage::Received,
-        Stage::Accepted,
-        Stage::NotAccepted,
-        Stage::TransferredEmergency,
-        Stage::LinkedDuplicate,
-        Stage::Merged,
-        Stage::Classified,
-        Stage::DirectHandling,
-        Stage::ProxyHandling,
-        Stage::Dispatched,
-        Stage::ReturnRequested,
-        Stage::SignedFor,
-        Stage::Contacted,
-        Stage::InProgress,
-        Stage::TerminationPending,
-        Stage::Replied,
-        Stage::AwaitingCallback,
-        Stage::Rated,
-        Stage::Archived,
-    ];
-
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::New => "new",
-            Stage::Received => "received",
-            Stage::Accepted => "accepted",
-            Stage::NotAccepted => "not_accepted",
-            Stage::TransferredEmergency => "transferred_emergency",
-            Stage::LinkedDuplicate => "linked_duplicate",
-            Stage::Merged => "merged",
-            Stage::Classified => "classified",
-            Stage::DirectHandling => "direct_handling",
-            Stage::ProxyHandling => "proxy_handling",
-            Stage::Dispatched => "dispatched",
-            Stage::ReturnRequested => "return_requested",
-            Stage::SignedFor => "signed_for",
-            Stage::Contacted => "contacted",
-            Stage::InProgress => "in_progress",
-            Stage::TerminationPending => "termination_pending",
-            Stage::Replied => "replied",
-            Stage::AwaitingCallback => "awaiting_callback",
-            Stage::Rated => "rated",
-            Stage::Archived => "archived",
-        }
-    }
-
-    /// Whether the request was replied (or went further) in this stage.
-    pub fn is_replied(self) -> bool {
-        matches!(
-            self,
-            Stage::Replied | Stage::AwaitingCallback | Stage::Rated | Stage::Archived
-        )
-    }
-}
+pub use stage::Stage;
 
 /// What the resident submitted, as received.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -634,91 +530,5 @@ impl Request {
     /// Every applied event, in order.
     pub fn history(&self) -> &[Applied] {
         &self.history
-    }
-
-    /// The instant a deadline of `kind` falls due, if that deadline is in force now.
-    ///
-    /// - `response`: `accept_due_at` while received; after classification the stamped
-    ///   response deadline until the resident is contacted or the request is replied
-    ///   (never for anonymous requests).
-    /// - `sign_off`: while dispatched.
-    /// - `completion`: from classification until the reply, except while the clock is paused.
-    /// - `whistle_report`: while a summoned department has neither reported nor been released.
-    /// - `assistance`: while an assisting part is neither reported nor returned, referred and
-    ///   not yet replied.
-    pub fn deadline_in_force(&self, kind: DeadlineKind) -> Option<Timestamp> {
-        use Stage::*;
-        match kind {
-            DeadlineKind::Response => {
-                if self.stage == Received {
-                    return self.intake.as_ref().map(|i| i.accept_due_at);
-                }
-                let waiting = matches!(
-                    self.stage,
-                    Classified
-                        | DirectHandling
-                        | ProxyHandling
-                        | Dispatched
-                        | ReturnRequested
-                        | SignedFor
-                );
-                if waiting && !self.contacted && !self.anonymous() {
-                    self.deadlines.as_ref().map(|d| d.response_due_at)
-                } else {
-                    None
-                }
-            }
-            DeadlineKind::SignOff => match (&self.handling, self.stage) {
-                (Some(Handling::Referral(r)), Dispatched) => Some(r.sign_off_due_at),
-                _ => None,
-            },
-            DeadlineKind::Completion => {
-                let open = matches!(
-                    self.stage,
-                    Classified
-                        | DirectHandling
-                        | ProxyHandling
-                        | Dispatched
-                        | ReturnRequested
-                        | SignedFor
-                        | Contacted
-                        | InProgress
-                        | TerminationPending
-                );
-                if open && self.paused_since.is_none() {
-                    self.deadlines.as_ref().map(|d| d.completion_due_at)
-                } else {
-                    None
-                }
-            }
-            DeadlineKind::WhistleReport => {
-                if self.stage == Archived {
-                    return None;
-                }
-                self.whistle()
-                    .filter(|w| w.departments.values().any(Summoned::awaited))
-                    .map(|w| w.report_due_at)
-            }
-            DeadlineKind::Assistance => self.assistance_deadline(),
-        }
-    }
-
-    /// Every deadline in force now, with its due instant.
-    pub fn deadlines_in_force(&self) -> Vec<(DeadlineKind, Timestamp)> {
-        [
-            DeadlineKind::Response,
-            DeadlineKind::SignOff,
-            DeadlineKind::Completion,
-            DeadlineKind::WhistleReport,
-            DeadlineKind::Assistance,
-        ]
-        .into_iter()
-        .filter_map(|k| self.deadline_in_force(k).map(|at| (k, at)))
-        .collect()
-    }
-
-    /// Whether a supervision action already fired for a deadline instant.
-    pub fn has_fired(&self, firing: Firing, deadline: DeadlineKind, due_at: Timestamp) -> bool {
-        self.supervision.fired.contains(&(firing, deadline, due_at))
     }
 }
