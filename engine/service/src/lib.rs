@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
+pub mod cli_support;
 pub mod config;
 pub mod export;
 pub mod http;

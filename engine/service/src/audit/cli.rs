@@ -5,11 +5,9 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use chrono::{NaiveDate, TimeZone};
+use crate::cli_support::{bar, parse_period, parse_time};
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
 use projections::query::{Dim, Period};
 use schemas::{Timestamp, UpwardLevel};
 use serde::Serialize;
@@ -133,25 +131,6 @@ pub struct CliContext {
     pub anchor_file: Option<std::path::PathBuf>,
 }
 
-/// Parses an instant: RFC 3339, or a day `YYYY-MM-DD` meaning its midnight in Asia/Shanghai.
-pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(at.to_utc());
-    }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("{s:?} is neither RFC 3339 nor YYYY-MM-DD"))?;
-    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-    digest::shanghai()
-        .from_local_datetime(&midnight)
-        .single()
-        .map(|t| t.to_utc())
-        .ok_or_else(|| format!("{s:?} is not a valid local time"))
-}
-
-pub(crate) fn parse_period(s: &str) -> Result<Period, String> {
-    Period::parse(s).ok_or_else(|| format!("{s:?}: expected day, week or month"))
-}
-
 fn parse_level(s: &str) -> Result<UpwardLevel, String> {
     [
         UpwardLevel::Street,
@@ -171,16 +150,6 @@ pub(crate) fn parse_dims(s: &str) -> Result<Vec<Dim>, AuditError> {
             Dim::parse(d).ok_or_else(|| AuditError::Invalid(format!("unknown dimension {d:?}")))
         })
         .collect()
-}
-
-pub(crate) fn bar(message: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), AuditError> {

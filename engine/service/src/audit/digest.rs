@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use chrono::{FixedOffset, NaiveDate, TimeZone};
+use chrono::{NaiveDate, TimeZone};
 use engine_core::Clock;
 use schemas::envelope::{GENESIS_HASH, ID_NAMESPACE, digest_stream_id};
 use schemas::event::DailyDigestRecorded;
@@ -38,21 +38,17 @@ use engine_log::{EventLog, LogError};
 /// Records read per batch while cutting segments.
 const SCAN_BATCH_LEN: usize = 256;
 
-/// The fixed offset days are counted in (Asia/Shanghai, UTC+8).
-pub fn shanghai() -> FixedOffset {
-    schemas::local_time::offset()
-}
-
 /// The Asia/Shanghai calendar day of an instant.
 pub fn day_of(at: Timestamp) -> NaiveDate {
-    at.with_timezone(&shanghai()).date_naive()
+    at.with_timezone(&schemas::local_time::offset())
+        .date_naive()
 }
 
 /// The first instant after `day` (its following midnight, Asia/Shanghai), in UTC.
 pub fn end_of(day: NaiveDate) -> Timestamp {
     let next = day.succ_opt().unwrap_or(day);
     let midnight = next.and_hms_opt(0, 0, 0).expect("midnight exists");
-    shanghai()
+    schemas::local_time::offset()
         .from_local_datetime(&midnight)
         .single()
         .expect("a fixed offset has no gaps")

@@ -14,8 +14,6 @@ use schemas::{Event, EventEnvelope, RequestId, Timestamp};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::digest::shanghai;
-
 /// One step of a history: the event as recorded and the request's state after it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -105,7 +103,7 @@ const WHY_FIELDS: &[&str] = &[
 
 /// Formats an instant in Asia/Shanghai for people.
 fn local(at: Timestamp) -> String {
-    at.with_timezone(&shanghai())
+    at.with_timezone(&schemas::local_time::offset())
         .format("%Y-%m-%d %H:%M:%S%.3f %:z")
         .to_string()
 }

@@ -4,11 +4,9 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use engine_core::directory::Directory;
-use indicatif::{ProgressBar, ProgressStyle};
 use schemas::event::ReportLevel;
 use schemas::{Actor, Role, Timestamp};
 use uuid::Uuid;
@@ -17,7 +15,7 @@ use super::ReportError;
 use super::compute::{ReportPeriod, ReportSpec};
 use super::link::{self, LinkConfig};
 use super::store::{self, PublishOutcome};
-use crate::audit::cli::parse_time;
+use crate::cli_support::{folding, parse_time};
 use engine_log::EventLog;
 
 /// `bianmin report ...`.
@@ -148,18 +146,6 @@ fn sent_line(sent: Option<Result<usize, ReportError>>) -> Option<String> {
 
 fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).expect("serialisable") + "\n"
-}
-
-/// A spinner on stderr (hidden when stderr is not a terminal) while a command folds the whole
-/// log into a scratch projection, which takes as long as a projections rebuild.
-fn folding(message: String) -> ProgressBar {
-    let spinner = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        spinner.set_style(style);
-    }
-    spinner.set_message(message);
-    spinner.enable_steady_tick(Duration::from_millis(200));
-    spinner
 }
 
 /// Runs one subcommand and returns its output and exit code.

@@ -22,7 +22,6 @@ use super::ReportError;
 use super::compute::{ReportPeriod, ReportSpec, streets};
 use super::link::LinkConfig;
 use super::store::{self, PublishOutcome};
-use crate::audit::digest::shanghai;
 use engine_log::EventLog;
 
 /// Settings of rate reports.
@@ -135,9 +134,11 @@ impl Schedule {
     /// The latest firing at or before `now` and the period it reports.
     pub fn latest_firing(&self, now: Timestamp) -> Result<(Timestamp, ReportPeriod), ReportError> {
         let time = self.time()?;
-        let local = now.with_timezone(&shanghai()).date_naive();
+        let local = now
+            .with_timezone(&schemas::local_time::offset())
+            .date_naive();
         let at = |day: NaiveDate| {
-            shanghai()
+            schemas::local_time::offset()
                 .from_local_datetime(&day.and_time(time))
                 .single()
                 .expect("a fixed offset has no gaps")

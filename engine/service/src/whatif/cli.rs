@@ -9,7 +9,8 @@ use projections::query::{Period, Weights};
 use schemas::Timestamp;
 
 use super::{WhatIfSpec, render, whatif};
-use crate::audit::cli::{bar, parse_dims, parse_period, parse_time};
+use crate::audit::cli::parse_dims;
+use crate::cli_support::{bar, parse_period, parse_time};
 use crate::config::Config;
 use crate::reports::ReportError;
 
