@@ -11,28 +11,13 @@ use schemas::command::{LinkDuplicate, MergeInto, RecordDuplicate};
 use schemas::event::{DuplicateRecorded, LinkedToOriginal};
 use schemas::{CommandKind, Event, LinkRelation, RequestId};
 
-use super::stages::OPEN;
+use super::stages::{LINKABLE, OPEN};
 use super::{Request, Stage, required};
 use crate::context::Context;
 use crate::refusal::Refusal;
 
 /// The longest reason a link or merge may give, in characters.
 pub const MAX_LINK_REASON_CHARS: usize = 500;
-
-/// Stages in which a request may be linked to or merged into an original.
-const LINKABLE: &[Stage] = &[
-    Stage::Received,
-    Stage::Accepted,
-    Stage::Classified,
-    Stage::DirectHandling,
-    Stage::ProxyHandling,
-    Stage::Dispatched,
-    Stage::ReturnRequested,
-    Stage::SignedFor,
-    Stage::Contacted,
-    Stage::InProgress,
-    Stage::TerminationPending,
-];
 
 impl Request {
     pub(super) fn link_duplicate(

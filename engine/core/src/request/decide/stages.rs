@@ -24,6 +24,20 @@ pub(super) const BEFORE_REPLY: &[Stage] = &[
     InProgress,
     TerminationPending,
 ];
+/// Where a request may be linked to or merged into an original: live and not yet replied.
+pub(super) const LINKABLE: &[Stage] = &[
+    Received,
+    Accepted,
+    Classified,
+    DirectHandling,
+    ProxyHandling,
+    Dispatched,
+    ReturnRequested,
+    SignedFor,
+    Contacted,
+    InProgress,
+    TerminationPending,
+];
 /// Accepted and not archived (nor declined).
 pub(super) const OPEN: &[Stage] = &[
     Accepted,
