@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod correct;
 mod links;
 mod media;
 mod participants;
@@ -531,30 +532,7 @@ impl Request {
             Command::Claim(c) => self.claim(c, ctx),
             Command::SignAssistance(c) => self.sign_assistance(c, ctx),
             Command::ReturnAssistance(c) => self.return_assistance(c, ctx),
-            Command::Correct(c) => {
-                let Some(applied) = self.history.iter().find(|a| a.event_id == c.event_id) else {
-                    return Err(Refusal::UnknownReference {
-                        field: "event_id",
-                        value: c.event_id.to_string(),
-                    });
-                };
-                use schemas::EventKind as E;
-                if !matches!(
-                    applied.kind,
-                    E::RequestClassified | E::Rated | E::DepartmentRated | E::ProgressNoted
-                ) {
-                    return Err(Refusal::NotCorrectable { kind: applied.kind });
-                }
-                if applied.corrected {
-                    return Err(Refusal::AlreadyRecorded { what: "correction" });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::EventCorrected(EventCorrected {
-                    event_id: c.event_id,
-                    corrected_type: applied.kind,
-                    reason: c.reason.clone(),
-                })])
-            }
+            Command::Correct(c) => self.correct(c),
             Command::CorrectContact(c) => self.correct_contact(c),
             Command::ModeratePublicText(c) => self.moderate(c),
             Command::AttachMedia(c) => self.attach_media(c, ctx),
