@@ -30,6 +30,7 @@ mod links;
 mod media;
 mod participants;
 mod restamp;
+mod routing;
 mod rules;
 mod stages;
 

@@ -146,7 +146,11 @@ impl Request {
                 field: "catalogue_item",
                 value: c.catalogue_item.clone(),
             })?;
-        Ok(vec![Event::RequestClassified(RequestClassified {
+        let routing = self
+            .intake
+            .as_ref()
+            .and_then(|i| ctx.policy.route(&c.catalogue_item, &i.location));
+        let classified = RequestClassified {
             catalogue_item: c.catalogue_item.clone(),
             category: cl.category,
             request_type: c.request_type,
@@ -158,7 +162,9 @@ impl Request {
             excluded_from_satisfaction: cl.excluded_from_satisfaction,
             reclassified,
             reason: c.reason.clone(),
-        })])
+            routing,
+        };
+        Ok(self.classified_events(classified, ctx))
     }
 
     pub(super) fn refer(&self, c: &Refer, ctx: &Context) -> Result<Vec<Event>, Refusal> {
@@ -207,18 +213,14 @@ impl Request {
                 reason: "is the department that returned the referral",
             });
         }
-        let number = self.referral().map(|r| r.number).unwrap_or(0) + 1;
-        Ok(vec![Event::ReferredToDepartment(ReferredToDepartment {
-            lead_department: c.lead_department.clone(),
-            assisting_departments: c.assisting_departments.clone(),
-            note: c.note.clone(),
-            sign_off_due_at: ctx.policy.sign_off_due(ctx.now),
-            return_window_ends_at: ctx.policy.return_window_end(ctx.now),
-            referral_number: number,
-            provisional: ctx.policy.referral_provisional(ctx.now),
-            assistance_due_at: (!c.assisting_departments.is_empty())
-                .then(|| ctx.policy.assistance_due(ctx.now)),
-        })])
+        let routing = self.routing_decision(c)?;
+        Ok(vec![self.referral_event(
+            &c.lead_department,
+            &c.assisting_departments,
+            c.note.clone(),
+            routing,
+            ctx,
+        )])
     }
 
     pub(super) fn return_referral(
