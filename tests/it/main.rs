@@ -66,6 +66,7 @@ mod reports;
 mod restart;
 mod rights;
 mod roles;
+mod routing;
 mod schemathesis;
 mod shutdown;
 mod signatures;

@@ -22,15 +22,15 @@ const SECRET: &str = "unit-s3cret";
 /// A loopback webhook recording the documents it accepted (verified signature); it answers
 /// 503 while `failing`.
 #[derive(Clone)]
-struct Hook {
-    url: String,
-    accepted: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Hook {
+    pub(crate) url: String,
+    pub(crate) accepted: Arc<Mutex<Vec<Value>>>,
     refused: Arc<Mutex<usize>>,
     failing: Arc<Mutex<bool>>,
 }
 
 impl Hook {
-    async fn start(failing: bool) -> Hook {
+    pub(crate) async fn start(failing: bool) -> Hook {
         let hook = Hook {
             url: String::new(),
             accepted: Arc::default(),
@@ -69,7 +69,7 @@ impl Hook {
     }
 
     /// Kinds accepted, counted.
-    fn kinds(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn kinds(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for doc in self.accepted.lock().unwrap().iter() {
             *out.entry(doc["kind"].as_str().unwrap().to_string())
@@ -79,7 +79,7 @@ impl Hook {
     }
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -106,7 +106,7 @@ async fn unit_rows(app: &TestApp, request_id: &str) -> Vec<Value> {
 }
 
 /// Every message of the app's unit stream: (subject, document).
-async fn unit_messages(app: &TestApp) -> Vec<(String, Value)> {
+pub(crate) async fn unit_messages(app: &TestApp) -> Vec<(String, Value)> {
     let js = jetstream::new(async_nats::connect(NATS_URL).await.expect("nats"));
     let Ok(mut stream) = js.get_stream(app.names().units_stream()).await else {
         return Vec::new();
