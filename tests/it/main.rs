@@ -27,6 +27,7 @@ mod http_lifecycle;
 mod idempotency;
 mod import;
 mod import_fidelity;
+mod import_routing;
 mod intake_ids;
 mod json_schemas;
 mod jurisdictions;

@@ -102,7 +102,10 @@ async fn routing_rules_choose_record_and_deliver(store: Store) {
     let (status, request) =
         get_json(&app, &format!("/api/v1/requests/{id}"), actors::STATION).await;
     assert_eq!(status, 200, "{request}");
-    assert_eq!(request["state"]["classification"]["routing"], proposal, "{request}");
+    assert_eq!(
+        request["state"]["classification"]["routing"], proposal,
+        "{request}"
+    );
 
     // Other units without a reason: refused, nothing recorded.
     let answer = refused(
