@@ -74,6 +74,12 @@ pub enum CalendarCommand {
     Load {
         /// The calendar file (TOML, the format of deploy/policy/calendars/*.toml).
         file: PathBuf,
+        /// Who loads it (recorded as the change's actor in the reference-data history).
+        #[arg(long, value_name = "ID")]
+        actor: String,
+        /// Why (recorded with the change), e.g. the notice it transcribes.
+        #[arg(long)]
+        reason: String,
     },
     /// Print the coverage range, days left and the files it comes from.
     Show,
@@ -119,7 +125,14 @@ impl CalendarCommand {
         let mut config = config.clone();
         config.policy.calendar_dir = Some(calendar_dir(&config));
         match self {
-            CalendarCommand::Load { file } => load(&config, file, now).await,
+            CalendarCommand::Load {
+                file,
+                actor,
+                reason,
+            } => {
+                let by = crate::audit::reference::Attribution::operator(actor, reason);
+                load(&config, file, &by, now).await
+            }
             CalendarCommand::Show => {
                 let policy = crate::policy_files::load_policy(&config.policy)?;
                 let coverage =
@@ -154,7 +167,18 @@ fn print_coverage(coverage: &Coverage) {
 
 /// Validates `file` with the calendar in force (a stored file of the same name is replaced),
 /// stores it and records the calendar in the reference-data history.
-async fn load(config: &Config, file: &Path, now: Timestamp) -> Result<(), CalendarError> {
+async fn load(
+    config: &Config,
+    file: &Path,
+    by: &crate::audit::reference::Attribution,
+    now: Timestamp,
+) -> Result<(), CalendarError> {
+    if by.actor.id.is_empty() || by.reason.as_deref().is_none_or(str::is_empty) {
+        return Err(CalendarError::Io {
+            path: file.to_path_buf(),
+            source: std::io::Error::other("--actor and --reason must not be blank"),
+        });
+    }
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CalendarError::Io { path, source }
@@ -184,12 +208,7 @@ async fn load(config: &Config, file: &Path, now: Timestamp) -> Result<(), Calend
     std::fs::write(&target, &text).map_err(io(&target))?;
     let (policy, reference) = crate::policy_files::load_policy_with_sources(&config.policy)?;
     let (log, _nats) = crate::log_open::open_log(config).await?;
-    let engine = schemas::Actor {
-        id: "bianmin".into(),
-        role: schemas::Role::System,
-        unit: None,
-    };
-    let recorded = crate::audit::reference::record(&log, &reference, &engine, now)
+    let recorded = crate::audit::reference::record(&log, &reference, by, now)
         .await
         .map_err(AppError::Reference)?;
     println!("stored {}", target.display());

@@ -41,6 +41,20 @@ pub struct ReferenceDataRecorded {
     pub sha256: String,
     /// Where it was loaded from (`builtin` or a path).
     pub source: String,
+    /// Why it changed, as the operator who recorded it said (`bianmin policy record`,
+    /// `bianmin calendar load`); the engine's own start-up record says it found the change.
+    /// Absent in events written before reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The content in force (UTF-8 text), so an auditor can read exactly what stamped a
+    /// deadline. Absent for role grants (hashes of credentials), for content over
+    /// `MAX_RECORDED_CONTENT_BYTES` of the recorder, and in events written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// A unified diff from the previously recorded content of the same kind (and source),
+    /// when that content was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// The digest of one day's events (recorded on the digest stream and published to NATS),

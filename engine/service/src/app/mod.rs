@@ -113,11 +113,7 @@ impl App {
         let (log, nats) = open_log_with(&config, true).await?;
         tracing::info!(log = %log.describe(), "event log open");
         build::warn_uncovered_years(&policy, clock.now());
-        let engine = schemas::Actor {
-            id: "bianmin".into(),
-            role: schemas::Role::System,
-            unit: None,
-        };
+        let engine = crate::audit::reference::Attribution::engine();
         let recorded = crate::audit::reference::record(&log, &reference, &engine, clock.now())
             .await
             .map_err(AppError::Reference)?;
