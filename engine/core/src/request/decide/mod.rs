@@ -78,44 +78,21 @@ impl Request {
         // Rights before facts: role and visibility (a station worker's community, a
         // department's referrals, an intake system's submissions) before existence or stage.
         self.admit(ctx.actor, kind)?;
+        if let Command::Receive(c) = command {
+            return self.receive(c, ctx);
+        }
+        self.check_stage(kind)?;
         match command {
-            Command::Receive(c) => return self.receive(c, ctx),
-            _ if !self.exists() => return Err(Refusal::DoesNotExist),
-            _ => {}
-        }
-        // Corrections of the record stay possible after archiving: of an event, and of the
-        // resident's contact data (it is kept, and notified, until retention erases it), and
-        // the moderation of what is published of it.
-        let corrects = matches!(
-            kind,
-            CommandKind::Correct
-                | CommandKind::CorrectContact
-                | CommandKind::ModeratePublicText
-                | CommandKind::RecordDuplicate
-        );
-        if self.stage == Archived && !corrects {
-            return Err(self.wrong_stage(kind));
-        }
-        // A merged request follows its original: the work goes on there.
-        if let Some(original) = self.links.merged_into()
-            && !corrects
-            && kind != CommandKind::Archive
-        {
-            return Err(Refusal::MergedInto { original });
-        }
-        match command {
-            Command::Receive(_) => unreachable_receive(),
+            Command::Receive(c) => self.receive(c, ctx),
             Command::Accept(c) => self.accept(c, ctx),
             Command::Decline(c) => self.decline(c),
             Command::Classify(c) => self.classify(c, ctx),
             Command::HandleDirectly(c) => {
-                self.stage_in(kind, &[Classified])?;
                 Ok(vec![Event::DirectHandlingStarted(DirectHandlingStarted {
                     note: c.note.clone(),
                 })])
             }
             Command::StartProxy(c) => {
-                self.stage_in(kind, &[Classified])?;
                 required(&c.department, "department")?;
                 if !ctx.policy.knows_department(&c.department) {
                     return Err(Refusal::UnknownReference {
@@ -130,7 +107,6 @@ impl Request {
             }
             Command::Refer(c) => self.refer(c, ctx),
             Command::SignFor(c) => {
-                self.stage_in(kind, &[Dispatched])?;
                 self.check_lead(ctx.actor, kind)?;
                 Ok(vec![Event::ReferralSignedFor(ReferralSignedFor {
                     department: self.lead_department().unwrap_or_default().to_string(),
@@ -139,7 +115,6 @@ impl Request {
             }
             Command::ReturnReferral(c) => self.return_referral(c, ctx),
             Command::RejectReturn(c) => {
-                self.stage_in(kind, &[ReturnRequested])?;
                 required(&c.reason, "reason")?;
                 let department = self
                     .referral()
@@ -151,7 +126,6 @@ impl Request {
                 })])
             }
             Command::ContactResident(c) => {
-                self.stage_in(kind, &[DirectHandling, ProxyHandling, SignedFor])?;
                 self.check_handling_unit(ctx.actor, kind)?;
                 if self.anonymous() {
                     return Err(Refusal::AnonymousRequest);
@@ -168,7 +142,6 @@ impl Request {
                 })])
             }
             Command::StartHandling(c) => {
-                self.stage_in(kind, &[DirectHandling, ProxyHandling, SignedFor, Contacted])?;
                 self.check_handling_unit(ctx.actor, kind)?;
                 if self.stage != Contacted && !self.anonymous() {
                     return Err(Refusal::ContactRequired);
@@ -178,7 +151,6 @@ impl Request {
                 })])
             }
             Command::NoteProgress(c) => {
-                self.stage_in(kind, OPEN)?;
                 self.check_involved(ctx.actor, kind)?;
                 required(&c.note, "note")?;
                 Ok(vec![Event::ProgressNoted(ProgressNoted {
@@ -188,7 +160,6 @@ impl Request {
             Command::ReportAssistance(c) => self.report_assistance(c, ctx),
             Command::RequestExtension(c) => self.request_extension(c, ctx),
             Command::GrantExtension(c) => {
-                self.stage_in(kind, WORKING)?;
                 let Some(days) = self.extensions.pending else {
                     return Err(Refusal::NothingPending { what: "extension" });
                 };
@@ -208,7 +179,6 @@ impl Request {
                 })])
             }
             Command::DenyExtension(c) => {
-                self.stage_in(kind, WORKING)?;
                 if self.extensions.pending.is_none() {
                     return Err(Refusal::NothingPending { what: "extension" });
                 }
@@ -218,7 +188,6 @@ impl Request {
                 })])
             }
             Command::PauseClock(c) => {
-                self.stage_in(kind, WORKING)?;
                 self.check_handling_unit(ctx.actor, kind)?;
                 if self.paused_since.is_some() {
                     return Err(Refusal::AlreadyPending {
@@ -232,7 +201,6 @@ impl Request {
             }
             Command::ResumeClock(_) => self.resume_clock(ctx),
             Command::RequestTermination(c) => {
-                self.stage_in(kind, WORKING)?;
                 self.check_handling_unit(ctx.actor, kind)?;
                 required(&c.reason, "reason")?;
                 Ok(vec![Event::TerminationRequested(TerminationRequested {
@@ -240,7 +208,6 @@ impl Request {
                 })])
             }
             Command::DecideTermination(c) => {
-                self.stage_in(kind, &[TerminationPending])?;
                 required(&c.reason, "reason")?;
                 if c.approved {
                     Ok(vec![
@@ -261,7 +228,6 @@ impl Request {
                 }
             }
             Command::ReportUpward(c) => {
-                self.stage_in(kind, BEFORE_REPLY)?;
                 self.check_involved(ctx.actor, kind)?;
                 required(&c.summary, "summary")?;
                 let report_id = Uuid::new_v5(&REPORT_ID_NAMESPACE, ctx.command_id.as_bytes());
@@ -278,7 +244,6 @@ impl Request {
                 })])
             }
             Command::RecordUpwardFeedback(c) => {
-                self.stage_in(kind, OPEN)?;
                 let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
                     return Err(Refusal::UnknownReference {
                         field: "report_id",
@@ -313,7 +278,6 @@ impl Request {
                 )])
             }
             Command::AcknowledgeUpward(c) => {
-                self.stage_in(kind, OPEN)?;
                 let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
                     return Err(Refusal::UnknownReference {
                         field: "report_id",
@@ -331,7 +295,6 @@ impl Request {
             }
             Command::Reply(c) => self.decide_reply(c, ctx),
             Command::ReviewReply(c) => {
-                self.stage_in(kind, &[Replied])?;
                 if c.approved {
                     return Ok(vec![Event::ReplyReviewed(ReplyReviewed {
                         approved: true,
@@ -365,7 +328,6 @@ impl Request {
                 })])
             }
             Command::Reopen(c) => {
-                self.stage_in(kind, &[Rated])?;
                 let allows = self.rating.as_ref().is_some_and(|r| {
                     r.counts()
                         && (r.satisfaction == Satisfaction::Dissatisfied
@@ -394,7 +356,6 @@ impl Request {
                 self.supervise(kind, Firing::Overdue, c.deadline, c.due_at, ctx)
             }
             Command::Escalate(c) => {
-                self.stage_in(kind, SUPERVISED)?;
                 if self.supervision.level.is_some_and(|l| c.level <= l) {
                     return Err(Refusal::NotAnEscalation {
                         current: self.supervision.level,
@@ -411,7 +372,6 @@ impl Request {
             }
             Command::BlowWhistle(c) => self.blow_whistle(c, ctx),
             Command::ReportToWhistle(c) => {
-                self.stage_in(kind, WHISTLE)?;
                 if ctx.actor.unit.as_deref() != Some(c.department.as_str()) {
                     return Err(not_addressed(ctx.actor, kind));
                 }
@@ -435,7 +395,6 @@ impl Request {
                 })])
             }
             Command::ReleaseFromWhistle(c) => {
-                self.stage_in(kind, WHISTLE)?;
                 let whistle = self
                     .whistle()
                     .ok_or(Refusal::NothingPending { what: "whistle" })?;
@@ -457,7 +416,6 @@ impl Request {
                 })])
             }
             Command::RateDepartment(c) => {
-                self.stage_in(kind, RATE_DEPARTMENT)?;
                 self.check_community(ctx.actor, kind)?;
                 let whistle = self
                     .whistle()
@@ -492,7 +450,6 @@ impl Request {
                 })])
             }
             Command::AppealRating(c) => {
-                self.stage_in(kind, &[Rated])?;
                 self.check_lead(ctx.actor, kind)?;
                 let Some(rating) = self.rating.as_ref().filter(|r| !r.corrected) else {
                     return Err(Refusal::NothingPending { what: "rating" });
@@ -516,7 +473,6 @@ impl Request {
                 })])
             }
             Command::DecideAppeal(c) => {
-                self.stage_in(kind, &[Rated])?;
                 if self.rating.as_ref().and_then(|r| r.appeal) != Some(AppealState::Pending) {
                     return Err(Refusal::NothingPending { what: "appeal" });
                 }
@@ -540,6 +496,36 @@ impl Request {
             Command::MergeInto(c) => self.merge_into(c, ctx),
             Command::RecordDuplicate(c) => self.record_duplicate(c),
         }
+    }
+
+    /// The rules every command but `receive` passes before its own: the request exists, an
+    /// archived request takes only corrections, a merged one only corrections and archiving,
+    /// and the stage is one [`stages::allowed`] names for the command.
+    fn check_stage(&self, kind: CommandKind) -> Result<(), Refusal> {
+        if !self.exists() {
+            return Err(Refusal::DoesNotExist);
+        }
+        // Corrections of the record stay possible after archiving: of an event, and of the
+        // resident's contact data (it is kept, and notified, until retention erases it), and
+        // the moderation of what is published of it.
+        let corrects = matches!(
+            kind,
+            CommandKind::Correct
+                | CommandKind::CorrectContact
+                | CommandKind::ModeratePublicText
+                | CommandKind::RecordDuplicate
+        );
+        if self.stage == Archived && !corrects {
+            return Err(self.wrong_stage(kind));
+        }
+        // A merged request follows its original: the work goes on there.
+        if let Some(original) = self.links.merged_into()
+            && !corrects
+            && kind != CommandKind::Archive
+        {
+            return Err(Refusal::MergedInto { original });
+        }
+        self.stage_in(kind, stages::allowed(kind))
     }
 
     fn wrong_stage(&self, command: CommandKind) -> Refusal {
@@ -572,7 +558,4 @@ impl Request {
     }
 }
 
-fn unreachable_receive() -> Result<Vec<Event>, Refusal> {
-    // `receive` is answered before this match; kept total without panicking.
-    Err(Refusal::AlreadyExists)
-}
+

@@ -17,7 +17,6 @@ use crate::policy::AtReply;
 impl Request {
     pub(super) fn assign(&self, c: &Assign, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Assign;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         required(&c.assignee, "assignee")?;
         if self.assignee().is_some() {
@@ -34,7 +33,6 @@ impl Request {
 
     pub(super) fn reassign(&self, c: &Reassign, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Reassign;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         required(&c.assignee, "assignee")?;
         required(&c.reason, "reason")?;
@@ -58,7 +56,6 @@ impl Request {
 
     pub(super) fn claim(&self, _c: &Claim, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Claim;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         if self.assignee().is_some() {
             return Err(Refusal::AlreadyRecorded { what: "assignment" });
@@ -96,7 +93,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::SignAssistance;
-        self.stage_in(kind, ASSISTING)?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if part.signed || !part.awaited() {
             return Err(Refusal::AlreadyRecorded {
@@ -115,7 +111,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReturnAssistance;
-        self.stage_in(kind, ASSISTING)?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if !part.awaited() {
             return Err(Refusal::AlreadyRecorded {
@@ -135,10 +130,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReportAssistance;
-        self.stage_in(
-            kind,
-            &[SignedFor, Contacted, InProgress, TerminationPending],
-        )?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if part.returned {
             return Err(Refusal::AlreadyRecorded {
@@ -185,7 +176,6 @@ impl Request {
         c: &RecordCallback,
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::RecordCallback, &[AwaitingCallback])?;
         let outcome = match (c.outcome, c.reached) {
             (Some(o), Some(r)) if o.reached() != r => {
                 return Err(Refusal::InvalidField {

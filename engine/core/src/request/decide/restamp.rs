@@ -29,7 +29,6 @@ impl Request {
         c: &RestampDeadlines,
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::RestampDeadlines, BEFORE_REPLY)?;
         required(&c.reason, "reason")?;
         let (Some(cl), Some(previous)) = (&self.classification, &self.deadlines) else {
             return Err(Refusal::NothingPending {

@@ -75,7 +75,6 @@ impl Request {
     }
 
     pub(super) fn accept(&self, c: &Accept, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::Accept, &[Received])?;
         let within_limit = self
             .intake
             .as_ref()
@@ -88,7 +87,6 @@ impl Request {
     }
 
     pub(super) fn decline(&self, c: &Decline) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::Decline, &[Received])?;
         required(&c.explanation, "explanation")?;
         match c.disposition {
             Disposition::EmergencyTransfer if c.emergency_line.is_none() => {
@@ -123,7 +121,6 @@ impl Request {
     }
 
     pub(super) fn classify(&self, c: &Classify, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::Classify, BEFORE_REPLY)?;
         let reclassified = self.classification.is_some();
         if reclassified {
             required_opt(&c.reason, "reason")?;
@@ -163,7 +160,6 @@ impl Request {
 
     pub(super) fn refer(&self, c: &Refer, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Refer;
-        self.stage_in(kind, &[Classified, Dispatched, ReturnRequested])?;
         if self.stage == Dispatched && ctx.actor.role != Role::Supervisor {
             // Redispatch of a live referral is the centre's decision only.
             return Err(Refusal::NotPermitted {
@@ -227,7 +223,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReturnReferral;
-        self.stage_in(kind, &[Dispatched, SignedFor])?;
         self.check_lead(ctx.actor, kind)?;
         let Some(r) = self.referral() else {
             return Err(not_addressed(ctx.actor, kind));
@@ -257,7 +252,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::RequestExtension;
-        self.stage_in(kind, WORKING)?;
         self.check_handling_unit(ctx.actor, kind)?;
         if self.extensions.pending.is_some() {
             return Err(Refusal::AlreadyPending { what: "extension" });
@@ -309,7 +303,6 @@ impl Request {
 
     pub(super) fn resume_clock(&self, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ResumeClock;
-        self.stage_in(kind, WORKING)?;
         self.check_handling_unit(ctx.actor, kind)?;
         let Some(since) = self.paused_since else {
             return Err(Refusal::NothingPending {
@@ -336,7 +329,6 @@ impl Request {
 
     pub(super) fn decide_reply(&self, c: &Reply, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Reply;
-        self.stage_in(kind, &[DirectHandling, ProxyHandling, InProgress])?;
         self.check_handling_unit(ctx.actor, kind)?;
         if c.outcome == ReplyOutcome::Terminated {
             return Err(Refusal::InvalidField {
@@ -367,17 +359,6 @@ impl Request {
     }
 
     pub(super) fn archive(&self, c: &Archive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(
-            CommandKind::Archive,
-            &[
-                Rated,
-                AwaitingCallback,
-                NotAccepted,
-                TransferredEmergency,
-                LinkedDuplicate,
-                Merged,
-            ],
-        )?;
         if self.stage == AwaitingCallback && !self.no_reply_requested() {
             let required = ctx.policy.limits().callback_attempts;
             let unreachable = !self.resident_reached && self.callback_attempts >= required;
@@ -404,7 +385,6 @@ impl Request {
         due_at: Timestamp,
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(kind, SUPERVISED)?;
         if self.deadline_in_force(deadline) != Some(due_at) {
             return Err(Refusal::DeadlineNotInForce { deadline, due_at });
         }
@@ -435,7 +415,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::BlowWhistle;
-        self.stage_in(kind, WHISTLE)?;
         self.check_community(ctx.actor, kind)?;
         if self.whistle().is_some_and(|w| !w.awaited().is_empty()) {
             return Err(Refusal::AlreadyPending { what: "whistle" });
