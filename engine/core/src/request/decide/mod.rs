@@ -26,6 +26,7 @@ use crate::refusal::Refusal;
 use Stage::*;
 
 mod correct;
+mod intake;
 mod links;
 mod media;
 mod participants;
