@@ -26,6 +26,7 @@ use crate::refusal::Refusal;
 use Stage::*;
 
 mod correct;
+mod handling;
 mod intake;
 mod links;
 mod media;
@@ -88,76 +89,15 @@ impl Request {
             Command::Accept(c) => self.accept(c, ctx),
             Command::Decline(c) => self.decline(c),
             Command::Classify(c) => self.classify(c, ctx),
-            Command::HandleDirectly(c) => {
-                Ok(vec![Event::DirectHandlingStarted(DirectHandlingStarted {
-                    note: c.note.clone(),
-                })])
-            }
-            Command::StartProxy(c) => {
-                required(&c.department, "department")?;
-                if !ctx.policy.knows_department(&c.department) {
-                    return Err(Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    });
-                }
-                Ok(vec![Event::ProxyHandlingStarted(ProxyHandlingStarted {
-                    department: c.department.clone(),
-                    note: c.note.clone(),
-                })])
-            }
+            Command::HandleDirectly(c) => self.handle_directly(c),
+            Command::StartProxy(c) => self.start_proxy(c, ctx),
             Command::Refer(c) => self.refer(c, ctx),
-            Command::SignFor(c) => {
-                self.check_lead(ctx.actor, kind)?;
-                Ok(vec![Event::ReferralSignedFor(ReferralSignedFor {
-                    department: self.lead_department().unwrap_or_default().to_string(),
-                    note: c.note.clone(),
-                })])
-            }
+            Command::SignFor(c) => self.sign_for(c, ctx),
             Command::ReturnReferral(c) => self.return_referral(c, ctx),
-            Command::RejectReturn(c) => {
-                required(&c.reason, "reason")?;
-                let department = self
-                    .referral()
-                    .and_then(|r| r.returned_by.clone())
-                    .unwrap_or_default();
-                Ok(vec![Event::ReturnRejected(ReturnRejected {
-                    department,
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::ContactResident(c) => {
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.anonymous() {
-                    return Err(Refusal::AnonymousRequest);
-                }
-                required(&c.method, "method")?;
-                let within_limit = self
-                    .deadlines
-                    .as_ref()
-                    .is_none_or(|d| ctx.now <= d.response_due_at);
-                Ok(vec![Event::ResidentContacted(ResidentContacted {
-                    method: c.method.clone(),
-                    note: c.note.clone(),
-                    within_limit,
-                })])
-            }
-            Command::StartHandling(c) => {
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.stage != Contacted && !self.anonymous() {
-                    return Err(Refusal::ContactRequired);
-                }
-                Ok(vec![Event::HandlingStarted(HandlingStarted {
-                    note: c.note.clone(),
-                })])
-            }
-            Command::NoteProgress(c) => {
-                self.check_involved(ctx.actor, kind)?;
-                required(&c.note, "note")?;
-                Ok(vec![Event::ProgressNoted(ProgressNoted {
-                    note: c.note.clone(),
-                })])
-            }
+            Command::RejectReturn(c) => self.reject_return(c),
+            Command::ContactResident(c) => self.contact_resident(c, ctx),
+            Command::StartHandling(c) => self.start_handling(c, ctx),
+            Command::NoteProgress(c) => self.note_progress(c, ctx),
             Command::ReportAssistance(c) => self.report_assistance(c, ctx),
             Command::RequestExtension(c) => self.request_extension(c, ctx),
             Command::GrantExtension(c) => {

@@ -1,99 +1,11 @@
 //! The rules of the commands whose decision is longer than a line of the table in
-//! [`super`]: referral, extensions and the
+//! [`super`]: extensions and the
 //! paused clock, the reply, archiving, supervision and the whistle (吹哨), and the
 //! correction of the resident's contact data.
 
 use super::*;
 
 impl Request {
-    pub(super) fn refer(&self, c: &Refer, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        let kind = CommandKind::Refer;
-        if self.stage == Dispatched && ctx.actor.role != Role::Supervisor {
-            // Redispatch of a live referral is the centre's decision only.
-            return Err(Refusal::NotPermitted {
-                role: ctx.actor.role,
-                command: kind,
-            });
-        }
-        required(&c.lead_department, "lead_department")?;
-        if !ctx.policy.knows_department(&c.lead_department) {
-            return Err(Refusal::UnknownReference {
-                field: "lead_department",
-                value: c.lead_department.clone(),
-            });
-        }
-        for (i, a) in c.assisting_departments.iter().enumerate() {
-            if !ctx.policy.knows_department(a) {
-                return Err(Refusal::UnknownReference {
-                    field: "assisting_departments",
-                    value: a.clone(),
-                });
-            }
-            if *a == c.lead_department {
-                return Err(Refusal::InvalidField {
-                    field: "assisting_departments",
-                    reason: "names the lead department",
-                });
-            }
-            if c.assisting_departments[..i].contains(a) {
-                return Err(Refusal::InvalidField {
-                    field: "assisting_departments",
-                    reason: "names a department twice",
-                });
-            }
-        }
-        if let Some(r) = self.referral()
-            && r.returned_by.as_deref() == Some(c.lead_department.as_str())
-            && self.stage == ReturnRequested
-        {
-            return Err(Refusal::InvalidField {
-                field: "lead_department",
-                reason: "is the department that returned the referral",
-            });
-        }
-        let number = self.referral().map(|r| r.number).unwrap_or(0) + 1;
-        Ok(vec![Event::ReferredToDepartment(ReferredToDepartment {
-            lead_department: c.lead_department.clone(),
-            assisting_departments: c.assisting_departments.clone(),
-            note: c.note.clone(),
-            sign_off_due_at: ctx.policy.sign_off_due(ctx.now),
-            return_window_ends_at: ctx.policy.return_window_end(ctx.now),
-            referral_number: number,
-            provisional: ctx.policy.referral_provisional(ctx.now),
-            assistance_due_at: (!c.assisting_departments.is_empty())
-                .then(|| ctx.policy.assistance_due(ctx.now)),
-        })])
-    }
-
-    pub(super) fn return_referral(
-        &self,
-        c: &ReturnReferral,
-        ctx: &Context,
-    ) -> Result<Vec<Event>, Refusal> {
-        let kind = CommandKind::ReturnReferral;
-        self.check_lead(ctx.actor, kind)?;
-        let Some(r) = self.referral() else {
-            return Err(not_addressed(ctx.actor, kind));
-        };
-        if r.locked {
-            return Err(Refusal::ReferralLocked {
-                department: r.lead.clone(),
-            });
-        }
-        if ctx.now > r.return_window_ends_at {
-            return Err(Refusal::WindowClosed {
-                window: "return_window",
-                closed_at: r.return_window_ends_at,
-            });
-        }
-        required(&c.reason, "reason")?;
-        Ok(vec![Event::ReferralReturned(ReferralReturned {
-            department: r.lead.clone(),
-            reason: c.reason.clone(),
-            legal_basis: c.legal_basis.clone(),
-        })])
-    }
-
     pub(super) fn request_extension(
         &self,
         c: &RequestExtension,
