@@ -25,6 +25,7 @@ use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod clock;
 mod correct;
 mod handling;
 mod intake;
@@ -100,74 +101,12 @@ impl Request {
             Command::NoteProgress(c) => self.note_progress(c, ctx),
             Command::ReportAssistance(c) => self.report_assistance(c, ctx),
             Command::RequestExtension(c) => self.request_extension(c, ctx),
-            Command::GrantExtension(c) => {
-                let Some(days) = self.extensions.pending else {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                };
-                let (Some(d), Some(cl)) = (&self.deadlines, &self.classification) else {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                };
-                let new_due_at = ctx.policy.add_working_days(d.completion_due_at, days);
-                let schedule =
-                    ctx.policy
-                        .reschedule(&cl.catalogue_item, cl.first_classified_at, new_due_at);
-                Ok(vec![Event::ExtensionGranted(ExtensionGranted {
-                    previous_due_at: d.completion_due_at,
-                    new_due_at,
-                    remind_at: schedule.remind_at,
-                    warn_at: schedule.warn_at,
-                    note: c.note.clone(),
-                })])
-            }
-            Command::DenyExtension(c) => {
-                if self.extensions.pending.is_none() {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::ExtensionDenied(ExtensionDenied {
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::PauseClock(c) => {
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.paused_since.is_some() {
-                    return Err(Refusal::AlreadyPending {
-                        what: "clock_pause",
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::ClockPaused(ClockPaused {
-                    reason: c.reason.clone(),
-                })])
-            }
+            Command::GrantExtension(c) => self.grant_extension(c, ctx),
+            Command::DenyExtension(c) => self.deny_extension(c),
+            Command::PauseClock(c) => self.pause_clock(c, ctx),
             Command::ResumeClock(_) => self.resume_clock(ctx),
-            Command::RequestTermination(c) => {
-                self.check_handling_unit(ctx.actor, kind)?;
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::TerminationRequested(TerminationRequested {
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::DecideTermination(c) => {
-                required(&c.reason, "reason")?;
-                if c.approved {
-                    Ok(vec![
-                        Event::TerminationApproved(TerminationApproved {
-                            reason: c.reason.clone(),
-                        }),
-                        Event::ResultReplied(ResultReplied {
-                            outcome: ReplyOutcome::Terminated,
-                            content: c.reason.clone(),
-                            plan: None,
-                            on_time: self.on_time(ctx.now),
-                        }),
-                    ])
-                } else {
-                    Ok(vec![Event::TerminationDenied(TerminationDenied {
-                        reason: c.reason.clone(),
-                    })])
-                }
-            }
+            Command::RequestTermination(c) => self.request_termination(c, ctx),
+            Command::DecideTermination(c) => self.decide_termination(c, ctx),
             Command::ReportUpward(c) => {
                 self.check_involved(ctx.actor, kind)?;
                 required(&c.summary, "summary")?;
@@ -482,20 +421,6 @@ impl Request {
         } else {
             Err(self.wrong_stage(command))
         }
-    }
-
-    /// The completion deadline in force at `now`, counting a running pause as stood-still time.
-    fn effective_completion_due(&self, now: Timestamp) -> Option<Timestamp> {
-        let due = self.deadlines.as_ref()?.completion_due_at;
-        Some(match self.paused_since {
-            Some(since) if now > since => due + (now - since),
-            _ => due,
-        })
-    }
-
-    fn on_time(&self, now: Timestamp) -> bool {
-        self.effective_completion_due(now)
-            .is_none_or(|due| now <= due)
     }
 }
 
