@@ -35,22 +35,14 @@ mod participants;
 mod restamp;
 mod rules;
 mod stages;
+mod upward;
+
+pub(super) use upward::feedback_closes;
 
 use stages::{BEFORE_REPLY, OPEN, RATE_DEPARTMENT, SUPERVISED, WHISTLE, WORKING};
 
 /// The longest reason a `correct_contact` may give, in characters (the log keeps it for good).
 pub const MAX_CONTACT_CORRECTION_REASON_CHARS: usize = 500;
-
-/// Namespace for ids derived from command ids (upward report ids).
-const REPORT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c0e_5b7a_4e21_9a44_0c5e_b1a2_7f10);
-
-/// Whether an upward feedback of this kind answers the report for good.
-pub(super) fn feedback_closes(kind: FeedbackKind) -> bool {
-    matches!(
-        kind,
-        FeedbackKind::Decision | FeedbackKind::ReferralBack | FeedbackKind::ClosureApproval
-    )
-}
 
 fn required(value: &str, field: &'static str) -> Result<(), Refusal> {
     if value.trim().is_empty() {
@@ -107,72 +99,9 @@ impl Request {
             Command::ResumeClock(_) => self.resume_clock(ctx),
             Command::RequestTermination(c) => self.request_termination(c, ctx),
             Command::DecideTermination(c) => self.decide_termination(c, ctx),
-            Command::ReportUpward(c) => {
-                self.check_involved(ctx.actor, kind)?;
-                required(&c.summary, "summary")?;
-                let report_id = Uuid::new_v5(&REPORT_ID_NAMESPACE, ctx.command_id.as_bytes());
-                if self.upward.iter().any(|r| r.report_id == report_id) {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "upward_report",
-                    });
-                }
-                Ok(vec![Event::ReportedUpward(ReportedUpward {
-                    report_id,
-                    level: c.level,
-                    summary: c.summary.clone(),
-                    attachments: c.attachments.clone(),
-                })])
-            }
-            Command::RecordUpwardFeedback(c) => {
-                let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
-                    return Err(Refusal::UnknownReference {
-                        field: "report_id",
-                        value: c.report_id.to_string(),
-                    });
-                };
-                if !report.open {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "final_upward_feedback",
-                    });
-                }
-                required(&c.content, "content")?;
-                if c.kind == FeedbackKind::ReferralBack {
-                    required_opt(&c.department, "department")?;
-                }
-                if let Some(d) = &c.department
-                    && !ctx.policy.knows_department(d)
-                {
-                    return Err(Refusal::UnknownReference {
-                        field: "department",
-                        value: d.clone(),
-                    });
-                }
-                Ok(vec![Event::UpwardFeedbackReceived(
-                    UpwardFeedbackReceived {
-                        report_id: c.report_id,
-                        level: report.level,
-                        kind: c.kind,
-                        content: c.content.clone(),
-                        department: c.department.clone(),
-                    },
-                )])
-            }
-            Command::AcknowledgeUpward(c) => {
-                let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
-                    return Err(Refusal::UnknownReference {
-                        field: "report_id",
-                        value: c.report_id.to_string(),
-                    });
-                };
-                if report.acknowledged {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "upward_acknowledgement",
-                    });
-                }
-                Ok(vec![Event::UpwardAcknowledged(UpwardAcknowledged {
-                    report_id: c.report_id,
-                })])
-            }
+            Command::ReportUpward(c) => self.report_upward(c, ctx),
+            Command::RecordUpwardFeedback(c) => self.record_upward_feedback(c, ctx),
+            Command::AcknowledgeUpward(c) => self.acknowledge_upward(c),
             Command::Reply(c) => self.decide_reply(c, ctx),
             Command::ReviewReply(c) => {
                 if c.approved {
