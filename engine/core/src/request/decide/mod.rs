@@ -26,6 +26,7 @@ use crate::refusal::Refusal;
 use Stage::*;
 
 mod clock;
+mod closing;
 mod correct;
 mod handling;
 mod intake;
@@ -103,61 +104,10 @@ impl Request {
             Command::RecordUpwardFeedback(c) => self.record_upward_feedback(c, ctx),
             Command::AcknowledgeUpward(c) => self.acknowledge_upward(c),
             Command::Reply(c) => self.decide_reply(c, ctx),
-            Command::ReviewReply(c) => {
-                if c.approved {
-                    return Ok(vec![Event::ReplyReviewed(ReplyReviewed {
-                        approved: true,
-                        reason: c.reason.clone(),
-                    })]);
-                }
-                required_opt(&c.reason, "reason")?;
-                let reason = c.reason.clone().unwrap_or_default();
-                Ok(vec![
-                    Event::ReplyReviewed(ReplyReviewed {
-                        approved: false,
-                        reason: Some(reason.clone()),
-                    }),
-                    Event::Reopened(Reopened {
-                        reason,
-                        reopen_count: self.reopen_count + 1,
-                    }),
-                ])
-            }
+            Command::ReviewReply(c) => self.review_reply(c),
             Command::RecordCallback(c) => self.record_callback(c, ctx),
-            Command::Rate(c) => {
-                let re_rating =
-                    self.stage == Rated && self.rating.as_ref().is_some_and(|r| r.corrected);
-                if !re_rating {
-                    self.stage_in(kind, &[AwaitingCallback])?;
-                }
-                Ok(vec![Event::Rated(schemas::event::Rated {
-                    satisfaction: c.satisfaction,
-                    resolution: c.resolution,
-                    comment: c.comment.clone(),
-                })])
-            }
-            Command::Reopen(c) => {
-                let allows = self.rating.as_ref().is_some_and(|r| {
-                    r.counts()
-                        && (r.satisfaction == Satisfaction::Dissatisfied
-                            || r.resolution == Resolution::Unresolved)
-                });
-                if !allows {
-                    return Err(Refusal::RatingDoesNotAllowReopen);
-                }
-                required(&c.reason, "reason")?;
-                let max = ctx.policy.limits().max_reopens;
-                if self.reopen_count >= max {
-                    return Err(Refusal::LimitReached {
-                        limit: "max_reopens",
-                        max,
-                    });
-                }
-                Ok(vec![Event::Reopened(Reopened {
-                    reason: c.reason.clone(),
-                    reopen_count: self.reopen_count + 1,
-                })])
-            }
+            Command::Rate(c) => self.rate(c),
+            Command::Reopen(c) => self.reopen(c, ctx),
             Command::Archive(c) => self.archive(c, ctx),
             Command::Remind(c) => self.supervise(kind, Firing::Remind, c.deadline, c.due_at, ctx),
             Command::Warn(c) => self.supervise(kind, Firing::Warn, c.deadline, c.due_at, ctx),

@@ -6,56 +6,6 @@
 use super::*;
 
 impl Request {
-    pub(super) fn decide_reply(&self, c: &Reply, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        let kind = CommandKind::Reply;
-        self.check_handling_unit(ctx.actor, kind)?;
-        if c.outcome == ReplyOutcome::Terminated {
-            return Err(Refusal::InvalidField {
-                field: "outcome",
-                reason: "terminated is recorded only by an approved termination",
-            });
-        }
-        required(&c.content, "content")?;
-        if c.outcome == ReplyOutcome::ExplainedCannotSolveNow {
-            required_opt(&c.plan, "plan")?;
-        }
-        if let Some(w) = self.whistle() {
-            let awaited = w.awaited();
-            if !awaited.is_empty() {
-                return Err(Refusal::WhistleOutstanding {
-                    departments: awaited,
-                });
-            }
-        }
-        let absence = self.assistance_at_reply(ctx)?;
-        let reply = Event::ResultReplied(ResultReplied {
-            outcome: c.outcome,
-            content: c.content.clone(),
-            plan: c.plan.clone(),
-            on_time: self.on_time(ctx.now),
-        });
-        Ok(absence.into_iter().chain([reply]).collect())
-    }
-
-    pub(super) fn archive(&self, c: &Archive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        if self.stage == AwaitingCallback && !self.no_reply_requested() {
-            let required = ctx.policy.limits().callback_attempts;
-            let unreachable = !self.resident_reached && self.callback_attempts >= required;
-            if !unreachable && !self.callback_refused {
-                return Err(Refusal::CallbackPending {
-                    attempts: self.callback_attempts,
-                    required,
-                });
-            }
-        }
-        if self.rating.as_ref().and_then(|r| r.appeal) == Some(AppealState::Pending) {
-            return Err(Refusal::AlreadyPending { what: "appeal" });
-        }
-        Ok(vec![Event::Archived(schemas::event::Archived {
-            note: c.note.clone(),
-        })])
-    }
-
     pub(super) fn supervise(
         &self,
         kind: CommandKind,
