@@ -36,8 +36,10 @@ mod participants;
 mod restamp;
 mod rules;
 mod stages;
+mod supervision;
 mod upward;
 
+pub(crate) use supervision::next_level;
 pub(super) use upward::feedback_closes;
 
 use stages::{BEFORE_REPLY, OPEN, RATE_DEPARTMENT, SUPERVISED, WHISTLE, WORKING};
@@ -55,16 +57,6 @@ fn required(value: &str, field: &'static str) -> Result<(), Refusal> {
 
 fn required_opt(value: &Option<String>, field: &'static str) -> Result<(), Refusal> {
     required(value.as_deref().unwrap_or(""), field)
-}
-
-/// The level above `level` (`None` above interview).
-pub(crate) fn next_level(level: Option<SupervisionLevel>) -> Option<SupervisionLevel> {
-    match level {
-        None => Some(SupervisionLevel::Daily),
-        Some(SupervisionLevel::Daily) => Some(SupervisionLevel::Listed),
-        Some(SupervisionLevel::Listed) => Some(SupervisionLevel::Interview),
-        Some(SupervisionLevel::Interview) => None,
-    }
 }
 
 impl Request {
@@ -114,21 +106,7 @@ impl Request {
             Command::MarkOverdue(c) => {
                 self.supervise(kind, Firing::Overdue, c.deadline, c.due_at, ctx)
             }
-            Command::Escalate(c) => {
-                if self.supervision.level.is_some_and(|l| c.level <= l) {
-                    return Err(Refusal::NotAnEscalation {
-                        current: self.supervision.level,
-                        requested: c.level,
-                    });
-                }
-                required(&c.to, "to")?;
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::Escalated(Escalated {
-                    level: c.level,
-                    to: c.to.clone(),
-                    reason: c.reason.clone(),
-                })])
-            }
+            Command::Escalate(c) => self.escalate(c),
             Command::BlowWhistle(c) => self.blow_whistle(c, ctx),
             Command::ReportToWhistle(c) => {
                 if ctx.actor.unit.as_deref() != Some(c.department.as_str()) {

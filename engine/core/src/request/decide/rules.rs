@@ -6,38 +6,6 @@
 use super::*;
 
 impl Request {
-    pub(super) fn supervise(
-        &self,
-        kind: CommandKind,
-        firing: Firing,
-        deadline: DeadlineKind,
-        due_at: Timestamp,
-        ctx: &Context,
-    ) -> Result<Vec<Event>, Refusal> {
-        if self.deadline_in_force(deadline) != Some(due_at) {
-            return Err(Refusal::DeadlineNotInForce { deadline, due_at });
-        }
-        if self.has_fired(firing, deadline, due_at) {
-            return Err(Refusal::AlreadyRecorded {
-                what: match firing {
-                    Firing::Remind => "reminder",
-                    Firing::Warn => "warning",
-                    Firing::Overdue => "overdue_mark",
-                },
-            });
-        }
-        Ok(vec![match firing {
-            Firing::Remind => Event::ReminderSent(ReminderSent { deadline, due_at }),
-            Firing::Warn => Event::PreBreachWarned(PreBreachWarned { deadline, due_at }),
-            Firing::Overdue => {
-                if ctx.now < due_at {
-                    return Err(Refusal::NotYetDue { deadline, due_at });
-                }
-                Event::DeadlineMissed(DeadlineMissed { deadline, due_at })
-            }
-        }])
-    }
-
     pub(super) fn blow_whistle(
         &self,
         c: &BlowWhistle,
