@@ -38,6 +38,7 @@ mod rules;
 mod stages;
 mod supervision;
 mod upward;
+mod whistle;
 
 pub(crate) use supervision::next_level;
 pub(super) use upward::feedback_closes;
@@ -108,117 +109,11 @@ impl Request {
             }
             Command::Escalate(c) => self.escalate(c),
             Command::BlowWhistle(c) => self.blow_whistle(c, ctx),
-            Command::ReportToWhistle(c) => {
-                if ctx.actor.unit.as_deref() != Some(c.department.as_str()) {
-                    return Err(not_addressed(ctx.actor, kind));
-                }
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle
-                    .departments
-                    .get(&c.department)
-                    .ok_or_else(|| not_addressed(ctx.actor, kind))?;
-                if !summoned.awaited() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "whistle_report",
-                    });
-                }
-                required(&c.note, "note")?;
-                Ok(vec![Event::DepartmentReported(DepartmentReported {
-                    department: c.department.clone(),
-                    note: c.note.clone(),
-                    on_time: ctx.now <= whistle.report_due_at,
-                })])
-            }
-            Command::ReleaseFromWhistle(c) => {
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-                    Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    }
-                })?;
-                if !summoned.awaited() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "whistle_report",
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::DepartmentReleased(DepartmentReleased {
-                    department: c.department.clone(),
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::RateDepartment(c) => {
-                self.check_community(ctx.actor, kind)?;
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-                    Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    }
-                })?;
-                if summoned.reported.is_none() {
-                    return Err(Refusal::InvalidField {
-                        field: "department",
-                        reason: "has not reported",
-                    });
-                }
-                if !(1..=5).contains(&c.score) {
-                    return Err(Refusal::InvalidField {
-                        field: "score",
-                        reason: "must be 1 to 5",
-                    });
-                }
-                if summoned.rating_event.is_some() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "department_rating",
-                    });
-                }
-                Ok(vec![Event::DepartmentRated(DepartmentRated {
-                    department: c.department.clone(),
-                    score: c.score,
-                    comment: c.comment.clone(),
-                })])
-            }
-            Command::AppealRating(c) => {
-                self.check_lead(ctx.actor, kind)?;
-                let Some(rating) = self.rating.as_ref().filter(|r| !r.corrected) else {
-                    return Err(Refusal::NothingPending { what: "rating" });
-                };
-                if rating.appeal.is_some() {
-                    return Err(Refusal::AlreadyRecorded { what: "appeal" });
-                }
-                let closes = rating.rated_at
-                    + chrono::Duration::hours(i64::from(ctx.policy.limits().appeal_window_hours));
-                if ctx.now > closes {
-                    return Err(Refusal::WindowClosed {
-                        window: "appeal_window",
-                        closed_at: closes,
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::RatingAppealed(RatingAppealed {
-                    department: self.lead_department().unwrap_or_default().to_string(),
-                    reason: c.reason.clone(),
-                    evidence: c.evidence.clone(),
-                })])
-            }
-            Command::DecideAppeal(c) => {
-                if self.rating.as_ref().and_then(|r| r.appeal) != Some(AppealState::Pending) {
-                    return Err(Refusal::NothingPending { what: "appeal" });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::AppealDecided(AppealDecided {
-                    upheld: c.upheld,
-                    reason: c.reason.clone(),
-                })])
-            }
+            Command::ReportToWhistle(c) => self.report_to_whistle(c, ctx),
+            Command::ReleaseFromWhistle(c) => self.release_from_whistle(c),
+            Command::RateDepartment(c) => self.rate_department(c, ctx),
+            Command::AppealRating(c) => self.appeal_rating(c, ctx),
+            Command::DecideAppeal(c) => self.decide_appeal(c),
             Command::RestampDeadlines(c) => self.restamp(c, ctx),
             Command::Assign(c) => self.assign(c, ctx),
             Command::Reassign(c) => self.reassign(c, ctx),
