@@ -7,6 +7,8 @@ use schemas::command::{
     RequestTermination,
 };
 
+use schemas::{ReplyOutcome, Timestamp};
+
 use super::*;
 
 impl Request {
@@ -67,7 +69,11 @@ impl Request {
 
     /// `grant_extension`: the centre grants the pending extension; the completion deadline
     /// moves by its working days and the reminders are rescheduled from it.
-    pub(super) fn grant_extension(&self, c: &GrantExtension, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn grant_extension(
+        &self,
+        c: &GrantExtension,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let Some(days) = self.extensions.pending else {
             return Err(Refusal::NothingPending { what: "extension" });
         };
@@ -142,7 +148,11 @@ impl Request {
 
     /// `request_termination`: the handling unit asks the centre to end the handling, with a
     /// reason (终止办理).
-    pub(super) fn request_termination(&self, c: &RequestTermination, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn request_termination(
+        &self,
+        c: &RequestTermination,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::RequestTermination;
         self.check_handling_unit(ctx.actor, kind)?;
         required(&c.reason, "reason")?;
@@ -152,7 +162,11 @@ impl Request {
     }
 
     /// `decide_termination`: the centre approves (recording the reply `terminated`) or denies.
-    pub(super) fn decide_termination(&self, c: &DecideTermination, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn decide_termination(
+        &self,
+        c: &DecideTermination,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         required(&c.reason, "reason")?;
         if c.approved {
             Ok(vec![

@@ -2,9 +2,12 @@
 //! `record_callback` attempts (回访) with their outcome and timing, the resident's `rate`,
 //! `reopen` after a dissatisfied rating, and `archive` (归档).
 
-use schemas::command::{Archive, Rate, RecordCallback, Reopen, Reply, ReviewReply};
 use schemas::CallbackOutcome;
+use schemas::command::{Archive, Rate, RecordCallback, Reopen, Reply, ReviewReply};
 
+use schemas::{ReplyOutcome, Resolution, Satisfaction};
+
+use super::super::AppealState;
 use super::*;
 
 impl Request {
@@ -94,8 +97,7 @@ impl Request {
     /// corrected.
     pub(super) fn rate(&self, c: &Rate) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Rate;
-        let re_rating =
-            self.stage == Rated && self.rating.as_ref().is_some_and(|r| r.corrected);
+        let re_rating = self.stage == Rated && self.rating.as_ref().is_some_and(|r| r.corrected);
         if !re_rating {
             self.stage_in(kind, &[AwaitingCallback])?;
         }

@@ -8,6 +8,9 @@ use schemas::command::{
     StartHandling, StartProxy,
 };
 
+use schemas::Role;
+
+use super::super::authorize::not_addressed;
 use super::*;
 
 impl Request {
@@ -146,7 +149,11 @@ impl Request {
 
     /// `contact_resident`: the handling unit contacts a named resident, within the response
     /// limit or not (响应).
-    pub(super) fn contact_resident(&self, c: &ContactResident, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn contact_resident(
+        &self,
+        c: &ContactResident,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ContactResident;
         self.check_handling_unit(ctx.actor, kind)?;
         if self.anonymous() {
@@ -166,7 +173,11 @@ impl Request {
 
     /// `start_handling`: handling starts once the resident was contacted (an anonymous
     /// request needs no contact).
-    pub(super) fn start_handling(&self, c: &StartHandling, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn start_handling(
+        &self,
+        c: &StartHandling,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::StartHandling;
         self.check_handling_unit(ctx.actor, kind)?;
         if self.stage != Contacted && !self.anonymous() {
@@ -178,7 +189,11 @@ impl Request {
     }
 
     /// `note_progress`: a unit involved notes progress while the request is open.
-    pub(super) fn note_progress(&self, c: &NoteProgress, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn note_progress(
+        &self,
+        c: &NoteProgress,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::NoteProgress;
         self.check_involved(ctx.actor, kind)?;
         required(&c.note, "note")?;

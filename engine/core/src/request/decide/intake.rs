@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use schemas::command::{Accept, Classify, Decline, Receive};
 
+use schemas::Disposition;
+
 use super::*;
 use crate::questions::validate_answers;
 

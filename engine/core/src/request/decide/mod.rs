@@ -2,24 +2,23 @@
 //!
 //! Checks run in a fixed order so that refusals are predictable and reveal nothing to whom
 //! the request is not addressed: role (`not_permitted`) and the request's visibility to the
-//! actor (`not_addressed_to_you`, [`Request::admit`]) first, then existence, stage
-//! (`wrong_stage`), fields, and the rule itself. Rule numbers refer to HOTLINE_PRACTICE §9.
+//! actor (`not_addressed_to_you`, [`Request::admit`]) first, then existence
+//! (`does_not_exist`), the archived and merged rules (`wrong_stage`, `merged_into`), the stage
+//! (`wrong_stage`, from the table in `stages.rs`), fields, and the rule itself. Rule numbers
+//! refer to HOTLINE_PRACTICE §9.
 //!
-//! The stage sets of the command families are in `stages.rs`, the longer rules in `rules.rs`.
+//! The rules are in one module per command family: `intake.rs`, `handling.rs`,
+//! `participants.rs` (assignment, assisting parts), `clock.rs` (extensions, pauses,
+//! termination), `upward.rs`, `closing.rs` (reply to archive), `supervision.rs`, `whistle.rs`
+//! (whistle, department ratings, appeals), `restamp.rs`, `media.rs`, `links.rs`, and the
+//! corrections `correct.rs` and `contact.rs`. Each command is one line of `decide`'s match.
 
-use schemas::command::{
-    Accept, Archive, BlowWhistle, Classify, CorrectContact, Decline, Receive, Refer, Reply,
-    RequestExtension, RestampDeadlines, ReturnReferral,
-};
+// The prelude of the family modules (`use super::*`): events, refusals, the request and
+// its stages.
 use schemas::event::*;
-use schemas::{
-    Command, CommandKind, DeadlineKind, Disposition, Event, FeedbackKind, ReplyOutcome, Resolution,
-    Role, Satisfaction, SupervisionLevel, Timestamp,
-};
-use uuid::Uuid;
+use schemas::{Command, CommandKind, Event};
 
-use super::authorize::not_addressed;
-use super::{AppealState, Firing, Request, Stage};
+use super::{Firing, Request, Stage};
 use crate::context::Context;
 use crate::refusal::Refusal;
 
@@ -27,6 +26,7 @@ use Stage::*;
 
 mod clock;
 mod closing;
+mod contact;
 mod correct;
 mod handling;
 mod intake;
@@ -34,19 +34,14 @@ mod links;
 mod media;
 mod participants;
 mod restamp;
-mod rules;
 mod stages;
 mod supervision;
 mod upward;
 mod whistle;
 
+pub use contact::MAX_CONTACT_CORRECTION_REASON_CHARS;
 pub(crate) use supervision::next_level;
 pub(super) use upward::feedback_closes;
-
-use stages::{BEFORE_REPLY, OPEN, RATE_DEPARTMENT, SUPERVISED, WHISTLE, WORKING};
-
-/// The longest reason a `correct_contact` may give, in characters (the log keeps it for good).
-pub const MAX_CONTACT_CORRECTION_REASON_CHARS: usize = 500;
 
 fn required(value: &str, field: &'static str) -> Result<(), Refusal> {
     if value.trim().is_empty() {
@@ -67,10 +62,11 @@ impl Request {
         // Rights before facts: role and visibility (a station worker's community, a
         // department's referrals, an intake system's submissions) before existence or stage.
         self.admit(ctx.actor, kind)?;
-        if let Command::Receive(c) = command {
-            return self.receive(c, ctx);
+        // `receive` answers existence itself (`already_exists`); every other command passes
+        // the rules of existence and stage first.
+        if kind != CommandKind::Receive {
+            self.check_stage(kind)?;
         }
-        self.check_stage(kind)?;
         match command {
             Command::Receive(c) => self.receive(c, ctx),
             Command::Accept(c) => self.accept(c, ctx),
@@ -160,6 +156,7 @@ impl Request {
         self.stage_in(kind, stages::allowed(kind))
     }
 
+    /// The refusal of `command` in the request's current stage.
     fn wrong_stage(&self, command: CommandKind) -> Refusal {
         Refusal::WrongStage {
             stage: self.stage,
@@ -167,6 +164,8 @@ impl Request {
         }
     }
 
+    /// Refuses `wrong_stage` unless the request stands in one of `allowed`: the table's
+    /// check, and the narrower one of a command whose stages depend on more than the stage.
     fn stage_in(&self, command: CommandKind, allowed: &[Stage]) -> Result<(), Refusal> {
         if allowed.contains(&self.stage) {
             Ok(())
@@ -175,5 +174,3 @@ impl Request {
         }
     }
 }
-
-

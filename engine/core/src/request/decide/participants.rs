@@ -10,6 +10,9 @@
 use schemas::command::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
 use schemas::{Actor, AssignmentKind};
 
+use schemas::Role;
+
+use super::super::authorize::not_addressed;
 use super::*;
 use crate::policy::AtReply;
 

@@ -8,6 +8,10 @@
 //! extension granted, a paused clock resumed) are not recomputed: the moves were decided on
 //! the old instants, so the request stays listed for a person to decide.
 
+use schemas::Timestamp;
+
+use schemas::command::RestampDeadlines;
+
 use super::*;
 
 impl Request {

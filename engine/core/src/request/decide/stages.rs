@@ -56,9 +56,7 @@ pub(super) fn allowed(kind: CommandKind) -> &'static [Stage] {
         K::LinkDuplicate | K::MergeInto => LINKABLE,
         // Corrections of the record, of the contact data, moderation and the back-reference
         // of a duplicate: every stage, archived included.
-        K::Correct | K::CorrectContact | K::ModeratePublicText | K::RecordDuplicate => {
-            &Stage::ALL
-        }
+        K::Correct | K::CorrectContact | K::ModeratePublicText | K::RecordDuplicate => &Stage::ALL,
         K::RecordReferenceData
         | K::RecordDigest
         | K::PublishRateReport

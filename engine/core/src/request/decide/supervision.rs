@@ -3,6 +3,8 @@
 
 use schemas::command::Escalate;
 
+use schemas::{DeadlineKind, SupervisionLevel, Timestamp};
+
 use super::*;
 
 /// The level above `level` (`None` above interview).
@@ -16,9 +18,12 @@ pub(crate) fn next_level(level: Option<SupervisionLevel>) -> Option<SupervisionL
 }
 
 impl Request {
+    /// `remind`, `warn` and `mark_overdue` (`firing`) on the deadline `deadline` due at
+    /// `due_at`: it must be the one in force and not fired yet; an overdue mark waits for it.
+    /// `_kind` names the command; its stages are the table's.
     pub(super) fn supervise(
         &self,
-        kind: CommandKind,
+        _kind: CommandKind,
         firing: Firing,
         deadline: DeadlineKind,
         due_at: Timestamp,

@@ -4,6 +4,10 @@
 
 use schemas::command::{AcknowledgeUpward, RecordUpwardFeedback, ReportUpward};
 
+use schemas::FeedbackKind;
+
+use uuid::Uuid;
+
 use super::*;
 
 /// Namespace for ids derived from command ids (upward report ids).
@@ -20,7 +24,11 @@ pub(crate) fn feedback_closes(kind: FeedbackKind) -> bool {
 impl Request {
     /// `report_upward`: a unit involved reports the request to a higher level (上报); the
     /// report id is derived from the command id, so a retry records nothing new.
-    pub(super) fn report_upward(&self, c: &ReportUpward, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn report_upward(
+        &self,
+        c: &ReportUpward,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReportUpward;
         self.check_involved(ctx.actor, kind)?;
         required(&c.summary, "summary")?;
@@ -40,8 +48,11 @@ impl Request {
 
     /// `record_upward_feedback`: the higher level's feedback on an open report; a referral
     /// back names a known department.
-    pub(super) fn record_upward_feedback(&self, c: &RecordUpwardFeedback, ctx: &Context) -> Result<Vec<Event>, Refusal> {
-        let kind = CommandKind::RecordUpwardFeedback;
+    pub(super) fn record_upward_feedback(
+        &self,
+        c: &RecordUpwardFeedback,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
             return Err(Refusal::UnknownReference {
                 field: "report_id",

@@ -7,6 +7,8 @@ use schemas::command::{
     AppealRating, BlowWhistle, DecideAppeal, RateDepartment, ReleaseFromWhistle, ReportToWhistle,
 };
 
+use super::super::AppealState;
+use super::super::authorize::not_addressed;
 use super::*;
 
 impl Request {
@@ -48,7 +50,11 @@ impl Request {
     }
 
     /// `report_to_whistle`: a summoned department reports, once, on time or not.
-    pub(super) fn report_to_whistle(&self, c: &ReportToWhistle, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn report_to_whistle(
+        &self,
+        c: &ReportToWhistle,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReportToWhistle;
         if ctx.actor.unit.as_deref() != Some(c.department.as_str()) {
             return Err(not_addressed(ctx.actor, kind));
@@ -75,16 +81,21 @@ impl Request {
 
     /// `release_from_whistle`: the station releases a summoned department from reporting, with
     /// a reason.
-    pub(super) fn release_from_whistle(&self, c: &ReleaseFromWhistle) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn release_from_whistle(
+        &self,
+        c: &ReleaseFromWhistle,
+    ) -> Result<Vec<Event>, Refusal> {
         let whistle = self
             .whistle()
             .ok_or(Refusal::NothingPending { what: "whistle" })?;
-        let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-            Refusal::UnknownReference {
-                field: "department",
-                value: c.department.clone(),
-            }
-        })?;
+        let summoned =
+            whistle
+                .departments
+                .get(&c.department)
+                .ok_or_else(|| Refusal::UnknownReference {
+                    field: "department",
+                    value: c.department.clone(),
+                })?;
         if !summoned.awaited() {
             return Err(Refusal::AlreadyRecorded {
                 what: "whistle_report",
@@ -98,18 +109,24 @@ impl Request {
     }
 
     /// `rate_department`: the station rates, once and from 1 to 5, a department that reported.
-    pub(super) fn rate_department(&self, c: &RateDepartment, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn rate_department(
+        &self,
+        c: &RateDepartment,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::RateDepartment;
         self.check_community(ctx.actor, kind)?;
         let whistle = self
             .whistle()
             .ok_or(Refusal::NothingPending { what: "whistle" })?;
-        let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-            Refusal::UnknownReference {
-                field: "department",
-                value: c.department.clone(),
-            }
-        })?;
+        let summoned =
+            whistle
+                .departments
+                .get(&c.department)
+                .ok_or_else(|| Refusal::UnknownReference {
+                    field: "department",
+                    value: c.department.clone(),
+                })?;
         if summoned.reported.is_none() {
             return Err(Refusal::InvalidField {
                 field: "department",
@@ -136,7 +153,11 @@ impl Request {
 
     /// `appeal_rating`: the lead department appeals the resident's rating once, within
     /// `appeal_window_hours` of it, with a reason.
-    pub(super) fn appeal_rating(&self, c: &AppealRating, ctx: &Context) -> Result<Vec<Event>, Refusal> {
+    pub(super) fn appeal_rating(
+        &self,
+        c: &AppealRating,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::AppealRating;
         self.check_lead(ctx.actor, kind)?;
         let Some(rating) = self.rating.as_ref().filter(|r| !r.corrected) else {

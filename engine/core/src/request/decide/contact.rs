@@ -1,9 +1,12 @@
-//! The rules of the commands whose decision is longer than a line of the table in
-//! [`super`]: extensions and the
-//! paused clock, the reply, archiving, supervision and the whistle (吹哨), and the
-//! correction of the resident's contact data.
+//! `correct_contact`: the correction of the resident's contact data, recorded as a fact
+//! while the data itself stays in the service's contact store.
+
+use schemas::command::CorrectContact;
 
 use super::*;
+
+/// The longest reason a `correct_contact` may give, in characters (the log keeps it for good).
+pub const MAX_CONTACT_CORRECTION_REASON_CHARS: usize = 500;
 
 impl Request {
     /// `correct_contact`: allowed in every stage (archived included) of a request received
