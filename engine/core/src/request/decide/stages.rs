@@ -159,3 +159,50 @@ pub(super) const SUPERVISED: &[Stage] = &[
     AwaitingCallback,
     Rated,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exhaustive stage × command table of `tests/state_machine.rs` (never edited here).
+    const STATE_TABLE: &[(&str, [&str; 20])] = &include!("../../../tests/state_machine_table.in");
+
+    /// Refusals that come before the stage check (rights, existence, the merged rule).
+    const BEFORE_STAGE: &[&str] = &[
+        "not_permitted",
+        "not_addressed_to_you",
+        "does_not_exist",
+        "already_exists",
+        "merged_into",
+    ];
+
+    /// Cells the table admits but a command's own rule narrows to `wrong_stage` for the
+    /// state table's sample: a rating that was not corrected is not rated again.
+    const NARROWED: &[(CommandKind, Stage)] = &[(CommandKind::Rate, Rated)];
+
+    #[test]
+    fn the_table_admits_exactly_the_stages_the_state_table_reaches_the_rule_in() {
+        for (name, cells) in STATE_TABLE {
+            let kind = CommandKind::parse(name).expect("a workflow command kind");
+            for (stage, cell) in Stage::ALL.iter().zip(cells) {
+                let admitted = allowed(kind).contains(stage);
+                if *cell == "-" {
+                    let narrowed = NARROWED.contains(&(kind, *stage));
+                    assert!(!admitted || narrowed, "`{name}` admitted in {stage:?}");
+                } else if !BEFORE_STAGE.contains(cell) {
+                    assert!(
+                        admitted,
+                        "`{name}` answers `{cell}` in {stage:?}, not admitted"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn internal_writers_never_reach_a_request() {
+        for kind in CommandKind::INTERNAL {
+            assert!(allowed(*kind).is_empty(), "{kind:?}");
+        }
+    }
+}
