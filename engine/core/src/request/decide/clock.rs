@@ -6,12 +6,13 @@ use schemas::command::{
     DecideTermination, DenyExtension, GrantExtension, PauseClock, RequestExtension,
     RequestTermination,
 };
-
 use schemas::{ReplyOutcome, Timestamp};
 
 use super::*;
 
 impl Request {
+    /// `request_extension`: the handling unit asks for working days more before the completion
+    /// deadline passes, once at a time and within the policy's limits.
     pub(super) fn request_extension(
         &self,
         c: &RequestExtension,
@@ -120,6 +121,7 @@ impl Request {
         })])
     }
 
+    /// `resume_clock`: the paused clock runs again; the deadlines move by the time it stood.
     pub(super) fn resume_clock(&self, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ResumeClock;
         self.check_handling_unit(ctx.actor, kind)?;
@@ -196,6 +198,8 @@ impl Request {
         })
     }
 
+    /// Whether a reply at `now` meets the completion deadline in force (none stamped counts as
+    /// on time).
     pub(super) fn on_time(&self, now: Timestamp) -> bool {
         self.effective_completion_due(now)
             .is_none_or(|due| now <= due)

@@ -2,15 +2,16 @@
 //! `record_callback` attempts (回访) with their outcome and timing, the resident's `rate`,
 //! `reopen` after a dissatisfied rating, and `archive` (归档).
 
-use schemas::CallbackOutcome;
 use schemas::command::{Archive, Rate, RecordCallback, Reopen, Reply, ReviewReply};
-
-use schemas::{ReplyOutcome, Resolution, Satisfaction};
+use schemas::{CallbackOutcome, ReplyOutcome, Resolution, Satisfaction};
 
 use super::super::AppealState;
 use super::*;
 
 impl Request {
+    /// `reply`: the handling unit replies the result to the resident once no whistle report is
+    /// outstanding; assisting parts still awaited are waited for or recorded absent, as the
+    /// policy says. Records whether the reply is on time.
     pub(super) fn decide_reply(&self, c: &Reply, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Reply;
         self.check_handling_unit(ctx.actor, kind)?;
@@ -65,6 +66,8 @@ impl Request {
         ])
     }
 
+    /// `record_callback`: one callback attempt (回访) with its outcome code (or the older
+    /// `reached` flag, which must agree), timed from the reply.
     pub(super) fn record_callback(
         &self,
         c: &RecordCallback,
@@ -133,6 +136,8 @@ impl Request {
         })])
     }
 
+    /// `archive`: after the rating, after the callback attempts the policy asks for (or a
+    /// refusal), or from a closing stage; never while an appeal is pending.
     pub(super) fn archive(&self, c: &Archive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         if self.stage == AwaitingCallback && !self.no_reply_requested() {
             let required = ctx.policy.limits().callback_attempts;

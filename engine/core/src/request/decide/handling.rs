@@ -3,12 +3,11 @@
 //! the handling unit's work (`contact_resident`, `start_handling`, `note_progress`). The
 //! assisting departments' parts are in `participants.rs`.
 
+use schemas::Role;
 use schemas::command::{
     ContactResident, HandleDirectly, NoteProgress, Refer, RejectReturn, ReturnReferral, SignFor,
     StartHandling, StartProxy,
 };
-
-use schemas::Role;
 
 use super::super::authorize::not_addressed;
 use super::*;
@@ -36,6 +35,9 @@ impl Request {
         })])
     }
 
+    /// `refer`: the centre refers the classified (or returned) request to a known lead
+    /// department with distinct assisting ones; redispatching a live referral is the
+    /// supervisor's, and a return is not referred back to the department that returned it.
     pub(super) fn refer(&self, c: &Refer, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Refer;
         if self.stage == Dispatched && ctx.actor.role != Role::Supervisor {
@@ -105,6 +107,8 @@ impl Request {
         })])
     }
 
+    /// `return_referral`: the lead department returns its referral (退单) within the return
+    /// window, with a reason, unless the referral is locked.
     pub(super) fn return_referral(
         &self,
         c: &ReturnReferral,

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use schemas::command::{Accept, Classify, Decline, Receive};
-
 use schemas::Disposition;
+use schemas::command::{Accept, Classify, Decline, Receive};
 
 use super::*;
 use crate::questions::validate_answers;
 
 impl Request {
+    /// `receive`: a new request from a channel, with its location on a known grid, a contact
+    /// unless anonymous, and the answers its service item asks for; stamps the accept deadline.
     pub(super) fn receive(&self, c: &Receive, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         if self.exists() {
             return Err(Refusal::AlreadyExists);
@@ -77,6 +78,8 @@ impl Request {
         Ok(validate_answers(&item.questions, &c.answers)?)
     }
 
+    /// `accept`: the first-contact worker accepts the received request and owns it (首问),
+    /// within the accept limit or not.
     pub(super) fn accept(&self, c: &Accept, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let within_limit = self
             .intake
@@ -89,6 +92,8 @@ impl Request {
         })])
     }
 
+    /// `decline`: the received request is not accepted, with an explanation and what its
+    /// disposition needs (an emergency line, a legal channel, the original of a duplicate).
     pub(super) fn decline(&self, c: &Decline) -> Result<Vec<Event>, Refusal> {
         required(&c.explanation, "explanation")?;
         match c.disposition {
@@ -123,6 +128,8 @@ impl Request {
         })])
     }
 
+    /// `classify`: the catalogue item stamps the deadlines; a reclassification gives a reason
+    /// and keeps the clock's original start.
     pub(super) fn classify(&self, c: &Classify, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let reclassified = self.classification.is_some();
         if reclassified {

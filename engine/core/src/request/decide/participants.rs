@@ -7,10 +7,9 @@
 //! community (its workers, or the centre's supervisor) does. Claiming is for the acting
 //! person themselves (station worker or department handler of the holding unit).
 
+use schemas::Role;
 use schemas::command::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
 use schemas::{Actor, AssignmentKind};
-
-use schemas::Role;
 
 use super::super::authorize::not_addressed;
 use super::*;

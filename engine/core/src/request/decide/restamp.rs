@@ -9,7 +9,6 @@
 //! the old instants, so the request stays listed for a person to decide.
 
 use schemas::Timestamp;
-
 use schemas::command::RestampDeadlines;
 
 use super::*;

@@ -2,7 +2,6 @@
 //! in force, each recorded once, and `escalate` to the next levels.
 
 use schemas::command::Escalate;
-
 use schemas::{DeadlineKind, SupervisionLevel, Timestamp};
 
 use super::*;

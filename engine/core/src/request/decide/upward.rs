@@ -2,10 +2,8 @@
 //! `record_upward_feedback` and `acknowledge_upward`. Feedback from above is never the reply
 //! to the resident.
 
-use schemas::command::{AcknowledgeUpward, RecordUpwardFeedback, ReportUpward};
-
 use schemas::FeedbackKind;
-
+use schemas::command::{AcknowledgeUpward, RecordUpwardFeedback, ReportUpward};
 use uuid::Uuid;
 
 use super::*;

@@ -12,6 +12,8 @@ use super::super::authorize::not_addressed;
 use super::*;
 
 impl Request {
+    /// `blow_whistle`: the station summons known departments, each once, to report by the
+    /// policy's report deadline; one whistle outstanding at a time.
     pub(super) fn blow_whistle(
         &self,
         c: &BlowWhistle,
