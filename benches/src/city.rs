@@ -29,8 +29,12 @@ pub enum Mode {
 pub struct Item {
     /// Item id.
     pub id: String,
-    /// Its lead department.
+    /// Its lead department: the routing rule's when one names the item, else the catalogue's.
     pub department: String,
+    /// The routing rule's assisting departments.
+    pub assisting: Vec<String>,
+    /// The rule refers at classification (no `refer` step).
+    pub auto_dispatch: bool,
     /// How it is handled.
     pub mode: Mode,
 }
@@ -253,12 +257,14 @@ impl City {
         match item.mode {
             Mode::Referral => {
                 let mut lead = item.department.clone();
-                push(
-                    steps,
-                    "refer",
-                    Who::Station,
-                    json!({"lead_department": lead, "note": "please handle"}),
-                );
+                if !item.auto_dispatch {
+                    push(
+                        steps,
+                        "refer",
+                        Who::Station,
+                        json!({"lead_department": lead, "assisting_departments": item.assisting, "note": "please handle"}),
+                    );
+                }
                 if rng.random_bool(0.10) {
                     // Wrongly routed: the department returns it and the station re-routes.
                     push(
@@ -274,7 +280,7 @@ impl City {
                         steps,
                         "refer",
                         Who::Station,
-                        json!({"lead_department": lead, "note": "re-routed"}),
+                        json!({"lead_department": lead, "note": "re-routed", "override_reason": "returned: not within the routed unit's duties"}),
                     );
                 }
                 push(steps, "sign_for", Who::Department(lead.clone()), json!({}));
@@ -329,13 +335,42 @@ fn catalogue_items() -> anyhow::Result<Vec<Item>> {
                 items.push(Item {
                     id: id.into(),
                     department: department.into(),
+                    assisting: Vec::new(),
+                    auto_dispatch: false,
                     mode,
                 });
             }
         }
     }
     anyhow::ensure!(!items.is_empty(), "the default catalogue has no items");
+    follow_item_rules(&catalogue, &mut items);
     Ok(items)
+}
+
+/// Applies the catalogue's routing rules that name an item for every area: the simulated
+/// dispatcher follows their proposal (docs/routing.md).
+fn follow_item_rules(catalogue: &toml::Value, items: &mut [Item]) {
+    let rules = catalogue.get("routing").and_then(|r| r.as_array());
+    for rule in rules.into_iter().flatten() {
+        if rule.get("area").is_some() {
+            continue;
+        }
+        let text = |key: &str| rule.get(key).and_then(|v| v.as_str());
+        let Some(item) = text("item").and_then(|id| items.iter_mut().find(|i| i.id == id)) else {
+            continue;
+        };
+        if let Some(lead) = text("lead") {
+            item.department = lead.into();
+        }
+        item.assisting = rule
+            .get("assisting")
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect();
+        item.auto_dispatch = rule.get("auto_dispatch").and_then(|v| v.as_bool()) == Some(true);
+    }
 }
 
 /// A TOML basic string.

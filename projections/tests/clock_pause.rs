@@ -193,6 +193,7 @@ impl Log {
                 excluded_from_satisfaction: false,
                 reclassified: false,
                 reason: None,
+                routing: None,
             }),
         );
         self.emit(

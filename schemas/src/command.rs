@@ -153,6 +153,9 @@ pub struct Refer {
     /// Instructions for the department.
     #[serde(default)]
     pub note: Option<String>,
+    /// Why the units differ from the routing rule's proposal (required then).
+    #[serde(default)]
+    pub override_reason: Option<String>,
 }
 
 /// The lead department signs for the referral (签收).

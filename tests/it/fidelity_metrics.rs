@@ -182,7 +182,7 @@ async fn law_enforcement_items_stay_out_of_satisfaction(store: Store) {
         classified["excluded_from_satisfaction"], true,
         "{classified}"
     );
-    assert_eq!(classified["deadlines"]["catalogue_version"], "2026.3");
+    assert_eq!(classified["deadlines"]["catalogue_version"], "2026.4");
 
     wait_caught_up(&app).await;
     let row = stats_row(&app, "2026-03-31T00:00:00Z").await;

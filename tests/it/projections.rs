@@ -281,6 +281,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
             excluded_from_satisfaction: false,
             reclassified: false,
             reason: None,
+            routing: None,
         })],
     );
     facts.response_due = response_due;
@@ -298,6 +299,7 @@ fn generate(log: &mut Log, i: usize, t0: Ts, p: &Path) -> Facts {
                 referral_number: n,
                 provisional: false,
                 assistance_due_at: None,
+                routing: None,
             })
         };
         log.emit(

@@ -18,6 +18,7 @@ use crate::calendar::WorkingCalendar;
 use crate::directory::Directory;
 use crate::policy::LoadError;
 use crate::questions::{Question, validate_questions};
+use crate::routing::{RoutingRuleFile, RoutingTable};
 
 /// The built-in default catalogue.
 pub const BUILTIN_CATALOGUE: &str = include_str!("../../../deploy/policy/catalogue.toml");
@@ -118,6 +119,9 @@ pub struct CatalogueFile {
     pub version: String,
     /// Categories, each holding its items.
     pub categories: Vec<CategoryFile>,
+    /// Routing rules (`crate::routing`): category or item × area → lead and assisting units.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing: Vec<RoutingRuleFile>,
 }
 
 /// A category of service items.
@@ -223,6 +227,7 @@ pub struct Catalogue {
     version: String,
     categories: BTreeMap<String, String>,
     items: BTreeMap<String, Item>,
+    routing: RoutingTable,
 }
 
 impl Catalogue {
@@ -284,11 +289,26 @@ impl Catalogue {
                 items.insert(item.id.clone(), item);
             }
         }
+        let routing = RoutingTable::validate(
+            &file.routing,
+            directory,
+            |id| items.contains_key(id),
+            |id| categories.contains_key(id),
+        )
+        .map_err(|(rule, field, reason)| {
+            LoadError::invalid(name, &format!("routing rule \"{rule}\""), field, reason)
+        })?;
         Ok(Catalogue {
             version: file.version,
             categories,
             items,
+            routing,
         })
+    }
+
+    /// The routing rules.
+    pub fn routing(&self) -> &RoutingTable {
+        &self.routing
     }
 
     /// The catalogue version.

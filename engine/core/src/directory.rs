@@ -253,6 +253,24 @@ impl Directory {
         }
     }
 
+    /// How deep `code` sits in the grid tree: 1 street, 2 community, 3 grid, 4 micro-grid;
+    /// `None` when no node has that code (codes are unique across the tree).
+    pub fn area_depth(&self, code: &str) -> Option<u8> {
+        self.grids
+            .iter()
+            .find_map(|((street, community, grid), micro)| {
+                if street == code {
+                    Some(1)
+                } else if community == code {
+                    Some(2)
+                } else if grid == code {
+                    Some(3)
+                } else {
+                    micro.contains(code).then_some(4)
+                }
+            })
+    }
+
     /// Every base grid as a path without micro-grid, in order.
     pub fn grids(&self) -> impl Iterator<Item = GridPath> + '_ {
         self.grids.keys().map(|(street, community, grid)| GridPath {

@@ -11,6 +11,7 @@
 //! - [`clock`]: the `Clock` trait and a manual clock for tests and simulation.
 //! - [`calendar`]: the working-day calendar and deadline arithmetic.
 //! - [`catalogue`]: service items and their limits.
+//! - [`routing`]: routing rules (category or item × area → lead and assisting units).
 //! - [`policy`]: policy profiles (limits per jurisdiction) and the composed [`policy::Policy`].
 //! - [`supervision`]: what supervision must do for a request at a given time.
 
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod questions;
 pub mod refusal;
 pub mod request;
+pub mod routing;
 pub mod supervision;
 pub mod whatif;
 

@@ -9,6 +9,7 @@
 
 use chrono::Duration;
 
+use schemas::event::RoutingProposal;
 use schemas::{Deadlines, GridPath, HandlingMode, PriorityLane, Timestamp, Urgency};
 
 use crate::calendar::{BUILTIN_CN_2025_2026, WorkingCalendar};
@@ -290,6 +291,17 @@ impl Policy {
                 provisional,
             },
         })
+    }
+
+    /// The units routing proposes for a request under `item` at `location`; `None` for an
+    /// unknown item.
+    pub fn route(&self, item: &str, location: &GridPath) -> Option<RoutingProposal> {
+        let entry = self.catalogue.item(item)?;
+        Some(
+            self.catalogue
+                .routing()
+                .propose(entry, location, &self.directory),
+        )
     }
 
     /// The (response, completion) limits for `item` at `urgency`, before lane shortening:

@@ -174,6 +174,13 @@ pub enum Refusal {
         /// The original request.
         original: schemas::RequestId,
     },
+    /// The referral's units differ from a routing rule's proposal and no `override_reason`
+    /// says why.
+    #[error("routing rule `{rule}` proposes other units: give an override_reason")]
+    OverrideReasonRequired {
+        /// The proposing rule's id.
+        rule: String,
+    },
     /// An intake answer does not fit the catalogue item's questions (its code is the
     /// answer error's: `answer_required`, `answer_invalid` or `unknown_question`).
     #[error(transparent)]
@@ -210,6 +217,7 @@ impl Refusal {
             Refusal::RatingDoesNotAllowReopen => "rating_does_not_allow_reopen",
             Refusal::NotCorrectable { .. } => "not_correctable",
             Refusal::MergedInto { .. } => "merged_into",
+            Refusal::OverrideReasonRequired { .. } => "override_reason_required",
             Refusal::Answer(e) => e.code,
         }
     }
@@ -221,6 +229,7 @@ impl Refusal {
             | Refusal::InvalidField { field, .. }
             | Refusal::UnknownReference { field, .. } => Some(field),
             Refusal::Answer(e) => Some(&e.field),
+            Refusal::OverrideReasonRequired { .. } => Some("override_reason"),
             _ => None,
         }
     }

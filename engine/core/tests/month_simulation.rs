@@ -250,6 +250,7 @@ impl World {
                     lead_department: sim.lead.clone(),
                     assisting_departments: vec![],
                     note: None,
+                    override_reason: None,
                 }),
                 station,
                 Some(minutes(30)),

@@ -44,14 +44,14 @@ fn built_in_policies_load_and_name_themselves() {
         .classify("ss-pension-certification", None, &[], local(START))
         .expect("known");
     assert_eq!(classification.deadlines.policy, "community-station@2026.1");
-    assert_eq!(classification.deadlines.catalogue_version, "2026.3");
+    assert_eq!(classification.deadlines.catalogue_version, "2026.4");
 }
 
 #[test]
 fn the_default_catalogue_covers_every_seed_category() {
     let policy = station();
     let catalogue = policy.catalogue();
-    assert_eq!(catalogue.version(), "2026.3");
+    assert_eq!(catalogue.version(), "2026.4");
     assert!(
         (40..=65).contains(&catalogue.len()),
         "{} items",
@@ -636,7 +636,7 @@ fn law_enforcement_items_are_flagged_out_of_satisfaction_with_the_catalogue_vers
             classification.excluded_from_satisfaction, excluded,
             "{item}"
         );
-        assert_eq!(classification.deadlines.catalogue_version, "2026.3");
+        assert_eq!(classification.deadlines.catalogue_version, "2026.4");
     }
 }
 

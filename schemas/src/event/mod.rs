@@ -15,8 +15,10 @@ use uuid::Uuid;
 use crate::types::*;
 
 mod engine_streams;
+mod routing;
 mod supervision;
 pub use engine_streams::*;
+pub use routing::*;
 pub use supervision::*;
 
 pub use crate::links::{DuplicateRecorded, LinkedToOriginal};
@@ -126,6 +128,10 @@ pub struct RequestClassified {
     pub reclassified: bool,
     /// Why (present when reclassified).
     pub reason: Option<String>,
+    /// The units routing proposes for a referral. Absent in events written before routing
+    /// rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingProposal>,
 }
 
 /// The station started handling the request itself (for a dispute: mediation).
@@ -172,6 +178,10 @@ pub struct ReferredToDepartment {
     /// and in events written before assisting deadlines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistance_due_at: Option<Timestamp>,
+    /// The proposal the units follow or override. Absent in events written before routing
+    /// rules and when the request's classification proposed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingDecision>,
 }
 
 /// The lead department signed for the referral.

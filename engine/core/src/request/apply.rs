@@ -65,6 +65,7 @@ impl Request {
                     departments: e.departments.clone(),
                     escalation_chain: e.escalation_chain.clone(),
                     first_classified_at: first,
+                    routing: e.routing.clone(),
                 });
                 self.deadlines = Some(e.deadlines.clone());
                 self.deadlines_moved = false;

@@ -17,6 +17,7 @@ mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemas::event::RoutingProposal;
 use schemas::{
     Channel, ContactRef, DeadlineKind, Deadlines, Disposition, EventEnvelope, EventKind, GridPath,
     HandlingMode, PriorityLane, RequestId, RequestKind, RequestType, Resolution, Satisfaction,
@@ -82,6 +83,8 @@ pub struct ClassificationState {
     pub escalation_chain: Vec<String>,
     /// When the request was first classified (the completion clock's start).
     pub first_classified_at: Timestamp,
+    /// The units routing proposed at this classification (none in events before routing).
+    pub routing: Option<RoutingProposal>,
 }
 
 /// How the request is being handled.

@@ -246,6 +246,7 @@ pub fn refer_cmd(lead: &str, assisting: &[&str]) -> Command {
         lead_department: lead.into(),
         assisting_departments: assisting.iter().map(|s| s.to_string()).collect(),
         note: None,
+        override_reason: None,
     })
 }
 

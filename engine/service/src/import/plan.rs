@@ -156,6 +156,7 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
                 lead_department: h.department.clone(),
                 assisting_departments: h.assisting.clone(),
                 note: None,
+                override_reason: h.override_reason.clone(),
             }),
         };
         push("referred_at", h.at, &worker, command);
@@ -285,6 +286,10 @@ pub fn decide_steps(
     let correlation_id = import_correlation_id(plan.request_id);
     let mut commits = Vec::with_capacity(steps.len());
     for step in steps {
+        if referred_by_classification(&request, &step.command) {
+            // The item's routing rule dispatched at classification (docs/routing.md).
+            continue;
+        }
         let context = Context {
             now: step.at,
             actor: &step.actor,
@@ -343,4 +348,23 @@ pub fn decide_steps(
         });
     }
     Ok(Decided { request, commits })
+}
+
+/// Whether `command` is a first referral to exactly the units the classification already
+/// referred the request to under an `auto_dispatch` rule.
+fn referred_by_classification(request: &Request, command: &Command) -> bool {
+    let Command::Refer(refer) = command else {
+        return false;
+    };
+    let Some(referral) = request.referral() else {
+        return false;
+    };
+    let mut chosen = refer.assisting_departments.clone();
+    let mut recorded = request.assisting_departments().to_vec();
+    chosen.sort();
+    recorded.sort();
+    referral.number == 1
+        && request.stage() == engine_core::Stage::Dispatched
+        && request.lead_department() == Some(refer.lead_department.as_str())
+        && chosen == recorded
 }

@@ -52,6 +52,7 @@ pub const COLUMNS: &[&str] = &[
     "handling",
     "department",
     "assisting_departments",
+    "override_reason",
     "referred_at",
     "signed_for_at",
     "contacted_at",
@@ -128,6 +129,8 @@ pub struct HandlingRow {
     pub department: String,
     /// Assisting departments of a referral.
     pub assisting: Vec<String>,
+    /// Why the referral's units differ from the routing rule's proposal.
+    pub override_reason: Option<String>,
     /// When handling was assigned (referral dispatch, or start of direct/proxy handling).
     pub at: Timestamp,
     /// When the lead department signed for a referral (when it did).

@@ -259,6 +259,7 @@ pub(super) fn handling(
                     mode,
                     department,
                     assisting,
+                    override_reason: f.text("override_reason"),
                     at: referred_at.unwrap_or(cl.at),
                     signed_for_at,
                 })

@@ -286,6 +286,7 @@ mod tests {
             excluded_from_satisfaction: false,
             reclassified: false,
             reason: None,
+            routing: None,
         };
         let event = Event::RequestClassified(classified.clone());
         assert_eq!(

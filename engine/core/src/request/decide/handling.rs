@@ -83,18 +83,14 @@ impl Request {
                 reason: "is the department that returned the referral",
             });
         }
-        let number = self.referral().map(|r| r.number).unwrap_or(0) + 1;
-        Ok(vec![Event::ReferredToDepartment(ReferredToDepartment {
-            lead_department: c.lead_department.clone(),
-            assisting_departments: c.assisting_departments.clone(),
-            note: c.note.clone(),
-            sign_off_due_at: ctx.policy.sign_off_due(ctx.now),
-            return_window_ends_at: ctx.policy.return_window_end(ctx.now),
-            referral_number: number,
-            provisional: ctx.policy.referral_provisional(ctx.now),
-            assistance_due_at: (!c.assisting_departments.is_empty())
-                .then(|| ctx.policy.assistance_due(ctx.now)),
-        })])
+        let routing = self.routing_decision(c)?;
+        Ok(vec![self.referral_event(
+            &c.lead_department,
+            &c.assisting_departments,
+            c.note.clone(),
+            routing,
+            ctx,
+        )])
     }
 
     /// `sign_for`: the lead department signs for its referral (签收).

@@ -153,7 +153,11 @@ impl Request {
                 field: "catalogue_item",
                 value: c.catalogue_item.clone(),
             })?;
-        Ok(vec![Event::RequestClassified(RequestClassified {
+        let routing = self
+            .intake
+            .as_ref()
+            .and_then(|i| ctx.policy.route(&c.catalogue_item, &i.location));
+        let classified = RequestClassified {
             catalogue_item: c.catalogue_item.clone(),
             category: cl.category,
             request_type: c.request_type,
@@ -165,6 +169,8 @@ impl Request {
             excluded_from_satisfaction: cl.excluded_from_satisfaction,
             reclassified,
             reason: c.reason.clone(),
-        })])
+            routing,
+        };
+        Ok(self.classified_events(classified, ctx))
     }
 }

@@ -10,8 +10,9 @@
 //! The rules are in one module per command family: `intake.rs`, `handling.rs`,
 //! `participants.rs` (assignment, assisting parts), `clock.rs` (extensions, pauses,
 //! termination), `upward.rs`, `closing.rs` (reply to archive), `supervision.rs`, `whistle.rs`
-//! (whistle, department ratings, appeals), `restamp.rs`, `media.rs`, `links.rs`, and the
-//! corrections `correct.rs` and `contact.rs`. Each command is one line of `decide`'s match.
+//! (whistle, department ratings, appeals), `restamp.rs`, `media.rs`, `links.rs`, `routing.rs`
+//! (what `classify` and `refer` record of the routing rules), and the corrections `correct.rs`
+//! and `contact.rs`. Each command is one line of `decide`'s match.
 
 // The prelude of the family modules (`use super::*`): events, refusals, the request and
 // its stages.
@@ -34,6 +35,7 @@ mod links;
 mod media;
 mod participants;
 mod restamp;
+mod routing;
 mod stages;
 mod supervision;
 mod upward;
