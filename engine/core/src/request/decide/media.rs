@@ -4,7 +4,7 @@ use schemas::command::{AttachMedia, AttachmentPurpose};
 use schemas::event::MediaAttached;
 use schemas::{CommandKind, Event, Role};
 
-use super::stages::{OPEN, SUPERVISED};
+use super::stages::OPEN;
 use crate::context::Context;
 use crate::refusal::Refusal;
 use crate::request::Request;
@@ -26,7 +26,6 @@ impl Request {
         let kind = CommandKind::AttachMedia;
         match c.purpose {
             AttachmentPurpose::Intake => {
-                self.stage_in(kind, SUPERVISED)?;
                 if ctx.actor.role == Role::DepartmentHandler {
                     return Err(Refusal::NotPermitted {
                         role: ctx.actor.role,
@@ -35,6 +34,7 @@ impl Request {
                 }
             }
             _ => {
+                // The table admits `SUPERVISED`; other purposes than intake need the request open.
                 self.stage_in(kind, OPEN)?;
                 self.check_involved(ctx.actor, kind)?;
             }

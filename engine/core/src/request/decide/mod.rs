@@ -2,53 +2,48 @@
 //!
 //! Checks run in a fixed order so that refusals are predictable and reveal nothing to whom
 //! the request is not addressed: role (`not_permitted`) and the request's visibility to the
-//! actor (`not_addressed_to_you`, [`Request::admit`]) first, then existence, stage
-//! (`wrong_stage`), fields, and the rule itself. Rule numbers refer to HOTLINE_PRACTICE §9.
+//! actor (`not_addressed_to_you`, [`Request::admit`]) first, then existence
+//! (`does_not_exist`), the archived and merged rules (`wrong_stage`, `merged_into`), the stage
+//! (`wrong_stage`, from the table in `stages.rs`), fields, and the rule itself. Rule numbers
+//! refer to HOTLINE_PRACTICE §9.
 //!
-//! The stage sets of the command families are in `stages.rs`, the longer rules in `rules.rs`.
+//! The rules are in one module per command family: `intake.rs`, `handling.rs`,
+//! `participants.rs` (assignment, assisting parts), `clock.rs` (extensions, pauses,
+//! termination), `upward.rs`, `closing.rs` (reply to archive), `supervision.rs`, `whistle.rs`
+//! (whistle, department ratings, appeals), `restamp.rs`, `media.rs`, `links.rs`, `routing.rs`
+//! (what `classify` and `refer` record of the routing rules), and the corrections `correct.rs`
+//! and `contact.rs`. Each command is one line of `decide`'s match.
 
-use schemas::command::{
-    Accept, Archive, BlowWhistle, Classify, CorrectContact, Decline, Receive, Refer, Reply,
-    RequestExtension, RestampDeadlines, ReturnReferral,
-};
+// The prelude of the family modules (`use super::*`): events, refusals, the request and
+// its stages.
 use schemas::event::*;
-use schemas::{
-    Command, CommandKind, DeadlineKind, Disposition, Event, FeedbackKind, ReplyOutcome, Resolution,
-    Role, Satisfaction, SupervisionLevel, Timestamp,
-};
-use uuid::Uuid;
+use schemas::{Command, CommandKind, Event};
 
-use super::authorize::not_addressed;
-use super::{AppealState, Firing, Request, Stage};
+use super::{Firing, Request, Stage};
 use crate::context::Context;
 use crate::refusal::Refusal;
 
 use Stage::*;
 
+mod clock;
+mod closing;
+mod contact;
 mod correct;
+mod handling;
+mod intake;
 mod links;
 mod media;
 mod participants;
 mod restamp;
 mod routing;
-mod rules;
 mod stages;
+mod supervision;
+mod upward;
+mod whistle;
 
-use stages::{BEFORE_REPLY, OPEN, RATE_DEPARTMENT, SUPERVISED, WHISTLE, WORKING};
-
-/// The longest reason a `correct_contact` may give, in characters (the log keeps it for good).
-pub const MAX_CONTACT_CORRECTION_REASON_CHARS: usize = 500;
-
-/// Namespace for ids derived from command ids (upward report ids).
-const REPORT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c0e_5b7a_4e21_9a44_0c5e_b1a2_7f10);
-
-/// Whether an upward feedback of this kind answers the report for good.
-pub(super) fn feedback_closes(kind: FeedbackKind) -> bool {
-    matches!(
-        kind,
-        FeedbackKind::Decision | FeedbackKind::ReferralBack | FeedbackKind::ClosureApproval
-    )
-}
+pub use contact::MAX_CONTACT_CORRECTION_REASON_CHARS;
+pub(crate) use supervision::next_level;
+pub(super) use upward::feedback_closes;
 
 fn required(value: &str, field: &'static str) -> Result<(), Refusal> {
     if value.trim().is_empty() {
@@ -62,16 +57,6 @@ fn required_opt(value: &Option<String>, field: &'static str) -> Result<(), Refus
     required(value.as_deref().unwrap_or(""), field)
 }
 
-/// The level above `level` (`None` above interview).
-pub(crate) fn next_level(level: Option<SupervisionLevel>) -> Option<SupervisionLevel> {
-    match level {
-        None => Some(SupervisionLevel::Daily),
-        Some(SupervisionLevel::Daily) => Some(SupervisionLevel::Listed),
-        Some(SupervisionLevel::Listed) => Some(SupervisionLevel::Interview),
-        Some(SupervisionLevel::Interview) => None,
-    }
-}
-
 impl Request {
     /// Every business rule lives here. Returns the facts to record, or why not. Never panics.
     pub fn decide(&self, command: &Command, ctx: &Context) -> Result<Vec<Event>, Refusal> {
@@ -79,10 +64,76 @@ impl Request {
         // Rights before facts: role and visibility (a station worker's community, a
         // department's referrals, an intake system's submissions) before existence or stage.
         self.admit(ctx.actor, kind)?;
+        // `receive` answers existence itself (`already_exists`); every other command passes
+        // the rules of existence and stage first.
+        if kind != CommandKind::Receive {
+            self.check_stage(kind)?;
+        }
         match command {
-            Command::Receive(c) => return self.receive(c, ctx),
-            _ if !self.exists() => return Err(Refusal::DoesNotExist),
-            _ => {}
+            Command::Receive(c) => self.receive(c, ctx),
+            Command::Accept(c) => self.accept(c, ctx),
+            Command::Decline(c) => self.decline(c),
+            Command::Classify(c) => self.classify(c, ctx),
+            Command::HandleDirectly(c) => self.handle_directly(c),
+            Command::StartProxy(c) => self.start_proxy(c, ctx),
+            Command::Refer(c) => self.refer(c, ctx),
+            Command::SignFor(c) => self.sign_for(c, ctx),
+            Command::ReturnReferral(c) => self.return_referral(c, ctx),
+            Command::RejectReturn(c) => self.reject_return(c),
+            Command::ContactResident(c) => self.contact_resident(c, ctx),
+            Command::StartHandling(c) => self.start_handling(c, ctx),
+            Command::NoteProgress(c) => self.note_progress(c, ctx),
+            Command::ReportAssistance(c) => self.report_assistance(c, ctx),
+            Command::RequestExtension(c) => self.request_extension(c, ctx),
+            Command::GrantExtension(c) => self.grant_extension(c, ctx),
+            Command::DenyExtension(c) => self.deny_extension(c),
+            Command::PauseClock(c) => self.pause_clock(c, ctx),
+            Command::ResumeClock(_) => self.resume_clock(ctx),
+            Command::RequestTermination(c) => self.request_termination(c, ctx),
+            Command::DecideTermination(c) => self.decide_termination(c, ctx),
+            Command::ReportUpward(c) => self.report_upward(c, ctx),
+            Command::RecordUpwardFeedback(c) => self.record_upward_feedback(c, ctx),
+            Command::AcknowledgeUpward(c) => self.acknowledge_upward(c),
+            Command::Reply(c) => self.decide_reply(c, ctx),
+            Command::ReviewReply(c) => self.review_reply(c),
+            Command::RecordCallback(c) => self.record_callback(c, ctx),
+            Command::Rate(c) => self.rate(c),
+            Command::Reopen(c) => self.reopen(c, ctx),
+            Command::Archive(c) => self.archive(c, ctx),
+            Command::Remind(c) => self.supervise(kind, Firing::Remind, c.deadline, c.due_at, ctx),
+            Command::Warn(c) => self.supervise(kind, Firing::Warn, c.deadline, c.due_at, ctx),
+            Command::MarkOverdue(c) => {
+                self.supervise(kind, Firing::Overdue, c.deadline, c.due_at, ctx)
+            }
+            Command::Escalate(c) => self.escalate(c),
+            Command::BlowWhistle(c) => self.blow_whistle(c, ctx),
+            Command::ReportToWhistle(c) => self.report_to_whistle(c, ctx),
+            Command::ReleaseFromWhistle(c) => self.release_from_whistle(c),
+            Command::RateDepartment(c) => self.rate_department(c, ctx),
+            Command::AppealRating(c) => self.appeal_rating(c, ctx),
+            Command::DecideAppeal(c) => self.decide_appeal(c),
+            Command::RestampDeadlines(c) => self.restamp(c, ctx),
+            Command::Assign(c) => self.assign(c, ctx),
+            Command::Reassign(c) => self.reassign(c, ctx),
+            Command::Claim(c) => self.claim(c, ctx),
+            Command::SignAssistance(c) => self.sign_assistance(c, ctx),
+            Command::ReturnAssistance(c) => self.return_assistance(c, ctx),
+            Command::Correct(c) => self.correct(c),
+            Command::CorrectContact(c) => self.correct_contact(c),
+            Command::ModeratePublicText(c) => self.moderate(c),
+            Command::AttachMedia(c) => self.attach_media(c, ctx),
+            Command::LinkDuplicate(c) => self.link_duplicate(c, ctx),
+            Command::MergeInto(c) => self.merge_into(c, ctx),
+            Command::RecordDuplicate(c) => self.record_duplicate(c),
+        }
+    }
+
+    /// The rules every command but `receive` passes before its own: the request exists, an
+    /// archived request takes only corrections, a merged one only corrections and archiving,
+    /// and the stage is one [`stages::allowed`] names for the command.
+    fn check_stage(&self, kind: CommandKind) -> Result<(), Refusal> {
+        if !self.exists() {
+            return Err(Refusal::DoesNotExist);
         }
         // Corrections of the record stay possible after archiving: of an event, and of the
         // resident's contact data (it is kept, and notified, until retention erases it), and
@@ -104,445 +155,10 @@ impl Request {
         {
             return Err(Refusal::MergedInto { original });
         }
-        match command {
-            Command::Receive(_) => unreachable_receive(),
-            Command::Accept(c) => self.accept(c, ctx),
-            Command::Decline(c) => self.decline(c),
-            Command::Classify(c) => self.classify(c, ctx),
-            Command::HandleDirectly(c) => {
-                self.stage_in(kind, &[Classified])?;
-                Ok(vec![Event::DirectHandlingStarted(DirectHandlingStarted {
-                    note: c.note.clone(),
-                })])
-            }
-            Command::StartProxy(c) => {
-                self.stage_in(kind, &[Classified])?;
-                required(&c.department, "department")?;
-                if !ctx.policy.knows_department(&c.department) {
-                    return Err(Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    });
-                }
-                Ok(vec![Event::ProxyHandlingStarted(ProxyHandlingStarted {
-                    department: c.department.clone(),
-                    note: c.note.clone(),
-                })])
-            }
-            Command::Refer(c) => self.refer(c, ctx),
-            Command::SignFor(c) => {
-                self.stage_in(kind, &[Dispatched])?;
-                self.check_lead(ctx.actor, kind)?;
-                Ok(vec![Event::ReferralSignedFor(ReferralSignedFor {
-                    department: self.lead_department().unwrap_or_default().to_string(),
-                    note: c.note.clone(),
-                })])
-            }
-            Command::ReturnReferral(c) => self.return_referral(c, ctx),
-            Command::RejectReturn(c) => {
-                self.stage_in(kind, &[ReturnRequested])?;
-                required(&c.reason, "reason")?;
-                let department = self
-                    .referral()
-                    .and_then(|r| r.returned_by.clone())
-                    .unwrap_or_default();
-                Ok(vec![Event::ReturnRejected(ReturnRejected {
-                    department,
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::ContactResident(c) => {
-                self.stage_in(kind, &[DirectHandling, ProxyHandling, SignedFor])?;
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.anonymous() {
-                    return Err(Refusal::AnonymousRequest);
-                }
-                required(&c.method, "method")?;
-                let within_limit = self
-                    .deadlines
-                    .as_ref()
-                    .is_none_or(|d| ctx.now <= d.response_due_at);
-                Ok(vec![Event::ResidentContacted(ResidentContacted {
-                    method: c.method.clone(),
-                    note: c.note.clone(),
-                    within_limit,
-                })])
-            }
-            Command::StartHandling(c) => {
-                self.stage_in(kind, &[DirectHandling, ProxyHandling, SignedFor, Contacted])?;
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.stage != Contacted && !self.anonymous() {
-                    return Err(Refusal::ContactRequired);
-                }
-                Ok(vec![Event::HandlingStarted(HandlingStarted {
-                    note: c.note.clone(),
-                })])
-            }
-            Command::NoteProgress(c) => {
-                self.stage_in(kind, OPEN)?;
-                self.check_involved(ctx.actor, kind)?;
-                required(&c.note, "note")?;
-                Ok(vec![Event::ProgressNoted(ProgressNoted {
-                    note: c.note.clone(),
-                })])
-            }
-            Command::ReportAssistance(c) => self.report_assistance(c, ctx),
-            Command::RequestExtension(c) => self.request_extension(c, ctx),
-            Command::GrantExtension(c) => {
-                self.stage_in(kind, WORKING)?;
-                let Some(days) = self.extensions.pending else {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                };
-                let (Some(d), Some(cl)) = (&self.deadlines, &self.classification) else {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                };
-                let new_due_at = ctx.policy.add_working_days(d.completion_due_at, days);
-                let schedule =
-                    ctx.policy
-                        .reschedule(&cl.catalogue_item, cl.first_classified_at, new_due_at);
-                Ok(vec![Event::ExtensionGranted(ExtensionGranted {
-                    previous_due_at: d.completion_due_at,
-                    new_due_at,
-                    remind_at: schedule.remind_at,
-                    warn_at: schedule.warn_at,
-                    note: c.note.clone(),
-                })])
-            }
-            Command::DenyExtension(c) => {
-                self.stage_in(kind, WORKING)?;
-                if self.extensions.pending.is_none() {
-                    return Err(Refusal::NothingPending { what: "extension" });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::ExtensionDenied(ExtensionDenied {
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::PauseClock(c) => {
-                self.stage_in(kind, WORKING)?;
-                self.check_handling_unit(ctx.actor, kind)?;
-                if self.paused_since.is_some() {
-                    return Err(Refusal::AlreadyPending {
-                        what: "clock_pause",
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::ClockPaused(ClockPaused {
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::ResumeClock(_) => self.resume_clock(ctx),
-            Command::RequestTermination(c) => {
-                self.stage_in(kind, WORKING)?;
-                self.check_handling_unit(ctx.actor, kind)?;
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::TerminationRequested(TerminationRequested {
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::DecideTermination(c) => {
-                self.stage_in(kind, &[TerminationPending])?;
-                required(&c.reason, "reason")?;
-                if c.approved {
-                    Ok(vec![
-                        Event::TerminationApproved(TerminationApproved {
-                            reason: c.reason.clone(),
-                        }),
-                        Event::ResultReplied(ResultReplied {
-                            outcome: ReplyOutcome::Terminated,
-                            content: c.reason.clone(),
-                            plan: None,
-                            on_time: self.on_time(ctx.now),
-                        }),
-                    ])
-                } else {
-                    Ok(vec![Event::TerminationDenied(TerminationDenied {
-                        reason: c.reason.clone(),
-                    })])
-                }
-            }
-            Command::ReportUpward(c) => {
-                self.stage_in(kind, BEFORE_REPLY)?;
-                self.check_involved(ctx.actor, kind)?;
-                required(&c.summary, "summary")?;
-                let report_id = Uuid::new_v5(&REPORT_ID_NAMESPACE, ctx.command_id.as_bytes());
-                if self.upward.iter().any(|r| r.report_id == report_id) {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "upward_report",
-                    });
-                }
-                Ok(vec![Event::ReportedUpward(ReportedUpward {
-                    report_id,
-                    level: c.level,
-                    summary: c.summary.clone(),
-                    attachments: c.attachments.clone(),
-                })])
-            }
-            Command::RecordUpwardFeedback(c) => {
-                self.stage_in(kind, OPEN)?;
-                let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
-                    return Err(Refusal::UnknownReference {
-                        field: "report_id",
-                        value: c.report_id.to_string(),
-                    });
-                };
-                if !report.open {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "final_upward_feedback",
-                    });
-                }
-                required(&c.content, "content")?;
-                if c.kind == FeedbackKind::ReferralBack {
-                    required_opt(&c.department, "department")?;
-                }
-                if let Some(d) = &c.department
-                    && !ctx.policy.knows_department(d)
-                {
-                    return Err(Refusal::UnknownReference {
-                        field: "department",
-                        value: d.clone(),
-                    });
-                }
-                Ok(vec![Event::UpwardFeedbackReceived(
-                    UpwardFeedbackReceived {
-                        report_id: c.report_id,
-                        level: report.level,
-                        kind: c.kind,
-                        content: c.content.clone(),
-                        department: c.department.clone(),
-                    },
-                )])
-            }
-            Command::AcknowledgeUpward(c) => {
-                self.stage_in(kind, OPEN)?;
-                let Some(report) = self.upward.iter().find(|r| r.report_id == c.report_id) else {
-                    return Err(Refusal::UnknownReference {
-                        field: "report_id",
-                        value: c.report_id.to_string(),
-                    });
-                };
-                if report.acknowledged {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "upward_acknowledgement",
-                    });
-                }
-                Ok(vec![Event::UpwardAcknowledged(UpwardAcknowledged {
-                    report_id: c.report_id,
-                })])
-            }
-            Command::Reply(c) => self.decide_reply(c, ctx),
-            Command::ReviewReply(c) => {
-                self.stage_in(kind, &[Replied])?;
-                if c.approved {
-                    return Ok(vec![Event::ReplyReviewed(ReplyReviewed {
-                        approved: true,
-                        reason: c.reason.clone(),
-                    })]);
-                }
-                required_opt(&c.reason, "reason")?;
-                let reason = c.reason.clone().unwrap_or_default();
-                Ok(vec![
-                    Event::ReplyReviewed(ReplyReviewed {
-                        approved: false,
-                        reason: Some(reason.clone()),
-                    }),
-                    Event::Reopened(Reopened {
-                        reason,
-                        reopen_count: self.reopen_count + 1,
-                    }),
-                ])
-            }
-            Command::RecordCallback(c) => self.record_callback(c, ctx),
-            Command::Rate(c) => {
-                let re_rating =
-                    self.stage == Rated && self.rating.as_ref().is_some_and(|r| r.corrected);
-                if !re_rating {
-                    self.stage_in(kind, &[AwaitingCallback])?;
-                }
-                Ok(vec![Event::Rated(schemas::event::Rated {
-                    satisfaction: c.satisfaction,
-                    resolution: c.resolution,
-                    comment: c.comment.clone(),
-                })])
-            }
-            Command::Reopen(c) => {
-                self.stage_in(kind, &[Rated])?;
-                let allows = self.rating.as_ref().is_some_and(|r| {
-                    r.counts()
-                        && (r.satisfaction == Satisfaction::Dissatisfied
-                            || r.resolution == Resolution::Unresolved)
-                });
-                if !allows {
-                    return Err(Refusal::RatingDoesNotAllowReopen);
-                }
-                required(&c.reason, "reason")?;
-                let max = ctx.policy.limits().max_reopens;
-                if self.reopen_count >= max {
-                    return Err(Refusal::LimitReached {
-                        limit: "max_reopens",
-                        max,
-                    });
-                }
-                Ok(vec![Event::Reopened(Reopened {
-                    reason: c.reason.clone(),
-                    reopen_count: self.reopen_count + 1,
-                })])
-            }
-            Command::Archive(c) => self.archive(c, ctx),
-            Command::Remind(c) => self.supervise(kind, Firing::Remind, c.deadline, c.due_at, ctx),
-            Command::Warn(c) => self.supervise(kind, Firing::Warn, c.deadline, c.due_at, ctx),
-            Command::MarkOverdue(c) => {
-                self.supervise(kind, Firing::Overdue, c.deadline, c.due_at, ctx)
-            }
-            Command::Escalate(c) => {
-                self.stage_in(kind, SUPERVISED)?;
-                if self.supervision.level.is_some_and(|l| c.level <= l) {
-                    return Err(Refusal::NotAnEscalation {
-                        current: self.supervision.level,
-                        requested: c.level,
-                    });
-                }
-                required(&c.to, "to")?;
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::Escalated(Escalated {
-                    level: c.level,
-                    to: c.to.clone(),
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::BlowWhistle(c) => self.blow_whistle(c, ctx),
-            Command::ReportToWhistle(c) => {
-                self.stage_in(kind, WHISTLE)?;
-                if ctx.actor.unit.as_deref() != Some(c.department.as_str()) {
-                    return Err(not_addressed(ctx.actor, kind));
-                }
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle
-                    .departments
-                    .get(&c.department)
-                    .ok_or_else(|| not_addressed(ctx.actor, kind))?;
-                if !summoned.awaited() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "whistle_report",
-                    });
-                }
-                required(&c.note, "note")?;
-                Ok(vec![Event::DepartmentReported(DepartmentReported {
-                    department: c.department.clone(),
-                    note: c.note.clone(),
-                    on_time: ctx.now <= whistle.report_due_at,
-                })])
-            }
-            Command::ReleaseFromWhistle(c) => {
-                self.stage_in(kind, WHISTLE)?;
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-                    Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    }
-                })?;
-                if !summoned.awaited() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "whistle_report",
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::DepartmentReleased(DepartmentReleased {
-                    department: c.department.clone(),
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::RateDepartment(c) => {
-                self.stage_in(kind, RATE_DEPARTMENT)?;
-                self.check_community(ctx.actor, kind)?;
-                let whistle = self
-                    .whistle()
-                    .ok_or(Refusal::NothingPending { what: "whistle" })?;
-                let summoned = whistle.departments.get(&c.department).ok_or_else(|| {
-                    Refusal::UnknownReference {
-                        field: "department",
-                        value: c.department.clone(),
-                    }
-                })?;
-                if summoned.reported.is_none() {
-                    return Err(Refusal::InvalidField {
-                        field: "department",
-                        reason: "has not reported",
-                    });
-                }
-                if !(1..=5).contains(&c.score) {
-                    return Err(Refusal::InvalidField {
-                        field: "score",
-                        reason: "must be 1 to 5",
-                    });
-                }
-                if summoned.rating_event.is_some() {
-                    return Err(Refusal::AlreadyRecorded {
-                        what: "department_rating",
-                    });
-                }
-                Ok(vec![Event::DepartmentRated(DepartmentRated {
-                    department: c.department.clone(),
-                    score: c.score,
-                    comment: c.comment.clone(),
-                })])
-            }
-            Command::AppealRating(c) => {
-                self.stage_in(kind, &[Rated])?;
-                self.check_lead(ctx.actor, kind)?;
-                let Some(rating) = self.rating.as_ref().filter(|r| !r.corrected) else {
-                    return Err(Refusal::NothingPending { what: "rating" });
-                };
-                if rating.appeal.is_some() {
-                    return Err(Refusal::AlreadyRecorded { what: "appeal" });
-                }
-                let closes = rating.rated_at
-                    + chrono::Duration::hours(i64::from(ctx.policy.limits().appeal_window_hours));
-                if ctx.now > closes {
-                    return Err(Refusal::WindowClosed {
-                        window: "appeal_window",
-                        closed_at: closes,
-                    });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::RatingAppealed(RatingAppealed {
-                    department: self.lead_department().unwrap_or_default().to_string(),
-                    reason: c.reason.clone(),
-                    evidence: c.evidence.clone(),
-                })])
-            }
-            Command::DecideAppeal(c) => {
-                self.stage_in(kind, &[Rated])?;
-                if self.rating.as_ref().and_then(|r| r.appeal) != Some(AppealState::Pending) {
-                    return Err(Refusal::NothingPending { what: "appeal" });
-                }
-                required(&c.reason, "reason")?;
-                Ok(vec![Event::AppealDecided(AppealDecided {
-                    upheld: c.upheld,
-                    reason: c.reason.clone(),
-                })])
-            }
-            Command::RestampDeadlines(c) => self.restamp(c, ctx),
-            Command::Assign(c) => self.assign(c, ctx),
-            Command::Reassign(c) => self.reassign(c, ctx),
-            Command::Claim(c) => self.claim(c, ctx),
-            Command::SignAssistance(c) => self.sign_assistance(c, ctx),
-            Command::ReturnAssistance(c) => self.return_assistance(c, ctx),
-            Command::Correct(c) => self.correct(c),
-            Command::CorrectContact(c) => self.correct_contact(c),
-            Command::ModeratePublicText(c) => self.moderate(c),
-            Command::AttachMedia(c) => self.attach_media(c, ctx),
-            Command::LinkDuplicate(c) => self.link_duplicate(c, ctx),
-            Command::MergeInto(c) => self.merge_into(c, ctx),
-            Command::RecordDuplicate(c) => self.record_duplicate(c),
-        }
+        self.stage_in(kind, stages::allowed(kind))
     }
 
+    /// The refusal of `command` in the request's current stage.
     fn wrong_stage(&self, command: CommandKind) -> Refusal {
         Refusal::WrongStage {
             stage: self.stage,
@@ -550,6 +166,8 @@ impl Request {
         }
     }
 
+    /// Refuses `wrong_stage` unless the request stands in one of `allowed`: the table's
+    /// check, and the narrower one of a command whose stages depend on more than the stage.
     fn stage_in(&self, command: CommandKind, allowed: &[Stage]) -> Result<(), Refusal> {
         if allowed.contains(&self.stage) {
             Ok(())
@@ -557,23 +175,4 @@ impl Request {
             Err(self.wrong_stage(command))
         }
     }
-
-    /// The completion deadline in force at `now`, counting a running pause as stood-still time.
-    fn effective_completion_due(&self, now: Timestamp) -> Option<Timestamp> {
-        let due = self.deadlines.as_ref()?.completion_due_at;
-        Some(match self.paused_since {
-            Some(since) if now > since => due + (now - since),
-            _ => due,
-        })
-    }
-
-    fn on_time(&self, now: Timestamp) -> bool {
-        self.effective_completion_due(now)
-            .is_none_or(|due| now <= due)
-    }
-}
-
-fn unreachable_receive() -> Result<Vec<Event>, Refusal> {
-    // `receive` is answered before this match; kept total without panicking.
-    Err(Refusal::AlreadyExists)
 }

@@ -1,23 +1,23 @@
-//! The rules of assignment to a person (指派 / 改派 / 认领), of the assisting departments'
-//! parts (协办签收, 协办退回, and the lead's reply about parts not reported), and of the
-//! callback attempt with its outcome code and timing.
+//! The rules of assignment to a person (指派 / 改派 / 认领: `assign`, `reassign`, `claim`)
+//! and of the assisting departments' parts (协办签收, 协办退回, 协办反馈: `sign_assistance`,
+//! `return_assistance`, `report_assistance`, and the lead's reply about parts not reported).
 //!
 //! Who may assign: the holding unit's own people. Once referred, a handler of the lead
 //! department assigns among its colleagues; before that, the station of the request's
 //! community (its workers, or the centre's supervisor) does. Claiming is for the acting
 //! person themselves (station worker or department handler of the holding unit).
 
-use schemas::command::{Assign, Claim, Reassign, RecordCallback, ReturnAssistance, SignAssistance};
-use schemas::{Actor, AssignmentKind, CallbackOutcome};
+use schemas::Role;
+use schemas::command::{Assign, Claim, Reassign, ReturnAssistance, SignAssistance};
+use schemas::{Actor, AssignmentKind};
 
-use super::super::participants::ASSISTING;
+use super::super::authorize::not_addressed;
 use super::*;
 use crate::policy::AtReply;
 
 impl Request {
     pub(super) fn assign(&self, c: &Assign, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Assign;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         required(&c.assignee, "assignee")?;
         if self.assignee().is_some() {
@@ -34,7 +34,6 @@ impl Request {
 
     pub(super) fn reassign(&self, c: &Reassign, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Reassign;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         required(&c.assignee, "assignee")?;
         required(&c.reason, "reason")?;
@@ -58,7 +57,6 @@ impl Request {
 
     pub(super) fn claim(&self, _c: &Claim, ctx: &Context) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::Claim;
-        self.stage_in(kind, BEFORE_REPLY)?;
         let unit = self.check_holding_unit(ctx.actor, kind)?;
         if self.assignee().is_some() {
             return Err(Refusal::AlreadyRecorded { what: "assignment" });
@@ -96,7 +94,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::SignAssistance;
-        self.stage_in(kind, ASSISTING)?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if part.signed || !part.awaited() {
             return Err(Refusal::AlreadyRecorded {
@@ -115,7 +112,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReturnAssistance;
-        self.stage_in(kind, ASSISTING)?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if !part.awaited() {
             return Err(Refusal::AlreadyRecorded {
@@ -135,10 +131,6 @@ impl Request {
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::ReportAssistance;
-        self.stage_in(
-            kind,
-            &[SignedFor, Contacted, InProgress, TerminationPending],
-        )?;
         let (department, part) = self.assisting_part(ctx.actor, kind)?;
         if part.returned {
             return Err(Refusal::AlreadyRecorded {
@@ -178,35 +170,6 @@ impl Request {
                 AssistanceAbsenceRecorded { departments },
             ))),
         }
-    }
-
-    pub(super) fn record_callback(
-        &self,
-        c: &RecordCallback,
-        ctx: &Context,
-    ) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::RecordCallback, &[AwaitingCallback])?;
-        let outcome = match (c.outcome, c.reached) {
-            (Some(o), Some(r)) if o.reached() != r => {
-                return Err(Refusal::InvalidField {
-                    field: "reached",
-                    reason: "disagrees with outcome",
-                });
-            }
-            (Some(o), _) => o,
-            (None, Some(true)) => CallbackOutcome::Reached,
-            (None, Some(false)) => CallbackOutcome::Unreachable,
-            (None, None) => return Err(Refusal::MissingField { field: "outcome" }),
-        };
-        let replied_at = self.reply.as_ref().map(|r| r.replied_at);
-        Ok(vec![Event::CallbackAttempted(CallbackAttempted {
-            reached: outcome.reached(),
-            attempt: self.callback_attempts + 1,
-            note: c.note.clone(),
-            outcome: Some(outcome),
-            since_reply_seconds: replied_at.map(|at| (ctx.now - at).num_seconds().max(0)),
-            within_limit: replied_at.map(|at| ctx.now <= ctx.policy.callback_due(at)),
-        })])
     }
 }
 

@@ -8,6 +8,9 @@
 //! extension granted, a paused clock resumed) are not recomputed: the moves were decided on
 //! the old instants, so the request stays listed for a person to decide.
 
+use schemas::Timestamp;
+use schemas::command::RestampDeadlines;
+
 use super::*;
 
 impl Request {
@@ -29,7 +32,6 @@ impl Request {
         c: &RestampDeadlines,
         ctx: &Context,
     ) -> Result<Vec<Event>, Refusal> {
-        self.stage_in(CommandKind::RestampDeadlines, BEFORE_REPLY)?;
         required(&c.reason, "reason")?;
         let (Some(cl), Some(previous)) = (&self.classification, &self.deadlines) else {
             return Err(Refusal::NothingPending {
