@@ -790,11 +790,11 @@ async fn a_month_slice_replay_reproduces_the_live_rates_at_month_end() {
 
 #[tokio::test]
 async fn reference_data_is_recorded_only_when_it_changes_and_chains() {
-    use engine_service::audit::reference::{self, ReferenceItem};
+    use engine_service::audit::reference::{self, Attribution, ReferenceItem};
     use schemas::event::ReferenceKind;
 
     let rig = Rig::sqlite(march(2, 1)).await;
-    let admin = actor("ops-1", Role::System, None);
+    let admin = Attribution::operator("ops-1", "the 2026 limits");
     let item = |kind, version: &str, content: &str| ReferenceItem {
         kind,
         version: version.into(),
@@ -805,9 +805,10 @@ async fn reference_data_is_recorded_only_when_it_changes_and_chains() {
         item(
             ReferenceKind::PolicyProfile,
             "community-station@2026.1",
-            "limits v1",
+            "limits v1\nreply within 5 days\n",
         ),
         item(ReferenceKind::Calendar, "cn-2026", "holidays"),
+        item(ReferenceKind::RoleGrants, "grants", "token-hash-abc"),
     ];
     let t1 = march(2, 1);
     assert_eq!(
@@ -815,7 +816,7 @@ async fn reference_data_is_recorded_only_when_it_changes_and_chains() {
             .await
             .expect("record")
             .len(),
-        2
+        3
     );
     // A restart with the same data records nothing.
     assert!(
@@ -824,25 +825,59 @@ async fn reference_data_is_recorded_only_when_it_changes_and_chains() {
             .expect("record")
             .is_empty()
     );
-    // A new policy version: only that one.
+    // A new policy version, by another operator with another reason: only that one, with
+    // its content and the diff from the last.
     let t3 = march(3, 1);
+    let v2 = "limits v2\nreply within 3 days\n";
     let second = vec![
-        item(
-            ReferenceKind::PolicyProfile,
-            "community-station@2026.2",
-            "limits v2",
-        ),
+        item(ReferenceKind::PolicyProfile, "community-station@2026.2", v2),
         item(ReferenceKind::Calendar, "cn-2026", "holidays"),
+        item(ReferenceKind::RoleGrants, "grants", "token-hash-abc"),
     ];
-    let changed = reference::record(rig.log(), &second, &admin, t3)
+    let shorter = Attribution::operator("ops-2", "council decision 2026-7: three days");
+    let changed = reference::record(rig.log(), &second, &shorter, t3)
         .await
         .expect("record");
     assert_eq!(changed.len(), 1);
-    assert_eq!(changed[0].sha256, reference::sha256_hex(b"limits v2"));
+    assert_eq!(changed[0].sha256, reference::sha256_hex(v2.as_bytes()));
 
     let history = reference::history(rig.log()).await.expect("history");
-    assert_eq!(history.len(), 3);
-    assert!(history.iter().all(|r| r.actor == admin));
+    assert_eq!(history.len(), 4);
+    assert!(
+        history[..3]
+            .iter()
+            .all(|r| r.actor == admin.actor
+                && r.recorded.reason.as_deref() == Some("the 2026 limits"))
+    );
+    let last = &history[3];
+    assert_eq!(last.actor.id, "ops-2");
+    assert_eq!(last.recorded.reason, shorter.reason);
+    assert_eq!(last.recorded.content.as_deref(), Some(v2));
+    let diff = last.recorded.diff.as_deref().expect("a diff");
+    assert!(
+        diff.contains("-reply within 5 days") && diff.contains("+reply within 3 days"),
+        "{diff}"
+    );
+    assert!(diff.contains("community-station@2026.1") && diff.contains("community-station@2026.2"));
+    assert!(
+        history[0].recorded.diff.is_none(),
+        "nothing before the first"
+    );
+    // Credential hashes are never kept: neither content nor diff, on the event or the stream.
+    let grants = history
+        .iter()
+        .find(|r| r.recorded.kind == ReferenceKind::RoleGrants)
+        .unwrap();
+    assert!(grants.recorded.content.is_none() && grants.recorded.diff.is_none());
+    for commit in rig
+        .log()
+        .load(schemas::envelope::reference_data_stream_id())
+        .await
+        .unwrap()
+    {
+        let bytes = serde_json::to_string(&commit.commit).unwrap();
+        assert!(!bytes.contains("token-hash-abc"), "{bytes}");
+    }
     let at = |t| {
         reference::in_force(&history, ReferenceKind::PolicyProfile, t)
             .map(|r| r.recorded.version.clone())
@@ -859,5 +894,5 @@ async fn reference_data_is_recorded_only_when_it_changes_and_chains() {
     let chain = verify::verify_request(rig.log(), schemas::envelope::reference_data_stream_id())
         .await
         .expect("verify");
-    assert!(chain.ok() && chain.events_verified == 3, "{chain:?}");
+    assert!(chain.ok() && chain.events_verified == 4, "{chain:?}");
 }

@@ -16,6 +16,9 @@ use tests::faults::bianmin_binary;
 use crate::e2e_supervision::{at, events, get_json, ok};
 
 /// A 2027 file as a deployment adds it (dates for the test only, not the official notice).
+/// Why the operator loads the 2027 calendar (recorded with the change).
+const LOAD_REASON: &str = "国务院办公厅关于2027年部分节假日安排的通知";
+
 const Y2027: &str = r#"
 id = "cn-2027-test"
 version = "2027.0"
@@ -132,7 +135,9 @@ async fn recorded_calendars(data_dir: &Path) -> Vec<String> {
             if let Event::ReferenceDataRecorded(r) = envelope.event
                 && r.kind == schemas::event::ReferenceKind::Calendar
             {
-                sources.push(format!("{} {}", r.version, r.source));
+                let reason = r.reason.unwrap_or_default();
+                let actor = envelope.actor.id;
+                sources.push(format!("{} {} by {actor}: {reason}", r.version, r.source));
             }
         }
     }
@@ -163,15 +168,38 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
     let files = tempfile::tempdir().expect("tempdir");
     let clash = files.path().join("clash.toml");
     std::fs::write(&clash, Y2027.replace("2027", "2026")).expect("write");
-    let (code, out, err) =
-        bianmin(&dir, &["calendar", "load", clash.to_str().expect("path")]).await;
+    let (code, out, err) = bianmin(
+        &dir,
+        &[
+            "calendar",
+            "load",
+            clash.to_str().expect("path"),
+            "--actor",
+            "ops-zhang",
+            "--reason",
+            "a clash",
+        ],
+    )
+    .await;
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("already declared"), "{err}");
     assert!(!dir.join("calendars/clash.toml").exists());
 
     let file = files.path().join("cn-2027.toml");
     std::fs::write(&file, Y2027).expect("write");
-    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]).await;
+    let (code, out, err) = bianmin(
+        &dir,
+        &[
+            "calendar",
+            "load",
+            file.to_str().expect("path"),
+            "--actor",
+            "ops-zhang",
+            "--reason",
+            LOAD_REASON,
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(dir.join("calendars/cn-2027.toml").exists(), "{out}");
     assert!(out.contains("covered to 2027-12-31"), "{out}");
@@ -179,7 +207,9 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
     assert!(
         recorded
             .last()
-            .is_some_and(|r| r.starts_with("2025,2026,2027 ") && r.contains("cn-2027.toml")),
+            .is_some_and(|r| r.starts_with("2025,2026,2027 ")
+                && r.contains("cn-2027.toml")
+                && r.ends_with(&format!("by ops-zhang: {LOAD_REASON}"))),
         "{recorded:?}"
     );
     // The request stamped before is still marked, and now covered: a re-stamp is due.
@@ -190,7 +220,19 @@ async fn the_calendar_commands_load_show_and_list_provisional_deadlines() {
         "{out}"
     );
     // Loading the same file again changes nothing in the history.
-    let (code, out, err) = bianmin(&dir, &["calendar", "load", file.to_str().expect("path")]).await;
+    let (code, out, err) = bianmin(
+        &dir,
+        &[
+            "calendar",
+            "load",
+            file.to_str().expect("path"),
+            "--actor",
+            "ops-zhang",
+            "--reason",
+            LOAD_REASON,
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(recorded_calendars(&dir).await, recorded);
     app.teardown().await;

@@ -62,6 +62,7 @@ mod python_example;
 mod quarantine;
 mod read_models_down;
 mod read_your_writes;
+mod reference_changes;
 mod replicas;
 mod reports;
 mod restart;

@@ -107,8 +107,9 @@ enum Commands {
     /// recorded in the reference-data history), show its coverage, list provisional deadlines.
     #[command(subcommand)]
     Calendar(engine_service::calendar::CalendarCommand),
-    /// Policy profiles: `whatif` folds a period under a proposed profile into a scratch
-    /// projection and compares every rate and ranking with the recorded one.
+    /// Policy and reference data: `whatif` folds a period under a proposed profile into a
+    /// scratch projection and compares every rate and ranking with the recorded one; `record`
+    /// records the reference data in force as an operator's change, with a reason.
     #[command(subcommand)]
     Policy(engine_service::whatif::cli::PolicyCommand),
     #[command(flatten)]
@@ -242,7 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Commands::Policy(command) => {
             let config = load_config(&cli.global, None)?;
-            Ok(command.run(&config).await?)
+            let now = engine_core::Clock::now(&engine_log::clock::SystemClock);
+            Ok(command.run(&config, now).await?)
         }
         Commands::Audit(command) => {
             let config = load_config(&cli.global, None)?;

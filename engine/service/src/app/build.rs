@@ -204,7 +204,7 @@ pub(super) fn prepare(config: &Config) -> Result<Names, AppError> {
 }
 
 /// The policy, the units' delivery channels, and every reference-data item to record.
-pub(super) fn load_reference_data(
+pub(crate) fn load_reference_data(
     config: &Config,
 ) -> Result<(Arc<Policy>, UnitChannels, Vec<ReferenceItem>), AppError> {
     let (policy, mut reference) = load_policy_with_sources(&config.policy)?;

@@ -92,6 +92,23 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// Records the reference data `config` puts in force (catalogue, profile, calendars,
+/// directory, grid polygons, role grants, unit channels) as `by`'s change: what
+/// `bianmin policy record` does before a restart, so the change is the operator's, with a
+/// reason, and the engine finds nothing unrecorded when it starts.
+pub async fn record_reference_data(
+    config: &Config,
+    by: &crate::audit::reference::Attribution,
+    now: schemas::Timestamp,
+) -> Result<Vec<schemas::event::ReferenceDataRecorded>, AppError> {
+    build::prepare(config)?;
+    let (_, _, reference) = build::load_reference_data(config)?;
+    let (log, _nats) = open_log_with(config, true).await?;
+    crate::audit::reference::record(&log, &reference, by, now)
+        .await
+        .map_err(AppError::Reference)
+}
+
 impl App {
     /// Builds every part and task of `role` on the system clock and binds the listener.
     pub async fn build(config: Config, role: Role) -> Result<App, AppError> {

@@ -89,7 +89,8 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The recorded reference-data changes (catalogue, policy, calendars, directory, grants).
+    /// The recorded reference-data changes (catalogue, policy, calendars, directory, grants):
+    /// who recorded each and why, and the diff from the content recorded before it.
     Reference {
         /// JSON output.
         #[arg(long)]
@@ -349,6 +350,12 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
                         r.actor.id,
                         r.actor.role.as_str(),
                     ));
+                    if let Some(reason) = &r.recorded.reason {
+                        text.push_str(&format!("    why: {reason}\n"));
+                    }
+                    for line in r.recorded.diff.iter().flat_map(|d| d.lines()) {
+                        text.push_str(&format!("    {line}\n"));
+                    }
                 }
                 print(&text)?;
             }

@@ -44,6 +44,33 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Record the reference data the configuration puts in force (catalogue, profile,
+    /// calendars, directory, grid polygons, unit channels, role grants) as an operator's
+    /// change, with a reason: each changed file's content and a diff from the last recorded
+    /// one join the reference-data history (`bianmin reference`). Run it after editing a
+    /// file and before restarting, or the engine records the change itself as found.
+    Record {
+        /// Who makes the change (recorded as the change's actor).
+        #[arg(long, value_name = "ID")]
+        actor: String,
+        /// Why (recorded with the change), e.g. the decision or notice it carries out.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Why a `bianmin policy` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyCliError {
+    /// The what-if failed.
+    #[error(transparent)]
+    WhatIf(#[from] ReportError),
+    /// The reference data could not be loaded or recorded.
+    #[error("recording the reference data: {0}")]
+    Record(#[source] crate::app::AppError),
+    /// A required flag is blank.
+    #[error("{0} must not be blank")]
+    Blank(&'static str),
 }
 
 /// Parses `response=10,resolution=45,...` into weights.
@@ -76,7 +103,35 @@ pub fn parse_weights(s: &str) -> Result<Weights, String> {
 
 impl PolicyCommand {
     /// Runs the command against the log and the reference data `config` names.
-    pub async fn run(&self, config: &Config) -> Result<ExitCode, ReportError> {
+    pub async fn run(&self, config: &Config, now: Timestamp) -> Result<ExitCode, PolicyCliError> {
+        match self {
+            PolicyCommand::Record { actor, reason } => {
+                for (value, flag) in [(actor, "--actor"), (reason, "--reason")] {
+                    if value.trim().is_empty() {
+                        return Err(PolicyCliError::Blank(flag));
+                    }
+                }
+                let by = crate::audit::reference::Attribution::operator(actor, reason);
+                let recorded = crate::app::record_reference_data(config, &by, now)
+                    .await
+                    .map_err(PolicyCliError::Record)?;
+                if recorded.is_empty() {
+                    println!("nothing changed since the last record");
+                }
+                for change in recorded {
+                    let lines = change.diff.as_deref().map_or(0, |d| d.lines().count());
+                    println!(
+                        "recorded {:?} {} from {} ({lines} diff lines)",
+                        change.kind, change.version, change.source
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::Whatif { .. } => Ok(self.whatif(config).await?),
+        }
+    }
+
+    async fn whatif(&self, config: &Config) -> Result<ExitCode, ReportError> {
         let PolicyCommand::Whatif {
             profile,
             from,
@@ -85,7 +140,10 @@ impl PolicyCommand {
             group_by,
             weights,
             json,
-        } = self;
+        } = self
+        else {
+            return Ok(ExitCode::SUCCESS);
+        };
         let profile_text = std::fs::read_to_string(profile)
             .map_err(|e| ReportError::invalid("profile", format!("{}: {e}", profile.display())))?;
         let spec = WhatIfSpec {
