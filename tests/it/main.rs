@@ -9,6 +9,7 @@ mod contact_correction;
 mod dashboard;
 mod deploy_kit;
 mod duplicates;
+mod duplicates_answers;
 mod e2e_corrections;
 mod e2e_hotline;
 mod e2e_supervision;
