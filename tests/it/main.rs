@@ -47,6 +47,7 @@ mod notify;
 mod open311;
 mod open311_discovery;
 mod open311_moderation;
+mod open311_places;
 mod open311_questions;
 mod openapi;
 mod participants_lists;
