@@ -27,6 +27,7 @@ mod http_bad_input;
 mod http_lifecycle;
 mod idempotency;
 mod import;
+mod import_answers;
 mod import_fidelity;
 mod intake_ids;
 mod json_schemas;
