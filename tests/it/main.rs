@@ -61,6 +61,7 @@ mod privacy_notify;
 mod projections;
 mod projector;
 mod python_example;
+mod python_open311;
 mod quarantine;
 mod read_models_down;
 mod read_your_writes;
