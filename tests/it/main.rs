@@ -34,6 +34,7 @@ mod json_schemas;
 mod jurisdictions;
 mod leases;
 mod links;
+mod links_failure;
 mod log_bindings;
 mod log_cluster;
 mod log_conformance;
