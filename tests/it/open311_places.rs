@@ -17,7 +17,7 @@ const IN_020202: (f64, f64) = (34.785, 117.59);
 async fn submit(app: &TestApp, point: Value) -> String {
     let document = json!({
         "channel": "online",
-        "external_id": format!("o311:um-street-vending:{}", uuid::Uuid::new_v4().simple()),
+        "external_id": format!("o311:um-street-vending:{}", uuid::Uuid::now_v7().simple()),
         "anonymous": true,
         "point": point,
         "address": "文化路 12 号北门",
@@ -110,7 +110,7 @@ async fn a_request_recorded_without_a_point_answers_no_lat_long() {
     let app = spawn(Store::Sqlite, None, false).await;
     let document = json!({
         "channel": "online",
-        "external_id": format!("o311:um-street-vending:{}", uuid::Uuid::new_v4().simple()),
+        "external_id": format!("o311:um-street-vending:{}", uuid::Uuid::now_v7().simple()),
         "anonymous": true,
         "location": {"street": "jd-01", "community": "sq-0101", "grid": "wg-010102"},
         "text": "路灯不亮",

@@ -241,7 +241,7 @@ impl Profile {
                 callback_attempts: file.callback_attempts,
                 appeal_window_hours: file.appeal_window_hours,
             },
-            participation: Participation::parse(file.assistance, file.callback, &invalid)?,
+            participation: Participation::parse(file.assistance, file.callback, invalid)?,
             duplicates: DuplicateRule::parse(file.duplicates)
                 .map_err(|(field, reason)| invalid(field, reason))?,
             tiers,
