@@ -19,7 +19,7 @@ use crate::open311::{API_KEY, JURISDICTION, SERVICE, post_form};
 
 const MAX_BYTES: u64 = 4096;
 
-fn photo() -> Vec<u8> {
+pub(crate) fn photo() -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
     bytes.extend_from_slice(b"pothole on jd-01");
     bytes
@@ -27,7 +27,7 @@ fn photo() -> Vec<u8> {
 
 /// A file server on loopback: `/photo.png`, `/big.png` (over the limit), `/notes.txt`
 /// (a text declared as a JPEG), `/slow.png` (answers after 5 s); the base URL.
-async fn file_server() -> String {
+pub(crate) async fn file_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -58,7 +58,7 @@ async fn file_server() -> String {
     format!("http://{address}")
 }
 
-async fn spawn(store: Store) -> TestApp {
+pub(crate) async fn spawn(store: Store) -> TestApp {
     spawn_app_with(store, |config| {
         config.open311.jurisdiction_id = JURISDICTION.into();
         config.media.max_bytes = MAX_BYTES;

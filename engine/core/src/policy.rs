@@ -214,6 +214,11 @@ impl Policy {
         &self.profile
     }
 
+    /// The window and threshold of candidate duplicates under the profile in force.
+    pub fn duplicates(&self) -> crate::duplicates::DuplicateRule {
+        self.profile.duplicates
+    }
+
     /// The catalogue in force.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue

@@ -153,6 +153,7 @@ pub async fn run_late(late: Late) -> Result<(), TaskError> {
         if let Some(slot) = &late.open311 {
             let _ = slot.set(projections.clone());
         }
+        let _ = late.state.read_models.set(projections.clone());
         let spawn = (&late.leases, &late.token);
         spawn_projectors(&mut tasks, &runtime, late.gauges, late.clock, spawn);
         late.readiness.set(PROJECTIONS, readiness::OK);

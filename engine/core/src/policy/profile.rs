@@ -10,6 +10,7 @@ use schemas::{PriorityLane, Urgency};
 
 use super::{AssistanceFile, CallbackFile, Limits, LoadError, Participation};
 use crate::catalogue::{Limit, LimitFile, MAX_LANE_SHORTEN_PERCENT};
+use crate::duplicates::{DuplicateRule, DuplicatesFile};
 
 /// When a request's limits start running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -61,6 +62,9 @@ pub struct ProfileFile {
     /// The timely-callback limit (optional).
     #[serde(default)]
     pub callback: CallbackFile,
+    /// Which requests are shown as candidate duplicates (optional).
+    #[serde(default)]
+    pub duplicates: DuplicatesFile,
     /// Extension caps.
     pub extensions: ExtensionsFile,
     /// Priority lanes and their default shortening.
@@ -157,6 +161,8 @@ pub struct Profile {
     pub limits: Limits,
     /// Assisting units and the callback.
     pub participation: Participation,
+    /// The window and threshold of candidate duplicates.
+    pub duplicates: DuplicateRule,
     /// Tiers: emergency, time-critical, general, complex.
     pub tiers: [Tier; 4],
 }
@@ -236,12 +242,23 @@ impl Profile {
                 appeal_window_hours: file.appeal_window_hours,
             },
             participation: Participation::parse(file.assistance, file.callback, invalid)?,
+            duplicates: DuplicateRule::parse(file.duplicates)
+                .map_err(|(field, reason)| invalid(field, reason))?,
             tiers,
             id: file.id,
             version: file.version,
             name: file.name,
             clock_start: file.clock_start,
         })
+    }
+
+    /// The JSON Schema of the profile file format, pretty-printed with a trailing newline
+    /// (committed as `deploy/policy/profile.schema.json`).
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(ProfileFile);
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        text
     }
 
     /// The tier for `urgency`.

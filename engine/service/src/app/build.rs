@@ -266,5 +266,6 @@ pub(super) fn app_state(
         calendar_warn_days: config.policy.calendar_warn_days,
         leases: leases.clone(),
         lookup_rate_limit: config.http.lookup_rate_limit,
+        read_models: Arc::default(),
     }
 }

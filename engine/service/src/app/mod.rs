@@ -179,6 +179,9 @@ impl App {
         let media = crate::media::open(&config, &names, nats.clone()).await?;
         tracing::info!(backend = media.backend_name(), "media store open");
         let state = build::app_state(&config, media, &commands, &auth, &readiness, &leases);
+        if let Some(runtime) = &projectors {
+            let _ = state.read_models.set(runtime.projections().clone());
+        }
         let open311 = config
             .open311
             .enabled

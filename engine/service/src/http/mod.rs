@@ -71,6 +71,9 @@ pub struct AppState {
     pub lookup_rate_limit: crate::ratelimit::RateLimitConfig,
     /// The media store and its limits (attachments, [`crate::media::http`]).
     pub media: crate::media::http::MediaState,
+    /// The read models, once they run in this process and their database is reachable:
+    /// the candidate duplicates of an intake's and an `accept`'s answer come from them.
+    pub read_models: Arc<std::sync::OnceLock<projections::Projections>>,
 }
 
 /// Limits of the HTTP server.

@@ -15,6 +15,7 @@ use crate::audit::as_of;
 use crate::audit::timeline::AsOf;
 use crate::auth::{ReadAccess, read_access};
 use crate::commands::{CommandError, CommandRequest, EXPECTED_VERSION_FIELD};
+use crate::projector::duplicates::{DuplicateCandidate, for_answer};
 
 /// The answer to an intake.
 #[derive(Debug, Serialize)]
@@ -25,6 +26,10 @@ pub struct IntakeResponse {
     pub created: bool,
     /// Its current version.
     pub version: u64,
+    /// Candidate duplicates the caller may read, best first; absent when no read models run
+    /// in this process ([`crate::projector::duplicates::for_answer`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<Vec<DuplicateCandidate>>,
 }
 
 /// The answer to a command.
@@ -40,6 +45,10 @@ pub struct CommandResponse {
     pub events: Vec<EventEnvelope>,
     /// The command had been recorded before: this is the original result.
     pub duplicate: bool,
+    /// For `accept`: candidate duplicates the caller may read, best first; absent for other
+    /// commands and when no read models run in this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<Vec<DuplicateCandidate>>,
 }
 
 /// `POST /api/v1/requests`.
@@ -49,8 +58,9 @@ pub async fn intake(
     ApiJson(document): ApiJson<IntakeDocument>,
 ) -> Result<Response, ApiError> {
     let service = state.commands.clone();
+    let submitter = actor.clone();
     // Run to completion even if the client goes away: never half-applied.
-    let outcome = tokio::spawn(async move { service.intake(document, actor).await })
+    let outcome = tokio::spawn(async move { service.intake(document, submitter).await })
         .await
         .map_err(|e| CommandError::Internal(e.to_string()))??;
     let status = if outcome.created {
@@ -62,6 +72,7 @@ pub async fn intake(
         request_id: outcome.request_id,
         created: outcome.created,
         version: outcome.version,
+        duplicates: for_answer(&state, &actor, outcome.request_id).await,
     };
     Ok((status, Json(body)).into_response())
 }
@@ -112,7 +123,7 @@ pub async fn command(
         request_id,
         command_id,
         correlation_id,
-        actor,
+        actor: actor.clone(),
         command,
     };
     let outcome = tokio::spawn(async move {
@@ -123,12 +134,17 @@ pub async fn command(
     .await
     .map_err(|e| CommandError::Internal(e.to_string()))??;
     let etag = etag(outcome.version);
+    let duplicates = match kind {
+        CommandKind::Accept => for_answer(&state, &actor, request_id).await,
+        _ => None,
+    };
     let body = Json(CommandResponse {
         request_id: outcome.request_id,
         version: outcome.version,
         position: outcome.position,
         events: outcome.events,
         duplicate: outcome.duplicate,
+        duplicates,
     });
     Ok(([(header::ETAG, etag)], body).into_response())
 }

@@ -14,6 +14,7 @@
 //! when an earlier run stopped half-way, skipped when the request was not written by an
 //! import. Many rows are in flight at once (`concurrency`); the stores batch their writes.
 
+mod answers;
 pub mod cli;
 pub mod plan;
 pub mod row;

@@ -70,6 +70,18 @@ pub const COLUMNS: &[&str] = &[
     "status",
 ];
 
+/// The prefix of the answer columns: `answer.<question code>` holds the answer to a typed
+/// question of the row's `catalogue_item` (one column per question, as a spreadsheet has).
+pub const ANSWER_PREFIX: &str = "answer.";
+
+/// Whether `name` is a column of the mapping: one of [`COLUMNS`] or an answer column.
+pub fn is_column(name: &str) -> bool {
+    COLUMNS.contains(&name)
+        || name
+            .strip_prefix(ANSWER_PREFIX)
+            .is_some_and(|c| !c.is_empty())
+}
+
 /// Offset of timestamps written without one: Beijing time (UTC+8).
 pub const LOCAL_OFFSET_SECONDS: i32 = schemas::local_time::UTC_OFFSET_SECS;
 
@@ -217,6 +229,15 @@ impl Fields<'_> {
         }
     }
 
+    /// The answer columns of the row: question code → value, in code order.
+    pub(super) fn answers(&self) -> std::collections::BTreeMap<&str, &str> {
+        self.raw
+            .values
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(ANSWER_PREFIX)?, v.as_str())))
+            .collect()
+    }
+
     pub(super) fn get(&self, column: &str) -> Option<&str> {
         self.raw.values.get(column).map(String::as_str)
     }
@@ -327,12 +348,7 @@ pub fn parse_row(raw: &RawRow, policy: &Policy, now: Timestamp) -> Result<Import
         raw,
         external_id: None,
     };
-    if let Some(unknown) = raw
-        .values
-        .keys()
-        .filter(|k| !COLUMNS.contains(&k.as_str()))
-        .min()
-    {
+    if let Some(unknown) = raw.values.keys().filter(|k| !is_column(k)).min() {
         return Err(f.error(
             "unknown_column",
             unknown,

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::row::{COLUMNS, RawRow, RowError};
+use super::row::{RawRow, RowError, is_column};
 
 /// The format of an import file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -159,7 +159,7 @@ fn csv_rows(file: File) -> Result<Rows, SourceError> {
         let name = std::str::from_utf8(name)
             .map_err(|_| SourceError::Header(format!("column {} is not UTF-8", i + 1)))?;
         let name = name.trim_start_matches('\u{feff}').trim().to_string();
-        if !COLUMNS.contains(&name.as_str()) {
+        if !is_column(&name) {
             return Err(SourceError::Header(format!(
                 "unknown column `{name}` (the mapping is in docs/import.md)"
             )));

@@ -64,6 +64,7 @@ pub(super) fn intake(
             priority_lanes.push(parsed);
         }
     }
+    let (service_code, answers) = super::answers::answers(f, policy)?;
     let document = IntakeDocument {
         channel,
         external_id,
@@ -81,9 +82,9 @@ pub(super) fn intake(
             .code::<RequestKind>("kind", "service, dispute")?
             .unwrap_or_default(),
         raised_at: f.time("raised_at")?,
-        // Historical rows carry no answers to typed questions (import columns: docs/import.md).
-        service_code: None,
-        answers: Default::default(),
+        // The item whose questions the `answer.<code>` columns answer (docs/import.md).
+        service_code,
+        answers,
     };
     let (_, place) = validate_intake(&document, policy, received_at).map_err(|e| match e {
         CommandError::Invalid {

@@ -19,7 +19,8 @@ pub fn inline_components() -> Vec<(&'static str, Value)> {
                 "properties": {
                     "request_id": {"type": "string", "format": "uuid"},
                     "created": {"type": "boolean", "description": "False when the same channel and external id had been received before."},
-                    "version": {"type": "integer", "minimum": 0}
+                    "version": {"type": "integer", "minimum": 0},
+                    "duplicates": {"type": "array", "items": schema_ref("DuplicateCandidate"), "description": "Candidate duplicates the caller may read (same grid, within the policy profile's `[duplicates]` window, text score at least its `min_score`), best first; absent when no read models run in this process (docs/duplicates.md)."}
                 }
             }),
         ),
@@ -33,7 +34,8 @@ pub fn inline_components() -> Vec<(&'static str, Value)> {
                     "version": {"type": "integer", "minimum": 0},
                     "position": {"type": "integer", "minimum": 0, "description": "The commit's global log position."},
                     "events": {"type": "array", "items": schema_ref("EventEnvelope")},
-                    "duplicate": {"type": "boolean", "description": "The command id had been recorded before: the original result."}
+                    "duplicate": {"type": "boolean", "description": "The command id had been recorded before: the original result."},
+                    "duplicates": {"type": "array", "items": schema_ref("DuplicateCandidate"), "description": "`accept` only: candidate duplicates the caller may read, best first, as `GET /api/v1/requests/{id}/duplicates` lists them; absent for other commands and when no read models run in this process (docs/duplicates.md)."}
                 }
             }),
         ),

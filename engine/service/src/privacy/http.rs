@@ -115,6 +115,7 @@ async fn correct(
         position: outcome.position,
         events: outcome.events,
         duplicate: outcome.duplicate,
+        duplicates: None,
     }))
 }
 

@@ -215,6 +215,11 @@ async fn service_request(
         .or(requested_code);
     let item = code.as_deref().and_then(|c| catalogue.item(c));
     let recorded = Recorded::read(&received.text);
+    // The place intake recorded: its point is WGS-84 whatever datum was sent. Not moderated:
+    // it is where the matter is, never the resident's address (docs/open311.md, Moderation).
+    // The text's marked line answers for logs written before places were recorded.
+    let place = received.place.as_ref();
+    let point = place.and_then(|p| p.point.as_ref());
     let agency = request
         .lead_department()
         .map(str::to_string)
@@ -253,11 +258,13 @@ async fn service_request(
         requested_datetime: state.datetime(received_at),
         updated_datetime: state.datetime(updated_at),
         expected_datetime: expected.map(|t| state.datetime(t)),
-        address: recorded.address,
+        address: recorded
+            .address
+            .or_else(|| place.and_then(|p| p.address.clone())),
         address_id: recorded.address_id,
         zipcode: None,
-        lat: recorded.lat,
-        long: recorded.long,
+        lat: point.map(|p| p.lat).or(recorded.lat),
+        long: point.map(|p| p.lon).or(recorded.long),
         media_url: received
             .attachments
             .first()

@@ -107,9 +107,9 @@ pub struct ServiceRequest {
     pub address_id: Option<String>,
     /// The zip code, never known here.
     pub zipcode: Option<String>,
-    /// Latitude as submitted.
+    /// Latitude of the point intake recorded, WGS-84.
     pub lat: Option<f64>,
-    /// Longitude as submitted.
+    /// Longitude of the point intake recorded, WGS-84.
     #[serde(rename = "long")]
     pub long: Option<f64>,
     /// The first attachment's URI.
