@@ -11,6 +11,7 @@ mod deploy_kit;
 mod duplicates;
 mod e2e_corrections;
 mod e2e_hotline;
+mod e2e_stage_corrections;
 mod e2e_supervision;
 mod edge_contract;
 mod expected_version;
