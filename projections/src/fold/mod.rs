@@ -5,7 +5,7 @@
 //! summary is recomputed from what remains. No clock is read: every instant comes from events.
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
-use schemas::{Event, EventEnvelope, EventKind, GridPath, Resolution, Satisfaction};
+use schemas::{Event, EventEnvelope, GridPath, Resolution, Satisfaction};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -17,7 +17,7 @@ impl Request {
             // Reference-data and digest events live on their own streams, never a request's.
             return;
         }
-        self.envelopes.push(envelope.clone());
+        self.envelopes.push(std::sync::Arc::new(envelope.clone()));
         if matches!(envelope.event, Event::EventCorrected(_)) {
             // The state becomes the fold of the history without the neutralised events.
             self.refold();

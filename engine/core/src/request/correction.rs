@@ -28,7 +28,7 @@ impl Request {
             })
             .collect();
         let mut fresh = Request::new(self.id);
-        for envelope in &envelopes {
+        for envelope in envelopes.iter().map(AsRef::as_ref) {
             let kind = envelope.event.kind();
             if !corrected.contains(&envelope.event_id) {
                 fresh.fold(envelope);

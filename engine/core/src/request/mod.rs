@@ -310,9 +310,10 @@ pub struct Request {
     #[serde(skip)]
     parties: Parties,
     /// Every applied envelope, kept so that a correction can fold the history again without
-    /// the events it neutralises (`correction.rs`); not part of the published state.
+    /// the events it neutralises (`correction.rs`); not part of the published state. Shared,
+    /// so that cloning a state (the command cache, audit steps) copies pointers only.
     #[serde(skip)]
-    envelopes: Vec<EventEnvelope>,
+    envelopes: Vec<std::sync::Arc<EventEnvelope>>,
 }
 
 impl Request {
