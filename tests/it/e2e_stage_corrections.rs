@@ -107,7 +107,7 @@ async fn a_mistaken_referral_is_corrected_and_referred_rightly(app: &TestApp) {
         "sign_for",
         actors::URBAN,
         json!({}),
-        (422, "wrong_stage"),
+        (403, "not_addressed_to_you"),
     )
     .await;
     ok(
