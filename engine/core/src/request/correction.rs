@@ -5,6 +5,9 @@
 //! and supervised; it stands until the request is reclassified) and a corrected rating (it no
 //! longer counts, and may be re-recorded). Every other corrected event is folded away, as if
 //! it had never been recorded. The history keeps every event, with its `corrected` flag.
+//!
+//! Cost: every applied envelope is kept once behind an `Arc` (cloning a state copies pointers),
+//! and a correction folds the request's history once more.
 
 use std::collections::BTreeSet;
 
