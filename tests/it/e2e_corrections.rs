@@ -75,13 +75,13 @@ async fn corrections_are_recorded_and_honoured(store: Store) {
         (422, "already_recorded"),
     )
     .await;
-    let referral = event_id(&app, &a, "referred_to_department").await;
+    let acceptance = event_id(&app, &a, "request_accepted").await;
     refused(
         &app,
         &a,
         "correct",
         actors::SUPERVISOR,
-        json!({"event_id": referral, "reason": "not correctable"}),
+        json!({"event_id": acceptance, "reason": "not correctable"}),
         (422, "not_correctable"),
     )
     .await;

@@ -12,6 +12,7 @@ mod duplicates;
 mod duplicates_answers;
 mod e2e_corrections;
 mod e2e_hotline;
+mod e2e_stage_corrections;
 mod e2e_supervision;
 mod edge_contract;
 mod expected_version;

@@ -161,11 +161,13 @@ pub enum Refusal {
     /// Reopening needs a counted rating that is dissatisfied or unresolved (rule 21).
     #[error("the rating does not allow reopening")]
     RatingDoesNotAllowReopen,
-    /// The event kind cannot be corrected.
-    #[error("events of type `{}` cannot be corrected", kind.as_str())]
+    /// The event cannot be corrected: never for its kind, or no longer (`why` says which).
+    #[error("this `{}` event cannot be corrected: {why}", kind.as_str())]
     NotCorrectable {
         /// The event's kind.
         kind: EventKind,
+        /// Why not, as a sentence fragment.
+        why: &'static str,
     },
     /// The request was merged into another (并案): it follows the original, which is where
     /// the work goes on.

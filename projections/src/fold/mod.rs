@@ -5,16 +5,18 @@
 //! summary is recomputed from what remains. No clock is read: every instant comes from events.
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
-use schemas::{Event, EventEnvelope, EventKind, GridPath, Resolution, Satisfaction};
+use schemas::{Event, EventEnvelope, GridPath, Resolution, Satisfaction};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod callback;
 mod parts;
+mod refold;
 mod summary;
 
 pub use callback::Callback;
 pub use parts::{ASSISTING, Part, WHISTLE};
+pub use refold::Logged;
 pub use summary::{Summary, SupervisionMarks, UnitPart};
 
 /// A UTC instant.
@@ -167,6 +169,14 @@ pub struct RequestState {
     pub merged_into: Option<Uuid>,
     /// Log position of the last event applied.
     pub last_position: u64,
+    /// Every event folded, with its position, so that a correction can fold the history again
+    /// without the events it neutralises (`refold.rs`). Empty in states stored before it was
+    /// kept: those fall back to [`RequestState::correct`] until the read models are rebuilt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<Logged>,
+    /// Folded again in this batch: its referral and part rows are written whole.
+    #[serde(skip)]
+    pub refolded: bool,
 }
 
 /// One referral (转办) of the request to a lead department.
@@ -262,11 +272,26 @@ impl RequestState {
             referrals: Vec::new(),
             merged_into: None,
             last_position: position,
+            log: vec![Logged::new(env, position)],
+            refolded: false,
         })
     }
 
-    /// Applies one event (not the `request_received` that started the state).
+    /// Applies one event (not the `request_received` that started the state); a correction
+    /// folds the kept log again without what it neutralises.
     pub fn apply(&mut self, env: &EventEnvelope, position: u64) {
+        if self.log.is_empty() {
+            return self.fold(env, position);
+        }
+        self.log.push(Logged::new(env, position));
+        match &env.event {
+            Event::EventCorrected(e) if refold::refolds(e.corrected_type) => self.refold(),
+            _ => self.fold(env, position),
+        }
+    }
+
+    /// Folds one event's effect.
+    fn fold(&mut self, env: &EventEnvelope, position: u64) {
         let at = env.occurred_at;
         self.last_position = position;
         self.apply_participants(env, position);
@@ -429,19 +454,6 @@ impl RequestState {
                     class.response_due_at = e.deadlines.response_due_at;
                     class.completion_due_at = e.deadlines.completion_due_at;
                 }
-            }
-            _ => {}
-        }
-    }
-
-    /// Neutralises an earlier event: a corrected rating is removed, a corrected classification
-    /// reverts to the previous one, a corrected deadline move is undone.
-    fn correct(&mut self, event_id: Uuid, kind: EventKind) {
-        match kind {
-            EventKind::Rated => self.ratings.retain(|r| r.event_id != event_id),
-            EventKind::RequestClassified => self.classifications.retain(|c| c.event_id != event_id),
-            EventKind::ExtensionGranted | EventKind::ClockResumed => {
-                self.due_moves.retain(|m| m.event_id != event_id)
             }
             _ => {}
         }

@@ -296,7 +296,14 @@ async fn apply_requests(
             (state.last_position as i64).into(),
         ]);
         summary_rows.push(summary_values(state.summary()));
-        for r in state.referrals.iter().filter(|r| r.last_position >= first) {
+        // A refolded state may have lost referrals or parts: its rows are written whole.
+        let since = if state.refolded {
+            clear_unit_rows(tx, sfx, &rid).await?;
+            0
+        } else {
+            first
+        };
+        for r in state.referrals.iter().filter(|r| r.last_position >= since) {
             referral_rows.push(vec![
                 rid.clone().into(),
                 i64::from(r.number).into(),
@@ -309,7 +316,7 @@ async fn apply_requests(
                 (r.last_position as i64).into(),
             ]);
         }
-        for p in state.parts.iter().filter(|p| p.last_position >= first) {
+        for p in state.parts.iter().filter(|p| p.last_position >= since) {
             part_rows.push(part_values(&rid, p));
         }
     }
@@ -359,6 +366,18 @@ async fn apply_requests(
         OnConflict::Update,
     )
     .await?;
+    Ok(())
+}
+
+/// Deletes the referral and part rows of request `rid`, which its refolded state rewrites.
+async fn clear_unit_rows(tx: &mut Tx, sfx: &str, rid: &str) -> Result<(), sqlx::Error> {
+    for table in ["department_referrals", "unit_parts"] {
+        tx.exec(
+            &format!("DELETE FROM {table}{sfx} WHERE request_id = $1"),
+            &[rid.to_owned().into()],
+        )
+        .await?;
+    }
     Ok(())
 }
 

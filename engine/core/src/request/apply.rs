@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use schemas::{Disposition, Event, EventEnvelope, EventKind};
+use schemas::{Disposition, Event, EventEnvelope};
 
 use super::{
     AppealState, Applied, ClassificationState, Firing, Handling, Intake, RatingState, Referral,
@@ -17,7 +17,19 @@ impl Request {
             // Reference-data and digest events live on their own streams, never a request's.
             return;
         }
+        self.envelopes.push(std::sync::Arc::new(envelope.clone()));
+        if matches!(envelope.event, Event::EventCorrected(_)) {
+            // The state becomes the fold of the history without the neutralised events.
+            self.refold();
+        } else {
+            self.fold(envelope);
+        }
+    }
+
+    /// Folds one event's effect and records it in the history.
+    pub(super) fn fold(&mut self, envelope: &EventEnvelope) {
         let at = envelope.occurred_at;
+        let stage_before = self.stage;
         self.parties.apply(envelope);
         self.participants.apply(envelope);
         self.apply_links(envelope);
@@ -267,7 +279,8 @@ impl Request {
                     r.appeal = Some(AppealState::Decided { upheld: e.upheld });
                 }
             }
-            Event::EventCorrected(e) => self.neutralise(e.event_id, e.corrected_type),
+            // Its effect is the refold of `correction.rs`, which records it through `record`.
+            Event::EventCorrected(_) => {}
             Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
             // The correction lives in the contact store; the history below records it.
             Event::ContactCorrected(_) => {}
@@ -290,44 +303,24 @@ impl Request {
             // Folded by `apply_links` above (a merge sets the stage there).
             Event::LinkedToOriginal(_) | Event::DuplicateRecorded(_) => {}
         }
+        let moved_stage = self.stage != stage_before;
+        self.record(envelope, moved_stage);
+    }
+
+    /// Records an event in the history (and the version) without further effect.
+    pub(super) fn record(&mut self, envelope: &EventEnvelope, moved_stage: bool) {
         self.history.push(Applied {
             event_id: envelope.event_id,
             kind: envelope.event.kind(),
             corrected: false,
+            moved_stage,
         });
         self.version += 1;
     }
 
-    fn summoned_mut(&mut self, department: &str) -> Option<&mut Summoned> {
+    pub(super) fn summoned_mut(&mut self, department: &str) -> Option<&mut Summoned> {
         self.whistles
             .last_mut()
             .and_then(|w| w.departments.get_mut(department))
-    }
-
-    /// Undoes a corrected event's effect where that is meaningful; the stage never rolls back.
-    fn neutralise(&mut self, event_id: uuid::Uuid, kind: EventKind) {
-        if let Some(applied) = self.history.iter_mut().find(|a| a.event_id == event_id) {
-            applied.corrected = true;
-        }
-        match kind {
-            EventKind::Rated => {
-                if let Some(r) = self.rating.as_mut().filter(|r| r.event_id == event_id) {
-                    r.corrected = true;
-                }
-            }
-            EventKind::ProgressNoted => self.progress_notes = self.progress_notes.saturating_sub(1),
-            EventKind::DepartmentRated => {
-                for w in &mut self.whistles {
-                    for s in w.departments.values_mut() {
-                        if s.rating_event == Some(event_id) {
-                            s.rating_event = None;
-                        }
-                    }
-                }
-            }
-            // A corrected classification stays in force until the request is reclassified:
-            // its deadlines were already stamped and supervised.
-            _ => {}
-        }
     }
 }

@@ -7,6 +7,7 @@
 mod access;
 mod apply;
 mod authorize;
+mod correction;
 mod deadlines;
 mod decide;
 mod links;
@@ -267,6 +268,8 @@ pub struct Applied {
     pub kind: EventKind,
     /// Neutralised by a correction.
     pub corrected: bool,
+    /// Applying it changed the stage (what a stage-changing correction must be the last of).
+    pub moved_stage: bool,
 }
 
 /// The state of one request, folded from its events.
@@ -309,6 +312,11 @@ pub struct Request {
     /// Who may see the request (`access.rs`); not part of the published state.
     #[serde(skip)]
     parties: Parties,
+    /// Every applied envelope, kept so that a correction can fold the history again without
+    /// the events it neutralises (`correction.rs`); not part of the published state. Shared,
+    /// so that cloning a state (the command cache, audit steps) copies pointers only.
+    #[serde(skip)]
+    envelopes: Vec<std::sync::Arc<EventEnvelope>>,
 }
 
 impl Request {
@@ -344,6 +352,7 @@ impl Request {
             attachments: Vec::new(),
             links: Links::default(),
             parties: Parties::default(),
+            envelopes: Vec::new(),
         }
     }
 
