@@ -78,6 +78,7 @@ mod routing;
 mod schemathesis;
 mod shutdown;
 mod signatures;
+mod stats_micro_grid;
 mod stats_stage;
 mod stores;
 mod stores_copy;

@@ -52,8 +52,8 @@ pub struct ExportFilter {
     /// Last period included.
     #[arg(long, value_name = "PERIOD")]
     pub to: Option<String>,
-    /// Equality filter `dim=value` on street, community, grid, department, category or
-    /// channel; repeat for several.
+    /// Equality filter `dim=value` on a dimension (street, community, grid, micro_grid,
+    /// department, category, channel, stage); repeat for several.
     #[arg(long = "filter", value_name = "DIM=VALUE")]
     pub filters: Vec<String>,
     /// Only requests referred to a department at least once.
@@ -74,9 +74,7 @@ impl ExportFilter {
             };
             let dim = Dim::parse(dim.trim()).ok_or_else(|| ExportError::Invalid {
                 field: "--filter",
-                message: format!(
-                    "`{dim}` is not one of street, community, grid, department, category, channel"
-                ),
+                message: format!("`{dim}` is not one of {}", Dim::names()),
             })?;
             dims.push((dim, value.trim().to_string()));
         }
@@ -118,8 +116,8 @@ pub enum ExportCommand {
         /// Period grain: day, week or month.
         #[arg(long, default_value = "month", value_parser = ["day", "week", "month"])]
         period: String,
-        /// Dimensions to group by, comma-separated (street, community, grid, department,
-        /// category, channel).
+        /// Dimensions to group by, comma-separated (street, community, grid, micro_grid,
+        /// department, category, channel, stage).
         #[arg(long, value_delimiter = ',', value_name = "DIMS")]
         group_by: Vec<String>,
         /// Filters.
@@ -184,9 +182,7 @@ pub fn parse_dims(names: &[String]) -> Result<Vec<Dim>, ExportError> {
         .map(|n| {
             Dim::parse(n.trim()).ok_or_else(|| ExportError::Invalid {
                 field: "--group-by",
-                message: format!(
-                    "`{n}` is not one of street, community, grid, department, category, channel"
-                ),
+                message: format!("`{n}` is not one of {}", Dim::names()),
             })
         })
         .collect()

@@ -532,6 +532,7 @@ impl RequestState {
             street: self.location.street.clone(),
             community: self.location.community.clone(),
             grid: self.location.grid.clone(),
+            micro_grid: self.location.micro_grid.clone(),
             category: class.map(|c| c.category.clone()),
             catalogue_item: class.map(|c| c.catalogue_item.clone()),
             request_type: class.map(|c| c.request_type.clone()),

@@ -16,6 +16,8 @@ pub struct Summary {
     pub street: String,
     pub community: String,
     pub grid: String,
+    /// The micro-grid (微网格), when intake named one.
+    pub micro_grid: Option<String>,
     pub category: Option<String>,
     pub catalogue_item: Option<String>,
     pub request_type: Option<String>,

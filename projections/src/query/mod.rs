@@ -38,7 +38,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time, merged_into";
+escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time, merged_into, micro_grid";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -110,6 +110,7 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         callback_at: r.ts(58)?,
         callback_on_time: r.bool(59)?,
         merged_into: r.text(60)?,
+        micro_grid: r.text(61)?,
         part: None,
     })
 }
@@ -157,6 +158,8 @@ pub enum Dim {
     Community,
     /// Grid (网格).
     Grid,
+    /// Micro-grid (微网格); rows located in no micro-grid group under null.
+    MicroGrid,
     /// Lead department.
     Department,
     /// Catalogue category.
@@ -170,10 +173,11 @@ pub enum Dim {
 
 impl Dim {
     /// Every dimension.
-    pub const ALL: [Dim; 7] = [
+    pub const ALL: [Dim; 8] = [
         Dim::Street,
         Dim::Community,
         Dim::Grid,
+        Dim::MicroGrid,
         Dim::Department,
         Dim::Category,
         Dim::Channel,
@@ -186,6 +190,7 @@ impl Dim {
             Dim::Street => "street",
             Dim::Community => "community",
             Dim::Grid => "grid",
+            Dim::MicroGrid => "micro_grid",
             Dim::Department => "department",
             Dim::Category => "category",
             Dim::Channel => "channel",
@@ -198,6 +203,11 @@ impl Dim {
             Dim::Department => "lead_department",
             other => other.name(),
         }
+    }
+
+    /// Every wire name, comma-separated (for messages and documentation).
+    pub fn names() -> String {
+        Dim::ALL.map(Dim::name).join(", ")
     }
 
     /// Parses a wire name.

@@ -476,6 +476,7 @@ const SUMMARY_NAMES: &[&str] = &[
     "callback_at",
     "callback_on_time",
     "merged_into",
+    "micro_grid",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -542,5 +543,6 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.callback_at.into(),
         s.callback_on_time.into(),
         s.merged_into.into(),
+        s.micro_grid.into(),
     ]
 }

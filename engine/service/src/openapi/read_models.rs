@@ -93,7 +93,13 @@ fn offset_cursor() -> Param {
 }
 
 /// Any of the dimensions, comma-separated.
-const GROUP_BY: &str = "^((street|community|grid|department|category|channel|stage)(,(street|community|grid|department|category|channel|stage))*)?$";
+/// The `group_by` pattern: a comma-separated list of the projections' dimensions.
+fn group_by_pattern() -> String {
+    let one = projections::query::Dim::ALL
+        .map(projections::query::Dim::name)
+        .join("|");
+    format!("^(({one})(,({one}))*)?$")
+}
 
 /// A ranking weight.
 fn weight() -> Value {
@@ -147,7 +153,11 @@ fn reads() -> Vec<Operation> {
                         json!({"type": "string", "enum": ["day", "week", "month"]}),
                         "Period grain.",
                     ),
-                    query("group_by", pattern(GROUP_BY), "Comma-separated dimensions."),
+                    query(
+                        "group_by",
+                        pattern(&group_by_pattern()),
+                        "Comma-separated dimensions.",
+                    ),
                 ]);
                 p.extend(scope());
                 p.extend([
