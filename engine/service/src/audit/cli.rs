@@ -4,6 +4,7 @@
 //! (a broken chain, a digest that no longer matches), 2 when the request does not exist.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli_support::{bar, parse_period, parse_time};
@@ -182,21 +183,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
             anchor_file,
             json,
             ..
-        } => {
-            let Some(path) = anchor_file.or_else(|| ctx.anchor_file.clone()) else {
-                return Err(AuditError::Invalid(
-                    "no anchor file: set digest.anchor_file or pass --anchor-file".into(),
-                ));
-            };
-            let checks = super::anchor::check(&ctx.log, &path).await?;
-            let bad = checks.iter().any(|c| c.problem.is_some());
-            if json {
-                print_json(&checks)?;
-            } else {
-                print(&describe_anchors(&checks, &path))?;
-            }
-            Ok(failed_if(bad))
-        }
+        } => verify_anchors(ctx, anchor_file, json).await,
         AuditCommand::Quarantine(command) => {
             let (text, any) = super::quarantine::run(&command, &ctx.log).await?;
             print(&text)?;
@@ -208,11 +195,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
             ..
         } => {
             let report = verify::verify_request(&ctx.log, id).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                print(&describe_chain(&report))?;
-            }
+            output(json, &report, describe_chain)?;
             Ok(failed_if(!report.ok()))
         }
         AuditCommand::Verify {
@@ -222,30 +205,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
         } => {
             let progress = bar("verifying chains");
             let report = verify::verify_all(&ctx.log, Some(&progress)).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                let mut text = format!(
-                    "{} chains, {} records, {} events verified\n",
-                    report.requests, report.commits, report.events_verified
-                );
-                text.push_str(&describe_signatures(&report));
-                for broken in &report.broken {
-                    text.push_str(&describe_break(broken));
-                }
-                if !report.complete() {
-                    text.push_str(&format!(
-                        "incomplete: the log holds {} records, {} were read\n",
-                        report.log_head, report.commits
-                    ));
-                }
-                text.push_str(if report.ok() {
-                    "OK: every chain holds\n"
-                } else {
-                    "FAILED\n"
-                });
-                print(&text)?;
-            }
+            output(json, &report, describe_all_chains)?;
             Ok(failed_if(!report.ok()))
         }
         AuditCommand::History {
@@ -263,11 +223,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
                 .into_iter()
                 .filter(|s| bounds.includes(&s.envelope))
                 .collect();
-            if json {
-                print_json(&steps)?;
-            } else {
-                print(&timeline::render(&steps))?;
-            }
+            output(json, &steps, |s| timeline::render(s))?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Replay {
@@ -291,11 +247,7 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
                 .filter(|u| u.starts_with("postgres"));
             let progress = bar("replaying");
             let report = replay::replay(&ctx.log, &spec, pg, Some(&progress)).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                print(&replay::render(&report))?;
-            }
+            output(json, &report, replay::render)?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Digest { day, json } => {
@@ -304,79 +256,140 @@ pub async fn run(cmd: AuditCommand, ctx: &CliContext) -> Result<ExitCode, AuditE
                 digest::parse_day(&day)?;
                 checks.retain(|c| c.recorded.day == day);
             }
-            let bad = checks.iter().any(|c| !c.ok());
-            if json {
-                print_json(&checks)?;
-            } else {
-                let mut text = String::new();
-                for c in &checks {
-                    text.push_str(&format!(
-                        "{}  {:>6} events  through #{:<8} root {}  {}\n",
-                        c.recorded.day,
-                        c.recorded.n_events,
-                        c.recorded.last_position,
-                        c.recorded.merkle_root,
-                        if c.ok() {
-                            "ok".to_string()
-                        } else {
-                            format!("MISMATCH (log gives {})", c.recomputed.merkle_root)
-                        }
-                    ));
-                }
-                if checks.is_empty() {
-                    text.push_str("no digest recorded\n");
-                }
-                print(&text)?;
-            }
-            Ok(failed_if(bad))
+            output(json, &checks, |c| describe_digests(c))?;
+            Ok(failed_if(checks.iter().any(|c| !c.ok())))
         }
         AuditCommand::Reference { json } => {
             let records = reference::history(&ctx.log).await?;
-            if json {
-                print_json(&records)?;
-            } else {
-                let mut text = String::new();
-                for r in &records {
-                    text.push_str(&format!(
-                        "{}  {:<15} {:<28} sha256 {}  from {}  by {} ({})\n",
-                        r.recorded_at.to_rfc3339(),
-                        serde_json::to_value(r.recorded.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        r.recorded.version,
-                        r.recorded.sha256,
-                        r.recorded.source,
-                        r.actor.id,
-                        r.actor.role.as_str(),
-                    ));
-                    if let Some(reason) = &r.recorded.reason {
-                        text.push_str(&format!("    why: {reason}\n"));
-                    }
-                    for line in r.recorded.diff.iter().flat_map(|d| d.lines()) {
-                        text.push_str(&format!("    {line}\n"));
-                    }
-                }
-                print(&text)?;
-            }
+            output(json, &records, |r| describe_references(r))?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Upward(UpwardCommand::Replay { since, level }) => {
-            let client = ctx
-                .nats
-                .as_ref()
-                .ok_or_else(|| AuditError::Invalid("upward replay needs NATS configured".into()))?;
-            let published = upward::replay(&ctx.log, client, &ctx.upward, since, level)
-                .await
-                .map_err(|e| AuditError::Nats(e.to_string()))?;
-            print(&format!(
-                "re-published {} upward messages since {}\n",
-                published.len(),
-                since.to_rfc3339()
-            ))?;
-            Ok(ExitCode::SUCCESS)
+            upward_replay(ctx, since, level).await
         }
     }
+}
+
+/// Prints `value` as JSON, or as the text `describe` makes of it.
+fn output<T: Serialize>(
+    json: bool,
+    value: &T,
+    describe: impl FnOnce(&T) -> String,
+) -> Result<(), AuditError> {
+    if json {
+        print_json(value)
+    } else {
+        print(&describe(value))
+    }
+}
+
+/// `verify --digests`: the recorded daily digests against the external anchor file.
+async fn verify_anchors(
+    ctx: &CliContext,
+    anchor_file: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode, AuditError> {
+    let Some(path) = anchor_file.or_else(|| ctx.anchor_file.clone()) else {
+        return Err(AuditError::Invalid(
+            "no anchor file: set digest.anchor_file or pass --anchor-file".into(),
+        ));
+    };
+    let checks = super::anchor::check(&ctx.log, &path).await?;
+    output(json, &checks, |c| describe_anchors(c, &path))?;
+    Ok(failed_if(checks.iter().any(|c| c.problem.is_some())))
+}
+
+/// `upward replay`: re-publishes the upward reports and feedback recorded since `since`.
+async fn upward_replay(
+    ctx: &CliContext,
+    since: Timestamp,
+    level: Option<UpwardLevel>,
+) -> Result<ExitCode, AuditError> {
+    let client = ctx
+        .nats
+        .as_ref()
+        .ok_or_else(|| AuditError::Invalid("upward replay needs NATS configured".into()))?;
+    let published = upward::replay(&ctx.log, client, &ctx.upward, since, level)
+        .await
+        .map_err(|e| AuditError::Nats(e.to_string()))?;
+    print(&format!(
+        "re-published {} upward messages since {}\n",
+        published.len(),
+        since.to_rfc3339()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_all_chains(report: &verify::LogReport) -> String {
+    let mut text = format!(
+        "{} chains, {} records, {} events verified\n",
+        report.requests, report.commits, report.events_verified
+    );
+    text.push_str(&describe_signatures(report));
+    for broken in &report.broken {
+        text.push_str(&describe_break(broken));
+    }
+    if !report.complete() {
+        text.push_str(&format!(
+            "incomplete: the log holds {} records, {} were read\n",
+            report.log_head, report.commits
+        ));
+    }
+    text.push_str(if report.ok() {
+        "OK: every chain holds\n"
+    } else {
+        "FAILED\n"
+    });
+    text
+}
+
+fn describe_digests(checks: &[digest::DigestCheck]) -> String {
+    let mut text = String::new();
+    for c in checks {
+        text.push_str(&format!(
+            "{}  {:>6} events  through #{:<8} root {}  {}\n",
+            c.recorded.day,
+            c.recorded.n_events,
+            c.recorded.last_position,
+            c.recorded.merkle_root,
+            if c.ok() {
+                "ok".to_string()
+            } else {
+                format!("MISMATCH (log gives {})", c.recomputed.merkle_root)
+            }
+        ));
+    }
+    if checks.is_empty() {
+        text.push_str("no digest recorded\n");
+    }
+    text
+}
+
+/// Each reference-data change: when, what, version, hash, source, who; why; the diff.
+fn describe_references(records: &[reference::ReferenceRecord]) -> String {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&format!(
+            "{}  {:<15} {:<28} sha256 {}  from {}  by {} ({})\n",
+            r.recorded_at.to_rfc3339(),
+            serde_json::to_value(r.recorded.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.recorded.version,
+            r.recorded.sha256,
+            r.recorded.source,
+            r.actor.id,
+            r.actor.role.as_str(),
+        ));
+        if let Some(reason) = &r.recorded.reason {
+            text.push_str(&format!("    why: {reason}\n"));
+        }
+        for line in r.recorded.diff.iter().flat_map(|d| d.lines()) {
+            text.push_str(&format!("    {line}\n"));
+        }
+    }
+    text
 }
 
 fn describe_break(b: &verify::BrokenLink) -> String {
