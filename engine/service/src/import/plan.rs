@@ -61,26 +61,58 @@ pub struct RowPlan {
     pub status: Option<String>,
 }
 
+/// The actors a row's steps are issued by.
+struct Actors {
+    intake: Actor,
+    worker: Actor,
+    supervisor: Actor,
+    /// The unit handling the request: the station's worker, or the lead department's handler
+    /// once referred.
+    handler: Actor,
+}
+
+/// The steps of one row, each with its deterministic command id.
+struct Steps {
+    request_id: RequestId,
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    fn push(&mut self, column: &'static str, at: Timestamp, actor: &Actor, command: Command) {
+        let key = command.kind().as_str();
+        let command_id = Uuid::new_v5(
+            &IMPORT_NAMESPACE,
+            format!("{}:{key}", self.request_id).as_bytes(),
+        );
+        self.steps.push(Step {
+            column,
+            at,
+            actor: actor.clone(),
+            command_id,
+            command,
+        });
+    }
+}
+
 /// The steps of a row recorded as `request_id` (the intake id of its channel and ticket).
 /// `actor_id` names the import in every synthesised actor (the row's `owner` is used for the
 /// station worker when given).
 pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPlan {
-    let id = |key: &str| Uuid::new_v5(&IMPORT_NAMESPACE, format!("{request_id}:{key}").as_bytes());
-    let community = row.location.community.clone();
-    let intake = Actor {
-        id: actor_id.into(),
-        role: Role::IntakeSystem,
-        unit: None,
-    };
     let worker = Actor {
         id: row.owner.clone().unwrap_or_else(|| actor_id.into()),
         role: Role::StationWorker,
-        unit: Some(community),
+        unit: Some(row.location.community.clone()),
     };
-    let supervisor = Actor {
+    let system = |role| Actor {
         id: actor_id.into(),
-        role: Role::Supervisor,
+        role,
         unit: None,
+    };
+    let mut actors = Actors {
+        intake: system(Role::IntakeSystem),
+        supervisor: system(Role::Supervisor),
+        handler: worker.clone(),
+        worker,
     };
     let contact = match (&row.document.contact, row.document.anonymous) {
         (Some(contact), false) => Some((
@@ -89,53 +121,66 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
         )),
         _ => None,
     };
-    let doc = &row.document;
-    let mut steps = vec![Step {
-        column: "received_at",
-        at: row.received_at,
-        actor: intake.clone(),
-        command_id: Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes()),
-        command: Command::Receive(Receive {
-            channel: doc.channel,
-            external_id: doc.external_id.clone(),
-            contact_ref: contact.as_ref().map(|(r, _)| r.clone()),
-            anonymous: doc.anonymous,
-            confidential: doc.confidential,
-            no_reply_requested: doc.no_reply_requested,
-            location: row.location.clone(),
-            place: row.place.clone().map(Box::new),
-            text: doc.text.clone(),
-            attachments: doc.attachments.clone(),
-            priority_lanes: doc.priority_lanes.clone(),
-            kind: doc.kind,
-            raised_at: doc.raised_at.unwrap_or(row.received_at),
-            service_code: doc.service_code.clone(),
-            answers: Box::new(doc.answers.clone()),
-        }),
-    }];
-    let mut push = |column: &'static str, at: Timestamp, actor: &Actor, command: Command| {
-        let key = command.kind().as_str();
-        steps.push(Step {
-            column,
-            at,
-            actor: actor.clone(),
-            command_id: id(key),
-            command,
-        });
+    let mut steps = Steps {
+        request_id,
+        steps: vec![Step {
+            column: "received_at",
+            at: row.received_at,
+            actor: actors.intake.clone(),
+            command_id: Uuid::new_v5(&RECEIVE_NAMESPACE, request_id.as_bytes()),
+            command: receive(&row, contact.as_ref().map(|(r, _)| r.clone())),
+        }],
     };
+    registration_steps(&mut steps, &row, &actors);
+    handling_steps(&mut steps, &row, &mut actors, actor_id);
+    closing_steps(&mut steps, &row, &actors);
+    RowPlan {
+        line: row.line,
+        external_id: row.document.external_id.clone(),
+        request_id,
+        contact,
+        steps: steps.steps,
+        status: row.status,
+    }
+}
+
+/// The `receive` of a row's intake document.
+fn receive(row: &ImportRow, contact_ref: Option<ContactRef>) -> Command {
+    let doc = &row.document;
+    Command::Receive(Receive {
+        channel: doc.channel,
+        external_id: doc.external_id.clone(),
+        contact_ref,
+        anonymous: doc.anonymous,
+        confidential: doc.confidential,
+        no_reply_requested: doc.no_reply_requested,
+        location: row.location.clone(),
+        place: row.place.clone().map(Box::new),
+        text: doc.text.clone(),
+        attachments: doc.attachments.clone(),
+        priority_lanes: doc.priority_lanes.clone(),
+        kind: doc.kind,
+        raised_at: doc.raised_at.unwrap_or(row.received_at),
+        service_code: doc.service_code.clone(),
+        answers: Box::new(doc.answers.clone()),
+    })
+}
+
+/// Acceptance and classification.
+fn registration_steps(steps: &mut Steps, row: &ImportRow, actors: &Actors) {
     if let Some(at) = row.accepted_at {
-        push(
+        steps.push(
             "accepted_at",
             at,
-            &worker,
+            &actors.worker,
             Command::Accept(Accept::default()),
         );
     }
     if let Some(cl) = &row.classification {
-        push(
+        steps.push(
             "classified_at",
             cl.at,
-            &worker,
+            &actors.worker,
             Command::Classify(Classify {
                 catalogue_item: cl.catalogue_item.clone(),
                 request_type: cl.request_type,
@@ -144,85 +189,89 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
             }),
         );
     }
-    let mut handler = worker.clone();
-    if let Some(h) = &row.handling {
-        let command = match h.mode {
-            HandlingMode::Direct => Command::HandleDirectly(HandleDirectly::default()),
-            HandlingMode::Proxy => Command::StartProxy(StartProxy {
-                department: h.department.clone(),
-                note: None,
-            }),
-            HandlingMode::Referral => Command::Refer(Refer {
-                lead_department: h.department.clone(),
-                assisting_departments: h.assisting.clone(),
-                note: None,
-                override_reason: h.override_reason.clone(),
-            }),
+}
+
+/// Direct, proxy or referral handling, the lead's sign-off and the start of handling; a
+/// referral makes the lead department's handler the handling actor.
+fn handling_steps(steps: &mut Steps, row: &ImportRow, actors: &mut Actors, actor_id: &str) {
+    let Some(h) = &row.handling else {
+        return;
+    };
+    let command = match h.mode {
+        HandlingMode::Direct => Command::HandleDirectly(HandleDirectly::default()),
+        HandlingMode::Proxy => Command::StartProxy(StartProxy {
+            department: h.department.clone(),
+            note: None,
+        }),
+        HandlingMode::Referral => Command::Refer(Refer {
+            lead_department: h.department.clone(),
+            assisting_departments: h.assisting.clone(),
+            note: None,
+            override_reason: h.override_reason.clone(),
+        }),
+    };
+    steps.push("referred_at", h.at, &actors.worker, command);
+    if h.mode == HandlingMode::Referral {
+        actors.handler = Actor {
+            id: actor_id.into(),
+            role: Role::DepartmentHandler,
+            unit: Some(h.department.clone()),
         };
-        push("referred_at", h.at, &worker, command);
-        if h.mode == HandlingMode::Referral {
-            handler = Actor {
-                id: actor_id.into(),
-                role: Role::DepartmentHandler,
-                unit: Some(h.department.clone()),
-            };
-            let reply_at = row.reply.as_ref().map(|r| r.at);
-            if let Some(at) = h.signed_for_at.or(row.contacted_at).or(reply_at) {
-                push(
-                    "signed_for_at",
-                    at,
-                    &handler,
-                    Command::SignFor(SignFor::default()),
-                );
-            }
-        }
-        // Handling starts when the resident is contacted (or, for anonymous requests, at the
-        // contact time given or the reply). An anonymous request cannot be contacted, so its
-        // `contacted_at` is the start of handling (`start_handling`); direct and proxy
-        // handling of an anonymous request without one reply without a separate start.
-        let started_at = row.contacted_at.or(reply_at_of(&row));
-        if let Some(at) = started_at {
-            if !doc.anonymous {
-                push(
-                    "contacted_at",
-                    at,
-                    &handler,
-                    Command::ContactResident(ContactResident {
-                        method: row.contact_method.clone(),
-                        note: None,
-                    }),
-                );
-                push(
-                    "contacted_at",
-                    at,
-                    &handler,
-                    Command::StartHandling(StartHandling::default()),
-                );
-            } else if h.mode == HandlingMode::Referral || row.contacted_at.is_some() {
-                push(
-                    "contacted_at",
-                    at,
-                    &handler,
-                    Command::StartHandling(StartHandling::default()),
-                );
-            }
+        let reply_at = row.reply.as_ref().map(|r| r.at);
+        if let Some(at) = h.signed_for_at.or(row.contacted_at).or(reply_at) {
+            steps.push(
+                "signed_for_at",
+                at,
+                &actors.handler,
+                Command::SignFor(SignFor::default()),
+            );
         }
     }
+    // Handling starts when the resident is contacted (or, for anonymous requests, at the
+    // contact time given or the reply). An anonymous request cannot be contacted, so its
+    // `contacted_at` is the start of handling (`start_handling`); direct and proxy
+    // handling of an anonymous request without one reply without a separate start.
+    let Some(at) = row.contacted_at.or(reply_at_of(row)) else {
+        return;
+    };
+    if !row.document.anonymous {
+        steps.push(
+            "contacted_at",
+            at,
+            &actors.handler,
+            Command::ContactResident(ContactResident {
+                method: row.contact_method.clone(),
+                note: None,
+            }),
+        );
+    }
+    if !row.document.anonymous || h.mode == HandlingMode::Referral || row.contacted_at.is_some() {
+        steps.push(
+            "contacted_at",
+            at,
+            &actors.handler,
+            Command::StartHandling(StartHandling::default()),
+        );
+    }
+}
+
+/// The reply and its review, the rating and the archive.
+fn closing_steps(steps: &mut Steps, row: &ImportRow, actors: &Actors) {
     if let Some(r) = &row.reply {
-        push(
+        steps.push(
             "replied_at",
             r.at,
-            &handler,
+            &actors.handler,
             Command::Reply(Reply {
                 outcome: r.outcome,
                 content: r.content.clone(),
                 plan: r.plan.clone(),
             }),
         );
-        push(
+        steps.push(
             "reviewed_at",
             r.reviewed_at,
-            &supervisor,
+            &actors.supervisor,
             Command::ReviewReply(ReviewReply {
                 approved: true,
                 reason: None,
@@ -230,10 +279,10 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
         );
     }
     if let Some(rating) = &row.rating {
-        push(
+        steps.push(
             "rated_at",
             rating.at,
-            &intake,
+            &actors.intake,
             Command::Rate(Rate {
                 satisfaction: rating.satisfaction,
                 resolution: rating.resolution,
@@ -242,20 +291,12 @@ pub fn plan_row(row: ImportRow, actor_id: &str, request_id: RequestId) -> RowPla
         );
     }
     if let Some(at) = row.archived_at {
-        push(
+        steps.push(
             "archived_at",
             at,
-            &worker,
+            &actors.worker,
             Command::Archive(Archive::default()),
         );
-    }
-    RowPlan {
-        line: row.line,
-        external_id: row.document.external_id.clone(),
-        request_id,
-        contact,
-        steps,
-        status: row.status,
     }
 }
 
