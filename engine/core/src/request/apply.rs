@@ -28,11 +28,83 @@ impl Request {
 
     /// Folds one event's effect and records it in the history.
     pub(super) fn fold(&mut self, envelope: &EventEnvelope) {
-        let at = envelope.occurred_at;
         let stage_before = self.stage;
         self.parties.apply(envelope);
         self.participants.apply(envelope);
         self.apply_links(envelope);
+        match &envelope.event {
+            Event::RequestReceived(_)
+            | Event::RequestAccepted(_)
+            | Event::RequestDeclined(_)
+            | Event::RequestClassified(_) => self.fold_registration(envelope),
+            Event::DirectHandlingStarted(_)
+            | Event::ProxyHandlingStarted(_)
+            | Event::ReferredToDepartment(_)
+            | Event::ReferralSignedFor(_)
+            | Event::ReferralReturned(_)
+            | Event::ReturnRejected(_)
+            | Event::ResidentContacted(_)
+            | Event::HandlingStarted(_)
+            | Event::ProgressNoted(_)
+            | Event::AssistanceReported(_) => self.fold_handling(envelope),
+            Event::ExtensionRequested(_)
+            | Event::ExtensionGranted(_)
+            | Event::ExtensionDenied(_)
+            | Event::ClockPaused(_)
+            | Event::ClockResumed(_)
+            | Event::TerminationRequested(_)
+            | Event::TerminationApproved(_)
+            | Event::TerminationDenied(_)
+            | Event::DeadlinesRestamped(_) => self.fold_clock(envelope),
+            Event::ResultReplied(_)
+            | Event::ReplyReviewed(_)
+            | Event::CallbackAttempted(_)
+            | Event::Rated(_)
+            | Event::Reopened(_)
+            | Event::Archived(_)
+            | Event::RatingAppealed(_)
+            | Event::AppealDecided(_) => self.fold_closing(envelope),
+            Event::ReportedUpward(_)
+            | Event::UpwardFeedbackReceived(_)
+            | Event::UpwardAcknowledged(_)
+            | Event::ReminderSent(_)
+            | Event::PreBreachWarned(_)
+            | Event::DeadlineMissed(_)
+            | Event::Escalated(_)
+            | Event::WhistleBlown(_)
+            | Event::DepartmentReported(_)
+            | Event::DepartmentReleased(_)
+            | Event::DepartmentRated(_) => self.fold_oversight(envelope),
+            // Its effect is the refold of `correction.rs`, which records it through `record`.
+            Event::EventCorrected(_) => {}
+            // The correction lives in the contact store; the history below records it.
+            Event::ContactCorrected(_) => {}
+            Event::PublicTextModerated(e) => {
+                self.moderation = Some(super::Moderation {
+                    action: e.moderation,
+                    redacted_text: e.redacted_text.clone(),
+                });
+            }
+            Event::MediaAttached(e) => self.attachments.push(e.into()),
+            Event::ReferenceDataRecorded(_)
+            | Event::DailyDigestRecorded(_)
+            | Event::RateReportPublished(_)
+            | Event::RateReportFeedbackRecorded(_) => {}
+            // Folded by `Participants::apply` above; no stage change.
+            Event::RequestAssigned(_)
+            | Event::AssistanceSignedFor(_)
+            | Event::AssistanceReturned(_)
+            | Event::AssistanceAbsenceRecorded(_) => {}
+            // Folded by `apply_links` above (a merge sets the stage there).
+            Event::LinkedToOriginal(_) | Event::DuplicateRecorded(_) => {}
+        }
+        let moved_stage = self.stage != stage_before;
+        self.record(envelope, moved_stage);
+    }
+
+    /// Intake, acceptance, decline and classification.
+    fn fold_registration(&mut self, envelope: &EventEnvelope) {
+        let at = envelope.occurred_at;
         match &envelope.event {
             Event::RequestReceived(e) => {
                 self.intake = Some(Intake {
@@ -85,6 +157,13 @@ impl Request {
                     self.stage = Stage::Classified;
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Direct, proxy and referral handling up to work in progress.
+    fn fold_handling(&mut self, envelope: &EventEnvelope) {
+        match &envelope.event {
             Event::DirectHandlingStarted(_) => {
                 self.handling = Some(Handling::Direct);
                 self.stage = Stage::DirectHandling;
@@ -140,6 +219,14 @@ impl Request {
                     r.assistance_reported.insert(e.department.clone());
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// The completion clock: extensions, pauses, termination, re-stamped deadlines.
+    fn fold_clock(&mut self, envelope: &EventEnvelope) {
+        let at = envelope.occurred_at;
+        match &envelope.event {
             Event::ExtensionRequested(e) => self.extensions.pending = Some(e.working_days),
             Event::ExtensionGranted(e) => {
                 let days = self.extensions.pending.take().unwrap_or(0);
@@ -166,24 +253,15 @@ impl Request {
             Event::TerminationRequested(_) => self.stage = Stage::TerminationPending,
             Event::TerminationApproved(_) => {}
             Event::TerminationDenied(_) => self.stage = Stage::InProgress,
-            Event::ReportedUpward(e) => self.upward.push(UpwardReport {
-                report_id: e.report_id,
-                level: e.level,
-                open: true,
-                acknowledged: false,
-            }),
-            Event::UpwardFeedbackReceived(e) => {
-                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id)
-                    && super::decide::feedback_closes(e.kind)
-                {
-                    r.open = false;
-                }
-            }
-            Event::UpwardAcknowledged(e) => {
-                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id) {
-                    r.acknowledged = true;
-                }
-            }
+            Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
+            _ => {}
+        }
+    }
+
+    /// The reply, its review, the callback, the rating and its appeal, reopening, archiving.
+    fn fold_closing(&mut self, envelope: &EventEnvelope) {
+        let at = envelope.occurred_at;
+        match &envelope.event {
             Event::ResultReplied(e) => {
                 self.reply = Some(ReplyState {
                     outcome: e.outcome,
@@ -195,11 +273,7 @@ impl Request {
                 self.callback_refused = false;
                 self.stage = Stage::Replied;
             }
-            Event::ReplyReviewed(e) => {
-                if e.approved {
-                    self.stage = Stage::AwaitingCallback;
-                }
-            }
+            Event::ReplyReviewed(e) if e.approved => self.stage = Stage::AwaitingCallback,
             Event::CallbackAttempted(e) => {
                 self.callback_attempts = e.attempt;
                 self.resident_reached |= e.reached;
@@ -226,6 +300,42 @@ impl Request {
                 self.stage = Stage::InProgress;
             }
             Event::Archived(_) => self.stage = Stage::Archived,
+            Event::RatingAppealed(_) => {
+                if let Some(r) = &mut self.rating {
+                    r.appeal = Some(AppealState::Pending);
+                }
+            }
+            Event::AppealDecided(e) => {
+                if let Some(r) = &mut self.rating {
+                    r.appeal = Some(AppealState::Decided { upheld: e.upheld });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Upward reports, supervision firings and escalation, whistles (吹哨).
+    fn fold_oversight(&mut self, envelope: &EventEnvelope) {
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::ReportedUpward(e) => self.upward.push(UpwardReport {
+                report_id: e.report_id,
+                level: e.level,
+                open: true,
+                acknowledged: false,
+            }),
+            Event::UpwardFeedbackReceived(e) => {
+                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id)
+                    && super::decide::feedback_closes(e.kind)
+                {
+                    r.open = false;
+                }
+            }
+            Event::UpwardAcknowledged(e) => {
+                if let Some(r) = self.upward.iter_mut().find(|r| r.report_id == e.report_id) {
+                    r.acknowledged = true;
+                }
+            }
             Event::ReminderSent(e) => {
                 self.supervision
                     .fired
@@ -269,42 +379,8 @@ impl Request {
                     s.rating_event = Some(id);
                 }
             }
-            Event::RatingAppealed(_) => {
-                if let Some(r) = &mut self.rating {
-                    r.appeal = Some(AppealState::Pending);
-                }
-            }
-            Event::AppealDecided(e) => {
-                if let Some(r) = &mut self.rating {
-                    r.appeal = Some(AppealState::Decided { upheld: e.upheld });
-                }
-            }
-            // Its effect is the refold of `correction.rs`, which records it through `record`.
-            Event::EventCorrected(_) => {}
-            Event::DeadlinesRestamped(e) => self.deadlines = Some(e.deadlines.clone()),
-            // The correction lives in the contact store; the history below records it.
-            Event::ContactCorrected(_) => {}
-            Event::PublicTextModerated(e) => {
-                self.moderation = Some(super::Moderation {
-                    action: e.moderation,
-                    redacted_text: e.redacted_text.clone(),
-                });
-            }
-            Event::MediaAttached(e) => self.attachments.push(e.into()),
-            Event::ReferenceDataRecorded(_)
-            | Event::DailyDigestRecorded(_)
-            | Event::RateReportPublished(_)
-            | Event::RateReportFeedbackRecorded(_) => {}
-            // Folded by `Participants::apply` above; no stage change.
-            Event::RequestAssigned(_)
-            | Event::AssistanceSignedFor(_)
-            | Event::AssistanceReturned(_)
-            | Event::AssistanceAbsenceRecorded(_) => {}
-            // Folded by `apply_links` above (a merge sets the stage there).
-            Event::LinkedToOriginal(_) | Event::DuplicateRecorded(_) => {}
+            _ => {}
         }
-        let moved_stage = self.stage != stage_before;
-        self.record(envelope, moved_stage);
     }
 
     /// Records an event in the history (and the version) without further effect.
