@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tests::app::{Store, TestApp, actors, external_id, intake_document, spawn_app_with};
 
-use crate::e2e_supervision::{events, get_json, ok, refused};
+use crate::e2e_supervision::{events, get_json, ok, refused, wait_caught_up};
 use crate::unit_delivery::{Hook, unit_messages, wait_until};
 
 const RULES: &str = r#"
@@ -85,6 +85,7 @@ async fn routing_rules_choose_record_and_deliver(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let (catalogue, channels) = reference_files(dir.path(), &lead, &assisting);
     let app = spawn_app_with(store, |config| {
+        config.projections.enabled = true;
         config.policy.catalogue_file = Some(catalogue);
         config.notify.poll_interval_ms = 50;
         config.notify.channels_file = Some(channels);
@@ -176,6 +177,30 @@ async fn routing_rules_choose_record_and_deliver(store: Store) {
     assert_eq!(
         routing_of(&referrals),
         json!({"rule": "um-sq-0101", "overridden": true, "override_reason": reason})
+    );
+
+    // The new lead's worklist says which rule was overridden.
+    wait_caught_up(&app).await;
+    let market = "handler-ma;department_handler;market-regulation";
+    let (status, list) = get_json(
+        &app,
+        "/api/v1/worklists/departments/market-regulation",
+        market,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let row = list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|r| r["request_id"] == id.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("listed for market regulation: {list}"));
+    assert_eq!(
+        (
+            row["routing_rule"].as_str(),
+            row["routing_overridden"].as_bool()
+        ),
+        (Some("um-sq-0101"), Some(true)),
+        "{row}"
     );
 
     // Auto-dispatch: classified in the rule's grid, the request is dispatched in the same commit.

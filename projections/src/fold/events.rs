@@ -63,6 +63,7 @@ impl RequestState {
             Event::ReferredToDepartment(e) => {
                 self.referred_at.get_or_insert(at);
                 self.lead_department = Some(e.lead_department.clone());
+                self.routing = e.routing.as_ref().map(|r| (r.rule.clone(), r.overridden));
                 self.referrals.retain(|r| r.number != e.referral_number);
                 self.referrals.push(Referral {
                     number: e.referral_number,

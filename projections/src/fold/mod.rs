@@ -128,6 +128,10 @@ pub struct RequestState {
     pub due_moves: Vec<DueMove>,
     /// Lead department of the latest referral.
     pub lead_department: Option<String>,
+    /// The latest referral's routing decision (rule, overridden); absent before routing rules
+    /// and in states stored before it was folded.
+    #[serde(default)]
+    pub routing: Option<(String, bool)>,
     /// First referral at.
     pub referred_at: Option<Ts>,
     /// First sign-off at.
@@ -255,6 +259,7 @@ impl RequestState {
             classifications: Vec::new(),
             due_moves: Vec::new(),
             lead_department: None,
+            routing: None,
             referred_at: None,
             signed_at: None,
             engaged_at: None,
@@ -410,6 +415,8 @@ impl RequestState {
             referral_returns: self.referral_returns,
             escalation_level: self.escalation_level.clone(),
             merged_into: self.merged_into.map(|o| o.to_string()),
+            routing_rule: self.routing.as_ref().map(|(rule, _)| rule.clone()),
+            routing_overridden: self.routing.as_ref().map(|(_, overridden)| *overridden),
             last_position: self.last_position as i64,
             paused_since: self.paused_since,
             reminded_at: self.marks.reminded_at,

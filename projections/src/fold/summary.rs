@@ -83,6 +83,10 @@ pub struct Summary {
     /// The original this request was merged into (并案); a merged duplicate is no separate
     /// request for the on-time, completion and satisfaction rates.
     pub merged_into: Option<String>,
+    /// The routing rule that proposed the latest referral's units (docs/routing.md).
+    pub routing_rule: Option<String>,
+    /// The dispatcher chose other units than that rule proposed.
+    pub routing_overridden: Option<bool>,
     /// Not a column: in a department's worklist or overdue list, that department's own part
     /// when it assists or is summoned there rather than leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]

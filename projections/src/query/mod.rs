@@ -38,7 +38,7 @@ first_contact_at, responded_at, replied_at, reply_outcome, rated_at, archived_at
 completion_due_at, due_at, response_on_time, completed_on_time, handling_seconds, overdue, is_open, \
 dispatched, satisfaction, resolution, rating_excluded, reopen_count, referral_returns, escalation_level, \
 last_position, paused_since, satisfaction_excluded, reminded_at, warned_at, marked_overdue_at, \
-escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time, merged_into, micro_grid";
+escalated_at, lat, lon, requested_item, answers, assignee, assignee_unit, callback_attempts, callback_at, callback_on_time, merged_into, micro_grid, routing_rule, routing_overridden";
 
 fn req<T>(v: Option<T>, col: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -111,6 +111,8 @@ fn summary_from_row(r: &Row) -> Result<Summary, sqlx::Error> {
         callback_on_time: r.bool(59)?,
         merged_into: r.text(60)?,
         micro_grid: r.text(61)?,
+        routing_rule: r.text(62)?,
+        routing_overridden: r.bool(63)?,
         part: None,
     })
 }

@@ -477,6 +477,8 @@ const SUMMARY_NAMES: &[&str] = &[
     "callback_on_time",
     "merged_into",
     "micro_grid",
+    "routing_rule",
+    "routing_overridden",
 ];
 
 /// One `request_summary` row in [`SUMMARY_NAMES`] order.
@@ -544,5 +546,7 @@ fn summary_values(s: Summary) -> Vec<Val> {
         s.callback_on_time.into(),
         s.merged_into.into(),
         s.micro_grid.into(),
+        s.routing_rule.into(),
+        s.routing_overridden.into(),
     ]
 }
