@@ -302,11 +302,7 @@ impl Policy {
     /// unknown item.
     pub fn route(&self, item: &str, location: &GridPath) -> Option<RoutingProposal> {
         let entry = self.catalogue.item(item)?;
-        Some(
-            self.catalogue
-                .routing()
-                .propose(entry, location, &self.directory),
-        )
+        Some(self.catalogue.routing().propose(entry, location))
     }
 
     /// The (response, completion) limits for `item` at `urgency`, before lane shortening:

@@ -60,7 +60,9 @@ enum Subject {
 pub struct RoutingRule {
     id: String,
     subject: Subject,
-    area: Option<String>,
+    /// The area's code and its depth in the grid tree (1 street … 4 micro-grid), resolved
+    /// once at load.
+    area: Option<(String, u8)>,
     lead: String,
     assisting: Vec<String>,
     auto_dispatch: bool,
@@ -108,11 +110,13 @@ impl RoutingTable {
                 (None, Some(c)) => Subject::Category(c.clone()),
                 (None, None) => Subject::Everything,
             };
-            if let Some(area) = &raw.area
-                && directory.area_depth(area).is_none()
-            {
-                return fail("area", format!("unknown grid-tree code {area:?}"));
-            }
+            let area = match &raw.area {
+                None => None,
+                Some(code) => match directory.area_depth(code) {
+                    Some(depth) => Some((code.clone(), depth)),
+                    None => return fail("area", format!("unknown grid-tree code {code:?}")),
+                },
+            };
             if !directory.knows_department(&raw.lead) {
                 return fail("lead", format!("unknown department {:?}", raw.lead));
             }
@@ -131,7 +135,7 @@ impl RoutingTable {
             table.rules.push(RoutingRule {
                 id: raw.id.clone(),
                 subject,
-                area: raw.area.clone(),
+                area,
                 lead: raw.lead.clone(),
                 assisting: raw.assisting.clone(),
                 auto_dispatch: raw.auto_dispatch,
@@ -152,17 +156,12 @@ impl RoutingTable {
 
     /// The proposal for a request under `item` located at `location`: the most specific
     /// matching rule's, else the item's lead department as a non-binding suggestion.
-    pub fn propose(
-        &self,
-        item: &Item,
-        location: &GridPath,
-        directory: &Directory,
-    ) -> RoutingProposal {
+    pub fn propose(&self, item: &Item, location: &GridPath) -> RoutingProposal {
         let matched = self
             .rules
             .iter()
             .filter(|r| r.subject_matches(item))
-            .filter_map(|r| r.area_depth(location, directory).map(|depth| (depth, r)))
+            .filter_map(|r| r.area_depth(location).map(|depth| (depth, r)))
             .max_by_key(|(depth, r)| (*depth, r.subject.clone()));
         match matched {
             Some((_, rule)) => RoutingProposal {
@@ -193,11 +192,11 @@ impl RoutingRule {
     }
 
     /// How deep the rule's area is when it contains `location` (0: everywhere), else `None`.
-    fn area_depth(&self, location: &GridPath, directory: &Directory) -> Option<u8> {
-        let Some(area) = &self.area else {
+    fn area_depth(&self, location: &GridPath) -> Option<u8> {
+        let Some((code, depth)) = &self.area else {
             return Some(0);
         };
-        let inside = [
+        [
             Some(&location.street),
             Some(&location.community),
             Some(&location.grid),
@@ -205,8 +204,8 @@ impl RoutingRule {
         ]
         .into_iter()
         .flatten()
-        .any(|code| code == area);
-        inside.then(|| directory.area_depth(area)).flatten()
+        .any(|c| c == code)
+        .then_some(*depth)
     }
 }
 

@@ -41,9 +41,7 @@ fn at(street: &str, community: &str, grid: &str, micro: Option<&str>) -> GridPat
 }
 
 fn proposed(c: &Catalogue, item: &str, place: &GridPath) -> (String, String, Vec<String>, bool) {
-    let p = c
-        .routing()
-        .propose(c.item(item).expect("item"), place, &Directory::builtin());
+    let p = c.routing().propose(c.item(item).expect("item"), place);
     (p.rule, p.lead, p.assisting, p.binding)
 }
 

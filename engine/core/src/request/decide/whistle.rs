@@ -7,8 +7,8 @@ use schemas::command::{
     AppealRating, BlowWhistle, DecideAppeal, RateDepartment, ReleaseFromWhistle, ReportToWhistle,
 };
 
-use super::super::AppealState;
 use super::super::authorize::not_addressed;
+use super::super::{AppealState, Summoned};
 use super::*;
 
 impl Request {
@@ -87,17 +87,7 @@ impl Request {
         &self,
         c: &ReleaseFromWhistle,
     ) -> Result<Vec<Event>, Refusal> {
-        let whistle = self
-            .whistle()
-            .ok_or(Refusal::NothingPending { what: "whistle" })?;
-        let summoned =
-            whistle
-                .departments
-                .get(&c.department)
-                .ok_or_else(|| Refusal::UnknownReference {
-                    field: "department",
-                    value: c.department.clone(),
-                })?;
+        let summoned = self.summoned_to_whistle(&c.department)?;
         if !summoned.awaited() {
             return Err(Refusal::AlreadyRecorded {
                 what: "whistle_report",
@@ -118,17 +108,7 @@ impl Request {
     ) -> Result<Vec<Event>, Refusal> {
         let kind = CommandKind::RateDepartment;
         self.check_community(ctx.actor, kind)?;
-        let whistle = self
-            .whistle()
-            .ok_or(Refusal::NothingPending { what: "whistle" })?;
-        let summoned =
-            whistle
-                .departments
-                .get(&c.department)
-                .ok_or_else(|| Refusal::UnknownReference {
-                    field: "department",
-                    value: c.department.clone(),
-                })?;
+        let summoned = self.summoned_to_whistle(&c.department)?;
         if summoned.reported.is_none() {
             return Err(Refusal::InvalidField {
                 field: "department",
@@ -194,5 +174,20 @@ impl Request {
             upheld: c.upheld,
             reason: c.reason.clone(),
         })])
+    }
+
+    /// The department's summons on the latest whistle: `nothing_pending` without a whistle,
+    /// `unknown_reference` (`department`) when the whistle did not summon it.
+    fn summoned_to_whistle(&self, department: &str) -> Result<&Summoned, Refusal> {
+        let whistle = self
+            .whistle()
+            .ok_or(Refusal::NothingPending { what: "whistle" })?;
+        whistle
+            .departments
+            .get(department)
+            .ok_or_else(|| Refusal::UnknownReference {
+                field: "department",
+                value: department.to_string(),
+            })
     }
 }
