@@ -99,6 +99,9 @@ pub enum CalendarError {
         #[source]
         source: std::io::Error,
     },
+    /// A required flag is blank.
+    #[error("{0} must not be blank")]
+    Blank(&'static str),
     /// The file is not a valid calendar or conflicts with the calendar in force.
     #[error("{0}")]
     Invalid(#[source] engine_core::policy::LoadError),
@@ -173,11 +176,11 @@ async fn load(
     by: &crate::audit::reference::Attribution,
     now: Timestamp,
 ) -> Result<(), CalendarError> {
-    if by.actor.id.is_empty() || by.reason.as_deref().is_none_or(str::is_empty) {
-        return Err(CalendarError::Io {
-            path: file.to_path_buf(),
-            source: std::io::Error::other("--actor and --reason must not be blank"),
-        });
+    if by.actor.id.is_empty() {
+        return Err(CalendarError::Blank("--actor"));
+    }
+    if by.reason.as_deref().is_none_or(str::is_empty) {
+        return Err(CalendarError::Blank("--reason"));
     }
     let io = |path: &Path| {
         let path = path.to_path_buf();
