@@ -108,10 +108,23 @@ tests::on_both_stores!(coverage_is_watched_and_deadlines_marked);
 /// Runs the `bianmin` binary on `data_dir` without blocking the test's runtime (the in-process
 /// app's log connections must keep running while the process waits for their locks).
 async fn bianmin(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
+    bianmin_with(data_dir, &[], args).await
+}
+
+/// Runs `bianmin --data-dir <data_dir> <args>` on the embedded store with `envs` set; returns
+/// the exit code, stdout and stderr.
+pub(crate) async fn bianmin_with(
+    data_dir: &Path,
+    envs: &[(&str, &std::ffi::OsStr)],
+    args: &[&str],
+) -> (i32, String, String) {
     let output = Command::new(bianmin_binary())
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("BIANMIN_NATS_URL")
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .output()
         .await

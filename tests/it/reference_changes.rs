@@ -11,26 +11,25 @@ use engine_log::EventLog;
 use engine_service::audit::reference::{self, ReferenceRecord};
 use schemas::event::ReferenceKind;
 use tests::faults::bianmin_binary;
+
+use crate::calendar_coverage::bianmin_with;
 use tokio::process::Command;
 
 /// Runs `bianmin` on `data_dir` with the catalogue file `catalogue`.
 async fn bianmin(data_dir: &Path, catalogue: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(bianmin_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("BIANMIN_POLICY__CATALOGUE_FILE", catalogue)
-        .env_remove("BIANMIN_NATS_URL")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("bianmin runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let env = [("BIANMIN_POLICY__CATALOGUE_FILE", catalogue.as_os_str())];
+    bianmin_with(data_dir, &env, args).await
+}
+
+/// `bianmin policy record --actor <actor> --reason <reason>`.
+async fn record(
+    data_dir: &Path,
+    catalogue: &Path,
+    actor: &str,
+    reason: &str,
+) -> (i32, String, String) {
+    let args = ["policy", "record", "--actor", actor, "--reason", reason];
+    bianmin(data_dir, catalogue, &args).await
 }
 
 async fn catalogue_history(data_dir: &Path) -> Vec<ReferenceRecord> {
@@ -67,44 +66,15 @@ async fn an_operator_records_a_catalogue_change_with_reason_content_and_diff() {
     std::fs::write(&file, catalogue("local.1", 3)).unwrap();
 
     // Blank flags are refused and record nothing.
-    let (code, out, err) = bianmin(
-        &data,
-        &file,
-        &["policy", "record", "--actor", " ", "--reason", "x"],
-    )
-    .await;
+    let (code, out, err) = record(&data, &file, " ", "x").await;
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("--actor must not be blank"), "{err}");
 
-    let (code, out, err) = bianmin(
-        &data,
-        &file,
-        &[
-            "policy",
-            "record",
-            "--actor",
-            "ops-zhang",
-            "--reason",
-            "the district's own limits",
-        ],
-    )
-    .await;
+    let (code, out, err) = record(&data, &file, "ops-zhang", "the district's own limits").await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("recorded Catalogue local.1"), "{out}");
     // Again: nothing changed.
-    let (code, out, _) = bianmin(
-        &data,
-        &file,
-        &[
-            "policy",
-            "record",
-            "--actor",
-            "ops-zhang",
-            "--reason",
-            "again",
-        ],
-    )
-    .await;
+    let (code, out, _) = record(&data, &file, "ops-zhang", "again").await;
     assert_eq!(
         (code, out.trim()),
         (0, "nothing changed since the last record")
@@ -113,12 +83,7 @@ async fn an_operator_records_a_catalogue_change_with_reason_content_and_diff() {
     // Street vending gets five days: one line differs.
     std::fs::write(&file, catalogue("local.2", 5)).unwrap();
     let reason = "区政府常务会议纪要 2026-41: five working days for street vending";
-    let (code, out, err) = bianmin(
-        &data,
-        &file,
-        &["policy", "record", "--actor", "ops-li", "--reason", reason],
-    )
-    .await;
+    let (code, out, err) = record(&data, &file, "ops-li", reason).await;
     assert_eq!(code, 0, "{out}{err}");
     let history = catalogue_history(&data).await;
     let [first, second] = &history[..] else {
