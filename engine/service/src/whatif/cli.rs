@@ -20,30 +20,7 @@ pub enum PolicyCommand {
     /// Fold a period of the log under a proposed profile into a scratch projection and show
     /// every rate and ranking figure next to the recorded one, with the delta. Nothing live
     /// changes. What is re-derived: docs/whatif.md.
-    Whatif {
-        /// The proposed profile file (TOML, as in `deploy/policy/profiles/`).
-        #[arg(long)]
-        profile: PathBuf,
-        /// Start (inclusive): RFC 3339, or a day `YYYY-MM-DD` (midnight, Asia/Shanghai).
-        #[arg(long, value_parser = parse_time)]
-        from: Timestamp,
-        /// End (exclusive), same forms; deadlines are judged at this instant.
-        #[arg(long, value_parser = parse_time)]
-        to: Timestamp,
-        /// Period grain: day, week or month.
-        #[arg(long, default_value = "month", value_parser = parse_period)]
-        period: Period,
-        /// Group the rates by these dimensions too (comma-separated).
-        #[arg(long, default_value = "")]
-        group_by: String,
-        /// Proposed composite weights, `response=10,resolution=45,satisfaction=45,bottom_up=0`
-        /// (absent keys 0 when any is given); the deployment's when absent.
-        #[arg(long, value_parser = parse_weights)]
-        weights: Option<Weights>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
+    Whatif(WhatifArgs),
     /// Record the reference data the configuration puts in force (catalogue, profile,
     /// calendars, directory, grid polygons, unit channels, role grants) as an operator's
     /// change, with a reason: each changed file's content and a diff from the last recorded
@@ -57,6 +34,33 @@ pub enum PolicyCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// The flags of `bianmin policy whatif`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WhatifArgs {
+    /// The proposed profile file (TOML, as in `deploy/policy/profiles/`).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Start (inclusive): RFC 3339, or a day `YYYY-MM-DD` (midnight, Asia/Shanghai).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Timestamp,
+    /// End (exclusive), same forms; deadlines are judged at this instant.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Timestamp,
+    /// Period grain: day, week or month.
+    #[arg(long, default_value = "month", value_parser = parse_period)]
+    pub period: Period,
+    /// Group the rates by these dimensions too (comma-separated).
+    #[arg(long, default_value = "")]
+    pub group_by: String,
+    /// Proposed composite weights, `response=10,resolution=45,satisfaction=45,bottom_up=0`
+    /// (absent keys 0 when any is given); the deployment's when absent.
+    #[arg(long, value_parser = parse_weights)]
+    pub weights: Option<Weights>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Why a `bianmin policy` command failed.
@@ -127,52 +131,50 @@ impl PolicyCommand {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            PolicyCommand::Whatif { .. } => Ok(self.whatif(config).await?),
+            PolicyCommand::Whatif(args) => Ok(whatif_command(args, config).await?),
         }
     }
+}
 
-    async fn whatif(&self, config: &Config) -> Result<ExitCode, ReportError> {
-        let PolicyCommand::Whatif {
-            profile,
-            from,
-            to,
-            period,
-            group_by,
-            weights,
-            json,
-        } = self
-        else {
-            return Ok(ExitCode::SUCCESS);
-        };
-        let profile_text = std::fs::read_to_string(profile)
-            .map_err(|e| ReportError::invalid("profile", format!("{}: {e}", profile.display())))?;
-        let spec = WhatIfSpec {
-            profile_name: profile.display().to_string(),
-            profile_text,
-            from: *from,
-            to: *to,
-            period: *period,
-            group_by: parse_dims(group_by)
-                .map_err(|e| ReportError::invalid("group_by", e.to_string()))?,
-            weights: *weights,
-        };
-        let policy = crate::policy_files::load_policy(&config.policy)
-            .map_err(|e| ReportError::Projections(format!("reference data: {e}")))?;
-        let assessment = crate::read_models::assessment(config, &policy);
-        let (log, _nats) = crate::log_open::open_log(config)
-            .await
-            .map_err(|e| ReportError::Projections(format!("opening the event log: {e}")))?;
-        let progress = bar("folding the period twice");
-        let report = whatif(&log, &policy, &assessment, &spec, Some(&progress)).await?;
-        if *json {
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|e| ReportError::Projections(e.to_string()))?;
-            println!("{text}");
-        } else {
-            print!("{}", render(&report));
-        }
-        Ok(ExitCode::SUCCESS)
+/// `bianmin policy whatif`: folds the period twice and prints the comparison.
+async fn whatif_command(args: &WhatifArgs, config: &Config) -> Result<ExitCode, ReportError> {
+    let WhatifArgs {
+        profile,
+        from,
+        to,
+        period,
+        group_by,
+        weights,
+        json,
+    } = args;
+    let profile_text = std::fs::read_to_string(profile)
+        .map_err(|e| ReportError::invalid("profile", format!("{}: {e}", profile.display())))?;
+    let spec = WhatIfSpec {
+        profile_name: profile.display().to_string(),
+        profile_text,
+        from: *from,
+        to: *to,
+        period: *period,
+        group_by: parse_dims(group_by)
+            .map_err(|e| ReportError::invalid("group_by", e.to_string()))?,
+        weights: *weights,
+    };
+    let policy = crate::policy_files::load_policy(&config.policy)
+        .map_err(|e| ReportError::Projections(format!("reference data: {e}")))?;
+    let assessment = crate::read_models::assessment(config, &policy);
+    let (log, _nats) = crate::log_open::open_log(config)
+        .await
+        .map_err(|e| ReportError::Projections(format!("opening the event log: {e}")))?;
+    let progress = bar("folding the period twice");
+    let report = whatif(&log, &policy, &assessment, &spec, Some(&progress)).await?;
+    if *json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| ReportError::Projections(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&report));
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
